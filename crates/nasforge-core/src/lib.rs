@@ -1,0 +1,21 @@
+//! # nasforge-core
+//!
+//! The parts of nasforge that need no deep-learning engine: search spaces ([`space`]), the
+//! network IR with its cost model ([`netspec`]), ask/tell search strategies ([`strategy`]),
+//! studies and their storage ([`study`]), and tabular benchmarks ([`tabular`], [`bench`]).
+//!
+//! ```
+//! use nasforge_core::space::{Nb201Space, Space};
+//! let space = Nb201Space::new();
+//! let arch = space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|").unwrap();
+//! assert_eq!(space.decode(&arch).unwrap().params(), 1_531_546);
+//! ```
+
+#![warn(missing_docs)]
+
+mod error;
+pub mod netspec;
+pub mod rng;
+pub mod space;
+
+pub use error::{Error, Result};

@@ -1,0 +1,143 @@
+//! The MLP space for tabular data: depth, a width per layer, one activation, dropout and
+//! batch norm on or off.
+
+use super::{Arch, Choice, Space, SpaceParams};
+use crate::netspec::{NetSpec, NetSpecBuilder, Op};
+use crate::{Error, Result};
+
+/// The activations the space offers.
+pub const MLP_ACTIVATIONS: [&str; 4] = ["relu", "gelu", "tanh", "silu"];
+
+/// The MLP space. Parameters: `max_depth` (4), `widths` (32,64,128,256,512), `dropouts`
+/// (0,0.1,0.2,0.3,0.5), `input` (features, 64), `classes` (outputs, 10).
+///
+/// Choices: `depth` (1..max_depth), `width_1`..`width_<max_depth>` (only the first `depth` are
+/// active), `activation`, `dropout`, `batch_norm`.
+#[derive(Clone, Debug)]
+pub struct MlpSpace {
+    choices: Vec<Choice>,
+    max_depth: usize,
+    widths: Vec<usize>,
+    dropouts: Vec<f64>,
+    features: usize,
+    classes: usize,
+}
+
+impl MlpSpace {
+    /// The space with its default sizes.
+    pub fn new() -> Self {
+        Self::from_params(&SpaceParams::new()).expect("defaults are valid")
+    }
+
+    /// The space with sizes from `params`.
+    pub fn from_params(params: &SpaceParams) -> Result<Self> {
+        let max_depth = params.usize("max_depth", 4)?;
+        let widths = params.usize_list("widths", &[32, 64, 128, 256, 512])?;
+        let dropout_labels = params.str_list("dropouts", &["0", "0.1", "0.2", "0.3", "0.5"])?;
+        let input = params.input_shape(&[64])?;
+        let classes = params.usize("classes", 10)?;
+        params.finish("mlp")?;
+        let mut dropouts = Vec::new();
+        for d in &dropout_labels {
+            match d.parse::<f64>() {
+                Ok(p) if (0.0..1.0).contains(&p) => dropouts.push(p),
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "space parameter `dropouts`: `{d}` is not a probability in [0, 1)"
+                    )))
+                }
+            }
+        }
+        let features = input.iter().product();
+        let depth_labels: Vec<String> = (1..=max_depth).map(|d| d.to_string()).collect();
+        let width_labels: Vec<String> = widths.iter().map(|w| w.to_string()).collect();
+        let mut choices = vec![Choice::new("depth", &depth_labels)];
+        for l in 1..=max_depth {
+            choices.push(Choice::new(format!("width_{l}"), &width_labels));
+        }
+        choices.push(Choice::new("activation", &MLP_ACTIVATIONS));
+        choices.push(Choice::new("dropout", &dropout_labels));
+        choices.push(Choice::new("batch_norm", &["off", "on"]));
+        Ok(MlpSpace {
+            choices,
+            max_depth,
+            widths,
+            dropouts,
+            features,
+            classes,
+        })
+    }
+}
+
+impl Default for MlpSpace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Space for MlpSpace {
+    fn name(&self) -> &str {
+        "mlp"
+    }
+
+    fn choices(&self) -> &[Choice] {
+        &self.choices
+    }
+
+    fn is_active(&self, values: &[u16], i: usize) -> bool {
+        // width_l (choice l) exists only for l <= depth (depth value d means d + 1 layers).
+        !(1..=self.max_depth).contains(&i) || i <= values[0] as usize + 1
+    }
+
+    fn params_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "max_depth": self.max_depth,
+            "widths": self.widths,
+            "dropouts": self.dropouts,
+            "input": self.features,
+            "classes": self.classes,
+        })
+    }
+
+    fn decode(&self, arch: &Arch) -> Result<NetSpec> {
+        let v = arch.values();
+        let depth = v[0] as usize + 1;
+        let act = match MLP_ACTIVATIONS[v[self.max_depth + 1] as usize] {
+            "relu" => Op::Relu,
+            "gelu" => Op::Gelu,
+            "tanh" => Op::Tanh,
+            _ => Op::Silu,
+        };
+        let dropout = self.dropouts[v[self.max_depth + 2] as usize];
+        let bn = v[self.max_depth + 3] == 1;
+        let mut b = NetSpecBuilder::new(&[self.features])?;
+        let mut x = b.input();
+        for l in 1..=depth {
+            b.set_scope(format!("layer{l}"));
+            let width = self.widths[v[l] as usize];
+            x = b.push(
+                Op::Linear {
+                    out_features: width,
+                    bias: !bn,
+                },
+                &[x],
+            )?;
+            if bn {
+                x = b.bn(x)?;
+            }
+            x = b.push(act.clone(), &[x])?;
+            if dropout > 0.0 {
+                x = b.push(Op::Dropout { p: dropout }, &[x])?;
+            }
+        }
+        b.set_scope("head");
+        let out = b.push(
+            Op::Linear {
+                out_features: self.classes,
+                bias: true,
+            },
+            &[x],
+        )?;
+        Ok(b.finish(out))
+    }
+}

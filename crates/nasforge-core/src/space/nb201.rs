@@ -1,0 +1,248 @@
+//! The NAS-Bench-201 cell space (Dong & Yang, ICLR 2020).
+//!
+//! A cell is a DAG of 4 nodes; each of its 6 edges `j <- i` (i < j) carries one of five ops.
+//! The network: a 3x3 conv + BN stem, three stages of N cells with C, 2C, 4C channels, a
+//! residual reduction block between stages, then BN-ReLU, global average pooling and a linear
+//! classifier.
+
+use super::{Arch, Choice, Space, SpaceParams};
+use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
+use crate::{Error, Result};
+
+/// The five NAS-Bench-201 ops, in the benchmark's order.
+pub const NB201_OPS: [&str; 5] = [
+    "none",
+    "skip_connect",
+    "nor_conv_1x1",
+    "nor_conv_3x3",
+    "avg_pool_3x3",
+];
+
+/// The edges `(to, from)` in the order of the benchmark's string form.
+const EDGES: [(usize, usize); 6] = [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)];
+
+/// The NAS-Bench-201 space. Parameters: `channels` (C, 16), `cells` (N per stage, 5),
+/// `input` (HxWxC, 32x32x3), `classes` (10).
+#[derive(Clone, Debug)]
+pub struct Nb201Space {
+    choices: Vec<Choice>,
+    channels: usize,
+    cells: usize,
+    input: [usize; 3],
+    classes: usize,
+}
+
+impl Nb201Space {
+    /// The space with its published sizes.
+    pub fn new() -> Self {
+        Self::from_params(&SpaceParams::new()).expect("defaults are valid")
+    }
+
+    /// The space with sizes from `params`.
+    pub fn from_params(params: &SpaceParams) -> Result<Self> {
+        let channels = params.usize("channels", 16)?;
+        let cells = params.usize("cells", 5)?;
+        let input = params.input_shape(&[32, 32, 3])?;
+        let classes = params.usize("classes", 10)?;
+        params.finish("nb201")?;
+        if input.len() != 3 {
+            return Err(Error::invalid(
+                "space `nb201` needs an image input HxWxC, for example input=32x32x3",
+            ));
+        }
+        let choices = EDGES
+            .iter()
+            .map(|(to, from)| Choice::new(format!("edge_{to}_{from}"), &NB201_OPS))
+            .collect();
+        Ok(Nb201Space {
+            choices,
+            channels,
+            cells,
+            input: [input[2], input[0], input[1]],
+            classes,
+        })
+    }
+
+    fn edge_op(&self, b: &mut NetSpecBuilder, x: NodeId, op: u16) -> Result<NodeId> {
+        let c = b.channels(x);
+        match NB201_OPS[op as usize] {
+            "none" => b.push(Op::Zero { stride: 1 }, &[x]),
+            "skip_connect" => b.push(Op::Identity, &[x]),
+            "nor_conv_1x1" => relu_conv_bn(b, x, c, 1, 1, 0),
+            "nor_conv_3x3" => relu_conv_bn(b, x, c, 3, 1, 1),
+            "avg_pool_3x3" => b.push(
+                Op::AvgPool {
+                    kernel: 3,
+                    stride: 1,
+                    padding: 1,
+                    count_include_pad: false,
+                },
+                &[x],
+            ),
+            other => unreachable!("unknown nb201 op {other}"),
+        }
+    }
+}
+
+impl Default for Nb201Space {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// ReLU -> conv (no bias) -> BN, the convolution unit of NAS-Bench-201 and DARTS.
+pub(crate) fn relu_conv_bn(
+    b: &mut NetSpecBuilder,
+    x: NodeId,
+    out: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> Result<NodeId> {
+    let r = b.relu(x)?;
+    let c = b.conv(r, out, k, stride, pad)?;
+    b.bn(c)
+}
+
+impl Space for Nb201Space {
+    fn name(&self) -> &str {
+        "nb201"
+    }
+
+    fn choices(&self) -> &[Choice] {
+        &self.choices
+    }
+
+    fn params_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "channels": self.channels,
+            "cells": self.cells,
+            "input": format!("{}x{}x{}", self.input[1], self.input[2], self.input[0]),
+            "classes": self.classes,
+        })
+    }
+
+    /// `|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`, NAS-Bench-201's own form.
+    fn format(&self, arch: &Arch) -> String {
+        let v = arch.values();
+        let op = |i: usize| NB201_OPS[v[i] as usize];
+        format!(
+            "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|",
+            op(0),
+            op(1),
+            op(2),
+            op(3),
+            op(4),
+            op(5)
+        )
+    }
+
+    fn parse(&self, text: &str) -> Result<Arch> {
+        let example = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|";
+        let bad = |why: String| {
+            Error::invalid(format!(
+                "`{text}` is not a NAS-Bench-201 cell: {why}; expected the form {example}"
+            ))
+        };
+        let nodes: Vec<&str> = text.trim().split('+').collect();
+        if nodes.len() != 3 {
+            return Err(bad(format!(
+                "found {} node groups separated by `+`, expected 3",
+                nodes.len()
+            )));
+        }
+        let mut values = Vec::with_capacity(6);
+        for (j, group) in nodes.iter().enumerate() {
+            let g = group.trim();
+            let inner = g
+                .strip_prefix('|')
+                .and_then(|s| s.strip_suffix('|'))
+                .ok_or_else(|| bad(format!("node group `{g}` must start and end with `|`")))?;
+            let edges: Vec<&str> = inner.split('|').collect();
+            if edges.len() != j + 1 {
+                return Err(bad(format!(
+                    "node {} takes {} edges, found {}",
+                    j + 1,
+                    j + 1,
+                    edges.len()
+                )));
+            }
+            for (i, e) in edges.iter().enumerate() {
+                let (op, from) = e
+                    .split_once('~')
+                    .ok_or_else(|| bad(format!("edge `{e}` is not `op~input`")))?;
+                if from.parse::<usize>().ok() != Some(i) {
+                    return Err(bad(format!(
+                        "edge `{e}` of node {} should read from node {i}",
+                        j + 1
+                    )));
+                }
+                let k = NB201_OPS.iter().position(|o| *o == op).ok_or_else(|| {
+                    bad(format!(
+                        "`{op}` is not an op; choose one of {}",
+                        NB201_OPS.join(", ")
+                    ))
+                })?;
+                values.push(k as u16);
+            }
+        }
+        self.arch_from_values(&values)
+    }
+
+    fn decode(&self, arch: &Arch) -> Result<NetSpec> {
+        let mut b = NetSpecBuilder::new(&self.input)?;
+        let c = self.channels;
+        b.set_scope("stem");
+        let x = b.conv(0, c, 3, 1, 1)?;
+        let mut x = b.bn(x)?;
+        let v = arch.values();
+        for stage in 0..3 {
+            let width = c << stage;
+            if stage > 0 {
+                b.set_scope(format!("reduce{stage}"));
+                // ResNet basic block with stride 2 and an avg-pool + 1x1 conv shortcut.
+                let a = relu_conv_bn(&mut b, x, width, 3, 2, 1)?;
+                let a = relu_conv_bn(&mut b, a, width, 3, 1, 1)?;
+                let p = b.push(
+                    Op::AvgPool {
+                        kernel: 2,
+                        stride: 2,
+                        padding: 0,
+                        count_include_pad: false,
+                    },
+                    &[x],
+                )?;
+                let s = b.conv(p, width, 1, 1, 0)?;
+                x = b.add(&[a, s])?;
+            }
+            for cell in 0..self.cells {
+                let scope = format!("stage{stage}/cell{cell}");
+                let mut nodes = vec![x];
+                for to in 1..4 {
+                    let mut terms = Vec::new();
+                    for (e, &(t, from)) in EDGES.iter().enumerate() {
+                        if t == to {
+                            b.set_scope(format!("{scope}/edge_{to}_{from}"));
+                            terms.push(self.edge_op(&mut b, nodes[from], v[e])?);
+                        }
+                    }
+                    b.set_scope(format!("{scope}/node{to}"));
+                    nodes.push(b.add(&terms)?);
+                }
+                x = nodes[3];
+            }
+        }
+        b.set_scope("head");
+        let x = b.bn(x)?;
+        let x = b.relu(x)?;
+        let x = b.push(Op::GlobalAvgPool, &[x])?;
+        let out = b.push(
+            Op::Linear {
+                out_features: self.classes,
+                bias: true,
+            },
+            &[x],
+        )?;
+        Ok(b.finish(out))
+    }
+}

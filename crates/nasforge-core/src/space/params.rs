@@ -1,0 +1,144 @@
+//! Size parameters of a space (channels, cells, input shape, classes, option lists), given as
+//! `key=value` strings from the command line or a config file.
+
+use crate::{Error, Result};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// `key=value` parameters for a space. Each space reads the keys it knows with typed getters
+/// and then calls [`SpaceParams::finish`], which rejects any key nobody read (a typo, most often).
+#[derive(Clone, Debug, Default)]
+pub struct SpaceParams {
+    values: BTreeMap<String, String>,
+    read: RefCell<BTreeSet<String>>,
+}
+
+impl SpaceParams {
+    /// No parameters: every space's published defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses `key=value` strings (as given to `--space-param`).
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self> {
+        let mut p = SpaceParams::new();
+        for item in items {
+            let item = item.as_ref();
+            let (k, v) = item.split_once('=').ok_or_else(|| {
+                Error::invalid(format!(
+                    "space parameter `{item}` is not `key=value` (for example `channels=16`)"
+                ))
+            })?;
+            p.set(k.trim(), v.trim());
+        }
+        Ok(p)
+    }
+
+    /// Sets one parameter.
+    pub fn set(&mut self, key: &str, value: impl ToString) -> &mut Self {
+        self.values.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// All parameters as given.
+    pub fn entries(&self) -> &BTreeMap<String, String> {
+        &self.values
+    }
+
+    fn raw(&self, key: &str) -> Option<&str> {
+        self.read.borrow_mut().insert(key.to_string());
+        self.values.get(key).map(String::as_str)
+    }
+
+    /// A positive integer parameter.
+    pub fn usize(&self, key: &str, default: usize) -> Result<usize> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| bad(key, v, "a positive integer")),
+        }
+    }
+
+    /// A list of positive integers, comma or `x` separated (`16,32,64`; `32x32x3`).
+    pub fn usize_list(&self, key: &str, default: &[usize]) -> Result<Vec<usize>> {
+        match self.raw(key) {
+            None => Ok(default.to_vec()),
+            Some(v) => {
+                let items: Option<Vec<usize>> = v
+                    .split([',', 'x'])
+                    .map(|s| s.trim().parse::<usize>().ok().filter(|&n| n > 0))
+                    .collect();
+                match items {
+                    Some(list) if !list.is_empty() => Ok(list),
+                    _ => Err(bad(key, v, "positive integers separated by `,` or `x`")),
+                }
+            }
+        }
+    }
+
+    /// A list of labels, comma separated.
+    pub fn str_list(&self, key: &str, default: &[&str]) -> Result<Vec<String>> {
+        match self.raw(key) {
+            None => Ok(default.iter().map(|s| s.to_string()).collect()),
+            Some(v) => {
+                let list: Vec<String> = v
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if list.is_empty() {
+                    Err(bad(key, v, "a comma-separated list"))
+                } else {
+                    Ok(list)
+                }
+            }
+        }
+    }
+
+    /// The input shape as `H x W x C` (image) or a single number of features.
+    pub fn input_shape(&self, default: &[usize]) -> Result<Vec<usize>> {
+        let v = self.usize_list("input", default)?;
+        match v.len() {
+            1 | 3 => Ok(v),
+            _ => Err(Error::invalid(format!(
+                "space parameter `input` must be HxWxC (for example 32x32x3) or a feature count, got {} numbers",
+                v.len()
+            ))),
+        }
+    }
+
+    /// Fails if any parameter was never read by the space: it does not exist there.
+    pub fn finish(&self, space: &str) -> Result<()> {
+        let read = self.read.borrow();
+        let unknown: Vec<&str> = self
+            .values
+            .keys()
+            .filter(|k| !read.contains(*k))
+            .map(String::as_str)
+            .collect();
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            let mut known: Vec<&str> = read.iter().map(String::as_str).collect();
+            known.sort();
+            Err(Error::invalid(format!(
+                "space `{space}` has no parameter {}; its parameters are: {}",
+                unknown
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                known.join(", ")
+            )))
+        }
+    }
+}
+
+fn bad(key: &str, value: &str, want: &str) -> Error {
+    Error::invalid(format!(
+        "space parameter `{key}={value}` is invalid: expected {want}"
+    ))
+}

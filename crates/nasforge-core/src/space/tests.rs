@@ -1,0 +1,176 @@
+use super::*;
+
+fn all_spaces() -> Vec<Box<dyn Space>> {
+    SPACE_NAMES
+        .iter()
+        .map(|n| build(n, &SpaceParams::new()).unwrap())
+        .collect()
+}
+
+#[test]
+fn nb201_published_counts() {
+    let s = Nb201Space::new();
+    let conv = s
+        .parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+        .unwrap();
+    let net = s.decode(&conv).unwrap();
+    assert_eq!(net.params(), 1_531_546);
+    assert_eq!((net.macs() as f64 / 1e6 * 100.0).round() / 100.0, 220.12);
+    let none = s
+        .parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+        .unwrap();
+    let net = s.decode(&none).unwrap();
+    assert_eq!(net.params(), 73_306);
+    assert_eq!((net.macs() as f64 / 1e6 * 100.0).round() / 100.0, 7.78);
+    assert_eq!(net.output_shape(), &[10]);
+}
+
+#[test]
+fn nb201_string_round_trip_and_errors() {
+    let s = Nb201Space::new();
+    let text = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|";
+    let a = s.parse(text).unwrap();
+    assert_eq!(s.format(&a), text);
+    assert_eq!(a.values(), &[3, 3, 4, 1, 3, 1]);
+    for bad in [
+        "",
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|",
+        "|conv~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+        "|nor_conv_3x3~1|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+    ] {
+        let err = s.parse(bad).unwrap_err().to_string();
+        assert!(err.contains("NAS-Bench-201"), "{err}");
+    }
+}
+
+#[test]
+fn nb201_enumerates_all_cells() {
+    let s = Nb201Space::new();
+    assert_eq!(s.combinations(), 15_625);
+    let keys: HashSet<String> = (0..15_625u128)
+        .map(|i| s.key(&s.arch_at(i).unwrap()))
+        .collect();
+    assert_eq!(keys.len(), 15_625);
+}
+
+#[test]
+fn darts_v2_genotype_round_trip_and_size() {
+    let s = DartsSpace::new();
+    // DARTS (second order) as published; its evaluation network has 3.35 M parameters.
+    let v2 = "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])";
+    let a = s.parse(v2).unwrap();
+    let again = s.parse(&s.format(&a)).unwrap();
+    assert_eq!(a, again);
+    let net = s.decode(&a).unwrap();
+    assert_eq!(net.params(), 3_349_342);
+    assert_eq!(net.output_shape(), &[10]);
+    assert!(s
+        .parse(&v2.replace("('dil_conv_3x3', 2)", "('skip_connect', 0)"))
+        .is_err());
+    assert!(s
+        .parse(&v2.replace("normal_concat=[2, 3, 4, 5]", "normal_concat=[4, 5]"))
+        .is_err());
+    assert!(s.parse("Genotype(normal=[])").is_err());
+}
+
+#[test]
+fn every_space_round_trips_text_and_json_and_decodes() {
+    for s in all_spaces() {
+        let mut rng = Rng::new(11);
+        for _ in 0..20 {
+            let a = s.sample(&mut rng);
+            assert_eq!(s.parse(&s.format(&a)).unwrap(), a, "{}", s.name());
+            assert_eq!(s.from_json(&s.to_json(&a)).unwrap(), a, "{}", s.name());
+            let net = s.decode(&a).unwrap();
+            assert!(net.params() > 0, "{}", s.name());
+            assert_eq!(
+                s.encode(&a).len(),
+                s.choices().iter().map(|c| c.options.len()).sum::<usize>()
+            );
+        }
+    }
+}
+
+#[test]
+fn mutation_and_neighbours_change_exactly_one_active_choice() {
+    for s in all_spaces() {
+        let mut rng = Rng::new(5);
+        for _ in 0..20 {
+            let a = s.sample(&mut rng);
+            let m = s.mutate(&a, &mut rng);
+            assert_ne!(m, a, "{}", s.name());
+            let ns = s.neighbours(&a);
+            assert!(!ns.is_empty());
+            let unique: HashSet<&Arch> = ns.iter().collect();
+            assert_eq!(unique.len(), ns.len(), "{}: duplicate neighbours", s.name());
+            for n in &ns {
+                assert_ne!(n, &a);
+                // The first differing choice was active in `a`: the only one the move changed.
+                let first = (0..a.values().len())
+                    .find(|&i| a.values()[i] != n.values()[i])
+                    .unwrap();
+                assert!(s.is_active(a.values(), first));
+            }
+        }
+    }
+    assert_eq!(
+        Nb201Space::new()
+            .neighbours(&Nb201Space::new().sample(&mut Rng::new(1)))
+            .len(),
+        24
+    );
+}
+
+#[test]
+fn mlp_inactive_widths_are_canonical() {
+    let s = MlpSpace::new();
+    let a = s
+        .parse("depth=2,width_1=64,width_2=128,activation=relu,dropout=0.1,batch_norm=on")
+        .unwrap();
+    let b = s.arch_from_values(&[1, 1, 2, 4, 4, 0, 1, 1]).unwrap();
+    assert_eq!(a, b, "widths beyond the depth do not matter");
+    let net = s.decode(&a).unwrap();
+    assert_eq!(net.params(), 64 * 64 + 128 + 64 * 128 + 256 + 128 * 10 + 10);
+    let err = s
+        .parse("depth=2,width_1=64,activation=relu,dropout=0.1,batch_norm=on")
+        .unwrap_err();
+    assert!(err.to_string().contains("width_2"), "{err}");
+}
+
+#[test]
+fn crossover_takes_each_choice_from_a_parent() {
+    for s in all_spaces() {
+        let mut rng = Rng::new(9);
+        let (a, b) = (s.sample(&mut rng), s.sample(&mut rng));
+        let c = s.crossover(&a, &b, &mut rng);
+        for i in 0..c.values().len() {
+            if s.is_active(c.values(), i) {
+                assert!(
+                    c.values()[i] == a.values()[i]
+                        || c.values()[i] == b.values()[i]
+                        || !s.is_active(a.values(), i)
+                        || !s.is_active(b.values(), i)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn space_params_size_the_network_and_reject_unknown_keys() {
+    let p = SpaceParams::parse(&["channels=8", "cells=1", "input=8x8x1"]).unwrap();
+    let s = build("nb201", &p).unwrap();
+    let net = s.decode(&s.sample(&mut Rng::new(0))).unwrap();
+    assert_eq!(net.input_shape(), &[1, 8, 8]);
+    let err = build("nb201", &SpaceParams::parse(&["chanels=8"]).unwrap())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("chanels"));
+    assert!(build("nope", &SpaceParams::new()).is_err());
+    // Small inputs work for every image space.
+    for name in ["darts", "macro"] {
+        let p = SpaceParams::parse(&["input=8x8x1", "classes=10"]).unwrap();
+        let s = build(name, &p).unwrap();
+        s.decode(&s.sample(&mut Rng::new(3))).unwrap();
+    }
+}
