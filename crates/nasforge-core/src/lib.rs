@@ -13,9 +13,15 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 mod error;
 pub mod netspec;
+mod params;
 pub mod rng;
 pub mod space;
+pub mod strategy;
+pub mod study;
+pub mod tabular;
 
 pub use error::{Error, Result};
+pub use params::Params;

@@ -1,1 +1,47 @@
-fn main() {}
+//! `nasforge`: neural architecture search from the command line.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Neural architecture search: search spaces, strategies, and tabular benchmarks.
+#[derive(Parser)]
+#[command(name = "nasforge", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a search study (stored in a run directory; `--resume` continues it).
+    Search(cmd::search::SearchArgs),
+    /// Compare strategies on a tabular benchmark over many seeds.
+    Bench(cmd::bench::BenchArgs),
+    /// Show an architecture: parameters, MACs, op counts and a diagram.
+    Show(cmd::show::ShowArgs),
+}
+
+/// Exit codes (README): 0 ok, 1 failure, 2 bad input.
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Search(a) => cmd::search::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
+        Command::Show(a) => cmd::show::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let bad_input = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<nasforge_core::Error>(),
+                    Some(nasforge_core::Error::Invalid(_)) | Some(nasforge_core::Error::Io { .. })
+                ) || c.downcast_ref::<cmd::BadInput>().is_some()
+            });
+            ExitCode::from(if bad_input { 2 } else { 1 })
+        }
+    }
+}

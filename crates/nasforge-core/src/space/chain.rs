@@ -6,8 +6,9 @@
 //! max-pooled through the same reductions and projected with a 1x1 conv + BN. A 2x2 max pool
 //! halves the resolution before the layers at layers/3 and 2*layers/3.
 
-use super::{Arch, Choice, Space, SpaceParams};
+use super::{Arch, Choice, Space};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
+use crate::params::Params;
 use crate::{Error, Result};
 
 /// The layer ops. The first four are convolutions and take the layer's width choice; pooling and
@@ -40,11 +41,11 @@ pub struct MacroSpace {
 impl MacroSpace {
     /// The space with its default sizes.
     pub fn new() -> Self {
-        Self::from_params(&SpaceParams::new()).expect("defaults are valid")
+        Self::from_params(&Params::new()).expect("defaults are valid")
     }
 
     /// The space with sizes from `params`.
-    pub fn from_params(params: &SpaceParams) -> Result<Self> {
+    pub fn from_params(params: &Params) -> Result<Self> {
         let layers = params.usize("layers", 12)?;
         let widths = params.usize_list("widths", &[16, 32, 64])?;
         let stem = params.usize("stem", 16)?;

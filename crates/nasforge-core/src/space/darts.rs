@@ -7,8 +7,9 @@
 //! distinct cell has exactly one arch.
 
 use super::nb201::relu_conv_bn;
-use super::{option_index, Arch, Choice, Space, SpaceParams};
+use super::{option_index, Arch, Choice, Space};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
+use crate::params::Params;
 use crate::{Error, Result};
 
 /// The DARTS ops (without `none`, which a derived genotype never holds).
@@ -40,11 +41,11 @@ pub struct DartsSpace {
 impl DartsSpace {
     /// The space with its published sizes (the CIFAR-10 evaluation network).
     pub fn new() -> Self {
-        Self::from_params(&SpaceParams::new()).expect("defaults are valid")
+        Self::from_params(&Params::new()).expect("defaults are valid")
     }
 
     /// The space with sizes from `params`.
-    pub fn from_params(params: &SpaceParams) -> Result<Self> {
+    pub fn from_params(params: &Params) -> Result<Self> {
         let channels = params.usize("channels", 36)?;
         let layers = params.usize("layers", 20)?;
         let input = params.input_shape(&[32, 32, 3])?;

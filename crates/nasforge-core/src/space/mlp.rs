@@ -1,8 +1,9 @@
 //! The MLP space for tabular data: depth, a width per layer, one activation, dropout and
 //! batch norm on or off.
 
-use super::{Arch, Choice, Space, SpaceParams};
+use super::{Arch, Choice, Space};
 use crate::netspec::{NetSpec, NetSpecBuilder, Op};
+use crate::params::Params;
 use crate::{Error, Result};
 
 /// The activations the space offers.
@@ -26,11 +27,11 @@ pub struct MlpSpace {
 impl MlpSpace {
     /// The space with its default sizes.
     pub fn new() -> Self {
-        Self::from_params(&SpaceParams::new()).expect("defaults are valid")
+        Self::from_params(&Params::new()).expect("defaults are valid")
     }
 
     /// The space with sizes from `params`.
-    pub fn from_params(params: &SpaceParams) -> Result<Self> {
+    pub fn from_params(params: &Params) -> Result<Self> {
         let max_depth = params.usize("max_depth", 4)?;
         let widths = params.usize_list("widths", &[32, 64, 128, 256, 512])?;
         let dropout_labels = params.str_list("dropouts", &["0", "0.1", "0.2", "0.3", "0.5"])?;
@@ -43,7 +44,7 @@ impl MlpSpace {
                 Ok(p) if (0.0..1.0).contains(&p) => dropouts.push(p),
                 _ => {
                     return Err(Error::invalid(format!(
-                        "space parameter `dropouts`: `{d}` is not a probability in [0, 1)"
+                        "parameter `dropouts`: `{d}` is not a probability in [0, 1)"
                     )))
                 }
             }

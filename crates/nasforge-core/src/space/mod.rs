@@ -10,13 +10,12 @@ mod chain;
 mod darts;
 mod mlp;
 mod nb201;
-mod params;
 
+pub use crate::params::Params;
 pub use chain::MacroSpace;
 pub use darts::DartsSpace;
 pub use mlp::MlpSpace;
 pub use nb201::Nb201Space;
-pub use params::SpaceParams;
 
 use crate::netspec::NetSpec;
 use crate::rng::Rng;
@@ -372,7 +371,7 @@ pub(crate) fn option_index(choice: &Choice, label: &str) -> Result<usize> {
 pub const SPACE_NAMES: &[&str] = &["nb201", "darts", "macro", "mlp"];
 
 /// Builds a registered space by name with its parameters (each space's defaults fill the rest).
-pub fn build(name: &str, params: &SpaceParams) -> Result<Box<dyn Space>> {
+pub fn build(name: &str, params: &Params) -> Result<Box<dyn Space>> {
     let space: Box<dyn Space> = match name {
         "nb201" => Box::new(Nb201Space::from_params(params)?),
         "darts" => Box::new(DartsSpace::from_params(params)?),

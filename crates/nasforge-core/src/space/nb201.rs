@@ -5,8 +5,9 @@
 //! residual reduction block between stages, then BN-ReLU, global average pooling and a linear
 //! classifier.
 
-use super::{Arch, Choice, Space, SpaceParams};
+use super::{Arch, Choice, Space};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
+use crate::params::Params;
 use crate::{Error, Result};
 
 /// The five NAS-Bench-201 ops, in the benchmark's order.
@@ -35,11 +36,11 @@ pub struct Nb201Space {
 impl Nb201Space {
     /// The space with its published sizes.
     pub fn new() -> Self {
-        Self::from_params(&SpaceParams::new()).expect("defaults are valid")
+        Self::from_params(&Params::new()).expect("defaults are valid")
     }
 
     /// The space with sizes from `params`.
-    pub fn from_params(params: &SpaceParams) -> Result<Self> {
+    pub fn from_params(params: &Params) -> Result<Self> {
         let channels = params.usize("channels", 16)?;
         let cells = params.usize("cells", 5)?;
         let input = params.input_shape(&[32, 32, 3])?;

@@ -3,7 +3,7 @@ use super::*;
 fn all_spaces() -> Vec<Box<dyn Space>> {
     SPACE_NAMES
         .iter()
-        .map(|n| build(n, &SpaceParams::new()).unwrap())
+        .map(|n| build(n, &Params::new()).unwrap())
         .collect()
 }
 
@@ -158,18 +158,18 @@ fn crossover_takes_each_choice_from_a_parent() {
 
 #[test]
 fn space_params_size_the_network_and_reject_unknown_keys() {
-    let p = SpaceParams::parse(&["channels=8", "cells=1", "input=8x8x1"]).unwrap();
+    let p = Params::parse(&["channels=8", "cells=1", "input=8x8x1"]).unwrap();
     let s = build("nb201", &p).unwrap();
     let net = s.decode(&s.sample(&mut Rng::new(0))).unwrap();
     assert_eq!(net.input_shape(), &[1, 8, 8]);
-    let err = build("nb201", &SpaceParams::parse(&["chanels=8"]).unwrap())
+    let err = build("nb201", &Params::parse(&["chanels=8"]).unwrap())
         .err()
         .unwrap();
     assert!(err.to_string().contains("chanels"));
-    assert!(build("nope", &SpaceParams::new()).is_err());
+    assert!(build("nope", &Params::new()).is_err());
     // Small inputs work for every image space.
     for name in ["darts", "macro"] {
-        let p = SpaceParams::parse(&["input=8x8x1", "classes=10"]).unwrap();
+        let p = Params::parse(&["input=8x8x1", "classes=10"]).unwrap();
         let s = build(name, &p).unwrap();
         s.decode(&s.sample(&mut Rng::new(3))).unwrap();
     }

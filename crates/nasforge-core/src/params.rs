@@ -1,32 +1,41 @@
-//! Size parameters of a space (channels, cells, input shape, classes, option lists), given as
-//! `key=value` strings from the command line or a config file.
+//! `key=value` parameters of a space (channels, cells, input shape, classes, option lists) or
+//! a strategy (population size, ...), as given on the command line or in a config file.
 
 use crate::{Error, Result};
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 
-/// `key=value` parameters for a space. Each space reads the keys it knows with typed getters
-/// and then calls [`SpaceParams::finish`], which rejects any key nobody read (a typo, most often).
-#[derive(Clone, Debug, Default)]
-pub struct SpaceParams {
+/// `key=value` parameters for a space or strategy. Each reads the keys it knows with typed getters
+/// and then calls [`Params::finish`], which rejects any key nobody read (a typo, most often).
+#[derive(Debug, Default)]
+pub struct Params {
     values: BTreeMap<String, String>,
-    read: RefCell<BTreeSet<String>>,
+    read: Mutex<BTreeSet<String>>,
 }
 
-impl SpaceParams {
-    /// No parameters: every space's published defaults.
+impl Clone for Params {
+    fn clone(&self) -> Self {
+        Params {
+            values: self.values.clone(),
+            read: Mutex::new(self.read_keys().clone()),
+        }
+    }
+}
+
+impl Params {
+    /// No parameters: the published defaults.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Parses `key=value` strings (as given to `--space-param`).
+    /// Parses `key=value` strings (as given to `--space-param` or `--strategy-param`).
     pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Self> {
-        let mut p = SpaceParams::new();
+        let mut p = Params::new();
         for item in items {
             let item = item.as_ref();
             let (k, v) = item.split_once('=').ok_or_else(|| {
                 Error::invalid(format!(
-                    "space parameter `{item}` is not `key=value` (for example `channels=16`)"
+                    "parameter `{item}` is not `key=value` (for example `channels=16`)"
                 ))
             })?;
             p.set(k.trim(), v.trim());
@@ -45,8 +54,12 @@ impl SpaceParams {
         &self.values
     }
 
+    fn read_keys(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.read.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn raw(&self, key: &str) -> Option<&str> {
-        self.read.borrow_mut().insert(key.to_string());
+        self.read_keys().insert(key.to_string());
         self.values.get(key).map(String::as_str)
     }
 
@@ -59,6 +72,18 @@ impl SpaceParams {
                 .ok()
                 .filter(|&n| n > 0)
                 .ok_or_else(|| bad(key, v, "a positive integer")),
+        }
+    }
+
+    /// A float parameter in `[lo, hi]`.
+    pub fn f64_in(&self, key: &str, default: f64, lo: f64, hi: f64) -> Result<f64> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|x| (lo..=hi).contains(x))
+                .ok_or_else(|| bad(key, v, &format!("a number in [{lo}, {hi}]"))),
         }
     }
 
@@ -104,15 +129,15 @@ impl SpaceParams {
         match v.len() {
             1 | 3 => Ok(v),
             _ => Err(Error::invalid(format!(
-                "space parameter `input` must be HxWxC (for example 32x32x3) or a feature count, got {} numbers",
+                "parameter `input` must be HxWxC (for example 32x32x3) or a feature count, got {} numbers",
                 v.len()
             ))),
         }
     }
 
-    /// Fails if any parameter was never read by the space: it does not exist there.
-    pub fn finish(&self, space: &str) -> Result<()> {
-        let read = self.read.borrow();
+    /// Fails if any parameter was never read by `owner` (a space or strategy): it does not exist there.
+    pub fn finish(&self, owner: &str) -> Result<()> {
+        let read = self.read_keys();
         let unknown: Vec<&str> = self
             .values
             .keys()
@@ -125,7 +150,7 @@ impl SpaceParams {
             let mut known: Vec<&str> = read.iter().map(String::as_str).collect();
             known.sort();
             Err(Error::invalid(format!(
-                "space `{space}` has no parameter {}; its parameters are: {}",
+                "`{owner}` has no parameter {}; its parameters are: {}",
                 unknown
                     .iter()
                     .map(|k| format!("`{k}`"))
@@ -139,6 +164,6 @@ impl SpaceParams {
 
 fn bad(key: &str, value: &str, want: &str) -> Error {
     Error::invalid(format!(
-        "space parameter `{key}={value}` is invalid: expected {want}"
+        "parameter `{key}={value}` is invalid: expected {want}"
     ))
 }

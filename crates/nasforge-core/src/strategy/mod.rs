@@ -1,0 +1,210 @@
+//! Search strategies behind one ask/tell interface.
+//!
+//! A [`Strategy`] proposes archs ([`Strategy::ask`]) and learns from their scores
+//! ([`Strategy::tell`]). It never touches tensors and never evaluates anything itself, so the
+//! same object drives a study in one process, across workers, or replayed against a tabular
+//! benchmark. Scores are always "higher is better"; the study negates minimised objectives.
+//!
+//! Every strategy is seeded at construction and draws randomness only from its own [`Rng`], and
+//! none re-proposes an arch the [`History`] already holds (evaluated or in flight).
+
+mod evolution;
+mod grid;
+mod local_search;
+mod random;
+
+pub use evolution::RegularizedEvolution;
+pub use grid::GridSearch;
+pub use local_search::LocalSearch;
+pub use random::RandomSearch;
+
+use crate::params::Params;
+use crate::rng::Rng;
+use crate::space::{Arch, Space};
+use crate::{Error, Result};
+use std::collections::HashMap;
+
+/// What a study knows: every arch asked so far and, once told, its score.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    scores: HashMap<Arch, Option<f64>>,
+    order: Vec<Arch>,
+    best: Option<(Arch, f64)>,
+}
+
+impl History {
+    /// An empty history.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether `arch` was asked before (evaluated, failed or still in flight).
+    pub fn contains(&self, arch: &Arch) -> bool {
+        self.scores.contains_key(arch)
+    }
+
+    /// The score of `arch`, if it was evaluated successfully.
+    pub fn score(&self, arch: &Arch) -> Option<f64> {
+        self.scores.get(arch).copied().flatten()
+    }
+
+    /// Records that `arch` was asked (its result is pending).
+    pub fn mark_asked(&mut self, arch: &Arch) {
+        if !self.scores.contains_key(arch) {
+            self.scores.insert(arch.clone(), None);
+            self.order.push(arch.clone());
+        }
+    }
+
+    /// Records the outcome of `arch`: its score, or `None` for a failed or pruned trial.
+    pub fn record(&mut self, arch: &Arch, score: Option<f64>) {
+        self.mark_asked(arch);
+        if let Some(s) = score {
+            *self.scores.get_mut(arch).expect("just inserted") = Some(s);
+            if self.best.as_ref().is_none_or(|(_, b)| s > *b) {
+                self.best = Some((arch.clone(), s));
+            }
+        }
+    }
+
+    /// How many distinct archs were asked.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether nothing was asked yet.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// The best arch so far and its score.
+    pub fn best(&self) -> Option<(&Arch, f64)> {
+        self.best.as_ref().map(|(a, s)| (a, *s))
+    }
+
+    /// The archs in the order they were asked.
+    pub fn archs(&self) -> &[Arch] {
+        &self.order
+    }
+}
+
+/// An ask/tell search strategy. See the [module docs](self).
+pub trait Strategy: Send {
+    /// The registry name.
+    fn name(&self) -> &'static str;
+
+    /// The next arch to evaluate, never one that `history` holds; `None` when the space is
+    /// exhausted.
+    fn ask(&mut self, space: &dyn Space, history: &History) -> Option<Arch>;
+
+    /// The outcome of an arch this strategy proposed: its score (higher is better), or `None`
+    /// when the trial failed or was pruned.
+    fn tell(&mut self, space: &dyn Space, arch: &Arch, score: Option<f64>, history: &History);
+}
+
+/// A description of a registered strategy, for `--help` texts and docs.
+pub struct StrategyInfo {
+    /// The name to ask for it by.
+    pub name: &'static str,
+    /// Other accepted names.
+    pub aliases: &'static [&'static str],
+    /// One line on what it does and its parameters.
+    pub summary: &'static str,
+}
+
+/// Every registered strategy.
+pub const STRATEGIES: &[StrategyInfo] = &[
+    StrategyInfo {
+        name: "random",
+        aliases: &[],
+        summary: "uniform random sampling without repeats",
+    },
+    StrategyInfo {
+        name: "grid",
+        aliases: &[],
+        summary: "every arch once, in a seeded shuffled order (exhaustive where the space is finite)",
+    },
+    StrategyInfo {
+        name: "rea",
+        aliases: &["evolution", "regularized-evolution"],
+        summary: "regularized (aging) evolution; parameters population (20), sample_size (10)",
+    },
+    StrategyInfo {
+        name: "ls",
+        aliases: &["local-search"],
+        summary: "first-improvement local search from the best with random restarts; parameters init (10), restart (1)",
+    },
+];
+
+/// Builds a registered strategy by name (or alias) with a seed and its parameters; a parameter
+/// the strategy does not read is an error.
+pub fn build(name: &str, seed: u64, params: &Params) -> Result<Box<dyn Strategy>> {
+    let strategy = build_lenient(name, seed, params)?;
+    params.finish(strategy.name())?;
+    Ok(strategy)
+}
+
+/// Checks that every name is a registered strategy and that every parameter is read by at least
+/// one of them (for runs that compare several strategies with shared parameters).
+pub fn check(names: &[String], params: &Params) -> Result<()> {
+    for name in names {
+        build_lenient(name, 0, params)?;
+    }
+    params.finish(&names.join(", "))
+}
+
+/// Like [`build`], but ignores parameters the strategy does not read.
+pub fn build_lenient(name: &str, seed: u64, params: &Params) -> Result<Box<dyn Strategy>> {
+    let info = STRATEGIES
+        .iter()
+        .find(|s| s.name == name || s.aliases.contains(&name))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "unknown strategy `{name}`; choose one of: {}",
+                STRATEGIES
+                    .iter()
+                    .map(|s| s.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+    Ok(match info.name {
+        "random" => Box::new(RandomSearch::new(seed)),
+        "grid" => Box::new(GridSearch::new(seed)),
+        "rea" => Box::new(RegularizedEvolution::new(
+            seed,
+            params.usize("population", 20)?,
+            params.usize("sample_size", 10)?,
+        )?),
+        "ls" => Box::new(LocalSearch::new(
+            seed,
+            params.usize("init", 10)?,
+            params.usize("restart", 1)?,
+        )),
+        _ => unreachable!("registered above"),
+    })
+}
+
+/// A uniformly random arch that `history` does not hold, or `None` if every arch is taken.
+///
+/// Rejection sampling first; after many collisions (a nearly exhausted small space) it scans
+/// the enumeration from a random position, so it terminates and finds the last free arch.
+pub fn random_unseen(space: &dyn Space, history: &History, rng: &mut Rng) -> Option<Arch> {
+    for _ in 0..64 {
+        let a = space.sample(rng);
+        if !history.contains(&a) {
+            return Some(a);
+        }
+    }
+    let n = space.combinations();
+    let start = rng.below_u128(n);
+    let limit = n.min(50_000_000);
+    (0..limit).find_map(|k| {
+        space
+            .arch_at((start + k) % n)
+            .filter(|a| !history.contains(a))
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,292 @@
+//! SQLite storage: the embedded default. One file per run directory, in WAL mode so readers
+//! (the dashboard, `nasforge status`) never block the search, and writes are transactions so a
+//! crash never leaves a half-written trial.
+
+use super::storage::{FinishedTrial, NewTrial, Storage, StudyRecord};
+use super::{now, Fidelity, Trial, TrialState};
+use crate::{Error, Result};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::Path;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS studies (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trials (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    number INTEGER NOT NULL,
+    arch_key TEXT NOT NULL,
+    arch TEXT NOT NULL,
+    fidelity TEXT NOT NULL,
+    state TEXT NOT NULL,
+    value REAL,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    error TEXT,
+    worker TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    heartbeat_at REAL,
+    finished_at REAL,
+    UNIQUE (study_id, number)
+);
+CREATE INDEX IF NOT EXISTS trials_by_key ON trials (study_id, arch_key);
+CREATE TABLE IF NOT EXISTS intermediate (
+    trial_id INTEGER NOT NULL REFERENCES trials(id),
+    step INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (trial_id, step)
+);
+";
+
+/// A study database in one SQLite file.
+pub struct SqliteStorage {
+    conn: Connection,
+}
+
+impl SqliteStorage {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)
+            .map_err(|e| Error::Storage(format!("cannot open {}: {e}", path.display())))?;
+        Self::init(conn).map_err(|e| Error::Storage(format!("{}: {e}", path.display())))
+    }
+
+    /// A private in-memory database (tests, benchmarks).
+    pub fn in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self> {
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        let version: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match version {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    [SCHEMA_VERSION.to_string()],
+                )?;
+            }
+            Some(v) if v == SCHEMA_VERSION.to_string() => {}
+            Some(v) => {
+                return Err(Error::Storage(format!(
+                    "database schema version {v} is not the {SCHEMA_VERSION} this nasforge reads"
+                )))
+            }
+        }
+        Ok(SqliteStorage { conn })
+    }
+
+    fn study_id(&self, name: &str) -> Result<i64> {
+        self.conn
+            .query_row("SELECT id FROM studies WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or_else(|| Error::Storage(format!("no study named `{name}`")))
+    }
+
+    fn trial_id(&self, study: &str, number: u64) -> Result<i64> {
+        let sid = self.study_id(study)?;
+        self.conn
+            .query_row(
+                "SELECT id FROM trials WHERE study_id = ?1 AND number = ?2",
+                params![sid, number as i64],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| Error::Storage(format!("study `{study}` has no trial {number}")))
+    }
+
+    fn load_trials(&self, study: &str, number: Option<u64>) -> Result<Vec<Trial>> {
+        let sid = self.study_id(study)?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, number, arch_key, arch, fidelity, state, value, metrics, error, worker,
+                    created_at, started_at, heartbeat_at, finished_at
+             FROM trials WHERE study_id = ?1 AND (?2 IS NULL OR number = ?2) ORDER BY number",
+        )?;
+        let rows = stmt.query_map(params![sid, number.map(|n| n as i64)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, Option<f64>>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, Option<String>>(8)?,
+                r.get::<_, String>(9)?,
+                r.get::<_, f64>(10)?,
+                r.get::<_, Option<f64>>(11)?,
+                r.get::<_, Option<f64>>(12)?,
+                r.get::<_, Option<f64>>(13)?,
+            ))
+        })?;
+        let mut ids = Vec::new();
+        let mut trials = Vec::new();
+        for row in rows {
+            let (id, number, key, arch, fidelity, state, value, metrics, error, worker, c, s, h, f) =
+                row?;
+            let json = |what: &str, text: &str| -> Result<serde_json::Value> {
+                serde_json::from_str(text)
+                    .map_err(|e| Error::Storage(format!("trial {number}: bad {what} JSON: {e}")))
+            };
+            ids.push(id);
+            trials.push(Trial {
+                number: number as u64,
+                arch_key: key,
+                arch: json("arch", &arch)?,
+                fidelity: serde_json::from_value::<Fidelity>(json("fidelity", &fidelity)?)
+                    .map_err(|e| Error::Storage(format!("trial {number}: bad fidelity: {e}")))?,
+                state: TrialState::parse(&state)?,
+                value,
+                metrics: serde_json::from_value(json("metrics", &metrics)?)
+                    .map_err(|e| Error::Storage(format!("trial {number}: bad metrics: {e}")))?,
+                intermediate: Vec::new(),
+                error,
+                worker,
+                created_at: c,
+                started_at: s,
+                heartbeat_at: h,
+                finished_at: f,
+            });
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT step, value FROM intermediate WHERE trial_id = ?1 ORDER BY step",
+        )?;
+        for (id, t) in ids.iter().zip(trials.iter_mut()) {
+            t.intermediate = stmt
+                .query_map([id], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64, r.get::<_, f64>(1)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+        }
+        Ok(trials)
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Storage(format!("cannot encode JSON: {e}")))
+}
+
+impl Storage for SqliteStorage {
+    fn create_study(&mut self, record: &StudyRecord) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO studies (name, record) VALUES (?1, ?2)",
+                params![record.name, to_json(record)?],
+            )
+            .map_err(|e| Error::Storage(format!("cannot create study `{}`: {e}", record.name)))?;
+        Ok(())
+    }
+
+    fn study(&self, name: &str) -> Result<Option<StudyRecord>> {
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT record FROM studies WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        text.map(|t| {
+            serde_json::from_str(&t)
+                .map_err(|e| Error::Storage(format!("study `{name}`: bad record: {e}")))
+        })
+        .transpose()
+    }
+
+    fn studies(&self) -> Result<Vec<StudyRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT record FROM studies ORDER BY id")?;
+        let texts: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        texts
+            .iter()
+            .map(|t| {
+                serde_json::from_str(t)
+                    .map_err(|e| Error::Storage(format!("bad study record: {e}")))
+            })
+            .collect()
+    }
+
+    fn create_trial(&mut self, study: &str, t: &NewTrial) -> Result<u64> {
+        let sid = self.study_id(study)?;
+        let created = now();
+        let running = (t.state == TrialState::Running).then_some(created);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let number: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(number) + 1, 0) FROM trials WHERE study_id = ?1",
+            [sid],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO trials (study_id, number, arch_key, arch, fidelity, state, worker, created_at, started_at, heartbeat_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+            params![sid, number, t.arch_key, to_json(&t.arch)?, to_json(&t.fidelity)?, t.state.as_str(), t.worker, created, running],
+        )?;
+        tx.commit()?;
+        Ok(number as u64)
+    }
+
+    fn report(&mut self, study: &str, number: u64, step: u64, value: f64) -> Result<()> {
+        let id = self.trial_id(study, number)?;
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO intermediate (trial_id, step, value) VALUES (?1, ?2, ?3)",
+            params![id, step as i64, value],
+        )?;
+        tx.execute(
+            "UPDATE trials SET heartbeat_at = ?2 WHERE id = ?1",
+            params![id, now()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn heartbeat(&mut self, study: &str, number: u64) -> Result<()> {
+        let id = self.trial_id(study, number)?;
+        self.conn.execute(
+            "UPDATE trials SET heartbeat_at = ?2 WHERE id = ?1",
+            params![id, now()],
+        )?;
+        Ok(())
+    }
+
+    fn finish_trial(&mut self, study: &str, number: u64, end: &FinishedTrial) -> Result<()> {
+        let id = self.trial_id(study, number)?;
+        self.conn.execute(
+            "UPDATE trials SET state = ?2, value = ?3, metrics = ?4, error = ?5, finished_at = ?6 WHERE id = ?1",
+            params![id, end.state.as_str(), end.value, to_json(&end.metrics)?, end.error, now()],
+        )?;
+        Ok(())
+    }
+
+    fn trial(&self, study: &str, number: u64) -> Result<Trial> {
+        self.load_trials(study, Some(number))?
+            .pop()
+            .ok_or_else(|| Error::Storage(format!("study `{study}` has no trial {number}")))
+    }
+
+    fn trials(&self, study: &str) -> Result<Vec<Trial>> {
+        self.load_trials(study, None)
+    }
+}

@@ -1,0 +1,39 @@
+//! One module per subcommand, plus the helpers they share.
+
+pub mod bench;
+pub mod search;
+pub mod show;
+
+use anyhow::Result;
+use nasforge_core::space::{self, Space};
+use nasforge_core::Params;
+
+/// An error in what the user asked for (exit code 2).
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+/// Returns a [`BadInput`] error.
+pub fn bad_input<T>(msg: impl Into<String>) -> Result<T> {
+    Err(BadInput(msg.into()).into())
+}
+
+/// Builds the space named on the command line with its `--space-param`s.
+pub fn build_space(name: &str, params: &[String]) -> Result<Box<dyn Space>> {
+    Ok(space::build(name, &Params::parse(params)?)?)
+}
+
+/// Splits a comma-separated list, dropping empty items.
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
