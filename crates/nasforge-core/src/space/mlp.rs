@@ -113,9 +113,9 @@ impl Space for MlpSpace {
         let bn = v[self.max_depth + 3] == 1;
         let mut b = NetSpecBuilder::new(&[self.features])?;
         let mut x = b.input();
-        for l in 1..=depth {
+        for (l, &w) in v.iter().enumerate().take(depth + 1).skip(1) {
             b.set_scope(format!("layer{l}"));
-            let width = self.widths[v[l] as usize];
+            let width = self.widths[w as usize];
             x = b.push(
                 Op::Linear {
                     out_features: width,

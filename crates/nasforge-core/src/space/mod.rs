@@ -264,7 +264,7 @@ pub trait Space: Send + Sync {
     }
 
     /// Reads what [`Space::to_json`] writes (the `choices` object, else the `arch` string).
-    fn from_json(&self, value: &serde_json::Value) -> Result<Arch> {
+    fn parse_json(&self, value: &serde_json::Value) -> Result<Arch> {
         if let Some(space) = value.get("space").and_then(|s| s.as_str()) {
             if space != self.name() {
                 return Err(Error::invalid(format!(
@@ -394,13 +394,13 @@ pub fn read_arch(space: &dyn Space, input: &str) -> Result<Arch> {
     if trimmed.starts_with('{') {
         let v: serde_json::Value = serde_json::from_str(trimmed)
             .map_err(|e| Error::invalid(format!("the arch looks like JSON but is not: {e}")))?;
-        return space.from_json(&v);
+        return space.parse_json(&v);
     }
     if trimmed.ends_with(".json") {
         let text = std::fs::read_to_string(trimmed).map_err(|e| Error::io(trimmed, e))?;
         let v: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| Error::invalid(format!("{trimmed}: not valid JSON: {e}")))?;
-        return space.from_json(&v);
+        return space.parse_json(&v);
     }
     space.parse(trimmed)
 }

@@ -80,7 +80,7 @@ fn every_space_round_trips_text_and_json_and_decodes() {
         for _ in 0..20 {
             let a = s.sample(&mut rng);
             assert_eq!(s.parse(&s.format(&a)).unwrap(), a, "{}", s.name());
-            assert_eq!(s.from_json(&s.to_json(&a)).unwrap(), a, "{}", s.name());
+            assert_eq!(s.parse_json(&s.to_json(&a)).unwrap(), a, "{}", s.name());
             let net = s.decode(&a).unwrap();
             assert!(net.params() > 0, "{}", s.name());
             assert_eq!(

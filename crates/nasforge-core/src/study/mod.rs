@@ -235,7 +235,7 @@ impl<'s> Study<'s> {
                     {
                         continue;
                     }
-                    let arch = space.from_json(&t.arch)?;
+                    let arch = space.parse_json(&t.arch)?;
                     let _ = strategy.ask(space, &history);
                     let score = match t.state {
                         TrialState::Complete => t.value.map(|v| sign * v),

@@ -6,6 +6,8 @@ use super::storage::{FinishedTrial, NewTrial, Storage, StudyRecord};
 use super::{now, Fidelity, Trial, TrialState};
 use crate::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::Path;
 
 const SCHEMA_VERSION: i64 = 1;
@@ -47,6 +49,8 @@ CREATE TABLE IF NOT EXISTS intermediate (
 /// A study database in one SQLite file.
 pub struct SqliteStorage {
     conn: Connection,
+    /// Study name -> row id; a study is never renamed or deleted, so this never goes stale.
+    study_ids: RefCell<HashMap<String, i64>>,
 }
 
 impl SqliteStorage {
@@ -89,7 +93,10 @@ impl SqliteStorage {
                 )))
             }
         }
-        Ok(SqliteStorage { conn })
+        Ok(SqliteStorage {
+            conn,
+            study_ids: RefCell::new(HashMap::new()),
+        })
     }
 
     fn study_id(&self, name: &str) -> Result<i64> {
@@ -104,11 +111,8 @@ impl SqliteStorage {
     fn trial_id(&self, study: &str, number: u64) -> Result<i64> {
         let sid = self.study_id(study)?;
         self.conn
-            .query_row(
-                "SELECT id FROM trials WHERE study_id = ?1 AND number = ?2",
-                params![sid, number as i64],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT id FROM trials WHERE study_id = ?1 AND number = ?2")?
+            .query_row(params![sid, number as i64], |r| r.get(0))
             .optional()?
             .ok_or_else(|| Error::Storage(format!("study `{study}` has no trial {number}")))
     }
@@ -233,15 +237,14 @@ impl Storage for SqliteStorage {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let number: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(number) + 1, 0) FROM trials WHERE study_id = ?1",
-            [sid],
-            |r| r.get(0),
-        )?;
-        tx.execute(
+        let number: i64 = tx
+            .prepare_cached("SELECT COALESCE(MAX(number) + 1, 0) FROM trials WHERE study_id = ?1")?
+            .query_row([sid], |r| r.get(0))?;
+        tx.prepare_cached(
             "INSERT INTO trials (study_id, number, arch_key, arch, fidelity, state, worker, created_at, started_at, heartbeat_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-            params![sid, number, t.arch_key, to_json(&t.arch)?, to_json(&t.fidelity)?, t.state.as_str(), t.worker, created, running],
+        )?
+        .execute(params![sid, number, t.arch_key, to_json(&t.arch)?, to_json(&t.fidelity)?, t.state.as_str(), t.worker, created, running],
         )?;
         tx.commit()?;
         Ok(number as u64)
@@ -273,9 +276,11 @@ impl Storage for SqliteStorage {
 
     fn finish_trial(&mut self, study: &str, number: u64, end: &FinishedTrial) -> Result<()> {
         let id = self.trial_id(study, number)?;
-        self.conn.execute(
-            "UPDATE trials SET state = ?2, value = ?3, metrics = ?4, error = ?5, finished_at = ?6 WHERE id = ?1",
-            params![id, end.state.as_str(), end.value, to_json(&end.metrics)?, end.error, now()],
+        self.conn
+            .prepare_cached(
+                "UPDATE trials SET state = ?2, value = ?3, metrics = ?4, error = ?5, finished_at = ?6 WHERE id = ?1",
+            )?
+            .execute(params![id, end.state.as_str(), end.value, to_json(&end.metrics)?, end.error, now()],
         )?;
         Ok(())
     }

@@ -1,0 +1,253 @@
+//! End-to-end tests of the `nasforge` binary.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn nasforge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nasforge"))
+        .args(args)
+        .output()
+        .expect("run nasforge")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The NAS-Bench-201 table in `../shared`. Missing data is a test failure, never a skip.
+fn nb201_table() -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/benchmarks/nb201/cifar10.csv");
+    assert!(
+        p.exists(),
+        "{} is missing: the tests need ../shared beside the repository (see README)",
+        p.display()
+    );
+    p.to_string_lossy().into_owned()
+}
+
+const ALL_CONV: &str = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|";
+
+#[test]
+fn show_json_gives_published_nb201_counts() {
+    let o = nasforge(&["show", ALL_CONV, "--space", "nb201", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["params"], 1_531_546);
+    assert_eq!(v["macs"], 220_119_680); // 220.12 M, as published
+    let none = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|";
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout(&nasforge(&["show", none, "--json"]))).unwrap();
+    assert_eq!(v["params"], 73_306);
+    assert_eq!((v["macs"].as_f64().unwrap() / 1e4).round() / 100.0, 7.78);
+}
+
+#[test]
+fn show_text_and_dot_draw_the_network() {
+    let o = nasforge(&["show", ALL_CONV]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert!(
+        text.contains("1531546") && text.contains("conv2d 3x3/s1 p1 16->16"),
+        "{text}"
+    );
+    let dot = stdout(&nasforge(&["show", ALL_CONV, "--dot"]));
+    assert!(dot.starts_with("digraph") && dot.contains("->") && dot.contains("cluster_"));
+}
+
+#[test]
+fn show_reads_arch_json_files_of_any_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a.json");
+    std::fs::write(
+        &f,
+        r#"{"space": "mlp", "choices": {"depth": "1", "width_1": "64", "activation": "gelu", "dropout": "0", "batch_norm": "off"}}"#,
+    )
+    .unwrap();
+    let o = nasforge(&["show", f.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["space"], "mlp");
+    assert_eq!(v["params"], 64 * 64 + 64 + 64 * 10 + 10);
+}
+
+#[test]
+fn bad_input_exits_2_with_a_clear_message() {
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["show", "|bogus~0|"], "NAS-Bench-201"),
+        (
+            vec!["show", ALL_CONV, "--space-param", "chanels=8"],
+            "chanels",
+        ),
+        (
+            vec!["show", "Genotype(normal=[])", "--space", "darts"],
+            "DARTS genotype",
+        ),
+        (
+            vec!["bench", "nb201", "--table", "/nonexistent.csv"],
+            "nonexistent",
+        ),
+        (vec!["search", "--trials", "5"], "--table"),
+        (
+            vec!["search", "--resume", "--run-dir", "/nonexistent-run"],
+            "not a nasforge run",
+        ),
+    ];
+    for (args, needle) in cases {
+        let o = nasforge(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"));
+    }
+}
+
+#[test]
+fn bench_prints_one_json_document_per_strategy_and_budget() {
+    let table = nb201_table();
+    let o = nasforge(&[
+        "bench",
+        "nb201",
+        "--table",
+        &table,
+        "--strategy",
+        "rea,ls,random",
+        "--queries",
+        "50,100",
+        "--seeds",
+        "10",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 6);
+    for r in results {
+        for key in ["strategy", "queries", "seeds", "mean", "std", "regret"] {
+            assert!(r.get(key).is_some(), "missing {key} in {r}");
+        }
+        assert_eq!(r["seeds"], 10);
+        let mean = r["mean"].as_f64().unwrap();
+        assert!((85.0..=94.3734).contains(&mean), "{r}");
+        assert!((r["regret"].as_f64().unwrap() - (94.3733 - mean)).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn bench_rejects_unknown_columns_and_strategies() {
+    let table = nb201_table();
+    let o = nasforge(&["bench", "nb201", "--table", &table, "--objective", "acc"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("valid_acc_12ep"),
+        "lists the columns: {}",
+        stderr(&o)
+    );
+    let o = nasforge(&["bench", "nb201", "--table", &table, "--strategy", "tpe2"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown strategy"));
+}
+
+#[test]
+fn bench_writes_trajectories() {
+    let table = nb201_table();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("t.csv");
+    let o = nasforge(&[
+        "bench",
+        "nb201",
+        "--table",
+        &table,
+        "--strategy",
+        "ls",
+        "--queries",
+        "20",
+        "--seeds",
+        "3",
+        "--trajectories",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 1 + 3 * 20);
+    assert!(text.starts_with("strategy,seed,query,arch,"));
+}
+
+#[test]
+fn search_stores_a_study_and_resume_extends_it_without_redoing_trials() {
+    let table = nb201_table();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let run_s = run.to_str().unwrap();
+    let o = nasforge(&[
+        "search",
+        "--space",
+        "nb201",
+        "--evaluator",
+        "table",
+        "--table",
+        &table,
+        "--objective",
+        "valid_acc_12ep",
+        "--trials",
+        "20",
+        "--run-dir",
+        run_s,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(first["trials"], 20);
+    assert!(run.join("study.db").exists() && run.join("config.toml").exists());
+
+    // A second run into the same directory without --resume is refused.
+    let o = nasforge(&["search", "--table", &table, "--run-dir", run_s]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--resume"));
+    // Resume with a conflicting flag is refused.
+    let o = nasforge(&[
+        "search",
+        "--resume",
+        "--run-dir",
+        run_s,
+        "--objective",
+        "test_acc_200ep",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+
+    let o = nasforge(&[
+        "search",
+        "--resume",
+        "--run-dir",
+        run_s,
+        "--trials",
+        "35",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let second: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(second["trials"], 35);
+    assert_eq!(second["resumed"]["replayed"], 20);
+    assert!(second["value"].as_f64().unwrap() >= first["value"].as_f64().unwrap());
+
+    // The same config in a fresh directory gives the same 35 trials.
+    let fresh = dir.path().join("fresh");
+    let o = nasforge(&[
+        "search",
+        "--table",
+        &table,
+        "--objective",
+        "valid_acc_12ep",
+        "--trials",
+        "35",
+        "--run-dir",
+        fresh.to_str().unwrap(),
+        "--json",
+    ]);
+    let third: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(third["arch"], second["arch"]);
+    assert_eq!(third["value"], second["value"]);
+}
