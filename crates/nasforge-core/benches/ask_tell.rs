@@ -48,7 +48,7 @@ impl Evaluator for Cheap {
 fn strategy_only(space: &dyn Space, name: &str) -> f64 {
     let mut s = strategy::build(name, 1, &Params::new()).unwrap();
     let mut h = History::new();
-    let mut step = |s: &mut Box<dyn strategy::Strategy>, h: &mut History| {
+    let step = |s: &mut Box<dyn strategy::Strategy>, h: &mut History| {
         let a = s.ask(space, h).expect("space not exhausted");
         h.mark_asked(&a);
         let v = score(&a);

@@ -100,12 +100,17 @@ impl SqliteStorage {
     }
 
     fn study_id(&self, name: &str) -> Result<i64> {
-        self.conn
-            .query_row("SELECT id FROM studies WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
+        if let Some(&id) = self.study_ids.borrow().get(name) {
+            return Ok(id);
+        }
+        let id: i64 = self
+            .conn
+            .prepare_cached("SELECT id FROM studies WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
             .optional()?
-            .ok_or_else(|| Error::Storage(format!("no study named `{name}`")))
+            .ok_or_else(|| Error::Storage(format!("no study named `{name}`")))?;
+        self.study_ids.borrow_mut().insert(name.to_string(), id);
+        Ok(id)
     }
 
     fn trial_id(&self, study: &str, number: u64) -> Result<i64> {
