@@ -1,0 +1,195 @@
+//! Data sets: what `nasforge search`, `train` and `predict` read, and how they are split.
+//!
+//! Every loader produces a [`Dataset`]: rows of `f32` features laid out as the network input
+//! expects (`[C, H, W]` images, channel-major, or `[F]` vectors), plus targets (class ids with
+//! their names, or regression values). Loaders check what users get wrong (ragged rows, text in
+//! a feature column, missing values, an image shape that does not fit the row) and say where.
+
+mod csv;
+mod folder;
+mod idx;
+mod split;
+
+pub use self::csv::{load_csv, CsvOptions};
+pub use folder::load_image_folder;
+pub use idx::load_idx;
+pub use split::{Normalizer, Split, SplitFractions};
+
+use nasforge_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Classification or regression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Predict one of several classes; reported as accuracy.
+    Classification,
+    /// Predict a number; reported as MSE and MAE.
+    Regression,
+}
+
+/// The targets of a data set.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Targets {
+    /// Class ids (`0..names.len()`) and the label each id stands for.
+    Classes {
+        /// One id per row.
+        ids: Vec<u32>,
+        /// The original label of each id, in id order (saved with the model).
+        names: Vec<String>,
+    },
+    /// One value per row.
+    Values(Vec<f32>),
+}
+
+/// Rows of features and their targets.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// Row-major features, `len() * row_len()` values.
+    pub features: Vec<f32>,
+    /// Shape of one row as the network sees it: `[C, H, W]` or `[F]`.
+    pub shape: Vec<usize>,
+    /// Targets, one per row.
+    pub targets: Targets,
+    /// Feature names (CSV columns), when the source has them.
+    pub feature_names: Vec<String>,
+    /// Where the data came from, for messages and records.
+    pub source: String,
+}
+
+impl Dataset {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match &self.targets {
+            Targets::Classes { ids, .. } => ids.len(),
+            Targets::Values(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Values per row.
+    pub fn row_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// One row's features.
+    pub fn row(&self, i: usize) -> &[f32] {
+        let d = self.row_len();
+        &self.features[i * d..(i + 1) * d]
+    }
+
+    /// The task the targets imply.
+    pub fn task(&self) -> Task {
+        match self.targets {
+            Targets::Classes { .. } => Task::Classification,
+            Targets::Values(_) => Task::Regression,
+        }
+    }
+
+    /// Number of classes (1 output for regression).
+    pub fn outputs(&self) -> usize {
+        match &self.targets {
+            Targets::Classes { names, .. } => names.len(),
+            Targets::Values(_) => 1,
+        }
+    }
+
+    /// Whether rows are images (`[C, H, W]`).
+    pub fn is_image(&self) -> bool {
+        self.shape.len() == 3
+    }
+
+    /// The rows `idx`, in that order, as a new data set.
+    pub fn subset(&self, idx: &[usize]) -> Dataset {
+        let mut features = Vec::with_capacity(idx.len() * self.row_len());
+        for &i in idx {
+            features.extend_from_slice(self.row(i));
+        }
+        let targets = match &self.targets {
+            Targets::Classes { ids, names } => Targets::Classes {
+                ids: idx.iter().map(|&i| ids[i]).collect(),
+                names: names.clone(),
+            },
+            Targets::Values(v) => Targets::Values(idx.iter().map(|&i| v[i]).collect()),
+        };
+        Dataset {
+            features,
+            shape: self.shape.clone(),
+            targets,
+            feature_names: self.feature_names.clone(),
+            source: self.source.clone(),
+        }
+    }
+
+    /// Checks what every search and training run needs: rows, and at least two classes.
+    pub fn validate(&self) -> Result<()> {
+        if self.is_empty() {
+            return Err(Error::invalid(format!(
+                "{}: the data set has no rows",
+                self.source
+            )));
+        }
+        if let Targets::Classes { ids, names } = &self.targets {
+            let mut seen = vec![false; names.len()];
+            for &i in ids {
+                seen[i as usize] = true;
+            }
+            let present = seen.iter().filter(|&&s| s).count();
+            if present < 2 {
+                return Err(Error::invalid(format!(
+                    "{}: the target has a single class ({}); classification needs at least two. \
+                     For a numeric target use --task regression",
+                    self.source,
+                    names.first().map(String::as_str).unwrap_or("none")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The 8×8 handwritten digits (1,797 rows, 10 classes; UCI, as shipped by scikit-learn),
+/// compiled into the binary: the data `nasforge search` uses when given none.
+pub fn embedded_digits() -> Dataset {
+    const DIGITS: &[u8] = include_bytes!("../../data/digits.csv.gz");
+    let opts = CsvOptions {
+        target: "label".into(),
+        image: Some([8, 8, 1]),
+        ..CsvOptions::default()
+    };
+    let mut d = self::csv::parse_csv(
+        &self::csv::gunzip(DIGITS, "embedded digits").expect("embedded data is valid"),
+        &opts,
+        "embedded digits",
+    )
+    .expect("embedded data is valid");
+    d.source = "embedded digits (8x8, 1,797 rows)".into();
+    d
+}
+
+/// Reads a file or folder by its kind: a folder of class subfolders (images), an IDX file
+/// (MNIST), or a CSV (`.csv`, `.csv.gz`, anything else).
+pub fn load(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let d = if meta.is_dir() {
+        load_image_folder(path, opts.image)?
+    } else if name.contains("-idx") || name.ends_with(".idx") || name.ends_with(".idx.gz") {
+        load_idx(path, opts.labels.as_deref())?
+    } else {
+        load_csv(path, opts)?
+    };
+    d.validate()?;
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests;

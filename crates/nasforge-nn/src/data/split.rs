@@ -1,0 +1,141 @@
+//! Train / validation / test splits and normalisation.
+
+use super::{Dataset, Targets};
+use nasforge_core::rng::Rng;
+use nasforge_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// Fractions of the rows for validation and test; the rest is for training.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SplitFractions {
+    /// Validation fraction (the search's signal).
+    pub valid: f64,
+    /// Test fraction (used once, by final training).
+    pub test: f64,
+}
+
+impl Default for SplitFractions {
+    fn default() -> Self {
+        SplitFractions {
+            valid: 0.15,
+            test: 0.15,
+        }
+    }
+}
+
+/// Row indices of the three splits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Split {
+    /// Training rows.
+    pub train: Vec<usize>,
+    /// Validation rows.
+    pub valid: Vec<usize>,
+    /// Test rows.
+    pub test: Vec<usize>,
+}
+
+impl Split {
+    /// A split from `seed`: stratified by class for classification (each class divided in the
+    /// same proportions), shuffled for regression.
+    pub fn new(data: &Dataset, fractions: SplitFractions, seed: u64) -> Result<Split> {
+        let SplitFractions { valid, test } = fractions;
+        if !(0.0..1.0).contains(&valid) || !(0.0..1.0).contains(&test) || valid + test >= 1.0 {
+            return Err(Error::invalid(format!(
+                "split fractions valid={valid} and test={test} must be in [0, 1) and leave rows for training"
+            )));
+        }
+        let mut rng = Rng::new(seed ^ 0x5157_u64);
+        let groups: Vec<Vec<usize>> = match &data.targets {
+            Targets::Classes { ids, names } => {
+                let mut g = vec![Vec::new(); names.len()];
+                for (i, &c) in ids.iter().enumerate() {
+                    g[c as usize].push(i);
+                }
+                g
+            }
+            Targets::Values(v) => vec![(0..v.len()).collect()],
+        };
+        let mut split = Split {
+            train: Vec::new(),
+            valid: Vec::new(),
+            test: Vec::new(),
+        };
+        for mut g in groups {
+            rng.shuffle(&mut g);
+            let n = g.len() as f64;
+            let n_test = (n * test).round() as usize;
+            let n_valid = (n * valid).round() as usize;
+            split.test.extend_from_slice(&g[..n_test]);
+            split.valid.extend_from_slice(&g[n_test..n_test + n_valid]);
+            split.train.extend_from_slice(&g[n_test + n_valid..]);
+        }
+        for part in [&mut split.train, &mut split.valid, &mut split.test] {
+            rng.shuffle(part);
+        }
+        if split.train.is_empty() {
+            return Err(Error::invalid(format!(
+                "{}: too few rows to leave any for training",
+                data.source
+            )));
+        }
+        Ok(split)
+    }
+}
+
+/// Per-channel (images) or per-feature (vectors) mean and standard deviation, computed on the
+/// training rows only and applied to every split (and saved with the model for prediction).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Normalizer {
+    /// Mean per channel or feature.
+    pub mean: Vec<f32>,
+    /// Standard deviation per channel or feature (1 where it is 0).
+    pub std: Vec<f32>,
+    /// Values per channel (H*W for images, 1 for vectors).
+    pub plane: usize,
+}
+
+impl Normalizer {
+    /// Statistics of `data`'s rows `rows`.
+    pub fn fit(data: &Dataset, rows: &[usize]) -> Normalizer {
+        let (groups, plane) = if data.is_image() {
+            (data.shape[0], data.shape[1] * data.shape[2])
+        } else {
+            (data.row_len(), 1)
+        };
+        let mut sum = vec![0f64; groups];
+        let mut sq = vec![0f64; groups];
+        for &r in rows {
+            for (j, &v) in data.row(r).iter().enumerate() {
+                let g = j / plane;
+                sum[g] += v as f64;
+                sq[g] += (v as f64) * (v as f64);
+            }
+        }
+        let n = (rows.len() * plane).max(1) as f64;
+        let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+        let std = sq
+            .iter()
+            .zip(&sum)
+            .map(|(q, s)| {
+                let var = (q / n - (s / n).powi(2)).max(0.0);
+                if var > 1e-12 {
+                    var.sqrt() as f32
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        Normalizer { mean, std, plane }
+    }
+
+    /// Normalises every row of `data` in place.
+    pub fn apply(&self, data: &mut Dataset) {
+        let d = data.row_len();
+        for row in data.features.chunks_mut(d) {
+            for (j, v) in row.iter_mut().enumerate() {
+                let g = j / self.plane;
+                *v = (*v - self.mean[g]) / self.std[g];
+            }
+        }
+    }
+}
