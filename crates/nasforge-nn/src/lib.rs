@@ -1,7 +1,13 @@
 //! # nasforge-nn
 //!
-//! The deep-learning side of nasforge: data sets and splits ([`data`]).
+//! The deep-learning side of nasforge, on burn with the `flex` CPU backend: data sets and
+//! splits ([`data`]), NetSpec → burn models ([`model`]), training ([`train`]) and the device
+//! choice ([`device`]).
 
 #![warn(missing_docs)]
 
 pub mod data;
+pub mod device;
+pub mod evaluator;
+pub mod model;
+pub mod train;

@@ -15,7 +15,7 @@ fn opts(target: &str) -> CsvOptions {
 }
 
 fn err(r: Result<Dataset>) -> String {
-    r.err().expect("expected an error").to_string()
+    r.expect_err("expected an error").to_string()
 }
 
 #[test]

@@ -1,0 +1,172 @@
+//! The training evaluator: how a study measures an arch on real data, at a fidelity.
+
+use crate::data::{Dataset, Split};
+use crate::device::DeviceKind;
+use crate::model::Network;
+use crate::train::{train, Control, Metric, TrainConfig, TrainError, TrainSetup};
+use burn::prelude::*;
+use nasforge_core::space::{Arch, Space};
+use nasforge_core::study::{EvalError, Evaluation, Evaluator, Fidelity};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Trains each candidate on the training rows and scores it on the validation rows. The test
+/// rows are never touched: they belong to final training.
+pub struct TrainingEvaluator {
+    data: Arc<Dataset>,
+    train_rows: Vec<usize>,
+    valid_rows: Vec<usize>,
+    config: TrainConfig,
+    seed: u64,
+    device: DeviceKind,
+    latency: bool,
+}
+
+impl TrainingEvaluator {
+    /// An evaluator over `data` (normalised with training statistics) and its `split`.
+    /// Every candidate is trained from the same `seed`, so differences come from the archs.
+    pub fn new(
+        data: Arc<Dataset>,
+        split: &Split,
+        config: TrainConfig,
+        seed: u64,
+        device: DeviceKind,
+    ) -> Self {
+        TrainingEvaluator {
+            data,
+            train_rows: split.train.clone(),
+            valid_rows: split.valid.clone(),
+            config,
+            seed,
+            device,
+            latency: true,
+        }
+    }
+
+    /// Turns the CPU latency measurement off (tests, quick runs).
+    pub fn without_latency(mut self) -> Self {
+        self.latency = false;
+        self
+    }
+
+    /// The recipe candidates are trained with.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+}
+
+/// Median wall time (ms) of inference on a batch of `batch` inputs, after two warm-up runs.
+pub fn measure_latency(model: &Network, batch: usize, repeats: usize, device: DeviceKind) -> f64 {
+    let dev = device.device();
+    let d: usize = model.spec().input_shape().iter().product();
+    let x = Tensor::<2>::from_data(TensorData::new(vec![0.1f32; batch * d], [batch, d]), &dev);
+    let mut times = Vec::with_capacity(repeats);
+    for i in 0..repeats + 2 {
+        let t = Instant::now();
+        let y = model.forward_flat(x.clone());
+        let _ = y.into_data();
+        if i >= 2 {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+impl Evaluator for TrainingEvaluator {
+    fn evaluate(
+        &mut self,
+        space: &dyn Space,
+        arch: &Arch,
+        fidelity: &Fidelity,
+        report: &mut dyn FnMut(u64, f64),
+    ) -> Result<Evaluation, EvalError> {
+        let spec = space.decode(arch)?;
+        let mut cfg = self.config.clone();
+        if let Some(e) = fidelity.epochs {
+            if e == 0 {
+                return Err(EvalError::Failed(
+                    "a fidelity of 0 epochs cannot train anything".into(),
+                ));
+            }
+            cfg.epochs = e as usize;
+        }
+        let rows: &[usize] = match fidelity.data_fraction {
+            Some(f) if !(f > 0.0 && f <= 1.0) => {
+                return Err(EvalError::Failed(format!(
+                    "data fraction {f} is not in (0, 1]"
+                )));
+            }
+            Some(f) => {
+                &self.train_rows[..((self.train_rows.len() as f64 * f).ceil() as usize).max(2)]
+            }
+            None => &self.train_rows,
+        };
+        let start = Instant::now();
+        let setup = TrainSetup {
+            data: &self.data,
+            train_rows: rows,
+            valid_rows: &self.valid_rows,
+            config: &cfg,
+            device: self.device,
+        };
+        let trained = train(
+            &spec,
+            setup,
+            self.seed,
+            &mut |e: &crate::train::EpochStats| {
+                if let Some(m) = e.valid {
+                    report(e.epoch as u64, objective_value(m));
+                }
+                Control::Continue
+            },
+        )
+        .map_err(|e| match e {
+            TrainError::Diverged { .. } => EvalError::Failed(e.to_string()),
+            TrainError::Invalid(e) => EvalError::Failed(e.to_string()),
+        })?;
+        let train_seconds = start.elapsed().as_secs_f64();
+        let last = trained.epochs.last().expect("at least one epoch");
+        let valid = last
+            .valid
+            .ok_or_else(|| EvalError::Failed("no validation rows".into()))?;
+        let mut metrics = BTreeMap::new();
+        match valid {
+            Metric::Accuracy(a) => {
+                metrics.insert("valid_accuracy".to_string(), a);
+            }
+            Metric::Regression { mse, mae } => {
+                metrics.insert("valid_mse".to_string(), mse);
+                metrics.insert("valid_mae".to_string(), mae);
+            }
+        }
+        metrics.insert("train_loss".into(), last.train_loss);
+        metrics.insert("epochs".into(), trained.epochs.len() as f64);
+        metrics.insert("train_seconds".into(), train_seconds);
+        metrics.insert("params".into(), spec.params() as f64);
+        metrics.insert("macs".into(), spec.macs() as f64);
+        if self.latency {
+            metrics.insert(
+                "latency_ms_b1".into(),
+                measure_latency(&trained.model, 1, 10, self.device),
+            );
+            metrics.insert(
+                "latency_ms_b64".into(),
+                measure_latency(&trained.model, 64, 5, self.device),
+            );
+        }
+        Ok(Evaluation {
+            value: objective_value(valid),
+            metrics,
+        })
+    }
+}
+
+/// The study objective for a metric: accuracy (%, maximised) or MSE (minimised).
+pub fn objective_value(m: Metric) -> f64 {
+    match m {
+        Metric::Accuracy(a) => a,
+        Metric::Regression { mse, .. } => mse,
+    }
+}

@@ -1,0 +1,392 @@
+//! NetSpec → burn: one module for every network the spaces describe.
+//!
+//! [`Network`] holds one [`Layer`] per NetSpec node (parameter-free ops hold nothing) and the
+//! NetSpec itself, and its forward pass walks the nodes in topological order, freeing each
+//! intermediate tensor after its last reader. `Zero` nodes (NAS-Bench-201's `none`) are never
+//! materialised: a sum skips them.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
+};
+use burn::prelude::*;
+use burn::tensor::activation::{gelu, relu, silu};
+use burn::tensor::module::{avg_pool2d, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
+use nasforge_core::netspec::{NetSpec, Op};
+
+/// The learned part of one NetSpec node.
+#[derive(Module, Debug)]
+pub enum Layer {
+    /// A convolution.
+    Conv(Conv2d),
+    /// Batch normalisation (images or vectors).
+    Norm(BatchNorm),
+    /// A fully connected layer.
+    Linear(Linear),
+    /// Dropout (active only while training).
+    Dropout(Dropout),
+    /// A parameter-free op (its NetSpec node says which).
+    Fixed(usize),
+}
+
+/// A network built from a [`NetSpec`]. Model code never names a device: the caller's device
+/// (see [`crate::device`]) decides where it lives.
+#[derive(Module, Debug)]
+pub struct Network {
+    layers: Vec<Layer>,
+    #[module(skip)]
+    spec: NetSpec,
+    #[module(skip)]
+    last_use: Vec<usize>,
+}
+
+/// A tensor flowing between nodes: an image batch, a vector batch, or known zeros.
+#[derive(Clone, Debug)]
+enum Value {
+    Image(Tensor<4>),
+    Vector(Tensor<2>),
+    Zeros,
+}
+
+impl Value {
+    fn image(self, node: usize) -> Tensor<4> {
+        match self {
+            Value::Image(t) => t,
+            other => panic!("node {node} expects an image, got {other:?}; NetSpec shape inference prevents this"),
+        }
+    }
+}
+
+impl Network {
+    /// Builds the network with freshly initialised parameters on `device`.
+    pub fn new(spec: &NetSpec, device: &Device) -> Self {
+        let nodes = spec.nodes();
+        let layers = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let in_c = node.inputs.first().map(|&j| nodes[j].shape[0]).unwrap_or(0);
+                match node.op {
+                    Op::Conv2d {
+                        out_channels,
+                        kernel,
+                        stride,
+                        padding,
+                        dilation,
+                        groups,
+                        bias,
+                    } => Layer::Conv(
+                        Conv2dConfig::new([in_c, out_channels], [kernel, kernel])
+                            .with_stride([stride, stride])
+                            .with_padding(PaddingConfig2d::Explicit(
+                                padding, padding, padding, padding,
+                            ))
+                            .with_dilation([dilation, dilation])
+                            .with_groups(groups)
+                            .with_bias(bias)
+                            .init(device),
+                    ),
+                    Op::BatchNorm { .. } => Layer::Norm(
+                        BatchNormConfig::new(in_c)
+                            .with_momentum(0.1)
+                            .with_epsilon(1e-5)
+                            .init(device),
+                    ),
+                    Op::Linear { out_features, bias } => Layer::Linear(
+                        LinearConfig::new(in_c, out_features)
+                            .with_bias(bias)
+                            .init(device),
+                    ),
+                    Op::Dropout { p } => Layer::Dropout(DropoutConfig::new(p).init()),
+                    _ => Layer::Fixed(i),
+                }
+            })
+            .collect();
+        let mut last_use: Vec<usize> = (0..nodes.len()).collect();
+        for (i, node) in nodes.iter().enumerate() {
+            for &j in &node.inputs {
+                last_use[j] = last_use[j].max(i);
+            }
+        }
+        last_use[spec.output()] = usize::MAX;
+        Network {
+            layers,
+            spec: spec.clone(),
+            last_use,
+        }
+    }
+
+    /// The NetSpec this network was built from.
+    pub fn spec(&self) -> &NetSpec {
+        &self.spec
+    }
+
+    /// Trainable parameters (batch-norm running statistics are buffers, not counted).
+    pub fn trainable_params(&self) -> usize {
+        struct Count(usize);
+        impl ModuleVisitor for Count {
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                self.0 += p.lazy_shape().num_elements();
+            }
+        }
+        // Running mean and variance are stored as buffers by BatchNorm; count only its gamma/beta.
+        let mut total = 0;
+        for layer in &self.layers {
+            match layer {
+                Layer::Conv(c) => {
+                    let mut v = Count(0);
+                    c.visit(&mut v);
+                    total += v.0;
+                }
+                Layer::Linear(l) => {
+                    let mut v = Count(0);
+                    l.visit(&mut v);
+                    total += v.0;
+                }
+                Layer::Norm(bn) => {
+                    let mut v = Count(0);
+                    bn.gamma.visit(&mut v);
+                    bn.beta.visit(&mut v);
+                    total += v.0;
+                }
+                Layer::Dropout(_) | Layer::Fixed(_) => {}
+            }
+        }
+        total
+    }
+
+    /// Runs a batch of images `[N, C, H, W]`; returns `[N, outputs]`.
+    pub fn forward_images(&self, x: Tensor<4>) -> Tensor<2> {
+        self.run(Value::Image(x))
+    }
+
+    /// Runs a batch of vectors `[N, F]`; returns `[N, outputs]`.
+    pub fn forward_vectors(&self, x: Tensor<2>) -> Tensor<2> {
+        self.run(Value::Vector(x))
+    }
+
+    /// Runs a batch given as a flat `[N, row_len]` matrix, reshaped to the input shape.
+    pub fn forward_flat(&self, x: Tensor<2>) -> Tensor<2> {
+        match self.spec.input_shape() {
+            &[c, h, w] => {
+                let n = x.dims()[0];
+                self.forward_images(x.reshape([n, c, h, w]))
+            }
+            _ => self.forward_vectors(x),
+        }
+    }
+
+    fn run(&self, input: Value) -> Tensor<2> {
+        let nodes = self.spec.nodes();
+        let mut values: Vec<Option<Value>> = vec![None; nodes.len()];
+        values[0] = Some(input);
+        let batch = match values[0].as_ref() {
+            Some(Value::Image(t)) => t.dims()[0],
+            Some(Value::Vector(t)) => t.dims()[0],
+            _ => 0,
+        };
+        for i in 1..nodes.len() {
+            let node = &nodes[i];
+            // Zeros stay symbolic through ops that map 0 to 0; ops with a shift (batch norm, a
+            // bias) need the real tensor.
+            let arg = |k: usize, keep_zeros: bool| -> Value {
+                let j = node.inputs[k];
+                match values[j]
+                    .clone()
+                    .expect("inputs are computed before their readers")
+                {
+                    Value::Zeros if !keep_zeros => self.zeros(j, batch),
+                    v => v,
+                }
+            };
+            let out = match (&node.op, &self.layers[i]) {
+                (Op::Conv2d { bias, .. }, Layer::Conv(conv)) => match arg(0, !bias) {
+                    Value::Zeros => Value::Zeros,
+                    v => Value::Image(conv.forward(v.image(i))),
+                },
+                (Op::BatchNorm { .. }, Layer::Norm(bn)) => match arg(0, false) {
+                    Value::Image(t) => Value::Image(bn.forward(t)),
+                    Value::Vector(t) => Value::Vector(bn.forward(t)),
+                    Value::Zeros => unreachable!("materialised above"),
+                },
+                (Op::Linear { .. }, Layer::Linear(lin)) => match arg(0, false) {
+                    Value::Vector(t) => Value::Vector(lin.forward(t)),
+                    other => panic!("linear node {i} got {other:?}"),
+                },
+                (Op::Dropout { .. }, Layer::Dropout(d)) => match arg(0, true) {
+                    Value::Image(t) => Value::Image(d.forward(t)),
+                    Value::Vector(t) => Value::Vector(d.forward(t)),
+                    Value::Zeros => Value::Zeros,
+                },
+                (op, _) => self.fixed(
+                    op,
+                    i,
+                    node.inputs
+                        .iter()
+                        .map(|&j| values[j].clone().expect("computed"))
+                        .collect(),
+                    batch,
+                ),
+            };
+            values[i] = Some(out);
+            for &j in &node.inputs {
+                if self.last_use[j] == i {
+                    values[j] = None;
+                }
+            }
+        }
+        match values[self.spec.output()].take().expect("output computed") {
+            Value::Vector(t) => t,
+            Value::Image(t) => {
+                let n = t.dims()[0];
+                t.reshape([n as i64, -1])
+            }
+            Value::Zeros => {
+                let shape = self.spec.output_shape();
+                Tensor::zeros([batch, shape.iter().product()], &self.device())
+            }
+        }
+    }
+
+    fn device(&self) -> Device {
+        self.layers
+            .iter()
+            .find_map(|l| match l {
+                Layer::Conv(c) => Some(c.weight.val().device()),
+                Layer::Linear(l) => Some(l.weight.val().device()),
+                _ => None,
+            })
+            .expect("every network has a learned layer")
+    }
+
+    fn zeros(&self, node: usize, batch: usize) -> Value {
+        let s = &self.spec.nodes()[node].shape;
+        match s[..] {
+            [c, h, w] => Value::Image(Tensor::zeros([batch, c, h, w], &self.device())),
+            [f] => Value::Vector(Tensor::zeros([batch, f], &self.device())),
+            _ => unreachable!("shapes are [C,H,W] or [F]"),
+        }
+    }
+
+    fn fixed(&self, op: &Op, i: usize, mut args: Vec<Value>, batch: usize) -> Value {
+        let unary = |f: &dyn Fn(Tensor<4>) -> Tensor<4>,
+                     g: &dyn Fn(Tensor<2>) -> Tensor<2>,
+                     v: Value| match v {
+            Value::Image(t) => Value::Image(f(t)),
+            Value::Vector(t) => Value::Vector(g(t)),
+            Value::Zeros => Value::Zeros,
+        };
+        match *op {
+            Op::Relu => unary(&relu, &relu, args.remove(0)),
+            Op::Gelu => unary(&gelu, &gelu, args.remove(0)),
+            Op::Silu => unary(&silu, &silu, args.remove(0)),
+            Op::Tanh => unary(&|t| t.tanh(), &|t| t.tanh(), args.remove(0)),
+            Op::Identity => args.remove(0),
+            Op::Zero { .. } => Value::Zeros,
+            Op::MaxPool {
+                kernel,
+                stride,
+                padding,
+            } => match args.remove(0) {
+                Value::Zeros => Value::Zeros,
+                v => Value::Image(max_pool2d(
+                    v.image(i),
+                    MaxPoolOptions::new([kernel, kernel])
+                        .with_stride([stride, stride])
+                        .with_padding([padding, padding]),
+                )),
+            },
+            Op::AvgPool {
+                kernel,
+                stride,
+                padding,
+                count_include_pad,
+            } => match args.remove(0) {
+                Value::Zeros => Value::Zeros,
+                v => Value::Image(avg_pool2d(
+                    v.image(i),
+                    AvgPoolOptions::new([kernel, kernel])
+                        .with_stride([stride, stride])
+                        .with_padding([padding, padding])
+                        .with_count_include_pad(count_include_pad),
+                )),
+            },
+            Op::GlobalAvgPool => match args.remove(0) {
+                Value::Zeros => Value::Zeros,
+                v => {
+                    let t = v.image(i);
+                    let [n, c, h, w] = t.dims();
+                    Value::Vector(t.reshape([n, c, h * w]).mean_dim(2).reshape([n, c]))
+                }
+            },
+            Op::Flatten => match args.remove(0) {
+                Value::Image(t) => {
+                    let n = t.dims()[0];
+                    Value::Vector(t.reshape([n as i64, -1]))
+                }
+                other => other,
+            },
+            Op::Crop { offset } => match args.remove(0) {
+                Value::Zeros => Value::Zeros,
+                v => {
+                    let t = v.image(i);
+                    let [n, c, h, w] = t.dims();
+                    Value::Image(t.slice([0..n, 0..c, offset..h, offset..w]))
+                }
+            },
+            Op::Add => {
+                let mut sum: Option<Value> = None;
+                for a in args {
+                    sum = Some(match (sum, a) {
+                        (None, a) => a,
+                        (Some(Value::Zeros), a) | (Some(a), Value::Zeros) => a,
+                        (Some(Value::Image(x)), Value::Image(y)) => Value::Image(x + y),
+                        (Some(Value::Vector(x)), Value::Vector(y)) => Value::Vector(x + y),
+                        (Some(x), y) => panic!("add node {i} mixes {x:?} and {y:?}"),
+                    });
+                }
+                sum.expect("add has inputs")
+            }
+            Op::Concat => {
+                let nodes = self.spec.nodes();
+                let inputs = &nodes[i].inputs;
+                let parts: Vec<Value> = args
+                    .into_iter()
+                    .zip(inputs)
+                    .map(|(a, &j)| {
+                        if matches!(a, Value::Zeros) {
+                            self.zeros(j, batch)
+                        } else {
+                            a
+                        }
+                    })
+                    .collect();
+                match &parts[0] {
+                    Value::Image(_) => Value::Image(Tensor::cat(
+                        parts.into_iter().map(|p| p.image(i)).collect(),
+                        1,
+                    )),
+                    _ => Value::Vector(Tensor::cat(
+                        parts
+                            .into_iter()
+                            .map(|p| match p {
+                                Value::Vector(t) => t,
+                                other => panic!("concat node {i} mixes {other:?}"),
+                            })
+                            .collect(),
+                        1,
+                    )),
+                }
+            }
+            Op::Input
+            | Op::Conv2d { .. }
+            | Op::BatchNorm { .. }
+            | Op::Linear { .. }
+            | Op::Dropout { .. } => {
+                unreachable!("node {i}: learned ops have layers")
+            }
+        }
+    }
+}

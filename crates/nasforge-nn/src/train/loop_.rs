@@ -1,0 +1,363 @@
+//! The training loop.
+
+use super::config::{OptimizerConfig, TrainConfig};
+use crate::data::{Dataset, Targets};
+use crate::device::DeviceKind;
+use crate::model::Network;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, SgdConfig};
+use burn::prelude::*;
+use nasforge_core::netspec::NetSpec;
+use nasforge_core::rng::Rng;
+use serde::Serialize;
+
+/// A quality measurement on some rows.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub enum Metric {
+    /// Classification accuracy in percent.
+    Accuracy(f64),
+    /// Regression errors.
+    Regression {
+        /// Mean squared error.
+        mse: f64,
+        /// Mean absolute error.
+        mae: f64,
+    },
+}
+
+impl Metric {
+    /// The number a search maximises: accuracy, or minus the MSE.
+    pub fn score(self) -> f64 {
+        match self {
+            Metric::Accuracy(a) => a,
+            Metric::Regression { mse, .. } => -mse,
+        }
+    }
+}
+
+/// One epoch's numbers.
+#[derive(Clone, Debug, Serialize)]
+pub struct EpochStats {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Validation metric, when there are validation rows.
+    pub valid: Option<Metric>,
+    /// Wall time of the epoch (training and validation).
+    pub seconds: f64,
+}
+
+/// What the epoch callback wants next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Go on training.
+    Continue,
+    /// Stop now (pruned).
+    Stop,
+}
+
+/// Why training did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The loss became NaN or infinite.
+    #[error("the loss became {value} at epoch {epoch}, step {step}: training diverged (try a lower learning rate)")]
+    Diverged {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Step within the epoch.
+        step: usize,
+        /// The loss value.
+        value: f32,
+    },
+    /// The recipe does not fit the data.
+    #[error(transparent)]
+    Invalid(#[from] nasforge_core::Error),
+}
+
+/// A trained network and how it got there.
+pub struct Trained {
+    /// The inference copy (batch norm uses running statistics).
+    pub model: Network,
+    /// Per-epoch numbers.
+    pub epochs: Vec<EpochStats>,
+    /// Whether the callback stopped it early.
+    pub stopped: bool,
+}
+
+/// Reads every parameter once so that lazily initialised weights draw from the seeded RNG in
+/// a fixed order (burn initialises a parameter on its first use).
+struct Materialize;
+
+impl ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+        let _ = p.val();
+    }
+}
+
+/// Scales the gradients so that their global L2 norm is at most `max` (burn's own clipping
+/// works per tensor, unlike the usual recipe).
+fn clip_global_norm(model: &Network, grads: &mut GradientsParams, max: f64) {
+    struct Norm<'a>(&'a GradientsParams, Option<Tensor<1>>);
+    impl ModuleVisitor for Norm<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if let Some(g) = self.0.get::<D>(p.id) {
+                let s = g.square().sum();
+                self.1 = Some(match self.1.take() {
+                    Some(acc) => acc + s,
+                    None => s,
+                });
+            }
+        }
+    }
+    struct Scale<'a>(&'a mut GradientsParams, f64);
+    impl ModuleVisitor for Scale<'_> {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if let Some(g) = self.0.remove::<D>(p.id) {
+                self.0.register::<D>(p.id, g.mul_scalar(self.1));
+            }
+        }
+    }
+    let mut n = Norm(grads, None);
+    model.visit(&mut n);
+    let Some(total) = n.1 else { return };
+    let norm = (total.into_scalar::<f32>() as f64).sqrt();
+    if norm > max {
+        model.visit(&mut Scale(grads, max / (norm + 1e-6)));
+    }
+}
+
+/// Copies rows into a batch, applying random crop (zero padding of 1/8 of the side) and
+/// horizontal flips to images when `augment` is on.
+fn gather(data: &Dataset, rows: &[usize], augment: Option<(&mut Rng, bool)>) -> Vec<f32> {
+    let d = data.row_len();
+    let mut out = Vec::with_capacity(rows.len() * d);
+    match (augment, &data.shape[..]) {
+        (Some((rng, flip)), &[c, h, w]) => {
+            let pad_h = (h / 8).max(1) as isize;
+            let pad_w = (w / 8).max(1) as isize;
+            for &r in rows {
+                let src = data.row(r);
+                let dy = rng.below(2 * pad_h as usize + 1) as isize - pad_h;
+                let dx = rng.below(2 * pad_w as usize + 1) as isize - pad_w;
+                let mirror = flip && rng.below(2) == 1;
+                for ch in 0..c {
+                    for y in 0..h as isize {
+                        for x in 0..w as isize {
+                            let sy = y + dy;
+                            let mut sx = x + dx;
+                            if mirror {
+                                sx = w as isize - 1 - sx;
+                            }
+                            let v = if sy >= 0 && sy < h as isize && sx >= 0 && sx < w as isize {
+                                src[ch * h * w + sy as usize * w + sx as usize]
+                            } else {
+                                0.0
+                            };
+                            out.push(v);
+                        }
+                    }
+                }
+            }
+        }
+        _ => {
+            for &r in rows {
+                out.extend_from_slice(data.row(r));
+            }
+        }
+    }
+    out
+}
+
+/// What a training run reads: the data (already normalised), which rows to train and validate
+/// on, the recipe and the device.
+#[derive(Clone, Copy)]
+pub struct TrainSetup<'a> {
+    /// The data set.
+    pub data: &'a Dataset,
+    /// Rows to train on.
+    pub train_rows: &'a [usize],
+    /// Rows to validate on after every epoch (may be empty).
+    pub valid_rows: &'a [usize],
+    /// The recipe.
+    pub config: &'a TrainConfig,
+    /// Where to run.
+    pub device: DeviceKind,
+}
+
+/// Trains `spec` from `seed` as `setup` says, validating after every epoch and calling
+/// `on_epoch` with the numbers.
+pub fn train(
+    spec: &NetSpec,
+    setup: TrainSetup<'_>,
+    seed: u64,
+    on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
+) -> Result<Trained, TrainError> {
+    let TrainSetup {
+        data,
+        train_rows,
+        valid_rows,
+        config: cfg,
+        device,
+    } = setup;
+    cfg.validate(train_rows.len())?;
+    let dev = device.training_device();
+    dev.seed(seed);
+    let mut model = Network::new(spec, &dev);
+    model.visit(&mut Materialize);
+    let mut optim = match cfg.optimizer {
+        OptimizerConfig::Sgd {
+            momentum,
+            nesterov,
+            weight_decay,
+        } => SgdConfig::new()
+            .with_momentum((momentum > 0.0).then(|| {
+                MomentumConfig::new()
+                    .with_momentum(momentum)
+                    .with_dampening(0.0)
+                    .with_nesterov(nesterov)
+            }))
+            .with_weight_decay(
+                (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32)),
+            )
+            .init(),
+        OptimizerConfig::Adam { weight_decay } => AdamConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(
+                (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32)),
+            )
+            .init(),
+        OptimizerConfig::AdamW { weight_decay } => AdamWConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(weight_decay as f32)
+            .init(),
+    };
+    let ce = CrossEntropyLossConfig::new()
+        .with_smoothing((cfg.label_smoothing > 0.0).then_some(cfg.label_smoothing as f32))
+        .init(&dev);
+    let d = data.row_len();
+    let mut rng = Rng::new(seed ^ 0x7EA1_u64);
+    let mut order = train_rows.to_vec();
+    let batches_per_epoch = order.len().div_ceil(cfg.batch_size);
+    let total_steps = batches_per_epoch * cfg.epochs;
+    let mut step_global = 0;
+    let mut epochs = Vec::new();
+    let mut stopped = false;
+    for epoch in 1..=cfg.epochs {
+        let t0 = std::time::Instant::now();
+        rng.shuffle(&mut order);
+        let mut loss_sum = 0.0;
+        let mut loss_n = 0usize;
+        for (step, rows) in order.chunks(cfg.batch_size).enumerate() {
+            if rows.len() < 2 {
+                continue; // batch norm needs two samples
+            }
+            let n = rows.len();
+            let augment = (cfg.augment && data.is_image()).then_some((&mut rng, cfg.flip));
+            let x =
+                Tensor::<2>::from_data(TensorData::new(gather(data, rows, augment), [n, d]), &dev);
+            let out = model.forward_flat(x);
+            let loss = match &data.targets {
+                Targets::Classes { ids, .. } => {
+                    let y: Vec<i64> = rows.iter().map(|&r| ids[r] as i64).collect();
+                    ce.forward(
+                        out,
+                        Tensor::<1, Int>::from_data(TensorData::new(y, [n]), &dev),
+                    )
+                }
+                Targets::Values(v) => {
+                    let y: Vec<f32> = rows.iter().map(|&r| v[r]).collect();
+                    let y = Tensor::<2>::from_data(TensorData::new(y, [n, 1]), &dev);
+                    MseLoss::new().forward(out, y, Reduction::Mean)
+                }
+            };
+            let value = loss.clone().into_scalar::<f32>();
+            if !value.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch,
+                    step: step + 1,
+                    value,
+                });
+            }
+            loss_sum += value as f64 * n as f64;
+            loss_n += n;
+            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            if let Some(max) = cfg.grad_clip {
+                clip_global_norm(&model, &mut grads, max);
+            }
+            let lr = cfg.lr_at(step_global, batches_per_epoch, total_steps);
+            model = optim.step(lr, model, grads);
+            step_global += 1;
+        }
+        let valid =
+            (!valid_rows.is_empty()).then(|| evaluate(&model.valid(), data, valid_rows, device));
+        let stats = EpochStats {
+            epoch,
+            train_loss: loss_sum / loss_n.max(1) as f64,
+            valid,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        let control = on_epoch(&stats);
+        epochs.push(stats);
+        if control == Control::Stop {
+            stopped = true;
+            break;
+        }
+    }
+    Ok(Trained {
+        model: model.valid(),
+        epochs,
+        stopped,
+    })
+}
+
+/// Runs `model` (an inference copy) on `rows` and measures accuracy or regression errors.
+pub fn evaluate(model: &Network, data: &Dataset, rows: &[usize], device: DeviceKind) -> Metric {
+    let dev = device.device();
+    let d = data.row_len();
+    let mut correct = 0usize;
+    let (mut se, mut ae) = (0f64, 0f64);
+    for chunk in rows.chunks(256) {
+        let n = chunk.len();
+        let x = Tensor::<2>::from_data(TensorData::new(gather(data, chunk, None), [n, d]), &dev);
+        let out = model.forward_flat(x);
+        match &data.targets {
+            Targets::Classes { ids, .. } => {
+                let pred = out
+                    .argmax(1)
+                    .into_data()
+                    .convert::<i64>()
+                    .try_to_vec::<i64>()
+                    .expect("int data");
+                correct += chunk
+                    .iter()
+                    .zip(pred)
+                    .filter(|(&r, p)| ids[r] as i64 == *p)
+                    .count();
+            }
+            Targets::Values(v) => {
+                let pred = out
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .expect("float data");
+                for (&r, p) in chunk.iter().zip(pred) {
+                    let e = (p - v[r]) as f64;
+                    se += e * e;
+                    ae += e.abs();
+                }
+            }
+        }
+    }
+    let n = rows.len().max(1) as f64;
+    match data.targets {
+        Targets::Classes { .. } => Metric::Accuracy(100.0 * correct as f64 / n),
+        Targets::Values(_) => Metric::Regression {
+            mse: se / n,
+            mae: ae / n,
+        },
+    }
+}

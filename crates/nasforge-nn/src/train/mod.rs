@@ -1,0 +1,8 @@
+//! Training a [`Network`] on a [`Dataset`]: mini-batch SGD/Adam/AdamW with a schedule,
+//! per-epoch validation, divergence detection, and the final evaluation on held-out rows.
+
+pub mod config;
+mod loop_;
+
+pub use config::{OptimizerConfig, ScheduleConfig, TrainConfig};
+pub use loop_::{evaluate, train, Control, EpochStats, Metric, TrainError, TrainSetup, Trained};
