@@ -6,8 +6,10 @@
 
 #![warn(missing_docs)]
 
+pub mod bundle;
 pub mod data;
 pub mod device;
 pub mod evaluator;
+pub mod final_train;
 pub mod model;
 pub mod train;

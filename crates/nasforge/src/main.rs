@@ -15,8 +15,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a search study (stored in a run directory; `--resume` continues it).
+    /// Search for an architecture: on data (default: the embedded digits) or a benchmark table.
     Search(cmd::search::SearchArgs),
+    /// Train one architecture from scratch on several seeds and save the model.
+    Train(cmd::train::TrainArgs),
+    /// Predict with a saved model (a run's best/ folder).
+    Predict(cmd::predict::PredictArgs),
+    /// Write a commented configuration file to start from.
+    Init(cmd::init::InitArgs),
     /// Compare strategies on a tabular benchmark over many seeds.
     Bench(cmd::bench::BenchArgs),
     /// Show an architecture: parameters, MACs, op counts and a diagram.
@@ -28,6 +34,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Search(a) => cmd::search::run(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Predict(a) => cmd::predict::run(a),
+        Command::Init(a) => cmd::init::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Show(a) => cmd::show::run(a),
     };

@@ -91,7 +91,10 @@ fn bad_input_exits_2_with_a_clear_message() {
             vec!["bench", "nb201", "--table", "/nonexistent.csv"],
             "nonexistent",
         ),
-        (vec!["search", "--trials", "5"], "--table"),
+        (
+            vec!["search", "--evaluator", "table", "--trials", "5"],
+            "--table",
+        ),
         (
             vec!["search", "--resume", "--run-dir", "/nonexistent-run"],
             "not a nasforge run",

@@ -151,6 +151,7 @@ pub(crate) fn parse_csv(text: &str, opts: &CsvOptions, source: &str) -> Result<D
         targets: targets_from_strings(raw_targets, opts.task, &opts.target, source)?,
         feature_names: feature_cols.iter().map(|&c| header[c].clone()).collect(),
         source: source.to_string(),
+        target_scale: None,
     })
 }
 
@@ -225,4 +226,68 @@ pub(crate) fn targets_from_strings(
             Ok(Targets::Classes { ids, names })
         }
     }
+}
+
+/// Reads the feature columns `names` (in that order) of a CSV that has no target column, for
+/// prediction. The targets of the result are unknown (NaN).
+pub fn load_features(path: &Path, names: &[String], image: Option<[usize; 3]>) -> Result<Dataset> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let source = path.display().to_string();
+    let text = if path.extension().is_some_and(|e| e == "gz") {
+        gunzip(&bytes, &source)?
+    } else {
+        String::from_utf8(bytes)
+            .map_err(|_| Error::invalid(format!("{source}: not UTF-8 text; is it a CSV file?")))?
+    };
+    let mut reader = ::csv::ReaderBuilder::new().from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| Error::invalid(format!("{source}: cannot read the header: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let cols: Vec<usize> = names
+        .iter()
+        .map(|n| {
+            header.iter().position(|h| h == n).ok_or_else(|| {
+                Error::invalid(format!(
+                    "{source}: the model reads column `{n}`, which this file does not have"
+                ))
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut features = Vec::new();
+    let mut rows = 0;
+    for (r, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| Error::invalid(format!("{source}: row {}: {e}", r + 2)))?;
+        for &c in &cols {
+            let field = record[c].trim();
+            features.push(field.parse::<f32>().map_err(|_| {
+                Error::invalid(format!(
+                    "{source}: row {}, column `{}`: `{field}` is not a number",
+                    r + 2,
+                    header[c]
+                ))
+            })?);
+        }
+        rows += 1;
+    }
+    if rows == 0 {
+        return Err(Error::invalid(format!("{source}: no data rows")));
+    }
+    let shape = match image {
+        Some([h, w, c]) => {
+            features = hwc_to_chw(&features, h, w, c);
+            vec![c, h, w]
+        }
+        None => vec![names.len()],
+    };
+    Ok(Dataset {
+        features,
+        shape,
+        targets: Targets::Values(vec![f32::NAN; rows]),
+        feature_names: names.to_vec(),
+        source,
+        target_scale: None,
+    })
 }

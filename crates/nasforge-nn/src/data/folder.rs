@@ -102,5 +102,6 @@ pub fn load_image_folder(root: &Path, resize: Option<[usize; 3]>) -> Result<Data
         },
         feature_names: Vec::new(),
         source: root.display().to_string(),
+        target_scale: None,
     })
 }

@@ -106,6 +106,7 @@ pub fn load_idx(images: &Path, labels: Option<&Path>) -> Result<Dataset> {
         )?,
         feature_names: Vec::new(),
         source: images.display().to_string(),
+        target_scale: None,
     })
 }
 

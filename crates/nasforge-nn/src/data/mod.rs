@@ -10,7 +10,7 @@ mod folder;
 mod idx;
 mod split;
 
-pub use self::csv::{load_csv, CsvOptions};
+pub use self::csv::{load_csv, load_features, CsvOptions};
 pub use folder::load_image_folder;
 pub use idx::load_idx;
 pub use split::{Normalizer, Split, SplitFractions};
@@ -56,6 +56,9 @@ pub struct Dataset {
     pub feature_names: Vec<String>,
     /// Where the data came from, for messages and records.
     pub source: String,
+    /// Regression targets are stored standardised as `(y - mean) / std`; this is `(mean, std)`
+    /// so errors and predictions can be reported in the original units.
+    pub target_scale: Option<(f32, f32)>,
 }
 
 impl Dataset {
@@ -123,6 +126,7 @@ impl Dataset {
             targets,
             feature_names: self.feature_names.clone(),
             source: self.source.clone(),
+            target_scale: self.target_scale,
         }
     }
 
@@ -172,9 +176,17 @@ pub fn embedded_digits() -> Dataset {
     d
 }
 
+/// Reads a file or folder by its kind (see [`read`]) and checks it is fit for training: rows,
+/// and two classes or more.
+pub fn load(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
+    let d = read(path, opts)?;
+    d.validate()?;
+    Ok(d)
+}
+
 /// Reads a file or folder by its kind: a folder of class subfolders (images), an IDX file
 /// (MNIST), or a CSV (`.csv`, `.csv.gz`, anything else).
-pub fn load(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
+pub fn read(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     let name = path
         .file_name()
@@ -187,7 +199,6 @@ pub fn load(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
     } else {
         load_csv(path, opts)?
     };
-    d.validate()?;
     Ok(d)
 }
 

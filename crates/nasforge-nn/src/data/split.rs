@@ -92,6 +92,9 @@ pub struct Normalizer {
     pub std: Vec<f32>,
     /// Values per channel (H*W for images, 1 for vectors).
     pub plane: usize,
+    /// Mean and standard deviation of regression targets on the training rows.
+    #[serde(default)]
+    pub target: Option<(f32, f32)>,
 }
 
 impl Normalizer {
@@ -125,11 +128,31 @@ impl Normalizer {
                 }
             })
             .collect();
-        Normalizer { mean, std, plane }
+        let target = match &data.targets {
+            Targets::Values(v) if !rows.is_empty() => {
+                let n = rows.len() as f64;
+                let m = rows.iter().map(|&r| v[r] as f64).sum::<f64>() / n;
+                let var = rows.iter().map(|&r| (v[r] as f64 - m).powi(2)).sum::<f64>() / n;
+                Some((m as f32, if var > 1e-12 { var.sqrt() as f32 } else { 1.0 }))
+            }
+            _ => None,
+        };
+        Normalizer {
+            mean,
+            std,
+            plane,
+            target,
+        }
     }
 
-    /// Normalises every row of `data` in place.
+    /// Normalises every row of `data` in place, and standardises regression targets.
     pub fn apply(&self, data: &mut Dataset) {
+        if let (Some((m, s)), Targets::Values(v)) = (self.target, &mut data.targets) {
+            for y in v.iter_mut() {
+                *y = (*y - m) / s;
+            }
+            data.target_scale = Some((m, s));
+        }
         let d = data.row_len();
         for row in data.features.chunks_mut(d) {
             for (j, v) in row.iter_mut().enumerate() {

@@ -344,8 +344,10 @@ pub fn evaluate(model: &Network, data: &Dataset, rows: &[usize], device: DeviceK
                     .convert::<f32>()
                     .try_to_vec::<f32>()
                     .expect("float data");
+                let scale = data.target_scale.map(|(_, s)| s).unwrap_or(1.0);
                 for (&r, p) in chunk.iter().zip(pred) {
-                    let e = (p - v[r]) as f64;
+                    // Errors in the target's own units.
+                    let e = ((p - v[r]) * scale) as f64;
                     se += e * e;
                     ae += e.abs();
                 }

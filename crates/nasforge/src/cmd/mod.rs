@@ -1,8 +1,13 @@
 //! One module per subcommand, plus the helpers they share.
 
 pub mod bench;
+pub mod config;
+pub mod init;
+pub mod pipeline;
+pub mod predict;
 pub mod search;
 pub mod show;
+pub mod train;
 
 use anyhow::Result;
 use nasforge_core::space::{self, Space};

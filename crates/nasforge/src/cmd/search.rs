@@ -1,201 +1,115 @@
-//! `nasforge search`: one stored study.
+//! `nasforge search`: one stored study, then (on data) final training of the best arch.
 //!
-//! A run directory holds `config.toml` (the resolved configuration) and `study.db` (SQLite).
-//! `--resume` reopens both and continues without redoing any finished trial.
+//! A run directory holds `config.toml` (the resolved configuration), `study.db` (SQLite) and,
+//! after final training, `best/` (model, arch, weights, `final.json`). `--resume` reopens the
+//! study and continues without redoing any finished trial.
 
+use super::config::SearchConfig;
+use super::pipeline::{self, Prepared};
 use super::{bad_input, build_space};
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use nasforge_core::space::SPACE_NAMES;
+use nasforge_core::space::{Arch, Space};
 use nasforge_core::strategy;
 use nasforge_core::study::{
-    Direction, Fidelity, SqliteStorage, Study, StudyRecord, TableEvaluator,
+    Direction, EvalError, Evaluation, Evaluator, Fidelity, SqliteStorage, Study, StudyRecord,
+    TableEvaluator, TrialState,
 };
 use nasforge_core::tabular::Table;
 use nasforge_core::Params;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use nasforge_nn::data::Task;
+use nasforge_nn::evaluator::TrainingEvaluator;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Arguments of `nasforge search`. Every option but `--run-dir`, `--resume`, `--json` and
-/// `--quiet` is stored in the run's `config.toml`.
+/// Arguments of `nasforge search`.
 #[derive(Args)]
 pub struct SearchArgs {
-    /// The search space.
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(SPACE_NAMES))]
-    pub space: Option<String>,
-    /// A space size parameter `key=value` (repeatable).
-    #[arg(long = "space-param", value_name = "KEY=VALUE")]
-    pub space_params: Vec<String>,
-    /// The search strategy (see `nasforge bench --help` for the list).
+    /// A TOML configuration (see `nasforge init`); flags override it.
     #[arg(long)]
-    pub strategy: Option<String>,
-    /// A strategy parameter `key=value` (repeatable).
-    #[arg(long = "strategy-param", value_name = "KEY=VALUE")]
-    pub strategy_params: Vec<String>,
-    /// How candidates are evaluated. `table` looks them up in a benchmark table.
-    #[arg(long, value_parser = ["table"])]
-    pub evaluator: Option<String>,
-    /// The benchmark table for `--evaluator table`.
-    #[arg(long)]
-    pub table: Option<PathBuf>,
-    /// The metric to optimise (a table column).
-    #[arg(long)]
-    pub objective: Option<String>,
-    /// `maximize` or `minimize` the objective.
-    #[arg(long)]
-    pub direction: Option<String>,
-    /// Trials to finish in total (a resumed run counts the ones it has).
-    #[arg(long)]
-    pub trials: Option<usize>,
-    /// The run's seed: the same seed and config give the same trials.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// The run directory (created; must not hold a study unless `--resume`).
+    pub config: Option<PathBuf>,
+    /// The run directory (default: runs/search-<time>); must not hold a run unless --resume.
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
-    /// Continue the study in `--run-dir` with its stored configuration.
+    /// Continue the run in --run-dir with its stored configuration.
     #[arg(long)]
     pub resume: bool,
     /// Print one JSON summary at the end, nothing else on stdout.
     #[arg(long)]
     pub json: bool,
-    /// No progress bar.
+    /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub settings: SearchConfig,
 }
 
-/// The configuration a run is created with, stored as `config.toml` in the run directory.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct SearchConfig {
-    /// Space name.
-    pub space: String,
-    /// Space parameters.
-    #[serde(default)]
-    pub space_params: BTreeMap<String, String>,
-    /// Strategy name.
-    pub strategy: String,
-    /// Strategy parameters.
-    #[serde(default)]
-    pub strategy_params: BTreeMap<String, String>,
-    /// Evaluator name.
-    pub evaluator: String,
-    /// Benchmark table.
-    pub table: Option<PathBuf>,
-    /// Metric optimised.
-    pub objective: String,
-    /// Its direction.
-    pub direction: Direction,
-    /// Total trials.
-    pub trials: usize,
-    /// Seed.
-    pub seed: u64,
+/// Wraps an evaluator to show each epoch on the progress bar.
+struct ShowEpochs<'a> {
+    inner: &'a mut dyn Evaluator,
+    bar: &'a ProgressBar,
+    best: Option<f64>,
+    sign: f64,
+    objective: String,
+    epochs: usize,
 }
 
-fn kv_map(items: &[String]) -> Result<BTreeMap<String, String>> {
-    Ok(Params::parse(items)?.entries().clone())
-}
-
-fn kv_list(map: &BTreeMap<String, String>) -> Vec<String> {
-    map.iter().map(|(k, v)| format!("{k}={v}")).collect()
-}
-
-impl SearchConfig {
-    fn from_args(a: &SearchArgs) -> Result<Self> {
-        let evaluator = a.evaluator.clone().unwrap_or_else(|| "table".into());
-        if evaluator == "table" && a.table.is_none() {
-            return bad_input(
-                "--evaluator table needs --table FILE (a benchmark CSV with an `arch` column); \
-                 training candidates on data is not available yet",
-            );
-        }
-        Ok(SearchConfig {
-            space: a.space.clone().unwrap_or_else(|| "nb201".into()),
-            space_params: kv_map(&a.space_params)?,
-            strategy: a.strategy.clone().unwrap_or_else(|| "rea".into()),
-            strategy_params: kv_map(&a.strategy_params)?,
-            evaluator,
-            table: a.table.clone(),
-            objective: a
-                .objective
-                .clone()
-                .unwrap_or_else(|| "test_acc_200ep".into()),
-            direction: Direction::parse(a.direction.as_deref().unwrap_or("maximize"))?,
-            trials: a.trials.unwrap_or(100),
-            seed: a.seed.unwrap_or(0),
-        })
-    }
-
-    /// Fails if the command line asks for something other than the stored config (only
-    /// `--trials` may change, to extend a run).
-    fn check_resume_args(&self, a: &SearchArgs) -> Result<()> {
-        let mut conflicts = Vec::new();
-        let mut differs = |flag: &str, given: bool, same: bool| {
-            if given && !same {
-                conflicts.push(flag.to_string());
+impl Evaluator for ShowEpochs<'_> {
+    fn evaluate(
+        &mut self,
+        space: &dyn Space,
+        arch: &Arch,
+        fidelity: &Fidelity,
+        report: &mut dyn FnMut(u64, f64),
+    ) -> std::result::Result<Evaluation, EvalError> {
+        let best = self
+            .best
+            .map(|b| format!(" · best {}={b:.4}", self.objective))
+            .unwrap_or_default();
+        let bar = self.bar;
+        let epochs = self.epochs;
+        let out = self
+            .inner
+            .evaluate(space, arch, fidelity, &mut |step, value| {
+                bar.set_message(format!("epoch {step}/{epochs} {value:.3}{best}"));
+                report(step, value)
+            });
+        if let Ok(ev) = &out {
+            if self
+                .best
+                .is_none_or(|b| self.sign * ev.value > self.sign * b)
+            {
+                self.best = Some(ev.value);
             }
-        };
-        differs(
-            "--space",
-            a.space.is_some(),
-            a.space.as_ref() == Some(&self.space),
-        );
-        differs(
-            "--strategy",
-            a.strategy.is_some(),
-            a.strategy.as_ref() == Some(&self.strategy),
-        );
-        differs(
-            "--objective",
-            a.objective.is_some(),
-            a.objective.as_ref() == Some(&self.objective),
-        );
-        differs("--seed", a.seed.is_some(), a.seed == Some(self.seed));
-        differs("--table", a.table.is_some(), a.table == self.table);
-        differs(
-            "--evaluator",
-            a.evaluator.is_some(),
-            a.evaluator.as_ref() == Some(&self.evaluator),
-        );
-        differs(
-            "--direction",
-            a.direction.is_some(),
-            a.direction.as_deref().map(Direction::parse).transpose()? == Some(self.direction),
-        );
-        differs(
-            "--space-param",
-            !a.space_params.is_empty(),
-            kv_map(&a.space_params)? == self.space_params,
-        );
-        differs(
-            "--strategy-param",
-            !a.strategy_params.is_empty(),
-            kv_map(&a.strategy_params)? == self.strategy_params,
-        );
-        if conflicts.is_empty() {
-            Ok(())
-        } else {
-            bad_input(format!(
-                "--resume continues the run with its stored config.toml; {} differ(s) from it. \
-                 Drop them, or start a new run in another --run-dir",
-                conflicts.join(", ")
-            ))
+            self.bar.set_message(format!(
+                "best {}={:.4}",
+                self.objective,
+                self.best.unwrap_or(f64::NAN)
+            ));
         }
+        out
     }
 }
 
 fn default_run_dir() -> PathBuf {
-    let secs = nasforge_core::study::now() as u64;
-    PathBuf::from("runs").join(format!("search-{secs}"))
+    PathBuf::from("runs").join(format!("search-{}", nasforge_core::study::now() as u64))
+}
+
+fn bar(quiet: bool, len: u64, template: &str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(len);
+    b.set_style(ProgressStyle::with_template(template).expect("valid template"));
+    b
 }
 
 /// Runs `nasforge search`.
 pub fn run(args: SearchArgs) -> Result<()> {
     let start = Instant::now();
-    let (dir, config) = if args.resume {
+    let (dir, cfg) = if args.resume {
         let Some(dir) = args.run_dir.clone() else {
             return bad_input("--resume needs --run-dir DIR, the run to continue");
         };
@@ -207,15 +121,24 @@ pub fn run(args: SearchArgs) -> Result<()> {
                 dir.display()
             ));
         }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let mut config: SearchConfig = toml::from_str(&text)
-            .map_err(|e| super::BadInput(format!("{}: {e}", path.display())))?;
-        config.check_resume_args(&args)?;
-        if let Some(t) = args.trials {
-            config.trials = t;
+        let stored = SearchConfig::from_file(&path)?;
+        let given = match &args.config {
+            Some(p) => SearchConfig::from_file(p)?.overlay(&args.settings),
+            None => args.settings.clone(),
+        };
+        let conflicts = stored.resume_conflicts(&given);
+        if !conflicts.is_empty() {
+            return bad_input(format!(
+                "--resume continues the run with its stored config.toml; {} differ(s) from it. \
+                 Drop them, or start a new run in another --run-dir",
+                conflicts.join(", ")
+            ));
         }
-        (dir, config)
+        let mut cfg = stored;
+        if given.trials.is_some() {
+            cfg.trials = given.trials;
+        }
+        (dir, cfg)
     } else {
         let dir = args.run_dir.clone().unwrap_or_else(default_run_dir);
         if dir.join("study.db").exists() || dir.join("config.toml").exists() {
@@ -224,41 +147,74 @@ pub fn run(args: SearchArgs) -> Result<()> {
                 dir.display()
             ));
         }
-        (dir, SearchConfig::from_args(&args)?)
+        let cfg = match &args.config {
+            Some(p) => SearchConfig::from_file(p)?.overlay(&args.settings),
+            None => args.settings.clone(),
+        };
+        (dir, cfg)
     };
+    let quiet = args.quiet || args.json;
+    let evaluator = cfg.evaluator.clone().unwrap_or_else(|| {
+        if cfg.table.is_some() {
+            "table"
+        } else {
+            "train"
+        }
+        .into()
+    });
+    match evaluator.as_str() {
+        "table" => search_table(args, dir, cfg, start, quiet),
+        "train" => search_train(args, dir, cfg, start, quiet),
+        other => bad_input(format!("--evaluator `{other}` is not `train` or `table`")),
+    }
+}
 
-    let space = build_space(&config.space, &kv_list(&config.space_params))?;
-    let strategy_params = Params::parse(&kv_list(&config.strategy_params))?;
-    let strat = strategy::build(&config.strategy, config.seed, &strategy_params)?;
-    let table_path = config.table.clone().expect("checked in from_args");
-    let table = Arc::new(Table::load(&table_path, space.as_ref())?);
-    let mut evaluator = TableEvaluator::new(table, &config.objective)?;
-    if config.trials == 0 {
+/// Opens (or resumes) the study in `dir` and runs it to `cfg.trials`.
+fn run_study(
+    args: &SearchArgs,
+    dir: &std::path::Path,
+    cfg: &SearchConfig,
+    space: &dyn Space,
+    evaluator: &mut dyn Evaluator,
+    quiet: bool,
+    epochs: usize,
+) -> Result<(
+    Vec<nasforge_core::study::Trial>,
+    Option<nasforge_core::study::Trial>,
+    usize,
+    usize,
+)> {
+    let strategy_name = cfg.strategy.clone().unwrap_or_else(|| "rea".into());
+    let strat = strategy::build(
+        &strategy_name,
+        cfg.seed.unwrap_or(0),
+        &Params::parse(&cfg.strategy_param)?,
+    )?;
+    let trials = cfg.trials.expect("resolved");
+    if trials == 0 {
         return bad_input("--trials must be at least 1");
     }
-
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    write_config(&dir, &config)?;
+    let objective = cfg.objective.clone().expect("resolved");
+    let direction = Direction::parse(cfg.direction.as_deref().expect("resolved"))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    cfg.write(
+        &dir.join("config.toml"),
+        &format!("# nasforge search configuration: `nasforge search --resume --run-dir {}` continues this run.", dir.display()),
+    )?;
     let storage = SqliteStorage::open(&dir.join("study.db"))?;
     let record = StudyRecord {
         name: "search".into(),
-        space: config.space.clone(),
+        space: space.name().to_string(),
         space_params: space.params_json(),
-        strategy: config.strategy.clone(),
-        objective: config.objective.clone(),
-        direction: config.direction,
-        seed: config.seed,
-        config: serde_json::to_value(&config)?,
+        strategy: strategy_name,
+        objective: objective.clone(),
+        direction,
+        seed: cfg.seed.unwrap_or(0),
+        config: serde_json::to_value(cfg)?,
         created_at: nasforge_core::study::now(),
     };
-    let (mut study, resumed) = Study::open(
-        Box::new(storage),
-        record,
-        space.as_ref(),
-        strat,
-        &worker_id(),
-    )?;
-    if args.resume && !args.quiet && !args.json {
+    let (mut study, resumed) = Study::open(Box::new(storage), record, space, strat, &worker_id())?;
+    if args.resume && !quiet {
         eprintln!(
             "resuming {}: {} finished trials kept, {} interrupted trial(s) to run again",
             dir.display(),
@@ -266,99 +222,262 @@ pub fn run(args: SearchArgs) -> Result<()> {
             resumed.interrupted
         );
     }
-
-    let bar = if args.quiet || args.json {
-        ProgressBar::hidden()
-    } else {
-        let bar = ProgressBar::new(config.trials as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} trial {pos}/{len} {msg} [{elapsed} < {eta}]")
-                .expect("valid template"),
-        );
-        bar
-    };
+    let bar = bar(
+        quiet,
+        trials as u64,
+        "search {bar:30} trial {pos}/{len} {msg} [{elapsed} < {eta}]",
+    );
     bar.set_position(study.finished() as u64);
-    let sign = config.direction.sign();
-    let mut best: Option<f64> = study.best()?.and_then(|t| t.value);
-    study.optimize(
-        &mut evaluator,
-        config.trials,
-        &Fidelity::default(),
-        |s, trial| {
-            if let Some(v) = trial.value {
-                if best.is_none_or(|b| sign * v > sign * b) {
-                    best = Some(v);
-                }
-            }
-            bar.set_position(s.finished() as u64);
-            if let Some(b) = best {
-                bar.set_message(format!("best {}={b:.4}", config.objective));
-            }
-        },
-    )?;
+    let mut shown = ShowEpochs {
+        inner: evaluator,
+        bar: &bar,
+        best: study.best()?.and_then(|t| t.value),
+        sign: direction.sign(),
+        objective,
+        epochs,
+    };
+    study.optimize(&mut shown, trials, &Fidelity::default(), |s, _| {
+        bar.set_position(s.finished() as u64)
+    })?;
     bar.finish_and_clear();
-
-    let trials = study.trials()?;
+    let all = study.trials()?;
     let best = study.best()?;
+    let finished = study.finished();
+    Ok((all, best, finished, resumed.replayed))
+}
+
+fn search_table(
+    args: SearchArgs,
+    dir: PathBuf,
+    mut cfg: SearchConfig,
+    start: Instant,
+    quiet: bool,
+) -> Result<()> {
+    let Some(table_path) = cfg.table.clone() else {
+        return bad_input(
+            "--evaluator table needs --table FILE (a benchmark CSV with an `arch` column)",
+        );
+    };
+    cfg.evaluator = Some("table".into());
+    cfg.space.get_or_insert_with(|| "nb201".into());
+    cfg.strategy.get_or_insert_with(|| "rea".into());
+    cfg.objective.get_or_insert_with(|| "test_acc_200ep".into());
+    cfg.direction.get_or_insert_with(|| "maximize".into());
+    cfg.trials.get_or_insert(100);
+    cfg.seed.get_or_insert(0);
+    let space = build_space(cfg.space.as_deref().expect("set"), &cfg.space_param)?;
+    let table = Arc::new(Table::load(&table_path, space.as_ref())?);
+    let mut evaluator = TableEvaluator::new(table, cfg.objective.as_deref().expect("set"))?;
+    let (trials, best, finished, replayed) =
+        run_study(&args, &dir, &cfg, space.as_ref(), &mut evaluator, quiet, 0)?;
+    summarize(
+        &args,
+        &dir,
+        &cfg,
+        &trials,
+        best.as_ref(),
+        finished,
+        replayed,
+        start,
+        None,
+    )
+}
+
+fn search_train(
+    args: SearchArgs,
+    dir: PathBuf,
+    mut cfg: SearchConfig,
+    start: Instant,
+    quiet: bool,
+) -> Result<()> {
+    let device = pipeline::device(&cfg)?;
+    let prepared: Prepared = pipeline::prepare_data(&cfg)?;
+    let (space_name, space_params) = pipeline::space_for_data(&cfg, &prepared.data)?;
+    let regression = prepared.data.task() == Task::Regression;
+    // Resolve every default into the stored config so a resume never depends on new defaults.
+    cfg.evaluator = Some("train".into());
+    cfg.space = Some(space_name.clone());
+    cfg.space_param = space_params.clone();
+    cfg.strategy.get_or_insert_with(|| "rea".into());
+    if cfg.strategy.as_deref() == Some("rea") && cfg.strategy_param.is_empty() {
+        cfg.strategy_param = vec!["population=10".into(), "sample_size=3".into()];
+    }
+    cfg.objective.get_or_insert_with(|| {
+        if regression {
+            "valid_mse"
+        } else {
+            "valid_accuracy"
+        }
+        .into()
+    });
+    cfg.direction
+        .get_or_insert_with(|| if regression { "minimize" } else { "maximize" }.into());
+    cfg.trials.get_or_insert(40);
+    cfg.seed.get_or_insert(0);
+    cfg.target.get_or_insert_with(|| "label".into());
+    let tc = pipeline::train_config(&cfg, false)?;
+    tc.validate(prepared.split.train.len())?;
+    let final_tc = pipeline::train_config(&cfg, true)?;
+    final_tc.validate(prepared.split.train.len() + prepared.split.valid.len())?;
+    let expected = if regression {
+        "valid_mse"
+    } else {
+        "valid_accuracy"
+    };
+    if cfg.objective.as_deref() != Some(expected) {
+        return bad_input(format!(
+            "--objective `{}` is not measured by the training evaluator; it measures `{expected}`",
+            cfg.objective.as_deref().unwrap_or("")
+        ));
+    }
+    let space = build_space(&space_name, &space_params)?;
+    let mut evaluator = TrainingEvaluator::new(
+        prepared.data.clone(),
+        &prepared.split,
+        tc.clone(),
+        cfg.seed.unwrap_or(0),
+        device,
+    );
+    if !quiet {
+        eprintln!(
+            "searching {} with {} on {} ({} train / {} valid rows held, {} test rows kept for the end)",
+            space_name,
+            cfg.strategy.as_deref().unwrap_or("rea"),
+            prepared.data.source,
+            prepared.split.train.len(),
+            prepared.split.valid.len(),
+            prepared.split.test.len()
+        );
+    }
+    let (trials, best, finished, replayed) = run_study(
+        &args,
+        &dir,
+        &cfg,
+        space.as_ref(),
+        &mut evaluator,
+        quiet,
+        tc.epochs,
+    )?;
+    let Some(best_trial) = best.clone() else {
+        return summarize(
+            &args, &dir, &cfg, &trials, None, finished, replayed, start, None,
+        );
+    };
+    let arch = space.parse_json(&best_trial.arch)?;
+    let spec = space.decode(&arch)?;
+    let final_bar = bar(quiet, 1, "final  {bar:30} {msg} [{elapsed} < {eta}]");
+    let result = pipeline::final_training(
+        &cfg,
+        &prepared,
+        (&space_name, &space_params),
+        &space.format(&arch),
+        &spec,
+        &dir.join("best"),
+        device,
+        &final_bar,
+    )?;
+    final_bar.finish_and_clear();
+    summarize(
+        &args,
+        &dir,
+        &cfg,
+        &trials,
+        Some(&best_trial),
+        finished,
+        replayed,
+        start,
+        Some((result, regression)),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summarize(
+    args: &SearchArgs,
+    dir: &std::path::Path,
+    cfg: &SearchConfig,
+    trials: &[nasforge_core::study::Trial],
+    best: Option<&nasforge_core::study::Trial>,
+    finished: usize,
+    replayed: usize,
+    start: Instant,
+    final_result: Option<(nasforge_nn::final_train::FinalResult, bool)>,
+) -> Result<()> {
     let seconds = start.elapsed().as_secs_f64();
     let failed = trials
         .iter()
-        .filter(|t| t.state == nasforge_core::study::TrialState::Failed)
+        .filter(|t| t.state == TrialState::Failed)
         .count();
+    let arch = best.and_then(|b| b.arch["arch"].as_str().map(str::to_string));
     if args.json {
-        let doc = serde_json::json!({
+        let mut doc = serde_json::json!({
             "run_dir": dir,
-            "space": config.space,
-            "strategy": config.strategy,
-            "objective": config.objective,
-            "trials": study.finished(),
+            "space": cfg.space,
+            "strategy": cfg.strategy,
+            "objective": cfg.objective,
+            "trials": finished,
             "failed": failed,
             "seconds": seconds,
-            "arch": best.as_ref().and_then(|b| b.arch["arch"].as_str().map(str::to_string)),
-            "value": best.as_ref().and_then(|b| b.value),
-            "best_trial": best.as_ref().map(|b| b.number),
-            "metrics": best.as_ref().map(|b| &b.metrics),
-            "resumed": {"replayed": resumed.replayed, "interrupted": resumed.interrupted},
+            "arch": arch,
+            "value": best.and_then(|b| b.value),
+            "best_trial": best.map(|b| b.number),
+            "metrics": best.map(|b| &b.metrics),
+            "resumed": {"replayed": replayed},
         });
+        if let Some((r, regression)) = &final_result {
+            doc["seeds"] = r.seeds.len().into();
+            if *regression {
+                doc["test_mse_mean"] = r.mean.into();
+                doc["test_mse_std"] = r.std.into();
+                doc["test_mae_mean"] = r.mae_mean.into();
+            } else {
+                doc["test_accuracy_mean"] = r.mean.into();
+                doc["test_accuracy_std"] = r.std.into();
+            }
+            doc["model"] = dir.join("best").display().to_string().into();
+        }
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
     println!("run        {}", dir.display());
-    println!(
-        "trials     {} finished ({failed} failed) in {seconds:.2} s",
-        study.finished()
-    );
+    println!("trials     {finished} finished ({failed} failed) in {seconds:.1} s");
     match best {
         Some(b) => {
             println!(
                 "best       trial {}: {} = {:.4}",
                 b.number,
-                config.objective,
+                cfg.objective.as_deref().unwrap_or(""),
                 b.value.unwrap_or(f64::NAN)
             );
-            println!(
-                "arch       {}",
-                b.arch["arch"].as_str().unwrap_or(&b.arch_key)
-            );
+            println!("arch       {}", arch.as_deref().unwrap_or(&b.arch_key));
             for (k, v) in &b.metrics {
                 println!("  {k:<16} {v}");
             }
         }
         None => println!("best       none: no trial completed"),
     }
-    Ok(())
-}
-
-fn write_config(dir: &Path, config: &SearchConfig) -> Result<()> {
-    let text = format!(
-        "# nasforge search configuration: `nasforge search --resume --run-dir {}` continues this run.\n{}",
-        dir.display(),
-        toml::to_string_pretty(config)?
-    );
-    let path = dir.join("config.toml");
-    let tmp = dir.join("config.toml.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    if let Some((r, regression)) = final_result {
+        let what = if regression {
+            "test MSE"
+        } else {
+            "test accuracy"
+        };
+        let per_seed: Vec<String> = r
+            .seeds
+            .iter()
+            .map(|s| match s.test {
+                nasforge_nn::train::Metric::Accuracy(a) => format!("{a:.2}"),
+                nasforge_nn::train::Metric::Regression { mse, .. } => format!("{mse:.4}"),
+            })
+            .collect();
+        println!(
+            "final      {what} {:.2} ± {:.2} over {} seeds ({}), trained from scratch on train+valid",
+            r.mean,
+            r.std,
+            r.seeds.len(),
+            per_seed.join(", ")
+        );
+        println!("model      {}", dir.join("best").display());
+    }
     Ok(())
 }
 

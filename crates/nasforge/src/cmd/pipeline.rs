@@ -1,0 +1,273 @@
+//! What `search` and `train` share: loading data per the config, sizing the space to it, the
+//! training recipe, and final training with the model saved under `best/`.
+
+use super::config::{parse_image, SearchConfig};
+use super::{bad_input, BadInput};
+use anyhow::{Context, Result};
+use indicatif::ProgressBar;
+use nasforge_core::netspec::NetSpec;
+use nasforge_nn::bundle::{self, ModelInfo};
+use nasforge_nn::data::{
+    self, CsvOptions, Dataset, Normalizer, Split, SplitFractions, Targets, Task,
+};
+use nasforge_nn::device::DeviceKind;
+use nasforge_nn::final_train::{final_train, FinalResult};
+use nasforge_nn::train::{OptimizerConfig, ScheduleConfig, TrainConfig, TrainError};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Default space parameters for the embedded 8×8 digits: a 3-cell NAS-Bench-201 network.
+pub const DIGITS_SPACE_PARAMS: &[&str] = &["channels=16", "cells=1"];
+
+/// Loaded, split and normalised data.
+pub struct Prepared {
+    /// Normalised with training statistics.
+    pub data: Arc<Dataset>,
+    /// The split from the run's seed.
+    pub split: Split,
+    /// The statistics (saved with the model).
+    pub normalizer: Normalizer,
+    /// The image shape the user gave, if any.
+    pub image: Option<[usize; 3]>,
+}
+
+/// Loads the data the config names (or the embedded digits), splits it from the seed and
+/// normalises it with statistics of the training rows.
+pub fn prepare_data(cfg: &SearchConfig) -> Result<Prepared> {
+    let mut image = cfg.image.as_deref().map(parse_image).transpose()?;
+    if cfg.data.is_none() {
+        // The embedded digits are 8x8 pixel rows; a model trained on them reads such CSVs.
+        image = Some([8, 8, 1]);
+    }
+    let task = match cfg.task.as_deref() {
+        None => None,
+        Some("classification") => Some(Task::Classification),
+        Some("regression") => Some(Task::Regression),
+        Some(other) => {
+            return bad_input(format!(
+                "--task `{other}` is neither `classification` nor `regression`"
+            ))
+        }
+    };
+    let mut data = match &cfg.data {
+        None => data::embedded_digits(),
+        Some(path) => data::load(
+            path,
+            &CsvOptions {
+                target: cfg.target.clone().unwrap_or_else(|| "label".into()),
+                task,
+                drop: cfg.drop.clone(),
+                image,
+                labels: cfg.labels.clone(),
+            },
+        )?,
+    };
+    data.validate()?;
+    let fractions = SplitFractions {
+        valid: cfg.valid_fraction.unwrap_or(0.15),
+        test: cfg.test_fraction.unwrap_or(0.15),
+    };
+    let split = Split::new(&data, fractions, cfg.seed.unwrap_or(0))?;
+    if split.valid.is_empty() {
+        return bad_input(format!(
+            "{}: the validation split is empty ({} rows × {}); the search needs validation rows",
+            data.source,
+            data.len(),
+            fractions.valid
+        ));
+    }
+    let normalizer = Normalizer::fit(&data, &split.train);
+    normalizer.apply(&mut data);
+    Ok(Prepared {
+        data: Arc::new(data),
+        split,
+        normalizer,
+        image,
+    })
+}
+
+/// The space name and its parameters, with `input` and `classes` set from the data (an
+/// explicit value that disagrees with the data is an error).
+pub fn space_for_data(cfg: &SearchConfig, data: &Dataset) -> Result<(String, Vec<String>)> {
+    let name = cfg
+        .space
+        .clone()
+        .unwrap_or_else(|| if data.is_image() { "nb201" } else { "mlp" }.to_string());
+    let mut params = cfg.space_param.clone();
+    if cfg.space.is_none() && cfg.data.is_none() && params.is_empty() {
+        params = DIGITS_SPACE_PARAMS.iter().map(|s| s.to_string()).collect();
+    }
+    let input = match data.shape[..] {
+        [c, h, w] => format!("{h}x{w}x{c}"),
+        [f] => f.to_string(),
+        _ => unreachable!("datasets are images or vectors"),
+    };
+    if data.is_image() && name == "mlp" {
+        params.push(format!("input={}", data.row_len()));
+    } else if !data.is_image() && name != "mlp" {
+        return bad_input(format!(
+            "space `{name}` needs images, but {} is a table; use --space mlp, or --image HxWxC if the columns are pixels",
+            data.source
+        ));
+    }
+    for (key, value) in [("input", input), ("classes", data.outputs().to_string())] {
+        let given = params
+            .iter()
+            .find_map(|p| p.strip_prefix(&format!("{key}=")).map(str::to_string));
+        match given {
+            None => params.push(format!("{key}={value}")),
+            Some(g) if key == "input" && name == "mlp" => {
+                if g.parse::<usize>().ok() != Some(data.row_len()) {
+                    return bad_input(format!(
+                        "--space-param input={g} does not match the data's {} features",
+                        data.row_len()
+                    ));
+                }
+            }
+            Some(g) if g != value => {
+                return bad_input(format!(
+                    "--space-param {key}={g} does not match the data ({key} {value}); leave it out"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok((name, params))
+}
+
+/// The training recipe from the config (`final_epochs` replaces `epochs` for final training).
+pub fn train_config(cfg: &SearchConfig, final_training: bool) -> Result<TrainConfig> {
+    let optimizer_name = cfg.optimizer.as_deref().unwrap_or("sgd");
+    let optimizer = match optimizer_name {
+        "sgd" => OptimizerConfig::Sgd {
+            momentum: cfg.momentum.unwrap_or(0.9),
+            nesterov: cfg.nesterov.unwrap_or(true),
+            weight_decay: cfg.weight_decay.unwrap_or(5e-4),
+        },
+        "adam" => OptimizerConfig::Adam {
+            weight_decay: cfg.weight_decay.unwrap_or(0.0),
+        },
+        "adamw" => OptimizerConfig::AdamW {
+            weight_decay: cfg.weight_decay.unwrap_or(0.01),
+        },
+        other => return bad_input(format!("--optimizer `{other}` is not sgd, adam or adamw")),
+    };
+    let schedule = match cfg.schedule.as_deref().unwrap_or("cosine") {
+        "cosine" => ScheduleConfig::Cosine,
+        "constant" => ScheduleConfig::Constant,
+        "step" => ScheduleConfig::Step {
+            every: cfg.step_every.unwrap_or(10),
+            gamma: cfg.step_gamma.unwrap_or(0.1),
+        },
+        other => {
+            return bad_input(format!(
+                "--schedule `{other}` is not cosine, step or constant"
+            ))
+        }
+    };
+    let epochs = if final_training {
+        cfg.final_epochs.unwrap_or(40)
+    } else {
+        cfg.epochs.unwrap_or(10)
+    };
+    Ok(TrainConfig {
+        epochs,
+        batch_size: cfg.batch_size.unwrap_or(64),
+        lr: cfg
+            .lr
+            .unwrap_or(if optimizer_name == "sgd" { 0.05 } else { 1e-3 }),
+        optimizer,
+        schedule,
+        warmup_epochs: cfg.warmup_epochs.unwrap_or(1),
+        label_smoothing: cfg.label_smoothing.unwrap_or(0.0),
+        grad_clip: cfg.grad_clip.filter(|&c| c > 0.0),
+        augment: cfg.augment.unwrap_or(false),
+        flip: false,
+    })
+}
+
+/// The device, and the CPU thread pool sized as asked (once per process).
+pub fn device(cfg: &SearchConfig) -> Result<DeviceKind> {
+    let kind = DeviceKind::parse(cfg.device.as_deref().unwrap_or("cpu"))?;
+    if let Some(n) = cfg.threads.filter(|&n| n > 0) {
+        // Fails only if the pool was already built, which keeps the first setting.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
+    }
+    Ok(kind)
+}
+
+/// Final training of `spec` on several seeds, then the first seed's model saved in `best`.
+#[allow(clippy::too_many_arguments)]
+pub fn final_training(
+    cfg: &SearchConfig,
+    prepared: &Prepared,
+    space: (&str, &[String]),
+    arch_text: &str,
+    spec: &NetSpec,
+    best: &Path,
+    device: DeviceKind,
+    bar: &ProgressBar,
+) -> Result<FinalResult> {
+    let tc = train_config(cfg, true)?;
+    let seeds: Vec<u64> = (0..cfg.final_seeds.unwrap_or(3) as u64)
+        .map(|k| cfg.seed.unwrap_or(0).wrapping_add(1000 + k))
+        .collect();
+    if seeds.is_empty() {
+        return bad_input("--final-seeds must be at least 1");
+    }
+    bar.set_length((seeds.len() * tc.epochs) as u64);
+    bar.set_position(0);
+    let (result, model) = final_train(
+        spec,
+        &prepared.data,
+        &prepared.split,
+        &tc,
+        &seeds,
+        device,
+        &mut |k, e| {
+            bar.set_position((k * tc.epochs + e.epoch) as u64);
+            bar.set_message(format!(
+                "final training, seed {}/{} epoch {}/{}",
+                k + 1,
+                seeds.len(),
+                e.epoch,
+                tc.epochs
+            ));
+        },
+    )
+    .map_err(|e| match e {
+        TrainError::Invalid(e) => anyhow::Error::new(BadInput(e.to_string())),
+        other => anyhow::anyhow!("final training failed: {other}"),
+    })?;
+    let data = &prepared.data;
+    let info = ModelInfo {
+        space: space.0.to_string(),
+        space_params: space.1.to_vec(),
+        arch: arch_text.to_string(),
+        task: data.task(),
+        input_shape: data.shape.clone(),
+        classes: match &data.targets {
+            Targets::Classes { names, .. } => names.clone(),
+            Targets::Values(_) => Vec::new(),
+        },
+        feature_names: data.feature_names.clone(),
+        target: cfg.target.clone().unwrap_or_else(|| "label".into()),
+        image: prepared.image,
+        normalizer: prepared.normalizer.clone(),
+    };
+    bundle::save(best, &info, &model)?;
+    let doc = serde_json::json!({
+        "arch": arch_text,
+        "seeds": result.seeds,
+        "mean": result.mean,
+        "std": result.std,
+        "mae_mean": result.mae_mean,
+        "task": data.task(),
+        "epochs": tc.epochs,
+    });
+    std::fs::write(best.join("final.json"), serde_json::to_string_pretty(&doc)?)
+        .with_context(|| format!("cannot write {}", best.join("final.json").display()))?;
+    Ok(result)
+}

@@ -1,0 +1,142 @@
+//! `nasforge train`: final training of one arch from scratch on several seeds.
+
+use super::config::SearchConfig;
+use super::pipeline;
+use super::{bad_input, build_space};
+use anyhow::Result;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use nasforge_core::space::read_arch;
+use nasforge_nn::data::Task;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Arguments of `nasforge train`. Data and training flags are those of `nasforge search`.
+#[derive(Args)]
+pub struct TrainArgs {
+    /// The arch: the space's text form, inline JSON, or a `.json` file (e.g. RUN/best/arch.json).
+    #[arg(long)]
+    pub arch: String,
+    /// Seeds to train (mean ± std is reported).
+    #[arg(long, default_value_t = 3)]
+    pub seeds: usize,
+    /// A TOML configuration (see `nasforge init`); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Where to save the model (`RUN_DIR/best/`) [default: runs/train-<time>].
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Print one JSON summary.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub settings: SearchConfig,
+}
+
+/// Runs `nasforge train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    let start = Instant::now();
+    let mut cfg = match &args.config {
+        Some(p) => SearchConfig::from_file(p)?.overlay(&args.settings),
+        None => args.settings.clone(),
+    };
+    if args.seeds == 0 {
+        return bad_input("--seeds must be at least 1");
+    }
+    cfg.final_seeds = Some(args.seeds);
+    if cfg.final_epochs.is_none() {
+        cfg.final_epochs = cfg.epochs.or(Some(40));
+    }
+    if cfg.space.is_none() {
+        if let Some(s) = json_space(&args.arch) {
+            cfg.space = Some(s);
+        }
+    }
+    let device = pipeline::device(&cfg)?;
+    let prepared = pipeline::prepare_data(&cfg)?;
+    let (space_name, space_params) = pipeline::space_for_data(&cfg, &prepared.data)?;
+    let space = build_space(&space_name, &space_params)?;
+    let arch = read_arch(space.as_ref(), &args.arch)?;
+    let spec = space.decode(&arch)?;
+    let dir = args.run_dir.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!("train-{}", nasforge_core::study::now() as u64))
+    });
+    let best = dir.join("best");
+    let quiet = args.quiet || args.json;
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        let b = ProgressBar::new(1);
+        b.set_style(
+            ProgressStyle::with_template("train  {bar:30} {msg} [{elapsed} < {eta}]")
+                .expect("valid template"),
+        );
+        b
+    };
+    let result = pipeline::final_training(
+        &cfg,
+        &prepared,
+        (&space_name, &space_params),
+        &space.format(&arch),
+        &spec,
+        &best,
+        device,
+        &bar,
+    )?;
+    bar.finish_and_clear();
+    let regression = prepared.data.task() == Task::Regression;
+    let seconds = start.elapsed().as_secs_f64();
+    if args.json {
+        let mut doc = serde_json::json!({
+            "arch": space.format(&arch),
+            "space": space_name,
+            "seeds": result.seeds.len(),
+            "trials": 0,
+            "seconds": seconds,
+            "params": spec.params(),
+            "macs": spec.macs(),
+            "model": best,
+        });
+        if regression {
+            doc["test_mse_mean"] = result.mean.into();
+            doc["test_mse_std"] = result.std.into();
+            doc["test_mae_mean"] = result.mae_mean.into();
+        } else {
+            doc["test_accuracy_mean"] = result.mean.into();
+            doc["test_accuracy_std"] = result.std.into();
+        }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    println!("arch       {}", space.format(&arch));
+    println!("params     {} · MACs {}", spec.params(), spec.macs());
+    let what = if regression {
+        "test MSE"
+    } else {
+        "test accuracy"
+    };
+    println!(
+        "{what:<10} {:.2} ± {:.2} over {} seeds in {seconds:.1} s",
+        result.mean,
+        result.std,
+        result.seeds.len()
+    );
+    println!("model      {}", best.display());
+    Ok(())
+}
+
+fn json_space(arch: &str) -> Option<String> {
+    let t = arch.trim();
+    let text = if t.starts_with('{') {
+        t.to_string()
+    } else if t.ends_with(".json") {
+        std::fs::read_to_string(t).ok()?
+    } else {
+        return None;
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("space")?.as_str().map(str::to_string)
+}

@@ -1,0 +1,264 @@
+//! End-to-end tests of searching and training on real data.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn nasforge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nasforge"))
+        .args(args)
+        .output()
+        .expect("run nasforge")
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(
+        o.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("one JSON document on stdout")
+}
+
+fn shared(rel: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared")
+        .join(rel);
+    assert!(
+        p.exists(),
+        "{} is missing: the tests need ../shared beside the repository",
+        p.display()
+    );
+    p.to_string_lossy().into_owned()
+}
+
+/// A tiny search budget so the tests stay quick in debug builds.
+const TINY: &[&str] = &[
+    "--trials",
+    "2",
+    "--epochs",
+    "1",
+    "--final-seeds",
+    "2",
+    "--final-epochs",
+    "1",
+    "--space-param",
+    "channels=4",
+    "--space-param",
+    "cells=1",
+    "--json",
+];
+
+fn search(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["search", "--run-dir", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    nasforge(&args)
+}
+
+#[test]
+fn search_on_embedded_digits_trains_saves_and_predicts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let v = json(&search(&run, TINY));
+    assert_eq!(v["trials"], 2);
+    assert_eq!(v["seeds"], 2);
+    assert!(v["arch"].as_str().unwrap().starts_with('|'));
+    let acc = v["test_accuracy_mean"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&acc));
+    assert!(v["test_accuracy_std"].as_f64().unwrap() >= 0.0);
+    assert!(v["seconds"].as_f64().unwrap() > 0.0);
+    for f in ["model.json", "arch.json", "weights.bpk", "final.json"] {
+        assert!(run.join("best").join(f).exists(), "best/{f} missing");
+    }
+    let best = run.join("best");
+    let p = json(&nasforge(&[
+        "predict",
+        "--model",
+        best.to_str().unwrap(),
+        "--data",
+        &shared("datasets/digits.csv.gz"),
+        "--json",
+    ]));
+    assert_eq!(p["predictions"].as_array().unwrap().len(), 1797);
+    assert!(
+        p["accuracy"].as_f64().unwrap() > 20.0,
+        "a trained model beats chance: {}",
+        p["accuracy"]
+    );
+
+    // Train the found arch again from its JSON.
+    let arch = best.join("arch.json");
+    let t = json(&nasforge(&[
+        "train",
+        "--arch",
+        arch.to_str().unwrap(),
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--space-param",
+        "channels=4",
+        "--space-param",
+        "cells=1",
+        "--run-dir",
+        tmp.path().join("t").to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(t["seeds"], 1);
+    assert_eq!(t["arch"], v["arch"]);
+    assert!(t["test_accuracy_mean"].as_f64().is_some());
+
+    // Resume extends the study without redoing trials.
+    let more: Vec<&str> = vec!["--resume", "--trials", "3", "--json"];
+    let r = json(&search(&run, &more));
+    assert_eq!(r["trials"], 3);
+    assert_eq!(r["resumed"]["replayed"], 2);
+}
+
+#[test]
+fn iris_searches_the_mlp_space() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = json(&search(
+        &tmp.path().join("iris"),
+        &[
+            "--data",
+            &shared("datasets/iris.csv"),
+            "--target",
+            "species",
+            "--trials",
+            "2",
+            "--epochs",
+            "2",
+            "--final-seeds",
+            "1",
+            "--final-epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--json",
+        ],
+    ));
+    assert_eq!(v["space"], "mlp");
+    assert!(v["arch"].as_str().unwrap().contains("depth="));
+    assert!(v["test_accuracy_mean"].as_f64().is_some());
+}
+
+#[test]
+fn regression_targets_report_mse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("r.csv");
+    let mut text = String::from("a,b,y\n");
+    for i in 0..120 {
+        let (a, b) = (i as f64 / 10.0, (i % 7) as f64);
+        text.push_str(&format!("{a},{b},{}\n", 2.0 * a - b + 0.5));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let v = json(&search(
+        &tmp.path().join("run"),
+        &[
+            "--data",
+            csv.to_str().unwrap(),
+            "--target",
+            "y",
+            "--trials",
+            "2",
+            "--epochs",
+            "2",
+            "--final-seeds",
+            "1",
+            "--final-epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--json",
+        ],
+    ));
+    assert_eq!(v["objective"], "valid_mse");
+    assert!(v["test_mse_mean"].as_f64().unwrap() >= 0.0);
+}
+
+#[test]
+fn bad_data_is_a_clear_error_with_exit_code_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &[u8]| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let ragged = write("ragged.csv", b"a,b,label\n1,2,0\n3,1\n");
+    let rows: String = (0..40)
+        .map(|i| format!("{i},{},{}\n", i % 3, i % 2))
+        .collect();
+    let table = write("table.csv", format!("a,b,label\n{rows}").as_bytes());
+    let text = write("text.csv", b"a,b,label\n1,x,0\n3,4,1\n");
+    let empty = write("empty.csv", b"");
+    let single = write("single.csv", b"a,label\n1,0\n2,0\n3,0\n");
+    let pixels = write("pixels.csv", b"p0,p1,p2,label\n1,2,3,0\n4,5,6,1\n");
+    let mut idx = vec![0u8, 0, 8, 3, 0, 0, 0, 5, 0, 0, 0, 2, 0, 0, 0, 2];
+    idx.extend_from_slice(&[1, 2, 3]);
+    let truncated = write("t-images-idx3-ubyte", &idx);
+    write(
+        "t-labels-idx1-ubyte",
+        &[0, 0, 8, 1, 0, 0, 0, 5, 1, 2, 3, 4, 5],
+    );
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--data", &ragged], "row 3 has 2 fields"),
+        (vec!["--data", &text], "not a number"),
+        (
+            vec!["--data", &text, "--target", "nope"],
+            "no column `nope`",
+        ),
+        (vec!["--data", &empty], "empty"),
+        (
+            vec!["--data", &pixels, "--image", "2x2x1"],
+            "needs 4 pixel columns",
+        ),
+        (vec!["--data", &truncated], "truncated"),
+        (vec!["--data", &single], "single class"),
+        (vec!["--batch-size", "5000"], "batch size 5000"),
+        (vec!["--optimizer", "lion"], "--optimizer"),
+        (vec!["--space", "darts", "--data", &table], "needs images"),
+    ];
+    for (i, (args, needle)) in cases.into_iter().enumerate() {
+        let dir = tmp.path().join(format!("run{i}"));
+        let o = search(&dir, &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected `{needle}` in: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    let o = nasforge(&[
+        "predict",
+        "--model",
+        tmp.path().to_str().unwrap(),
+        "--data",
+        &text,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a saved model"));
+}
+
+#[test]
+fn init_writes_a_config_that_search_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("run.toml");
+    let o = nasforge(&["init", "--out", cfg.to_str().unwrap()]);
+    assert!(o.status.success());
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("# epochs = 10"));
+    // A config with a typo is rejected, naming the key.
+    std::fs::write(&cfg, "epoch = 3\n").unwrap();
+    let o = search(&tmp.path().join("r"), &["--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("epoch"));
+    // A valid config drives the run; flags override it.
+    std::fs::write(&cfg, "trials = 1\nepochs = 1\nfinal_seeds = 1\nfinal_epochs = 1\nspace_param = [\"channels=4\", \"cells=1\"]\n").unwrap();
+    let v = json(&search(
+        &tmp.path().join("ok"),
+        &["--config", cfg.to_str().unwrap(), "--trials", "2", "--json"],
+    ));
+    assert_eq!(v["trials"], 2);
+    assert_eq!(v["seeds"], 1);
+}
