@@ -74,16 +74,24 @@ fn bench(name: &str, space_params: &[&str], cell: &str, batch: usize, steps: usi
         .init();
     let ce = CrossEntropyLossConfig::new().init(&dev);
     let mut times = Vec::new();
+    // Where a step's time goes: forward (to the loss value), backward, optimiser update.
+    let (mut fwd, mut bwd, mut upd) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..warmup + steps {
         let t = Instant::now();
         let xb = Tensor::<2>::from_data(TensorData::new(x.clone(), [batch, d]), &dev);
         let yb = Tensor::<1, Int>::from_data(TensorData::new(y.clone(), [batch]), &dev);
         let loss = ce.forward(model.forward_flat(xb), yb);
+        let _ = loss.clone().into_scalar::<f32>();
+        let t_fwd = t.elapsed();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let t_bwd = t.elapsed();
         model = optim.step(0.05, model, grads);
-        let _ = model.trainable_params();
         if i >= warmup {
-            times.push(t.elapsed().as_secs_f64() * 1e3);
+            let total = t.elapsed();
+            times.push(total.as_secs_f64() * 1e3);
+            fwd.push(t_fwd.as_secs_f64() * 1e3);
+            bwd.push((t_bwd - t_fwd).as_secs_f64() * 1e3);
+            upd.push((total - t_bwd).as_secs_f64() * 1e3);
         }
     }
     let mean = times.iter().sum::<f64>() / times.len() as f64;
@@ -92,9 +100,12 @@ fn bench(name: &str, space_params: &[&str], cell: &str, batch: usize, steps: usi
     let b64 = measure_latency(&infer, 64, 30, DeviceKind::Cpu);
     let b1 = measure_latency(&infer, 1, 30, DeviceKind::Cpu);
     println!(
-        "{{\"net\": \"{name}\", \"threads\": {}, \"batch\": {batch}, \"params\": {}, \"train_step_ms_median\": {step:.2}, \"train_step_ms_mean\": {mean:.2}, \"infer_b64_ms\": {b64:.2}, \"infer_b1_ms\": {b1:.3}, \"peak_rss_mib\": {:.0}}}",
+        "{{\"net\": \"{name}\", \"threads\": {}, \"batch\": {batch}, \"params\": {}, \"train_step_ms_median\": {step:.2}, \"train_step_ms_mean\": {mean:.2}, \"infer_b64_ms\": {b64:.2}, \"infer_b1_ms\": {b1:.3}, \"forward_ms\": {:.2}, \"backward_ms\": {:.2}, \"update_ms\": {:.2}, \"peak_rss_mib\": {:.0}}}",
         rayon::current_num_threads(),
         spec.params(),
+        median(fwd),
+        median(bwd),
+        median(upd),
         peak_rss_mib()
     );
 }
