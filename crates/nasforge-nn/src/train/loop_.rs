@@ -363,3 +363,40 @@ pub fn evaluate(model: &Network, data: &Dataset, rows: &[usize], device: DeviceK
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Targets;
+
+    fn one_image() -> Dataset {
+        Dataset {
+            features: vec![1.0, 2.0, 3.0, 4.0],
+            shape: vec![1, 2, 2],
+            targets: Targets::Classes {
+                ids: vec![0],
+                names: vec!["a".into()],
+            },
+            feature_names: Vec::new(),
+            source: "test".into(),
+            target_scale: None,
+        }
+    }
+
+    #[test]
+    fn augmentation_crops_and_flips_only_when_asked() {
+        let d = one_image();
+        let mut rng = Rng::new(1);
+        let mut saw_mirror = false;
+        for _ in 0..200 {
+            let out = gather(&d, &[0], Some((&mut rng, false)));
+            assert_eq!(out.len(), 4);
+            assert!(out.iter().all(|v| [0.0, 1.0, 2.0, 3.0, 4.0].contains(v)));
+            assert_ne!(out, vec![2.0, 1.0, 4.0, 3.0], "no flips without flip");
+            let out = gather(&d, &[0], Some((&mut rng, true)));
+            saw_mirror |= out == vec![2.0, 1.0, 4.0, 3.0];
+        }
+        assert!(saw_mirror, "flip=true mirrors some images");
+        assert_eq!(gather(&d, &[0], None), vec![1.0, 2.0, 3.0, 4.0]);
+    }
+}

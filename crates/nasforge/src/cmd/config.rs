@@ -111,9 +111,12 @@ pub struct SearchConfig {
     /// Clip the global gradient norm (0 = off) [default: 0].
     #[arg(long)]
     pub grad_clip: Option<f64>,
-    /// Random crop + flip augmentation on images [default: false].
+    /// Random-crop augmentation on images (zero padding of 1/8 of the side) [default: false].
     #[arg(long)]
     pub augment: Option<bool>,
+    /// With --augment, also flip images horizontally (wrong for digits and text) [default: false].
+    #[arg(long)]
+    pub flip: Option<bool>,
     /// Epochs of final training [default: 40].
     #[arg(long)]
     pub final_epochs: Option<usize>,
@@ -157,7 +160,7 @@ impl SearchConfig {
             space, strategy, evaluator, table, objective, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, trials, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            final_epochs, final_seeds, device, threads;
+            flip, final_epochs, final_seeds, device, threads;
             space_param, strategy_param, drop);
         self
     }
@@ -169,7 +172,7 @@ impl SearchConfig {
             space, strategy, evaluator, table, objective, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            final_epochs, final_seeds, device;
+            flip, final_epochs, final_seeds, device;
             space_param, strategy_param, drop);
         out
     }
@@ -234,7 +237,8 @@ pub const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:
 # warmup_epochs = 1
 # label_smoothing = 0.0
 # grad_clip = 0.0              # global gradient-norm clipping; 0 is off
-# augment = false              # random crop + flip for images
+# augment = false              # random crop for images
+# flip = false                 # with augment: horizontal flips too (not for digits or text)
 
 # --- Final training of the best arch from scratch ----------------------------------------------
 # final_epochs = 40

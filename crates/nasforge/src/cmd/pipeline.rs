@@ -182,7 +182,7 @@ pub fn train_config(cfg: &SearchConfig, final_training: bool) -> Result<TrainCon
         label_smoothing: cfg.label_smoothing.unwrap_or(0.0),
         grad_clip: cfg.grad_clip.filter(|&c| c > 0.0),
         augment: cfg.augment.unwrap_or(false),
-        flip: false,
+        flip: cfg.flip.unwrap_or(false),
     })
 }
 
