@@ -42,3 +42,27 @@ pub fn split_list(s: &str) -> Vec<String> {
         .filter(|p| !p.is_empty())
         .collect()
 }
+
+/// The `space` field of an arch given as inline JSON or a `.json` file, if there is one.
+pub fn json_space(arch: &str) -> Option<String> {
+    let t = arch.trim();
+    let text = if t.starts_with('{') {
+        t.to_string()
+    } else if t.ends_with(".json") {
+        std::fs::read_to_string(t).ok()?
+    } else {
+        return None;
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("space")?.as_str().map(str::to_string)
+}
+
+/// A progress bar on stderr with `template`, or a hidden one when `quiet`.
+pub fn progress_bar(quiet: bool, len: u64, template: &str) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(len);
+    b.set_style(indicatif::ProgressStyle::with_template(template).expect("valid template"));
+    b
+}

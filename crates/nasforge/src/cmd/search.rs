@@ -9,7 +9,7 @@ use super::pipeline::{self, Prepared};
 use super::{bad_input, build_space};
 use anyhow::{Context, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use nasforge_core::space::{Arch, Space};
 use nasforge_core::strategy;
 use nasforge_core::study::{
@@ -95,15 +95,6 @@ impl Evaluator for ShowEpochs<'_> {
 
 fn default_run_dir() -> PathBuf {
     PathBuf::from("runs").join(format!("search-{}", nasforge_core::study::now() as u64))
-}
-
-fn bar(quiet: bool, len: u64, template: &str) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let b = ProgressBar::new(len);
-    b.set_style(ProgressStyle::with_template(template).expect("valid template"));
-    b
 }
 
 /// Runs `nasforge search`.
@@ -222,7 +213,7 @@ fn run_study(
             resumed.interrupted
         );
     }
-    let bar = bar(
+    let bar = super::progress_bar(
         quiet,
         trials as u64,
         "search {bar:30} trial {pos}/{len} {msg} [{elapsed} < {eta}]",
@@ -365,7 +356,7 @@ fn search_train(
     };
     let arch = space.parse_json(&best_trial.arch)?;
     let spec = space.decode(&arch)?;
-    let final_bar = bar(quiet, 1, "final  {bar:30} {msg} [{elapsed} < {eta}]");
+    let final_bar = super::progress_bar(quiet, 1, "final  {bar:30} {msg} [{elapsed} < {eta}]");
     let result = pipeline::final_training(
         &cfg,
         &prepared,

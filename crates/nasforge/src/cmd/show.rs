@@ -29,7 +29,7 @@ pub struct ShowArgs {
 pub fn run(args: ShowArgs) -> Result<()> {
     let space_name = match &args.space {
         Some(s) => s.clone(),
-        None => json_space(&args.arch).unwrap_or_else(|| "nb201".to_string()),
+        None => super::json_space(&args.arch).unwrap_or_else(|| "nb201".to_string()),
     };
     let space = build_space(&space_name, &args.space_params)?;
     let arch = read_arch(space.as_ref(), &args.arch)?;
@@ -80,18 +80,4 @@ pub fn run(args: ShowArgs) -> Result<()> {
     println!();
     print!("{}", net.to_text());
     Ok(())
-}
-
-/// The `space` field of an inline JSON arch or a JSON file, if there is one.
-fn json_space(arch: &str) -> Option<String> {
-    let t = arch.trim();
-    let text = if t.starts_with('{') {
-        t.to_string()
-    } else if t.ends_with(".json") {
-        std::fs::read_to_string(t).ok()?
-    } else {
-        return None;
-    };
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v.get("space")?.as_str().map(str::to_string)
 }

@@ -5,7 +5,6 @@ use super::pipeline;
 use super::{bad_input, build_space};
 use anyhow::Result;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use nasforge_core::space::read_arch;
 use nasforge_nn::data::Task;
 use std::path::PathBuf;
@@ -51,7 +50,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         cfg.final_epochs = cfg.epochs.or(Some(40));
     }
     if cfg.space.is_none() {
-        if let Some(s) = json_space(&args.arch) {
+        if let Some(s) = super::json_space(&args.arch) {
             cfg.space = Some(s);
         }
     }
@@ -66,16 +65,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     });
     let best = dir.join("best");
     let quiet = args.quiet || args.json;
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        let b = ProgressBar::new(1);
-        b.set_style(
-            ProgressStyle::with_template("train  {bar:30} {msg} [{elapsed} < {eta}]")
-                .expect("valid template"),
-        );
-        b
-    };
+    let bar = super::progress_bar(quiet, 1, "train  {bar:30} {msg} [{elapsed} < {eta}]");
     let result = pipeline::final_training(
         &cfg,
         &prepared,
@@ -126,17 +116,4 @@ pub fn run(args: TrainArgs) -> Result<()> {
     );
     println!("model      {}", best.display());
     Ok(())
-}
-
-fn json_space(arch: &str) -> Option<String> {
-    let t = arch.trim();
-    let text = if t.starts_with('{') {
-        t.to_string()
-    } else if t.ends_with(".json") {
-        std::fs::read_to_string(t).ok()?
-    } else {
-        return None;
-    };
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v.get("space")?.as_str().map(str::to_string)
 }
