@@ -31,16 +31,22 @@ pub(crate) fn gunzip(bytes: &[u8], what: &str) -> Result<String> {
     Ok(text)
 }
 
-/// Reads a CSV file (`.gz` is decompressed).
-pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
+/// The text of a file, gunzipped when it ends in `.gz`.
+fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let source = path.display().to_string();
-    let text = if path.extension().is_some_and(|e| e == "gz") {
-        gunzip(&bytes, &source)?
+    if path.extension().is_some_and(|e| e == "gz") {
+        gunzip(&bytes, &source)
     } else {
         String::from_utf8(bytes)
-            .map_err(|_| Error::invalid(format!("{source}: not UTF-8 text; is it a CSV file?")))?
-    };
+            .map_err(|_| Error::invalid(format!("{source}: not UTF-8 text; is it a CSV file?")))
+    }
+}
+
+/// Reads a CSV file (`.gz` is decompressed).
+pub fn load_csv(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
+    let source = path.display().to_string();
+    let text = read_text(path)?;
     parse_csv(&text, opts, &source)
 }
 
@@ -231,14 +237,8 @@ pub(crate) fn targets_from_strings(
 /// Reads the feature columns `names` (in that order) of a CSV that has no target column, for
 /// prediction. The targets of the result are unknown (NaN).
 pub fn load_features(path: &Path, names: &[String], image: Option<[usize; 3]>) -> Result<Dataset> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let source = path.display().to_string();
-    let text = if path.extension().is_some_and(|e| e == "gz") {
-        gunzip(&bytes, &source)?
-    } else {
-        String::from_utf8(bytes)
-            .map_err(|_| Error::invalid(format!("{source}: not UTF-8 text; is it a CSV file?")))?
-    };
+    let text = read_text(path)?;
     let mut reader = ::csv::ReaderBuilder::new().from_reader(text.as_bytes());
     let header: Vec<String> = reader
         .headers()
