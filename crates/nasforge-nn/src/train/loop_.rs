@@ -88,6 +88,9 @@ pub struct Trained {
     pub stopped: bool,
 }
 
+/// Held for the whole of a training run: see [`train`].
+static RNG_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Reads every parameter once so that lazily initialised weights draw from the seeded RNG in
 /// a fixed order (burn initialises a parameter on its first use).
 struct Materialize;
@@ -204,6 +207,9 @@ pub fn train(
         device,
     } = setup;
     cfg.validate(train_rows.len())?;
+    // burn flex draws every random number (initialisation, dropout) from one process-wide
+    // generator, so concurrent trainings would interleave draws; they take turns instead.
+    let _turn = RNG_TURN.lock().unwrap_or_else(|e| e.into_inner());
     let dev = device.training_device();
     dev.seed(seed);
     let mut model = Network::new(spec, &dev);
