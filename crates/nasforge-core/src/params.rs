@@ -49,11 +49,6 @@ impl Params {
         self
     }
 
-    /// All parameters as given.
-    pub fn entries(&self) -> &BTreeMap<String, String> {
-        &self.values
-    }
-
     fn read_keys(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
         self.read.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -27,11 +27,6 @@ impl Rng {
         }
     }
 
-    /// A generator for a sub-task (`stream`), independent of this one's future draws.
-    pub fn fork(&self, stream: u64) -> Self {
-        Rng::new(self.s[0] ^ stream.wrapping_mul(0xA076_1D64_78BD_642F) ^ self.s[3].rotate_left(17))
-    }
-
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let result = (self.s[0].wrapping_add(self.s[3]))
@@ -75,11 +70,6 @@ impl Rng {
                 return x % n;
             }
         }
-    }
-
-    /// A uniform float in `[0, 1)`.
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
     /// Shuffles `items` in place (Fisher-Yates).

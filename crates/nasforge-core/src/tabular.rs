@@ -110,11 +110,6 @@ impl Table {
         self.archs.is_empty()
     }
 
-    /// The numeric column names.
-    pub fn column_names(&self) -> &[String] {
-        &self.names
-    }
-
     /// The position of a column, or an error listing the columns there are.
     pub fn column_index(&self, name: &str) -> Result<usize> {
         self.names.iter().position(|n| n == name).ok_or_else(|| {

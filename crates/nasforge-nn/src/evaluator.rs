@@ -49,11 +49,6 @@ impl TrainingEvaluator {
         self.latency = false;
         self
     }
-
-    /// The recipe candidates are trained with.
-    pub fn config(&self) -> &TrainConfig {
-        &self.config
-    }
 }
 
 /// Median wall time (ms) of inference on a batch of `batch` inputs, after two warm-up runs.

@@ -28,7 +28,6 @@ use std::collections::HashMap;
 #[derive(Clone, Debug, Default)]
 pub struct History {
     scores: HashMap<Arch, Option<f64>>,
-    order: Vec<Arch>,
     best: Option<(Arch, f64)>,
 }
 
@@ -52,7 +51,6 @@ impl History {
     pub fn mark_asked(&mut self, arch: &Arch) {
         if !self.scores.contains_key(arch) {
             self.scores.insert(arch.clone(), None);
-            self.order.push(arch.clone());
         }
     }
 
@@ -69,22 +67,17 @@ impl History {
 
     /// How many distinct archs were asked.
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.scores.len()
     }
 
     /// Whether nothing was asked yet.
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.scores.is_empty()
     }
 
     /// The best arch so far and its score.
     pub fn best(&self) -> Option<(&Arch, f64)> {
         self.best.as_ref().map(|(a, s)| (a, *s))
-    }
-
-    /// The archs in the order they were asked.
-    pub fn archs(&self) -> &[Arch] {
-        &self.order
     }
 }
 

@@ -91,14 +91,6 @@ impl TrialState {
             other => return Err(Error::Storage(format!("unknown trial state `{other}`"))),
         })
     }
-
-    /// Whether the trial has ended (complete, pruned or failed).
-    pub fn is_finished(self) -> bool {
-        matches!(
-            self,
-            TrialState::Complete | TrialState::Pruned | TrialState::Failed
-        )
-    }
 }
 
 /// How much an evaluation may spend: `None` fields mean "the evaluator's full budget".

@@ -291,3 +291,23 @@ pub fn load_features(path: &Path, names: &[String], image: Option<[usize; 3]>) -
         target_scale: None,
     })
 }
+
+/// The column names of a CSV's header row (`.gz` is decompressed), reading only that row.
+pub fn csv_header(path: &Path) -> Result<Vec<String>> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader: Box<dyn BufRead> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(std::io::BufReader::new(flate2::read::GzDecoder::new(file)))
+    } else {
+        Box::new(std::io::BufReader::new(file))
+    };
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(line
+        .trim_end()
+        .split(',')
+        .map(|c| c.trim().trim_matches('"').to_string())
+        .collect())
+}

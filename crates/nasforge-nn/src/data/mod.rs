@@ -10,7 +10,7 @@ mod folder;
 mod idx;
 mod split;
 
-pub use self::csv::{load_csv, load_features, CsvOptions};
+pub use self::csv::{csv_header, load_csv, load_features, CsvOptions};
 pub use folder::load_image_folder;
 pub use idx::load_idx;
 pub use split::{Normalizer, Split, SplitFractions};

@@ -27,8 +27,9 @@ pub struct PredictArgs {
 pub fn run(args: PredictArgs) -> Result<()> {
     let device = DeviceKind::Cpu;
     let (info, model) = bundle::load(&args.model, device)?;
+    // A CSV may come without its target column.
     let has_target =
-        first_line(&args.data).is_some_and(|h| h.split(',').any(|c| c.trim() == info.target));
+        !args.data.is_dir() && data::csv_header(&args.data).is_ok_and(|h| h.contains(&info.target));
     let opts = CsvOptions {
         target: if has_target {
             info.target.clone()
@@ -131,20 +132,4 @@ pub fn run(args: PredictArgs) -> Result<()> {
         eprintln!("accuracy {a:.2}% on {n} rows");
     }
     Ok(())
-}
-
-fn first_line(path: &std::path::Path) -> Option<String> {
-    if path.is_dir() {
-        return None;
-    }
-    let bytes = std::fs::read(path).ok()?;
-    let text = if path.extension().is_some_and(|e| e == "gz") {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut s)
-            .ok()?;
-        s
-    } else {
-        String::from_utf8(bytes).ok()?
-    };
-    text.lines().next().map(str::to_string)
 }
