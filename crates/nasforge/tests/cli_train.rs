@@ -115,6 +115,45 @@ fn search_on_embedded_digits_trains_saves_and_predicts() {
 }
 
 #[test]
+fn idx_data_trains_and_predicts_with_its_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 60u32;
+    let mut images = vec![0u8, 0, 8, 3];
+    for d in [n, 4, 4] {
+        images.extend_from_slice(&d.to_be_bytes());
+    }
+    let mut labels = vec![0u8, 0, 8, 1];
+    labels.extend_from_slice(&n.to_be_bytes());
+    for i in 0..n {
+        let class = (i % 2) as u8;
+        images.extend((0..16).map(|p| if class == 1 { 200 } else { (p * 3) as u8 }));
+        labels.push(class);
+    }
+    let img = tmp.path().join("train-images-idx3-ubyte");
+    std::fs::write(&img, images).unwrap();
+    std::fs::write(tmp.path().join("train-labels-idx1-ubyte"), labels).unwrap();
+    let run = tmp.path().join("run");
+    let mut args = vec!["--data", img.to_str().unwrap()];
+    args.extend_from_slice(TINY);
+    args.extend_from_slice(&["--batch-size", "16"]);
+    json(&search(&run, &args));
+    let best = run.join("best");
+    let p = json(&nasforge(&[
+        "predict",
+        "--model",
+        best.to_str().unwrap(),
+        "--data",
+        img.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(p["predictions"].as_array().unwrap().len(), 60);
+    assert!(
+        p["accuracy"].as_f64().is_some(),
+        "IDX labels are compared: {p}"
+    );
+}
+
+#[test]
 fn iris_searches_the_mlp_space() {
     let tmp = tempfile::tempdir().unwrap();
     let v = json(&search(

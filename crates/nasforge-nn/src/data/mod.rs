@@ -187,19 +187,40 @@ pub fn load(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
 /// Reads a file or folder by its kind: a folder of class subfolders (images), an IDX file
 /// (MNIST), or a CSV (`.csv`, `.csv.gz`, anything else).
 pub fn read(path: &Path, opts: &CsvOptions) -> Result<Dataset> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let d = if meta.is_dir() {
-        load_image_folder(path, opts.image)?
-    } else if name.contains("-idx") || name.ends_with(".idx") || name.ends_with(".idx.gz") {
-        load_idx(path, opts.labels.as_deref())?
-    } else {
-        load_csv(path, opts)?
-    };
-    Ok(d)
+    std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    match DataKind::of(path) {
+        DataKind::ImageFolder => load_image_folder(path, opts.image),
+        DataKind::Idx => load_idx(path, opts.labels.as_deref()),
+        DataKind::Csv => load_csv(path, opts),
+    }
+}
+
+/// What kind of data a path holds, by how it is named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataKind {
+    /// A folder of class subfolders.
+    ImageFolder,
+    /// An IDX images file (its labels file beside it).
+    Idx,
+    /// A CSV file (plain or `.gz`).
+    Csv,
+}
+
+impl DataKind {
+    /// The kind of `path`: a directory, a name with `-idx` / `.idx`, or anything else (CSV).
+    pub fn of(path: &Path) -> DataKind {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if path.is_dir() {
+            DataKind::ImageFolder
+        } else if name.contains("-idx") || name.ends_with(".idx") || name.ends_with(".idx.gz") {
+            DataKind::Idx
+        } else {
+            DataKind::Csv
+        }
+    }
 }
 
 #[cfg(test)]

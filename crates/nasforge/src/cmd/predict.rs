@@ -27,9 +27,11 @@ pub struct PredictArgs {
 pub fn run(args: PredictArgs) -> Result<()> {
     let device = DeviceKind::Cpu;
     let (info, model) = bundle::load(&args.model, device)?;
-    // A CSV may come without its target column.
-    let has_target =
-        !args.data.is_dir() && data::csv_header(&args.data).is_ok_and(|h| h.contains(&info.target));
+    // A CSV may come without its target column; IDX files and image folders carry labels.
+    let has_target = match data::DataKind::of(&args.data) {
+        data::DataKind::Csv => data::csv_header(&args.data).is_ok_and(|h| h.contains(&info.target)),
+        _ => true,
+    };
     let opts = CsvOptions {
         target: if has_target {
             info.target.clone()
@@ -41,7 +43,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         image: info.image,
         labels: None,
     };
-    let mut d: Dataset = if has_target || args.data.is_dir() {
+    let mut d: Dataset = if has_target {
         data::read(&args.data, &opts)?
     } else {
         data::load_features(&args.data, &info.feature_names, info.image)?
