@@ -8,6 +8,7 @@
 
 use crate::params::Params;
 use crate::space::Space;
+pub use crate::stats::mean_std;
 use crate::strategy::{self, History};
 use crate::study::Direction;
 use crate::tabular::Table;
@@ -207,17 +208,6 @@ pub fn run(table: &Table, space: &dyn Space, cfg: &BenchConfig) -> Result<BenchR
         trajectories,
         optimum,
     })
-}
-
-/// Mean and population standard deviation (ddof = 0).
-pub fn mean_std(values: &[f64]) -> (f64, f64) {
-    if values.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-    (mean, var.sqrt())
 }
 
 impl BenchReport {

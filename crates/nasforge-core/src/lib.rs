@@ -19,6 +19,7 @@ pub mod netspec;
 mod params;
 pub mod rng;
 pub mod space;
+pub mod stats;
 pub mod strategy;
 pub mod study;
 pub mod tabular;
