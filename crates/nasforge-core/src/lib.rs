@@ -17,6 +17,7 @@ pub mod bench;
 mod error;
 pub mod netspec;
 mod params;
+pub mod predictor;
 pub mod rng;
 pub mod space;
 pub mod stats;

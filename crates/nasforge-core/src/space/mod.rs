@@ -207,6 +207,12 @@ pub trait Space: Send + Sync {
         self.canonical(values)
     }
 
+    /// The path encoding of BANANAS (White et al., 2021): one indicator per input-to-output path
+    /// of the cell and sequence of ops along it, for spaces that define one (`None` otherwise).
+    fn path_encoding(&self, _arch: &Arch) -> Option<Vec<f32>> {
+        None
+    }
+
     /// A numeric encoding for predictors: one-hot per choice, all zeros for inactive choices.
     fn encode(&self, arch: &Arch) -> Vec<f32> {
         let mut out = Vec::with_capacity(self.choices().iter().map(|c| c.options.len()).sum());

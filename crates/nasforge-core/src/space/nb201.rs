@@ -110,6 +110,30 @@ impl Space for Nb201Space {
         "nb201"
     }
 
+    /// Paths from the cell input (node 0) to its output (node 3): 0→3, 0→1→3, 0→2→3, 0→1→2→3,
+    /// as edge indices into [`EDGES`]; a path exists when none of its edges is `none`. With four
+    /// real ops that is 4 + 16 + 16 + 64 = 100 indicators.
+    fn path_encoding(&self, arch: &Arch) -> Option<Vec<f32>> {
+        const PATHS: [&[usize]; 4] = [&[3], &[0, 4], &[1, 5], &[0, 2, 5]];
+        let real = NB201_OPS.len() - 1;
+        let mut out = Vec::with_capacity(100);
+        for path in PATHS {
+            let mut index = 0;
+            let mut present = true;
+            for &edge in path {
+                let op = arch.values[edge] as usize;
+                present &= op != 0;
+                index = index * real + op.saturating_sub(1);
+            }
+            let start = out.len();
+            out.resize(start + real.pow(path.len() as u32), 0.0);
+            if present {
+                out[start + index] = 1.0;
+            }
+        }
+        Some(out)
+    }
+
     fn choices(&self) -> &[Choice] {
         &self.choices
     }
