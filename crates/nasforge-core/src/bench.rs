@@ -89,6 +89,16 @@ pub struct BenchReport {
 /// Runs the comparison. Errors on an unknown strategy or column, an empty budget list, or a
 /// table that lacks an arch a strategy proposes.
 pub fn run(table: &Table, space: &dyn Space, cfg: &BenchConfig) -> Result<BenchReport> {
+    run_with(table, space, cfg, &|_| None)
+}
+
+/// Like [`run`], with extra proxies for the strategies' `warm_start` parameter.
+pub fn run_with(
+    table: &Table,
+    space: &dyn Space,
+    cfg: &BenchConfig,
+    proxies: strategy::ProxyResolver,
+) -> Result<BenchReport> {
     let obj = table.column(table.column_index(&cfg.objective)?);
     let rep = table.column(table.column_index(&cfg.report)?);
     if cfg.queries.is_empty() || cfg.queries.contains(&0) {
@@ -106,7 +116,7 @@ pub fn run(table: &Table, space: &dyn Space, cfg: &BenchConfig) -> Result<BenchR
             table.len()
         )));
     }
-    strategy::check(&cfg.strategies, &cfg.strategy_params)?;
+    strategy::check(&cfg.strategies, &cfg.strategy_params, proxies)?;
     let sign = cfg.direction.sign();
     let jobs: Vec<(String, u64)> = cfg
         .strategies
@@ -116,7 +126,7 @@ pub fn run(table: &Table, space: &dyn Space, cfg: &BenchConfig) -> Result<BenchR
     let threads = cfg.threads.max(1).min(jobs.len());
     let next = std::sync::atomic::AtomicUsize::new(0);
     let run_one = |name: &str, seed: u64| -> Result<Trajectory> {
-        let mut strat = strategy::build_lenient(name, seed, &cfg.strategy_params)?;
+        let mut strat = strategy::build_lenient(name, seed, &cfg.strategy_params, proxies)?;
         let mut history = History::new();
         let mut steps = Vec::with_capacity(max_q);
         let mut best: Option<usize> = None;

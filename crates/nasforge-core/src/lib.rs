@@ -19,6 +19,7 @@ pub mod netspec;
 mod params;
 pub mod predictor;
 pub mod rng;
+pub mod scheduler;
 pub mod space;
 pub mod stats;
 pub mod strategy;

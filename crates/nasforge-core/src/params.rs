@@ -58,6 +58,21 @@ impl Params {
         self.values.get(key).map(String::as_str)
     }
 
+    /// A text parameter, if given.
+    pub fn text(&self, key: &str) -> Option<String> {
+        self.raw(key).map(str::to_string)
+    }
+
+    /// A yes/no parameter: `true`/`false`, `yes`/`no`, `1`/`0`.
+    pub fn bool(&self, key: &str, default: bool) -> Result<bool> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some("true" | "yes" | "1") => Ok(true),
+            Some("false" | "no" | "0") => Ok(false),
+            Some(v) => Err(bad(key, v, "true or false")),
+        }
+    }
+
     /// A positive integer parameter.
     pub fn usize(&self, key: &str, default: usize) -> Result<usize> {
         match self.raw(key) {

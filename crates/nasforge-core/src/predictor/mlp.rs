@@ -38,9 +38,8 @@ impl Dense {
     fn forward(&self, x: &[f64], out: &mut Vec<f64>) {
         out.clear();
         let bias = &self.w[self.inputs * self.outputs..];
-        for o in 0..self.outputs {
-            let row = &self.w[o * self.inputs..(o + 1) * self.inputs];
-            out.push(row.iter().zip(x).map(|(a, b)| a * b).sum::<f64>() + bias[o]);
+        for (row, b) in self.w.chunks_exact(self.inputs.max(1)).zip(bias) {
+            out.push(row.iter().zip(x).map(|(a, b)| a * b).sum::<f64>() + b);
         }
     }
 }
@@ -128,11 +127,17 @@ impl Mlp {
                 let c1 = 1.0 - b1.powi(t);
                 let c2 = 1.0 - b2.powi(t);
                 for (layer, g) in self.layers.iter_mut().zip(&grads) {
-                    for k in 0..layer.w.len() {
-                        let gk = g[k] * scale + WEIGHT_DECAY * layer.w[k];
-                        layer.m[k] = b1 * layer.m[k] + (1.0 - b1) * gk;
-                        layer.v[k] = b2 * layer.v[k] + (1.0 - b2) * gk * gk;
-                        layer.w[k] -= lr * (layer.m[k] / c1) / ((layer.v[k] / c2).sqrt() + 1e-8);
+                    for (((w, m), v), g) in layer
+                        .w
+                        .iter_mut()
+                        .zip(&mut layer.m)
+                        .zip(&mut layer.v)
+                        .zip(g)
+                    {
+                        let gk = g * scale + WEIGHT_DECAY * *w;
+                        *m = b1 * *m + (1.0 - b1) * gk;
+                        *v = b2 * *v + (1.0 - b2) * gk * gk;
+                        *w -= lr * (*m / c1) / ((*v / c2).sqrt() + 1e-8);
                     }
                 }
             }

@@ -17,7 +17,6 @@ pub struct RegularizedEvolution {
     population_size: usize,
     sample_size: usize,
     population: VecDeque<(Arch, f64)>,
-    random_asked: usize,
 }
 
 impl RegularizedEvolution {
@@ -33,7 +32,6 @@ impl RegularizedEvolution {
             population_size: population,
             sample_size,
             population: VecDeque::with_capacity(population + 1),
-            random_asked: 0,
         })
     }
 }
@@ -44,8 +42,8 @@ impl Strategy for RegularizedEvolution {
     }
 
     fn ask(&mut self, space: &dyn Space, history: &History) -> Option<Arch> {
-        if self.random_asked < self.population_size || self.population.is_empty() {
-            self.random_asked += 1;
+        // Counted on the shared history, so archs a warm start put first replace random ones.
+        if history.len() < self.population_size || self.population.is_empty() {
             return random_unseen(space, history, &mut self.rng);
         }
         let picks = self

@@ -12,6 +12,7 @@ use crate::space::{Arch, Space};
 /// First-improvement local search with random restarts.
 pub struct LocalSearch {
     rng: Rng,
+    init: usize,
     restart: usize,
     /// Random archs still to ask in the current (re)start phase.
     phase_left: usize,
@@ -26,7 +27,8 @@ impl LocalSearch {
         LocalSearch {
             rng: Rng::new(seed),
             restart,
-            phase_left: init.max(1),
+            init: init.max(1),
+            phase_left: 0,
             current: None,
             queue: Vec::new(),
         }
@@ -63,7 +65,9 @@ impl Strategy for LocalSearch {
     }
 
     fn ask(&mut self, space: &dyn Space, history: &History) -> Option<Arch> {
-        if self.phase_left > 0 || self.current.is_none() {
+        // The first `init` archs (counted on the shared history, so a warm start's count) are
+        // random; so are `restart` archs after each local optimum.
+        if history.len() < self.init || self.phase_left > 0 || self.current.is_none() {
             self.phase_left = self.phase_left.saturating_sub(1);
             return random_unseen(space, history, &mut self.rng);
         }

@@ -10,15 +10,25 @@
 
 mod evolution;
 mod grid;
+mod guided;
 mod local_search;
 mod random;
+mod reinforce;
+mod tpe;
+mod warm;
 
 pub use evolution::RegularizedEvolution;
 pub use grid::GridSearch;
+pub use guided::{Acquisition, Guided, GuidedConfig};
 pub use local_search::LocalSearch;
 pub use random::RandomSearch;
+pub use reinforce::Reinforce;
+pub(crate) use tpe::propose as tpe_propose;
+pub use tpe::Tpe;
+pub use warm::{core_proxy, ProxyFn, WarmStart};
 
 use crate::params::Params;
+use crate::predictor::Encoding;
 use crate::rng::Rng;
 use crate::space::{Arch, Space};
 use crate::{Error, Result};
@@ -127,27 +137,94 @@ pub const STRATEGIES: &[StrategyInfo] = &[
         aliases: &["local-search"],
         summary: "first-improvement local search from the best with random restarts; parameters init (10), restart (1)",
     },
+    StrategyInfo {
+        name: "bananas",
+        aliases: &["predictor"],
+        summary: "predictor-guided search (BANANAS): MLP ensemble on path encodings, Thompson sampling over mutations of the best; parameters init (10), batch (5), predictor (mlp), encoding (path), acquisition (its), kappa (1.0), parents (10), random_candidates (100)",
+    },
+    StrategyInfo {
+        name: "gp",
+        aliases: &["bo", "gp-bo"],
+        summary: "Bayesian optimisation with a Gaussian process (Hamming-RBF kernel on one-hot choices) and expected improvement over mutations of the best; parameters init (10), batch (1), encoding (onehot), acquisition (ei), kappa (1.0), parents (10), random_candidates (100)",
+    },
+    StrategyInfo {
+        name: "tpe",
+        aliases: &[],
+        summary: "tree-structured Parzen estimator over the categorical choices; parameters init (10), candidates (24), gamma (0.15)",
+    },
+    StrategyInfo {
+        name: "reinforce",
+        aliases: &["rl"],
+        summary: "REINFORCE controller, a softmax policy per choice with a moving-average baseline; parameters lr (0.1), baseline (0.9), entropy (0.01)",
+    },
 ];
+
+/// Parameters every strategy accepts: a zero-cost warm start.
+pub const WARM_START_PARAMS: &str = "warm_start (a proxy: params, macs, or one the caller provides), warm_pool (1000), warm_top (10)";
+
+/// Finds a proxy by name for `warm_start`: the caller's proxies first, then [`core_proxy`].
+pub type ProxyResolver<'a> = &'a (dyn Fn(&str) -> Option<ProxyFn> + Sync);
 
 /// Builds a registered strategy by name (or alias) with a seed and its parameters; a parameter
 /// the strategy does not read is an error.
 pub fn build(name: &str, seed: u64, params: &Params) -> Result<Box<dyn Strategy>> {
-    let strategy = build_lenient(name, seed, params)?;
+    build_with(name, seed, params, &|_| None)
+}
+
+/// Like [`build`], with extra proxies for `warm_start`.
+pub fn build_with(
+    name: &str,
+    seed: u64,
+    params: &Params,
+    proxies: ProxyResolver,
+) -> Result<Box<dyn Strategy>> {
+    let strategy = build_lenient(name, seed, params, proxies)?;
     params.finish(strategy.name())?;
     Ok(strategy)
 }
 
 /// Checks that every name is a registered strategy and that every parameter is read by at least
 /// one of them (for runs that compare several strategies with shared parameters).
-pub fn check(names: &[String], params: &Params) -> Result<()> {
+pub fn check(names: &[String], params: &Params, proxies: ProxyResolver) -> Result<()> {
     for name in names {
-        build_lenient(name, 0, params)?;
+        build_lenient(name, 0, params, proxies)?;
     }
     params.finish(&names.join(", "))
 }
 
-/// Like [`build`], but ignores parameters the strategy does not read.
-pub fn build_lenient(name: &str, seed: u64, params: &Params) -> Result<Box<dyn Strategy>> {
+/// Every registered strategy's name, in registry order (what `--strategy all` runs).
+pub fn all_names() -> Vec<String> {
+    STRATEGIES.iter().map(|s| s.name.to_string()).collect()
+}
+
+/// Like [`build_with`], but ignores parameters the strategy does not read.
+pub fn build_lenient(
+    name: &str,
+    seed: u64,
+    params: &Params,
+    proxies: ProxyResolver,
+) -> Result<Box<dyn Strategy>> {
+    let inner = build_plain(name, seed, params)?;
+    let Some(proxy_name) = params.text("warm_start") else {
+        return Ok(inner);
+    };
+    let proxy = proxies(&proxy_name)
+        .or_else(|| core_proxy(&proxy_name))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "unknown warm-start proxy `{proxy_name}`; nasforge-core knows params and macs (nasforge's CLI adds the zero-cost proxies)"
+            ))
+        })?;
+    Ok(Box::new(WarmStart::new(
+        inner,
+        proxy,
+        seed,
+        params.usize("warm_pool", 1000)?,
+        params.usize("warm_top", 10)?,
+    )?))
+}
+
+fn build_plain(name: &str, seed: u64, params: &Params) -> Result<Box<dyn Strategy>> {
     let info = STRATEGIES
         .iter()
         .find(|s| s.name == name || s.aliases.contains(&name))
@@ -173,6 +250,56 @@ pub fn build_lenient(name: &str, seed: u64, params: &Params) -> Result<Box<dyn S
             seed,
             params.usize("init", 10)?,
             params.usize("restart", 1)?,
+        )),
+        "bananas" => Box::new(Guided::new(
+            seed,
+            GuidedConfig {
+                name: "bananas",
+                predictor: params.text("predictor").unwrap_or_else(|| "mlp".into()),
+                encoding: Encoding::parse(
+                    &params.text("encoding").unwrap_or_else(|| "path".into()),
+                )?,
+                acquisition: Acquisition::parse(
+                    &params.text("acquisition").unwrap_or_else(|| "its".into()),
+                    params.f64_in("kappa", 1.0, 0.0, 100.0)?,
+                )?,
+                init: params.usize("init", 10)?,
+                batch: params.usize("batch", 5)?,
+                parents: params.usize("parents", 10)?,
+                random_candidates: params.usize("random_candidates", 100)?,
+                rank_transform: params.bool("rank_transform", true)?,
+            },
+        )?),
+        "gp" => Box::new(Guided::new(
+            seed,
+            GuidedConfig {
+                name: "gp",
+                predictor: "gp".into(),
+                encoding: Encoding::parse(
+                    &params.text("encoding").unwrap_or_else(|| "onehot".into()),
+                )?,
+                acquisition: Acquisition::parse(
+                    &params.text("acquisition").unwrap_or_else(|| "ei".into()),
+                    params.f64_in("kappa", 1.0, 0.0, 100.0)?,
+                )?,
+                init: params.usize("init", 10)?,
+                batch: params.usize("batch", 1)?,
+                parents: params.usize("parents", 10)?,
+                random_candidates: params.usize("random_candidates", 100)?,
+                rank_transform: params.bool("rank_transform", true)?,
+            },
+        )?),
+        "tpe" => Box::new(Tpe::new(
+            seed,
+            params.usize("init", 10)?,
+            params.usize("candidates", 24)?,
+            params.f64_in("gamma", 0.15, 0.01, 0.99)?,
+        )),
+        "reinforce" => Box::new(Reinforce::new(
+            seed,
+            params.f64_in("lr", 0.1, 0.0, 100.0)?,
+            params.f64_in("baseline", 0.9, 0.0, 0.999)?,
+            params.f64_in("entropy", 0.01, 0.0, 10.0)?,
         )),
         _ => unreachable!("registered above"),
     })
