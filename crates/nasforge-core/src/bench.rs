@@ -123,8 +123,6 @@ pub fn run_with(
         .iter()
         .flat_map(|s| (0..cfg.seeds).map(move |seed| (s.clone(), seed)))
         .collect();
-    let threads = cfg.threads.max(1).min(jobs.len());
-    let next = std::sync::atomic::AtomicUsize::new(0);
     let run_one = |name: &str, seed: u64| -> Result<Trajectory> {
         let mut strat = strategy::build_lenient(name, seed, &cfg.strategy_params, proxies)?;
         let mut history = History::new();
@@ -158,33 +156,10 @@ pub fn run_with(
             steps,
         })
     };
-    let mut trajectories: Vec<Option<Result<Trajectory>>> = (0..jobs.len()).map(|_| None).collect();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((name, seed)) = jobs.get(i) else {
-                            break;
-                        };
-                        done.push((i, run_one(name, *seed)));
-                    }
-                    done
-                })
-            })
-            .collect();
-        for h in handles {
-            for (i, t) in h.join().expect("bench worker panicked") {
-                trajectories[i] = Some(t);
-            }
-        }
-    });
-    let trajectories: Vec<Trajectory> = trajectories
-        .into_iter()
-        .map(|t| t.expect("every job ran"))
-        .collect::<Result<_>>()?;
+    let trajectories: Vec<Trajectory> =
+        par_map(&jobs, cfg.threads, |(name, seed)| run_one(name, *seed))
+            .into_iter()
+            .collect::<Result<_>>()?;
 
     let optimum_row = (0..table.len())
         .max_by(|&a, &b| (sign * rep[a]).total_cmp(&(sign * rep[b])))
@@ -220,6 +195,36 @@ pub fn run_with(
     })
 }
 
+/// `f` over `jobs` on up to `threads` threads; results in job order.
+fn par_map<J: Sync, T: Send>(jobs: &[J], threads: usize, f: impl Fn(&J) -> T + Sync) -> Vec<T> {
+    let threads = threads.max(1).min(jobs.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut out: Vec<Option<T>> = (0..jobs.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(job) = jobs.get(i) else {
+                            break;
+                        };
+                        done.push((i, f(job)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        for h in handles {
+            for (i, t) in h.join().expect("bench worker panicked") {
+                out[i] = Some(t);
+            }
+        }
+    });
+    out.into_iter().map(|t| t.expect("every job ran")).collect()
+}
+
 impl BenchReport {
     /// The trajectories as CSV: `strategy,seed,query,arch,objective,report,best_arch,best_objective,best_report`.
     pub fn trajectories_csv(
@@ -252,4 +257,203 @@ impl BenchReport {
         }
         Ok(out)
     }
+}
+
+/// A cost-aware comparison: strategies and multi-fidelity schedulers at equal total epochs.
+#[derive(Clone, Debug)]
+pub struct CostConfig {
+    /// Strategy or scheduler names.
+    pub methods: Vec<String>,
+    /// Parameters passed to every method that reads them.
+    pub params: Params,
+    /// Seeds 0..seeds.
+    pub seeds: u64,
+    /// Epoch budgets to report, ascending.
+    pub budgets: Vec<u64>,
+    /// The fidelities the table holds: (epochs one evaluation costs, column), cheapest first.
+    pub fidelities: Vec<(u32, String)>,
+    /// The column single-fidelity strategies search on (one of the fidelity columns).
+    pub objective: String,
+    /// The column reported for the arch found.
+    pub report: String,
+    /// Whether higher or lower is better.
+    pub direction: Direction,
+    /// Worker threads.
+    pub threads: usize,
+}
+
+/// One method at one epoch budget, over all seeds.
+#[derive(Clone, Debug, Serialize)]
+pub struct CostResult {
+    /// Strategy or scheduler name.
+    pub method: String,
+    /// Epoch budget.
+    pub epochs: u64,
+    /// Number of seeds.
+    pub seeds: u64,
+    /// Mean reported value of the arch found.
+    pub mean: f64,
+    /// Its standard deviation over seeds (ddof = 0).
+    pub std: f64,
+    /// Distance of the mean from the table's best reported value.
+    pub regret: f64,
+    /// Fraction of seeds whose found arch is the table's best.
+    pub optimum_found: f64,
+    /// Mean number of evaluations within the budget.
+    pub evaluations: f64,
+}
+
+/// Runs a cost-aware comparison. A single-fidelity strategy pays the epochs of its objective's
+/// fidelity per query and finds the best arch by its objective. A scheduler evaluates at the
+/// fidelities as rungs, pays each evaluation's epochs (a promotion retrains from scratch, so it
+/// pays the full higher budget), and finds the best arch among those evaluated at the highest
+/// rung reached so far.
+pub fn run_cost(
+    table: &Table,
+    space: &dyn Space,
+    cfg: &CostConfig,
+    proxies: strategy::ProxyResolver,
+) -> Result<(Vec<CostResult>, f64)> {
+    if cfg.fidelities.is_empty() {
+        return Err(Error::invalid(
+            "--fidelities needs at least one EPOCHS=COLUMN pair, e.g. 12=valid_acc_12ep,200=test_acc_200ep",
+        ));
+    }
+    let cols: Vec<&[f64]> = cfg
+        .fidelities
+        .iter()
+        .map(|(_, c)| table.column_index(c).map(|i| table.column(i)))
+        .collect::<Result<_>>()?;
+    let rungs = crate::scheduler::Rungs::explicit(cfg.fidelities.iter().map(|f| f.0).collect())?;
+    let rep = table.column(table.column_index(&cfg.report)?);
+    let obj_level = cfg
+        .fidelities
+        .iter()
+        .position(|(_, c)| *c == cfg.objective)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "the objective `{}` is not one of the fidelity columns ({}); single-fidelity strategies need to know what a query costs",
+                cfg.objective,
+                cfg.fidelities.iter().map(|f| f.1.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+    let top_cost = cfg.fidelities.last().expect("non-empty").0 as u64;
+    if cfg.budgets.is_empty() || cfg.budgets[0] < top_cost {
+        return Err(Error::invalid(format!(
+            "--epochs needs budgets of at least {top_cost} (one evaluation at the highest fidelity)"
+        )));
+    }
+    if cfg.seeds == 0 {
+        return Err(Error::invalid("--seeds must be at least 1"));
+    }
+    let (strategies, schedulers): (Vec<String>, Vec<String>) = cfg
+        .methods
+        .iter()
+        .cloned()
+        .partition(|m| !crate::scheduler::is_scheduler(m));
+    for s in &strategies {
+        strategy::build_lenient(s, 0, &cfg.params, proxies)?;
+    }
+    for s in &schedulers {
+        crate::scheduler::build(s, 0, rungs.clone(), &cfg.params)?;
+    }
+    cfg.params.finish(&cfg.methods.join(", "))?;
+    let sign = cfg.direction.sign();
+    let max_budget = *cfg.budgets.iter().max().expect("non-empty");
+    let jobs: Vec<(String, u64)> = cfg
+        .methods
+        .iter()
+        .flat_map(|s| (0..cfg.seeds).map(move |seed| (s.clone(), seed)))
+        .collect();
+    let row_of = |arch: &crate::space::Arch| {
+        table.row(arch).ok_or_else(|| {
+            Error::invalid(format!(
+                "the table has no row for {}; a benchmark table must list every arch of the space",
+                space.format(arch)
+            ))
+        })
+    };
+    // Per run: (cumulative epochs after each evaluation, found row after it).
+    let run_one = |name: &str, seed: u64| -> Result<Vec<(u64, usize)>> {
+        let mut steps = Vec::new();
+        let mut spent = 0u64;
+        if crate::scheduler::is_scheduler(name) {
+            let mut sched = crate::scheduler::build(name, seed, rungs.clone(), &cfg.params)?;
+            // Best (score, row) per rung.
+            let mut best: Vec<Option<(f64, usize)>> = vec![None; rungs.len()];
+            while spent < max_budget {
+                let Some(job) = sched.next(space) else { break };
+                let row = row_of(&job.arch)?;
+                let score = sign * cols[job.rung][row];
+                spent += rungs.budgets()[job.rung] as u64;
+                sched.report(space, &job, Some(score));
+                let b = &mut best[job.rung];
+                if b.is_none_or(|(s, _)| score > s) {
+                    *b = Some((score, row));
+                }
+                let found = best.iter().rev().flatten().next().expect("just set").1;
+                steps.push((spent, found));
+            }
+        } else {
+            let mut strat = strategy::build_lenient(name, seed, &cfg.params, proxies)?;
+            let cost = cfg.fidelities[obj_level].0 as u64;
+            let obj = cols[obj_level];
+            let mut history = History::new();
+            let mut best: Option<usize> = None;
+            while spent < max_budget {
+                let Some(arch) = strat.ask(space, &history) else {
+                    break;
+                };
+                let row = row_of(&arch)?;
+                let score = sign * obj[row];
+                history.mark_asked(&arch);
+                history.record(&arch, Some(score));
+                strat.tell(space, &arch, Some(score), &history);
+                spent += cost;
+                if best.is_none_or(|b| score > sign * obj[b]) {
+                    best = Some(row);
+                }
+                steps.push((spent, best.expect("set above")));
+            }
+        }
+        Ok(steps)
+    };
+    let runs: Vec<Vec<(u64, usize)>> =
+        par_map(&jobs, cfg.threads, |(name, seed)| run_one(name, *seed))
+            .into_iter()
+            .collect::<Result<_>>()?;
+    let optimum = (0..table.len())
+        .map(|r| rep[r])
+        .max_by(|a, b| (sign * a).total_cmp(&(sign * b)))
+        .expect("table is not empty");
+    let mut results = Vec::new();
+    for name in &cfg.methods {
+        for &budget in &cfg.budgets {
+            let mut values = Vec::new();
+            let mut evals = 0usize;
+            for ((m, _), steps) in jobs.iter().zip(&runs) {
+                if m != name {
+                    continue;
+                }
+                let within = steps.iter().take_while(|(c, _)| *c <= budget).count();
+                evals += within;
+                if let Some(&(_, row)) = steps[..within].last() {
+                    values.push(rep[row]);
+                }
+            }
+            let (mean, std) = mean_std(&values);
+            results.push(CostResult {
+                method: name.clone(),
+                epochs: budget,
+                seeds: cfg.seeds,
+                mean,
+                std,
+                regret: (sign * (optimum - mean)).max(0.0),
+                optimum_found: values.iter().filter(|&&v| v == optimum).count() as f64
+                    / values.len().max(1) as f64,
+                evaluations: evals as f64 / cfg.seeds as f64,
+            });
+        }
+    }
+    Ok((results, optimum))
 }

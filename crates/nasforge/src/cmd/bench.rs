@@ -4,12 +4,14 @@ use super::{bad_input, build_space, split_list};
 use anyhow::{Context, Result};
 use clap::Args;
 use nasforge_core::bench::{self, BenchConfig};
+use nasforge_core::scheduler::SCHEDULERS;
 use nasforge_core::space::SPACE_NAMES;
-use nasforge_core::strategy::STRATEGIES;
+use nasforge_core::strategy::{ProxyFn, STRATEGIES};
 use nasforge_core::study::Direction;
 use nasforge_core::tabular::Table;
 use nasforge_core::Params;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Arguments of `nasforge bench`.
@@ -54,6 +56,57 @@ pub struct BenchArgs {
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Compare at equal total training epochs instead of queries: epoch budgets, e.g.
+    /// `2000,5000,10000`. Schedulers (sh, hyperband, asha, bohb) join the comparison.
+    #[arg(long, value_name = "LIST")]
+    pub epochs: Option<String>,
+    /// With `--epochs`: what one evaluation costs at each fidelity the table holds, as
+    /// `EPOCHS=COLUMN` pairs (default for NAS-Bench-201 tables: `12=valid_acc_12ep,200=test_acc_200ep`).
+    #[arg(long, value_name = "LIST")]
+    pub fidelities: Option<String>,
+    /// A CSV of proxy values per arch (`nasforge proxies --out`): its columns become proxies for
+    /// the strategies' `warm_start` parameter.
+    #[arg(long, value_name = "FILE")]
+    pub proxy_file: Option<PathBuf>,
+}
+
+/// The `warm_start` proxies of a `--proxy-file`: each numeric column, looked up by arch.
+fn proxy_resolver(
+    path: Option<&PathBuf>,
+    space: &dyn nasforge_core::space::Space,
+) -> Result<impl Fn(&str) -> Option<ProxyFn> + Sync> {
+    let table = match path {
+        Some(p) => Some(Arc::new(Table::load(p, space)?)),
+        None => None,
+    };
+    Ok(move |name: &str| -> Option<ProxyFn> {
+        let table = table.clone()?;
+        let col = table.column_index(name).ok()?;
+        Some(Arc::new(
+            move |_: &dyn nasforge_core::space::Space, arch: &nasforge_core::space::Arch| {
+                table.row(arch).map(|r| table.column(col)[r])
+            },
+        ))
+    })
+}
+
+fn parse_list<T: std::str::FromStr + PartialOrd + Default + Copy>(
+    flag: &str,
+    text: &str,
+    what: &str,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for q in split_list(text) {
+        match q.parse::<T>() {
+            Ok(n) if n > T::default() => out.push(n),
+            _ => return bad_input(format!("{flag}: `{q}` is not {what}")),
+        }
+    }
+    if out.is_empty() {
+        return bad_input(format!("{flag} is empty"));
+    }
+    out.sort_by(|a, b| a.partial_cmp(b).expect("numbers"));
+    Ok(out)
 }
 
 /// Runs `nasforge bench`.
@@ -61,27 +114,33 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let start = Instant::now();
     let space = build_space(&args.space, &args.space_params)?;
     let strategies = if args.strategy == "all" {
-        STRATEGIES.iter().map(|s| s.name.to_string()).collect()
+        let mut all: Vec<String> = STRATEGIES.iter().map(|s| s.name.to_string()).collect();
+        if args.epochs.is_some() {
+            all.extend(SCHEDULERS.iter().map(|s| s.name.to_string()));
+        }
+        all
     } else {
         split_list(&args.strategy)
     };
     if strategies.is_empty() {
         return bad_input("--strategy is empty; name at least one, e.g. --strategy rea,ls,random");
     }
-    let mut queries = Vec::new();
-    for q in split_list(&args.queries) {
-        match q.parse::<usize>() {
-            Ok(n) if n > 0 => queries.push(n),
-            _ => {
-                return bad_input(format!(
-                    "--queries: `{q}` is not a positive number of queries"
-                ))
-            }
-        }
-    }
-    queries.sort_unstable();
+    let mut queries: Vec<usize> =
+        parse_list("--queries", &args.queries, "a positive number of queries")?;
     queries.dedup();
     let table = Table::load(&args.table, space.as_ref())?;
+    let proxies = proxy_resolver(args.proxy_file.as_ref(), space.as_ref())?;
+    if let Some(epochs) = &args.epochs {
+        return run_cost(
+            &args,
+            &table,
+            space.as_ref(),
+            strategies,
+            epochs,
+            &proxies,
+            start,
+        );
+    }
     let report_col = args
         .report
         .clone()
@@ -94,13 +153,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         objective: args.objective.clone(),
         report: report_col.clone(),
         direction: Direction::parse(&args.direction)?,
-        threads: args.threads.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        }),
+        threads: threads(args.threads),
     };
-    let report = bench::run(&table, space.as_ref(), &cfg)?;
+    let report = bench::run_with(&table, space.as_ref(), &cfg, &proxies)?;
     if let Some(path) = &args.trajectories {
         let csv = report.trajectories_csv(&table, space.as_ref(), &cfg.objective, &cfg.report)?;
         std::fs::write(path, csv).with_context(|| format!("cannot write {}", path.display()))?;
@@ -141,6 +196,109 @@ pub fn run(args: BenchArgs) -> Result<()> {
             r.std,
             r.regret,
             100.0 * r.optimum_found
+        );
+    }
+    println!("{seconds:.2} s");
+    Ok(())
+}
+
+fn threads(requested: Option<usize>) -> usize {
+    requested.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}
+
+/// `nasforge bench --epochs`: the cost-aware comparison.
+fn run_cost(
+    args: &BenchArgs,
+    table: &Table,
+    space: &dyn nasforge_core::space::Space,
+    methods: Vec<String>,
+    epochs: &str,
+    proxies: &(dyn Fn(&str) -> Option<ProxyFn> + Sync),
+    start: Instant,
+) -> Result<()> {
+    let budgets: Vec<u64> = parse_list("--epochs", epochs, "a positive number of epochs")?;
+    let fidelities_text = match &args.fidelities {
+        Some(f) => f.clone(),
+        None if table.column_index("valid_acc_12ep").is_ok()
+            && table.column_index("test_acc_200ep").is_ok() =>
+        {
+            "12=valid_acc_12ep,200=test_acc_200ep".to_string()
+        }
+        None => {
+            return bad_input(
+                "--epochs needs --fidelities EPOCHS=COLUMN,... to know what an evaluation costs (e.g. 12=valid_acc_12ep,200=test_acc_200ep)",
+            )
+        }
+    };
+    let mut fidelities = Vec::new();
+    for pair in split_list(&fidelities_text) {
+        let Some((e, col)) = pair.split_once('=') else {
+            return bad_input(format!("--fidelities: `{pair}` is not EPOCHS=COLUMN"));
+        };
+        let Ok(e) = e.trim().parse::<u32>() else {
+            return bad_input(format!("--fidelities: `{e}` is not a number of epochs"));
+        };
+        fidelities.push((e, col.trim().to_string()));
+    }
+    fidelities.sort_by_key(|f| f.0);
+    let cfg = bench::CostConfig {
+        methods,
+        params: Params::parse(&args.strategy_params)?,
+        seeds: args.seeds,
+        budgets,
+        fidelities,
+        objective: args.objective.clone(),
+        report: args
+            .report
+            .clone()
+            .unwrap_or_else(|| args.objective.clone()),
+        direction: Direction::parse(&args.direction)?,
+        threads: threads(args.threads),
+    };
+    let (results, optimum) = bench::run_cost(table, space, &cfg, proxies)?;
+    let seconds = start.elapsed().as_secs_f64();
+    if args.json {
+        let doc = serde_json::json!({
+            "table": args.table,
+            "objective": cfg.objective,
+            "report": cfg.report,
+            "fidelities": cfg.fidelities,
+            "optimum": optimum,
+            "seconds": seconds,
+            "results": results,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    println!(
+        "{} on {} ({} archs): equal training epochs; fidelities {}; strategies search on `{}`, schedulers on the fidelities; report `{}`; {} seeds; table optimum {:.4}",
+        args.space,
+        args.table.display(),
+        table.len(),
+        cfg.fidelities.iter().map(|(e, c)| format!("{c} = {e} epochs")).collect::<Vec<_>>().join(", "),
+        cfg.objective,
+        cfg.report,
+        cfg.seeds,
+        optimum
+    );
+    println!(
+        "{:<10} {:>8}  {:>18}  {:>8}  {:>13}  {:>11}",
+        "method", "epochs", "mean ± std", "regret", "optimum found", "evaluations"
+    );
+    for r in &results {
+        println!(
+            "{:<10} {:>8}  {:>9.3} ± {:<6.3}  {:>8.3}  {:>12.0}%  {:>11.1}",
+            r.method,
+            r.epochs,
+            r.mean,
+            r.std,
+            r.regret,
+            100.0 * r.optimum_found,
+            r.evaluations
         );
     }
     println!("{seconds:.2} s");
