@@ -27,6 +27,8 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
     /// Show an architecture: parameters, MACs, op counts and a diagram.
     Show(cmd::show::ShowArgs),
+    /// Measure how well performance predictors rank held-out archs of a benchmark table.
+    Predictors(cmd::predictors::PredictorsArgs),
 }
 
 /// Exit codes (README): 0 ok, 1 failure, 2 bad input.
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Init(a) => cmd::init::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Show(a) => cmd::show::run(a),
+        Command::Predictors(a) => cmd::predictors::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,6 @@
 //! `nasforge bench`: strategies × seeds × query budgets on a tabular benchmark.
 
-use super::{bad_input, build_space, split_list};
+use super::{bad_input, build_space, parse_list, split_list};
 use anyhow::{Context, Result};
 use clap::Args;
 use nasforge_core::bench::{self, BenchConfig};
@@ -88,25 +88,6 @@ fn proxy_resolver(
             },
         ))
     })
-}
-
-fn parse_list<T: std::str::FromStr + PartialOrd + Default + Copy>(
-    flag: &str,
-    text: &str,
-    what: &str,
-) -> Result<Vec<T>> {
-    let mut out = Vec::new();
-    for q in split_list(text) {
-        match q.parse::<T>() {
-            Ok(n) if n > T::default() => out.push(n),
-            _ => return bad_input(format!("{flag}: `{q}` is not {what}")),
-        }
-    }
-    if out.is_empty() {
-        return bad_input(format!("{flag} is empty"));
-    }
-    out.sort_by(|a, b| a.partial_cmp(b).expect("numbers"));
-    Ok(out)
 }
 
 /// Runs `nasforge bench`.

@@ -5,6 +5,7 @@ pub mod config;
 pub mod init;
 pub mod pipeline;
 pub mod predict;
+pub mod predictors;
 pub mod search;
 pub mod show;
 pub mod train;
@@ -41,6 +42,26 @@ pub fn split_list(s: &str) -> Vec<String> {
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect()
+}
+
+/// A comma-separated list of positive numbers, sorted; `flag` and `what` name them in errors.
+pub fn parse_list<T: std::str::FromStr + PartialOrd + Default + Copy>(
+    flag: &str,
+    text: &str,
+    what: &str,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for q in split_list(text) {
+        match q.parse::<T>() {
+            Ok(n) if n > T::default() => out.push(n),
+            _ => return bad_input(format!("{flag}: `{q}` is not {what}")),
+        }
+    }
+    if out.is_empty() {
+        return bad_input(format!("{flag} is empty"));
+    }
+    out.sort_by(|a, b| a.partial_cmp(b).expect("numbers"));
+    Ok(out)
 }
 
 /// The `space` field of an arch given as inline JSON or a `.json` file, if there is one.
