@@ -36,7 +36,7 @@ impl Evaluator for Cheap {
         _: &dyn Space,
         arch: &Arch,
         _: &Fidelity,
-        _: &mut dyn FnMut(u64, f64),
+        _: &mut dyn FnMut(u64, f64) -> bool,
     ) -> Result<Evaluation, EvalError> {
         Ok(Evaluation {
             value: score(arch),
@@ -85,7 +85,7 @@ fn study(space: &dyn Space, name: &str, storage: Box<dyn Storage>) -> f64 {
             .ask(Fidelity::default())
             .unwrap()
             .expect("space not exhausted");
-        let out = eval.evaluate(space, &ask.arch, &Fidelity::default(), &mut |_, _| {});
+        let out = eval.evaluate(space, &ask.arch, &Fidelity::default(), &mut |_, _| true);
         study.tell(ask.number, out).unwrap();
     };
     for _ in 0..WARM {

@@ -22,6 +22,7 @@ pub mod rng;
 pub mod scheduler;
 pub mod space;
 pub mod stats;
+pub mod stopper;
 pub mod strategy;
 pub mod study;
 pub mod tabular;

@@ -75,7 +75,7 @@ impl Evaluator for TrainingEvaluator {
         space: &dyn Space,
         arch: &Arch,
         fidelity: &Fidelity,
-        report: &mut dyn FnMut(u64, f64),
+        report: &mut dyn FnMut(u64, f64) -> bool,
     ) -> Result<Evaluation, EvalError> {
         let spec = space.decode(arch)?;
         let mut cfg = self.config.clone();
@@ -99,6 +99,7 @@ impl Evaluator for TrainingEvaluator {
             None => &self.train_rows,
         };
         let start = Instant::now();
+        let mut stopped = false;
         let setup = TrainSetup {
             data: &self.data,
             train_rows: rows,
@@ -112,7 +113,10 @@ impl Evaluator for TrainingEvaluator {
             self.seed,
             &mut |e: &crate::train::EpochStats| {
                 if let Some(m) = e.valid {
-                    report(e.epoch as u64, objective_value(m));
+                    if !report(e.epoch as u64, objective_value(m)) {
+                        stopped = true;
+                        return Control::Stop;
+                    }
                 }
                 Control::Continue
             },
@@ -141,6 +145,9 @@ impl Evaluator for TrainingEvaluator {
         metrics.insert("train_seconds".into(), train_seconds);
         metrics.insert("params".into(), spec.params() as f64);
         metrics.insert("macs".into(), spec.macs() as f64);
+        if stopped {
+            return Err(EvalError::Pruned { metrics });
+        }
         if self.latency {
             metrics.insert(
                 "latency_ms_b1".into(),

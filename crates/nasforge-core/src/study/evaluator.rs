@@ -31,13 +31,14 @@ pub enum EvalError {
 /// Measures archs. Evaluators never decide what to try next; strategies never evaluate.
 pub trait Evaluator {
     /// Evaluates `arch` at `fidelity`, calling `report(step, value)` with intermediate objective
-    /// values (per-epoch validation accuracy, say) as they come.
+    /// values (per-epoch validation accuracy, say) as they come. When `report` returns `false`
+    /// the trial is to stop early: the evaluator ends it as [`EvalError::Pruned`].
     fn evaluate(
         &mut self,
         space: &dyn Space,
         arch: &Arch,
         fidelity: &Fidelity,
-        report: &mut dyn FnMut(u64, f64),
+        report: &mut dyn FnMut(u64, f64) -> bool,
     ) -> std::result::Result<Evaluation, EvalError>;
 }
 
@@ -62,7 +63,7 @@ impl Evaluator for TableEvaluator {
         space: &dyn Space,
         arch: &Arch,
         fidelity: &Fidelity,
-        _report: &mut dyn FnMut(u64, f64),
+        _report: &mut dyn FnMut(u64, f64) -> bool,
     ) -> std::result::Result<Evaluation, EvalError> {
         if *fidelity != Fidelity::default() {
             return Err(EvalError::Failed(

@@ -7,15 +7,18 @@
 
 mod evaluator;
 mod memory;
+mod scheduled;
 mod sqlite;
 mod storage;
 
 pub use evaluator::{EvalError, Evaluation, Evaluator, TableEvaluator};
 pub use memory::MemoryStorage;
+pub use scheduled::ScheduledStudy;
 pub use sqlite::SqliteStorage;
 pub use storage::{FinishedTrial, NewTrial, Storage, StudyRecord};
 
 use crate::space::{Arch, Space};
+use crate::stopper::Stopper;
 use crate::strategy::{History, Strategy};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -137,6 +140,77 @@ pub struct Trial {
     pub finished_at: Option<f64>,
 }
 
+impl FinishedTrial {
+    /// How an evaluation's outcome is stored.
+    pub fn from_outcome(outcome: std::result::Result<Evaluation, EvalError>) -> Self {
+        match outcome {
+            Ok(ev) => FinishedTrial {
+                state: TrialState::Complete,
+                value: Some(ev.value),
+                metrics: ev.metrics,
+                error: None,
+            },
+            Err(EvalError::Pruned { metrics }) => FinishedTrial {
+                state: TrialState::Pruned,
+                value: None,
+                metrics,
+                error: None,
+            },
+            Err(EvalError::Failed(reason)) => FinishedTrial {
+                state: TrialState::Failed,
+                value: None,
+                metrics: BTreeMap::new(),
+                error: Some(reason),
+            },
+        }
+    }
+}
+
+/// Opens `record.name` in `storage`: creates it, or checks that the stored study has the same
+/// space, objective and direction and returns its trials after marking those a crash left
+/// running as failed ("interrupted"). Returns the trials to replay and how many were interrupted.
+fn open_stored(storage: &mut dyn Storage, record: &StudyRecord) -> Result<(Vec<Trial>, usize)> {
+    let Some(stored) = storage.study(&record.name)? else {
+        storage.create_study(record)?;
+        return Ok((Vec::new(), 0));
+    };
+    if stored.space != record.space
+        || stored.objective != record.objective
+        || stored.direction != record.direction
+    {
+        return Err(Error::invalid(format!(
+            "study `{}` was created for space `{}`, objective `{}` ({:?}); it cannot continue with space `{}`, objective `{}` ({:?})",
+            record.name, stored.space, stored.objective, stored.direction, record.space, record.objective, record.direction
+        )));
+    }
+    let mut replay = Vec::new();
+    let mut interrupted = 0;
+    for t in storage.trials(&record.name)? {
+        if t.state == TrialState::Running || t.state == TrialState::Queued {
+            storage.finish_trial(
+                &record.name,
+                t.number,
+                &FinishedTrial {
+                    state: TrialState::Failed,
+                    value: None,
+                    metrics: t.metrics.clone(),
+                    error: Some("interrupted: the run stopped before this trial finished".into()),
+                },
+            )?;
+            interrupted += 1;
+            continue;
+        }
+        if t.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("interrupted"))
+        {
+            continue;
+        }
+        replay.push(t);
+    }
+    Ok((replay, interrupted))
+}
+
 /// Seconds since the Unix epoch.
 pub fn now() -> f64 {
     std::time::SystemTime::now()
@@ -174,6 +248,8 @@ pub struct Study<'s> {
     worker: String,
     pending: BTreeMap<u64, Arch>,
     finished: usize,
+    stopper: Option<(Box<dyn Stopper>, usize)>,
+    epoch_budget: Option<u64>,
 }
 
 impl<'s> Study<'s> {
@@ -188,56 +264,23 @@ impl<'s> Study<'s> {
         mut strategy: Box<dyn Strategy>,
         worker: &str,
     ) -> Result<(Self, Resumed)> {
-        let mut resumed = Resumed::default();
         let mut history = History::new();
-        match storage.study(&record.name)? {
-            None => storage.create_study(&record)?,
-            Some(stored) => {
-                if stored.space != record.space
-                    || stored.objective != record.objective
-                    || stored.direction != record.direction
-                {
-                    return Err(Error::invalid(format!(
-                        "study `{}` was created for space `{}`, objective `{}` ({:?}); it cannot continue with space `{}`, objective `{}` ({:?})",
-                        record.name, stored.space, stored.objective, stored.direction, record.space, record.objective, record.direction
-                    )));
-                }
-                let sign = stored.direction.sign();
-                for t in storage.trials(&record.name)? {
-                    if t.state == TrialState::Running || t.state == TrialState::Queued {
-                        storage.finish_trial(
-                            &record.name,
-                            t.number,
-                            &FinishedTrial {
-                                state: TrialState::Failed,
-                                value: None,
-                                metrics: t.metrics.clone(),
-                                error: Some(
-                                    "interrupted: the run stopped before this trial finished"
-                                        .into(),
-                                ),
-                            },
-                        )?;
-                        resumed.interrupted += 1;
-                        continue;
-                    }
-                    if t.error
-                        .as_deref()
-                        .is_some_and(|e| e.starts_with("interrupted"))
-                    {
-                        continue;
-                    }
-                    let arch = space.parse_json(&t.arch)?;
-                    let _ = strategy.ask(space, &history);
-                    let score = match t.state {
-                        TrialState::Complete => t.value.map(|v| sign * v),
-                        _ => None,
-                    };
-                    history.record(&arch, score);
-                    strategy.tell(space, &arch, score, &history);
-                    resumed.replayed += 1;
-                }
-            }
+        let (replay, interrupted) = open_stored(storage.as_mut(), &record)?;
+        let mut resumed = Resumed {
+            replayed: 0,
+            interrupted,
+        };
+        let sign = record.direction.sign();
+        for t in replay {
+            let arch = space.parse_json(&t.arch)?;
+            let _ = strategy.ask(space, &history);
+            let score = match t.state {
+                TrialState::Complete => t.value.map(|v| sign * v),
+                _ => None,
+            };
+            history.record(&arch, score);
+            strategy.tell(space, &arch, score, &history);
+            resumed.replayed += 1;
         }
         Ok((
             Study {
@@ -250,9 +293,41 @@ impl<'s> Study<'s> {
                 worker: worker.to_string(),
                 pending: BTreeMap::new(),
                 finished: resumed.replayed,
+                stopper: None,
+                epoch_budget: None,
             },
             resumed,
         ))
+    }
+
+    /// Stops unpromising trials early with `stopper`; trials run to `total_steps` (epochs).
+    /// The stopper first learns from the study's completed trials (a resumed run's included).
+    pub fn set_stopper(&mut self, mut stopper: Box<dyn Stopper>, total_steps: usize) -> Result<()> {
+        let sign = self.record.direction.sign();
+        for t in self.trials()? {
+            if let (TrialState::Complete, Some(v)) = (t.state, t.value) {
+                let curve: Vec<f64> = t.intermediate.iter().map(|(_, x)| sign * x).collect();
+                stopper.observe(&curve, sign * v);
+            }
+        }
+        self.stopper = Some((stopper, total_steps));
+        Ok(())
+    }
+
+    /// Ends the search once the finished trials have trained this many epochs in total (their
+    /// `epochs` metric: a pruned trial counts the epochs it ran).
+    pub fn set_epoch_budget(&mut self, epochs: u64) {
+        self.epoch_budget = Some(epochs);
+    }
+
+    /// Epochs trained by the stored trials (the `epochs` metric of finished trials).
+    pub fn epochs_spent(&self) -> Result<u64> {
+        Ok(self
+            .trials()?
+            .iter()
+            .filter_map(|t| t.metrics.get("epochs"))
+            .map(|e| *e as u64)
+            .sum())
     }
 
     /// The study's stored description.
@@ -301,26 +376,7 @@ impl<'s> Study<'s> {
                 "trial {number} was not asked by this study or was already told"
             ))
         })?;
-        let finished = match outcome {
-            Ok(ev) => FinishedTrial {
-                state: TrialState::Complete,
-                value: Some(ev.value),
-                metrics: ev.metrics,
-                error: None,
-            },
-            Err(EvalError::Pruned { metrics }) => FinishedTrial {
-                state: TrialState::Pruned,
-                value: None,
-                metrics,
-                error: None,
-            },
-            Err(EvalError::Failed(reason)) => FinishedTrial {
-                state: TrialState::Failed,
-                value: None,
-                metrics: BTreeMap::new(),
-                error: Some(reason),
-            },
-        };
+        let finished = FinishedTrial::from_outcome(outcome);
         self.storage.finish_trial(&self.name, number, &finished)?;
         let score = finished.value.map(|v| self.record.direction.sign() * v);
         self.history.record(&arch, score);
@@ -354,21 +410,43 @@ impl<'s> Study<'s> {
         fidelity: &Fidelity,
         mut progress: impl FnMut(&Study<'s>, &Trial),
     ) -> Result<()> {
-        while self.finished < trials {
+        let sign = self.record.direction.sign();
+        let mut spent = match self.epoch_budget {
+            Some(_) => self.epochs_spent()?,
+            None => 0,
+        };
+        while self.finished < trials && self.epoch_budget.is_none_or(|b| spent < b) {
             let Some(ask) = self.ask(fidelity.clone())? else {
                 break;
             };
             let name = self.name.clone();
             let storage = &mut self.storage;
+            let stopper = &self.stopper;
             let mut report_err = None;
+            let mut curve = Vec::new();
             let outcome =
                 evaluator.evaluate(self.space, &ask.arch, fidelity, &mut |step, value| {
                     if let Err(e) = storage.report(&name, ask.number, step, value) {
                         report_err.get_or_insert(e);
                     }
+                    curve.push(sign * value);
+                    !stopper
+                        .as_ref()
+                        .is_some_and(|(s, total)| s.should_stop(&curve, *total))
                 });
             if let Some(e) = report_err {
                 return Err(e);
+            }
+            let metrics = match &outcome {
+                Ok(ev) => Some(&ev.metrics),
+                Err(EvalError::Pruned { metrics }) => Some(metrics),
+                Err(EvalError::Failed(_)) => None,
+            };
+            spent += metrics
+                .and_then(|m| m.get("epochs"))
+                .map_or(0, |e| *e as u64);
+            if let (Ok(ev), Some((s, _))) = (&outcome, self.stopper.as_mut()) {
+                s.observe(&curve, sign * ev.value);
             }
             self.tell(ask.number, outcome)?;
             let trial = self.storage.trial(&self.name, ask.number)?;

@@ -14,7 +14,7 @@ impl Evaluator for FakeEvaluator {
         _space: &dyn Space,
         arch: &Arch,
         _fidelity: &Fidelity,
-        report: &mut dyn FnMut(u64, f64),
+        report: &mut dyn FnMut(u64, f64) -> bool,
     ) -> std::result::Result<Evaluation, EvalError> {
         self.calls += 1;
         let v: f64 = arch
@@ -26,8 +26,8 @@ impl Evaluator for FakeEvaluator {
         if arch.values()[0] == 4 {
             return Err(EvalError::Failed("loss became NaN".into()));
         }
-        report(1, v / 2.0);
-        report(2, v);
+        let _ = report(1, v / 2.0);
+        let _ = report(2, v);
         let mut metrics = BTreeMap::new();
         metrics.insert("double".into(), 2.0 * v);
         Ok(Evaluation { value: v, metrics })
@@ -220,7 +220,7 @@ fn table_evaluator_reads_the_objective_and_rejects_other_fidelities() {
     let table = std::sync::Arc::new(crate::tabular::Table::from_csv(&csv, space.as_ref()).unwrap());
     let mut ev = TableEvaluator::new(table.clone(), "acc").unwrap();
     let got = ev
-        .evaluate(space.as_ref(), &a, &Fidelity::default(), &mut |_, _| {})
+        .evaluate(space.as_ref(), &a, &Fidelity::default(), &mut |_, _| true)
         .unwrap();
     assert_eq!(got.value, 91.5);
     assert_eq!(got.metrics["loss"], 0.3);
@@ -230,7 +230,7 @@ fn table_evaluator_reads_the_objective_and_rejects_other_fidelities() {
         data_fraction: None,
     };
     assert!(matches!(
-        ev.evaluate(space.as_ref(), &a, &half, &mut |_, _| {}),
+        ev.evaluate(space.as_ref(), &a, &half, &mut |_, _| true),
         Err(EvalError::Failed(_))
     ));
     assert!(TableEvaluator::new(table, "nope")

@@ -28,6 +28,27 @@ pub struct SearchConfig {
     #[arg(long = "strategy-param", value_name = "KEY=VALUE")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub strategy_param: Vec<String>,
+    /// Multi-fidelity scheduler instead of a strategy: sh, hyperband, asha or bohb. Rungs go
+    /// from --min-epochs to --epochs by factors of eta.
+    #[arg(long)]
+    pub scheduler: Option<String>,
+    /// Scheduler parameter `key=value` (repeatable), e.g. `eta=3`.
+    #[arg(long = "scheduler-param", value_name = "KEY=VALUE")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scheduler_param: Vec<String>,
+    /// Lowest rung of a scheduler, in epochs [default: 1].
+    #[arg(long)]
+    pub min_epochs: Option<u32>,
+    /// Stop unpromising trials early from their learning curves: median or curve.
+    #[arg(long)]
+    pub stopper: Option<String>,
+    /// Stopper parameter `key=value` (repeatable), e.g. `p=0.05`.
+    #[arg(long = "stopper-param", value_name = "KEY=VALUE")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stopper_param: Vec<String>,
+    /// End the search once its trials have trained this many epochs in total (may be raised on --resume).
+    #[arg(long)]
+    pub epoch_budget: Option<u64>,
     /// How candidates are measured: `train` (on data) or `table` (benchmark look-up)
     /// [default: table when --table is given, else train].
     #[arg(long)]
@@ -160,8 +181,8 @@ impl SearchConfig {
             space, strategy, evaluator, table, objective, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, trials, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            flip, final_epochs, final_seeds, device, threads;
-            space_param, strategy_param, drop);
+            flip, final_epochs, final_seeds, device, threads, scheduler, min_epochs, stopper, epoch_budget;
+            space_param, strategy_param, drop, scheduler_param, stopper_param);
         self
     }
 
@@ -172,8 +193,8 @@ impl SearchConfig {
             space, strategy, evaluator, table, objective, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            flip, final_epochs, final_seeds, device;
-            space_param, strategy_param, drop);
+            flip, final_epochs, final_seeds, device, scheduler, min_epochs, stopper;
+            space_param, strategy_param, drop, scheduler_param, stopper_param);
         out
     }
 
@@ -221,6 +242,11 @@ pub const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:
 # space_param = ["channels=16", "cells=1"]
 # strategy = "rea"             # random, grid, rea, ls
 # strategy_param = ["population=10", "sample_size=3"]
+# scheduler = "hyperband"      # sh, hyperband, asha, bohb: multi-fidelity instead of a strategy
+# scheduler_param = ["eta=3"]
+# min_epochs = 1               # lowest rung of a scheduler (the top rung is `epochs`)
+# stopper = "curve"            # median or curve: stop unpromising trials early
+# epoch_budget = 400           # stop once the trials trained this many epochs in total
 # trials = 40
 # seed = 0
 # objective = "valid_accuracy" # valid_mse for regression

@@ -10,11 +10,12 @@ use super::{bad_input, build_space};
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
+use nasforge_core::scheduler::{self, Rungs};
 use nasforge_core::space::{Arch, Space};
 use nasforge_core::strategy;
 use nasforge_core::study::{
-    Direction, EvalError, Evaluation, Evaluator, Fidelity, SqliteStorage, Study, StudyRecord,
-    TableEvaluator, TrialState,
+    Direction, EvalError, Evaluation, Evaluator, Fidelity, ScheduledStudy, SqliteStorage, Study,
+    StudyRecord, TableEvaluator, TrialState,
 };
 use nasforge_core::tabular::Table;
 use nasforge_core::Params;
@@ -62,14 +63,14 @@ impl Evaluator for ShowEpochs<'_> {
         space: &dyn Space,
         arch: &Arch,
         fidelity: &Fidelity,
-        report: &mut dyn FnMut(u64, f64),
+        report: &mut dyn FnMut(u64, f64) -> bool,
     ) -> std::result::Result<Evaluation, EvalError> {
         let best = self
             .best
             .map(|b| format!(" · best {}={b:.4}", self.objective))
             .unwrap_or_default();
         let bar = self.bar;
-        let epochs = self.epochs;
+        let epochs = fidelity.epochs.map_or(self.epochs, |e| e as usize);
         let out = self
             .inner
             .evaluate(space, arch, fidelity, &mut |step, value| {
@@ -129,6 +130,9 @@ pub fn run(args: SearchArgs) -> Result<()> {
         if given.trials.is_some() {
             cfg.trials = given.trials;
         }
+        if given.epoch_budget.is_some() {
+            cfg.epoch_budget = given.epoch_budget;
+        }
         (dir, cfg)
     } else {
         let dir = args.run_dir.clone().unwrap_or_else(default_run_dir);
@@ -175,12 +179,11 @@ fn run_study(
     usize,
     usize,
 )> {
-    let strategy_name = cfg.strategy.clone().unwrap_or_else(|| "rea".into());
-    let strat = strategy::build(
-        &strategy_name,
-        cfg.seed.unwrap_or(0),
-        &Params::parse(&cfg.strategy_param)?,
-    )?;
+    let strategy_name = cfg
+        .scheduler
+        .clone()
+        .or_else(|| cfg.strategy.clone())
+        .unwrap_or_else(|| "rea".into());
     let trials = cfg.trials.expect("resolved");
     if trials == 0 {
         return bad_input("--trials must be at least 1");
@@ -197,22 +200,66 @@ fn run_study(
         name: "search".into(),
         space: space.name().to_string(),
         space_params: space.params_json(),
-        strategy: strategy_name,
+        strategy: strategy_name.clone(),
         objective: objective.clone(),
         direction,
         seed: cfg.seed.unwrap_or(0),
         config: serde_json::to_value(cfg)?,
         created_at: nasforge_core::study::now(),
     };
-    let (mut study, resumed) = Study::open(Box::new(storage), record, space, strat, &worker_id())?;
-    if args.resume && !quiet {
-        eprintln!(
-            "resuming {}: {} finished trials kept, {} interrupted trial(s) to run again",
-            dir.display(),
-            resumed.replayed,
-            resumed.interrupted
+    if let Some(name) = &cfg.scheduler {
+        let eta = Params::parse(&cfg.scheduler_param)?;
+        let rungs = Rungs::geometric(
+            cfg.min_epochs.unwrap_or(1),
+            epochs as u32,
+            eta.usize("eta", 3)? as u32,
+        )?;
+        let scheduler = scheduler::build(name, cfg.seed.unwrap_or(0), rungs, &eta)?;
+        eta.finish(name)?;
+        let (mut study, resumed) =
+            ScheduledStudy::open(Box::new(storage), record, space, scheduler, &worker_id())?;
+        report_resume(args, dir, quiet, &resumed);
+        let bar = super::progress_bar(
+            quiet,
+            trials as u64,
+            "search {bar:30} trial {pos}/{len} {msg} [{elapsed} < {eta}]",
         );
+        bar.set_position(study.finished() as u64);
+        let mut shown = ShowEpochs {
+            inner: evaluator,
+            bar: &bar,
+            best: study.best()?.and_then(|t| t.value),
+            sign: direction.sign(),
+            objective,
+            epochs,
+        };
+        study.optimize(&mut shown, trials, cfg.epoch_budget, |s, _| {
+            bar.set_position(s.finished() as u64)
+        })?;
+        bar.finish_and_clear();
+        return Ok((
+            study.trials()?,
+            study.best()?,
+            study.finished(),
+            resumed.replayed,
+        ));
     }
+    let strat = strategy::build(
+        &strategy_name,
+        cfg.seed.unwrap_or(0),
+        &Params::parse(&cfg.strategy_param)?,
+    )?;
+    let (mut study, resumed) = Study::open(Box::new(storage), record, space, strat, &worker_id())?;
+    if let Some(name) = &cfg.stopper {
+        let params = Params::parse(&cfg.stopper_param)?;
+        let stopper = nasforge_core::stopper::build(name, &params)?;
+        params.finish(name)?;
+        study.set_stopper(stopper, epochs)?;
+    }
+    if let Some(b) = cfg.epoch_budget {
+        study.set_epoch_budget(b);
+    }
+    report_resume(args, dir, quiet, &resumed);
     let bar = super::progress_bar(
         quiet,
         trials as u64,
@@ -237,6 +284,22 @@ fn run_study(
     Ok((all, best, finished, resumed.replayed))
 }
 
+fn report_resume(
+    args: &SearchArgs,
+    dir: &std::path::Path,
+    quiet: bool,
+    resumed: &nasforge_core::study::Resumed,
+) {
+    if args.resume && !quiet {
+        eprintln!(
+            "resuming {}: {} finished trials kept, {} interrupted trial(s) to run again",
+            dir.display(),
+            resumed.replayed,
+            resumed.interrupted
+        );
+    }
+}
+
 fn search_table(
     args: SearchArgs,
     dir: PathBuf,
@@ -250,6 +313,11 @@ fn search_table(
         );
     };
     cfg.evaluator = Some("table".into());
+    if cfg.scheduler.is_some() || cfg.stopper.is_some() || cfg.epoch_budget.is_some() {
+        return bad_input(
+            "a benchmark table holds fixed results at fixed fidelities: --scheduler, --stopper and --epoch-budget need the training evaluator. Compare schedulers on a table with `nasforge bench --epochs`",
+        );
+    }
     cfg.space.get_or_insert_with(|| "nb201".into());
     cfg.strategy.get_or_insert_with(|| "rea".into());
     cfg.objective.get_or_insert_with(|| "test_acc_200ep".into());
@@ -289,7 +357,14 @@ fn search_train(
     cfg.evaluator = Some("train".into());
     cfg.space = Some(space_name.clone());
     cfg.space_param = space_params.clone();
-    cfg.strategy.get_or_insert_with(|| "rea".into());
+    if cfg.scheduler.is_some() && (cfg.strategy.is_some() || cfg.stopper.is_some()) {
+        return bad_input(
+            "--scheduler chooses the archs and their epochs itself: drop --strategy and --stopper, or drop --scheduler",
+        );
+    }
+    if cfg.scheduler.is_none() {
+        cfg.strategy.get_or_insert_with(|| "rea".into());
+    }
     if cfg.strategy.as_deref() == Some("rea") && cfg.strategy_param.is_empty() {
         cfg.strategy_param = vec!["population=10".into(), "sample_size=3".into()];
     }

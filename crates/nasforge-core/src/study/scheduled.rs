@@ -1,0 +1,169 @@
+//! Studies driven by a multi-fidelity [`Scheduler`] instead of a strategy.
+//!
+//! Every job (arch × rung) is one stored trial whose fidelity is the rung's epochs. Resuming
+//! replays the finished trials into a fresh scheduler (next, then report, in order), which must
+//! hand out the same jobs again; trials a crash left running are marked failed and their jobs
+//! come out of the scheduler again.
+
+use super::{
+    open_stored, EvalError, Evaluation, Evaluator, Fidelity, FinishedTrial, NewTrial, Resumed,
+    Storage, StudyRecord, Trial, TrialState,
+};
+use crate::scheduler::{Job, Scheduler};
+use crate::space::Space;
+use crate::{Error, Result};
+
+/// A scheduler-driven search in progress.
+pub struct ScheduledStudy<'s> {
+    record: StudyRecord,
+    space: &'s dyn Space,
+    scheduler: Box<dyn Scheduler>,
+    storage: Box<dyn Storage>,
+    worker: String,
+    finished: usize,
+    spent: u64,
+}
+
+fn epochs_of(t: &FinishedTrial) -> u64 {
+    t.metrics.get("epochs").map_or(0, |e| *e as u64)
+}
+
+impl<'s> ScheduledStudy<'s> {
+    /// Opens (creating or resuming) the study `record.name`.
+    pub fn open(
+        mut storage: Box<dyn Storage>,
+        record: StudyRecord,
+        space: &'s dyn Space,
+        mut scheduler: Box<dyn Scheduler>,
+        worker: &str,
+    ) -> Result<(Self, Resumed)> {
+        let (replay, interrupted) = open_stored(storage.as_mut(), &record)?;
+        let sign = record.direction.sign();
+        let mut spent = 0;
+        for t in &replay {
+            let job = scheduler.next(space).ok_or_else(|| {
+                Error::invalid("the stored trials do not follow this scheduler (it ran out of jobs); was the configuration changed?")
+            })?;
+            let epochs = scheduler.rungs().budgets()[job.rung];
+            if space.key(&job.arch) != t.arch_key || t.fidelity.epochs != Some(epochs) {
+                return Err(Error::invalid(format!(
+                    "stored trial {} ({} at {:?} epochs) is not what the scheduler replays ({} at {epochs} epochs); was the configuration or the seed changed?",
+                    t.number,
+                    t.arch_key,
+                    t.fidelity.epochs,
+                    space.key(&job.arch)
+                )));
+            }
+            let score = match t.state {
+                TrialState::Complete => t.value.map(|v| sign * v),
+                _ => None,
+            };
+            scheduler.report(space, &job, score);
+            spent += t.metrics.get("epochs").map_or(0, |e| *e as u64);
+        }
+        let resumed = Resumed {
+            replayed: replay.len(),
+            interrupted,
+        };
+        Ok((
+            ScheduledStudy {
+                record,
+                space,
+                scheduler,
+                storage,
+                worker: worker.to_string(),
+                finished: replay.len(),
+                spent,
+            },
+            resumed,
+        ))
+    }
+
+    /// Trials finished so far (resumed ones included).
+    pub fn finished(&self) -> usize {
+        self.finished
+    }
+
+    /// Epochs trained by the finished trials.
+    pub fn epochs_spent(&self) -> u64 {
+        self.spent
+    }
+
+    /// Runs jobs until `trials` have finished or `epoch_budget` epochs were trained, calling
+    /// `progress` after each.
+    pub fn optimize(
+        &mut self,
+        evaluator: &mut dyn Evaluator,
+        trials: usize,
+        epoch_budget: Option<u64>,
+        mut progress: impl FnMut(&ScheduledStudy<'s>, &Trial),
+    ) -> Result<()> {
+        let name = self.record.name.clone();
+        while self.finished < trials && epoch_budget.is_none_or(|b| self.spent < b) {
+            let Some(job) = self.scheduler.next(self.space) else {
+                break;
+            };
+            let fidelity = Fidelity {
+                epochs: Some(self.scheduler.rungs().budgets()[job.rung]),
+                data_fraction: None,
+            };
+            let number = self.storage.create_trial(
+                &name,
+                &NewTrial {
+                    arch_key: self.space.key(&job.arch),
+                    arch: self.space.to_json(&job.arch),
+                    fidelity: fidelity.clone(),
+                    state: TrialState::Running,
+                    worker: self.worker.clone(),
+                },
+            )?;
+            let storage = &mut self.storage;
+            let mut report_err = None;
+            let outcome: std::result::Result<Evaluation, EvalError> =
+                evaluator.evaluate(self.space, &job.arch, &fidelity, &mut |step, value| {
+                    if let Err(e) = storage.report(&name, number, step, value) {
+                        report_err.get_or_insert(e);
+                    }
+                    true
+                });
+            if let Some(e) = report_err {
+                return Err(e);
+            }
+            self.finish(&job, number, FinishedTrial::from_outcome(outcome))?;
+            let trial = self.storage.trial(&name, number)?;
+            progress(self, &trial);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, job: &Job, number: u64, finished: FinishedTrial) -> Result<()> {
+        self.storage
+            .finish_trial(&self.record.name, number, &finished)?;
+        self.spent += epochs_of(&finished);
+        let score = finished.value.map(|v| self.record.direction.sign() * v);
+        self.scheduler.report(self.space, job, score);
+        self.finished += 1;
+        Ok(())
+    }
+
+    /// All stored trials.
+    pub fn trials(&self) -> Result<Vec<Trial>> {
+        self.storage.trials(&self.record.name)
+    }
+
+    /// The best complete trial at the highest fidelity any complete trial reached: a score at
+    /// fewer epochs is not comparable with one at more.
+    pub fn best(&self) -> Result<Option<Trial>> {
+        let sign = self.record.direction.sign();
+        let done: Vec<Trial> = self
+            .trials()?
+            .into_iter()
+            .filter(|t| t.state == TrialState::Complete && t.value.is_some())
+            .collect();
+        let top = done.iter().filter_map(|t| t.fidelity.epochs).max();
+        Ok(done
+            .into_iter()
+            .filter(|t| t.fidelity.epochs == top)
+            .max_by(|a, b| (sign * a.value.unwrap()).total_cmp(&(sign * b.value.unwrap()))))
+    }
+}
