@@ -25,6 +25,8 @@ enum Command {
     Init(cmd::init::InitArgs),
     /// Compare strategies on a tabular benchmark over many seeds.
     Bench(cmd::bench::BenchArgs),
+    /// Rank a benchmark table's archs by zero-cost proxies and compare with a column.
+    Proxies(cmd::proxies::ProxiesArgs),
     /// Show an architecture: parameters, MACs, op counts and a diagram.
     Show(cmd::show::ShowArgs),
 }
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Init(a) => cmd::init::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Show(a) => cmd::show::run(a),
+        Command::Proxies(a) => cmd::proxies::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

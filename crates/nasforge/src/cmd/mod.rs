@@ -5,6 +5,7 @@ pub mod config;
 pub mod init;
 pub mod pipeline;
 pub mod predict;
+pub mod proxies;
 pub mod search;
 pub mod show;
 pub mod train;
