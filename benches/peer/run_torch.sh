@@ -7,6 +7,8 @@
 # runs torch_step.py with the arguments passed through, e.g.
 #   nice -n 10 benches/peer/run_torch.sh --net nb201 --threads 2 --json
 #   nice -n 10 benches/peer/run_torch.sh --net digits --threads 1 --json
+# NASFORGE_TORCH_SCRIPT names another script of this folder to run in the same venv
+# (run_synflow.sh uses it for synflow_torch.py).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,4 +23,4 @@ fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     -r "$here/requirements-torch.txt" >&2
 
-exec "$venv/bin/python" "$here/torch_step.py" "$@"
+exec "$venv/bin/python" "$here/${NASFORGE_TORCH_SCRIPT:-torch_step.py}" "$@"

@@ -1,8 +1,8 @@
 //! # nasforge-nn
 //!
 //! The deep-learning side of nasforge, on burn with the `flex` CPU backend: data sets and
-//! splits ([`data`]), NetSpec → burn models ([`model`]), training ([`train`]) and the device
-//! choice ([`device`]).
+//! splits ([`data`]), NetSpec → burn models ([`model`]), training ([`train`]), zero-cost
+//! proxies ([`proxies`]) and the device choice ([`device`]).
 
 #![warn(missing_docs)]
 
@@ -12,4 +12,5 @@ pub mod device;
 pub mod evaluator;
 pub mod final_train;
 pub mod model;
+pub mod proxies;
 pub mod train;

@@ -42,6 +42,26 @@ pub struct Network {
     last_use: Vec<usize>,
 }
 
+/// Sees (and may replace) the output of every node that is not a symbolic zero, during
+/// [`Network::forward_probed`]: how zero-cost proxies read ReLU codes or multiply gates into
+/// activations without a second model.
+pub trait Probe {
+    /// The output `t` of image node `node` (op `op`); returns what the network goes on with.
+    fn image(&mut self, node: usize, op: &Op, t: Tensor<4>) -> Tensor<4> {
+        let _ = (node, op);
+        t
+    }
+    /// The output `t` of vector node `node` (op `op`); returns what the network goes on with.
+    fn vector(&mut self, node: usize, op: &Op, t: Tensor<2>) -> Tensor<2> {
+        let _ = (node, op);
+        t
+    }
+}
+
+/// The probe that changes nothing.
+struct NoProbe;
+impl Probe for NoProbe {}
+
 /// A tensor flowing between nodes: an image batch, a vector batch, or known zeros.
 #[derive(Clone, Debug)]
 enum Value {
@@ -157,28 +177,38 @@ impl Network {
         total
     }
 
+    /// The learned layers, one per NetSpec node (`Layer::Fixed` for parameter-free ops).
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
     /// Runs a batch of images `[N, C, H, W]`; returns `[N, outputs]`.
     pub fn forward_images(&self, x: Tensor<4>) -> Tensor<2> {
-        self.run(Value::Image(x))
+        self.run(Value::Image(x), &mut NoProbe)
     }
 
     /// Runs a batch of vectors `[N, F]`; returns `[N, outputs]`.
     pub fn forward_vectors(&self, x: Tensor<2>) -> Tensor<2> {
-        self.run(Value::Vector(x))
+        self.run(Value::Vector(x), &mut NoProbe)
     }
 
     /// Runs a batch given as a flat `[N, row_len]` matrix, reshaped to the input shape.
     pub fn forward_flat(&self, x: Tensor<2>) -> Tensor<2> {
+        self.forward_probed(x, &mut NoProbe)
+    }
+
+    /// [`Network::forward_flat`] with `probe` shown every node's output.
+    pub fn forward_probed(&self, x: Tensor<2>, probe: &mut dyn Probe) -> Tensor<2> {
         match self.spec.input_shape() {
             &[c, h, w] => {
                 let n = x.dims()[0];
-                self.forward_images(x.reshape([n, c, h, w]))
+                self.run(Value::Image(x.reshape([n, c, h, w])), probe)
             }
-            _ => self.forward_vectors(x),
+            _ => self.run(Value::Vector(x), probe),
         }
     }
 
-    fn run(&self, input: Value) -> Tensor<2> {
+    fn run(&self, input: Value, probe: &mut dyn Probe) -> Tensor<2> {
         let nodes = self.spec.nodes();
         let mut values: Vec<Option<Value>> = vec![None; nodes.len()];
         values[0] = Some(input);
@@ -230,7 +260,11 @@ impl Network {
                     batch,
                 ),
             };
-            values[i] = Some(out);
+            values[i] = Some(match out {
+                Value::Image(t) => Value::Image(probe.image(i, &node.op, t)),
+                Value::Vector(t) => Value::Vector(probe.vector(i, &node.op, t)),
+                Value::Zeros => Value::Zeros,
+            });
             for &j in &node.inputs {
                 if self.last_use[j] == i {
                     values[j] = None;

@@ -25,6 +25,8 @@ enum Command {
     Init(cmd::init::InitArgs),
     /// Compare strategies on a tabular benchmark over many seeds.
     Bench(cmd::bench::BenchArgs),
+    /// Rank a benchmark table's archs by zero-cost proxies and compare with a column.
+    Proxies(cmd::proxies::ProxiesArgs),
     /// Show an architecture: parameters, MACs, op counts and a diagram.
     Show(cmd::show::ShowArgs),
     /// Measure how well performance predictors rank held-out archs of a benchmark table.
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cmd::bench::run(a),
         Command::Show(a) => cmd::show::run(a),
         Command::Predictors(a) => cmd::predictors::run(a),
+        Command::Proxies(a) => cmd::proxies::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

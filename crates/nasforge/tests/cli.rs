@@ -254,3 +254,120 @@ fn search_stores_a_study_and_resume_extends_it_without_redoing_trials() {
     assert_eq!(third["arch"], second["arch"]);
     assert_eq!(third["value"], second["value"]);
 }
+
+fn proxies(extra: &[&str]) -> Output {
+    let table = nb201_table();
+    let mut args = vec![
+        "proxies",
+        "--space",
+        "nb201",
+        "--table",
+        &table,
+        "--space-param",
+        "channels=4",
+        "--space-param",
+        "cells=1",
+        "--batch",
+        "8",
+    ];
+    args.extend_from_slice(extra);
+    nasforge(&args)
+}
+
+#[test]
+fn proxies_json_reports_every_proxy_and_the_csv_has_every_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cells.csv");
+    let out_s = out.to_string_lossy().into_owned();
+    let args = ["--sample", "5", "--seed", "3", "--json", "--out", &out_s];
+    let o = proxies(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("one JSON document");
+    let list = v["proxies"].as_array().unwrap();
+    let names: Vec<&str> = list.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "synflow",
+            "snip",
+            "grad_norm",
+            "fisher",
+            "jacob_cov",
+            "naswot",
+            "params",
+            "macs"
+        ]
+    );
+    for p in list {
+        let rho = p["spearman"].as_f64().unwrap();
+        let tau = p["kendall"].as_f64().unwrap();
+        assert!(
+            (-1.0..=1.0).contains(&rho) && (-1.0..=1.0).contains(&tau),
+            "{p}"
+        );
+        assert!(p["ms_per_cell"].as_f64().unwrap() >= 0.0);
+    }
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 6, "{csv}");
+    assert!(
+        lines[0].starts_with("arch,test_acc_200ep,synflow,snip"),
+        "{csv}"
+    );
+    assert!(lines[1].starts_with("\"|"), "{csv}");
+    // Same seed, same numbers.
+    let again = proxies(&args);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let csv2 = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(csv, csv2);
+}
+
+#[test]
+fn proxies_table_output_names_the_noise_batch() {
+    let o = proxies(&["--sample", "3", "--proxies", "synflow,naswot"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Gaussian noise"), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("synflow") && out.contains("naswot") && !out.contains("snip"),
+        "{out}"
+    );
+}
+
+#[test]
+fn proxies_bad_input_exits_2_with_a_clear_message() {
+    let iris = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/datasets/iris.csv")
+        .to_string_lossy()
+        .into_owned();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--sample", "2", "--proxies", "synflow,zen"],
+            "jacob_cov",
+        ),
+        (vec!["--sample", "0"], "--sample 0"),
+        (vec!["--sample", "99999999"], "--sample 99999999"),
+        (
+            vec!["--sample", "2", "--objective", "nope"],
+            "no column `nope`",
+        ),
+        (
+            vec![
+                "--sample",
+                "2",
+                "--proxies",
+                "snip",
+                "--data",
+                &iris,
+                "--target",
+                "species",
+            ],
+            "network takes [3, 32, 32]",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = proxies(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+}

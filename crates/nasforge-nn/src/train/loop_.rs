@@ -91,6 +91,21 @@ pub struct Trained {
 /// Held for the whole of a training run: see [`train`].
 static RNG_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Takes the process-wide turn on burn flex's global RNG: hold it while seeding, initialising
+/// and running anything that draws random numbers (trainings, proxies).
+pub(crate) fn rng_turn() -> std::sync::MutexGuard<'static, ()> {
+    RNG_TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Seeds `dev` and builds `spec` with every parameter initialised in module order, so the same
+/// seed gives the same weights. Call it holding [`rng_turn`].
+pub(crate) fn seeded_network(spec: &NetSpec, dev: &Device, seed: u64) -> Network {
+    dev.seed(seed);
+    let model = Network::new(spec, dev);
+    model.visit(&mut Materialize);
+    model
+}
+
 /// Reads every parameter once so that lazily initialised weights draw from the seeded RNG in
 /// a fixed order (burn initialises a parameter on its first use).
 struct Materialize;
@@ -209,11 +224,9 @@ pub fn train(
     cfg.validate(train_rows.len())?;
     // burn flex draws every random number (initialisation, dropout) from one process-wide
     // generator, so concurrent trainings would interleave draws; they take turns instead.
-    let _turn = RNG_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = rng_turn();
     let dev = device.training_device();
-    dev.seed(seed);
-    let mut model = Network::new(spec, &dev);
-    model.visit(&mut Materialize);
+    let mut model = seeded_network(spec, &dev, seed);
     let mut optim = match cfg.optimizer {
         OptimizerConfig::Sgd {
             momentum,

@@ -6,6 +6,7 @@ pub mod init;
 pub mod pipeline;
 pub mod predict;
 pub mod predictors;
+pub mod proxies;
 pub mod search;
 pub mod show;
 pub mod train;

@@ -474,14 +474,23 @@ fn summarize(
         .filter(|t| t.state == TrialState::Failed)
         .count();
     let arch = best.and_then(|b| b.arch["arch"].as_str().map(str::to_string));
+    let pruned = trials
+        .iter()
+        .filter(|t| t.state == TrialState::Pruned)
+        .count();
+    let epochs_trained: f64 = trials.iter().filter_map(|t| t.metrics.get("epochs")).sum();
     if args.json {
         let mut doc = serde_json::json!({
             "run_dir": dir,
             "space": cfg.space,
             "strategy": cfg.strategy,
+            "scheduler": cfg.scheduler,
+            "stopper": cfg.stopper,
             "objective": cfg.objective,
             "trials": finished,
             "failed": failed,
+            "pruned": pruned,
+            "epochs_trained": epochs_trained,
             "seconds": seconds,
             "arch": arch,
             "value": best.and_then(|b| b.value),
@@ -505,7 +514,9 @@ fn summarize(
         return Ok(());
     }
     println!("run        {}", dir.display());
-    println!("trials     {finished} finished ({failed} failed) in {seconds:.1} s");
+    println!(
+        "trials     {finished} finished ({failed} failed, {pruned} stopped early) in {seconds:.1} s; {epochs_trained} training epochs"
+    );
     match best {
         Some(b) => {
             println!(
