@@ -98,6 +98,9 @@ pub struct Normalizer {
 }
 
 impl Normalizer {
+    /// The largest normalised feature magnitude, in training standard deviations.
+    pub const CLIP: f32 = 10.0;
+
     /// Statistics of `data`'s rows `rows`.
     pub fn fit(data: &Dataset, rows: &[usize]) -> Normalizer {
         let (groups, plane) = if data.is_image() {
@@ -145,7 +148,13 @@ impl Normalizer {
         }
     }
 
-    /// Normalises every row of `data` in place, and standardises regression targets.
+    /// Normalises every row of `data` in place (z-scores clipped to ±[`Normalizer::CLIP`]), and
+    /// standardises regression targets.
+    ///
+    /// The clip matters for features that barely vary on the training rows (an MNIST border
+    /// pixel that is dark in all but one training image): without it a validation or test row
+    /// can carry z-scores in the hundreds, and training on such rows (final training uses
+    /// train + valid) is unstable.
     pub fn apply(&self, data: &mut Dataset) {
         if let (Some((m, s)), Targets::Values(v)) = (self.target, &mut data.targets) {
             for y in v.iter_mut() {
@@ -157,7 +166,7 @@ impl Normalizer {
         for row in data.features.chunks_mut(d) {
             for (j, v) in row.iter_mut().enumerate() {
                 let g = j / self.plane;
-                *v = (*v - self.mean[g]) / self.std[g];
+                *v = ((*v - self.mean[g]) / self.std[g]).clamp(-Self::CLIP, Self::CLIP);
             }
         }
     }

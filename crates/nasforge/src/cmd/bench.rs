@@ -70,7 +70,8 @@ pub struct BenchArgs {
     pub proxy_file: Option<PathBuf>,
 }
 
-/// The `warm_start` proxies of a `--proxy-file`: each numeric column, looked up by arch.
+/// The `warm_start` proxies: each numeric column of a `--proxy-file` looked up by arch, else a
+/// zero-cost proxy computed on the spot (slow for large pools: precompute with `nasforge proxies --out`).
 fn proxy_resolver(
     path: Option<&PathBuf>,
     space: &dyn nasforge_core::space::Space,

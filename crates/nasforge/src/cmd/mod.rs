@@ -88,3 +88,37 @@ pub fn progress_bar(quiet: bool, len: u64, template: &str) -> indicatif::Progres
     b.set_style(indicatif::ProgressStyle::with_template(template).expect("valid template"));
     b
 }
+
+/// Warm-start proxies computed by nasforge-nn (`warm_start=synflow`, ...), for
+/// [`nasforge_core::strategy::build_with`]. Data-dependent proxies read `batch` when given, else
+/// a seeded noise batch shaped like each network's input.
+pub fn nn_proxies(
+    batch: Option<std::sync::Arc<nasforge_nn::proxies::ProxyBatch>>,
+    seed: u64,
+) -> impl Fn(&str) -> Option<nasforge_core::strategy::ProxyFn> + Sync {
+    use nasforge_nn::proxies::{self, Proxy, ProxyBatch, DEFAULT_BATCH};
+    move |name: &str| -> Option<nasforge_core::strategy::ProxyFn> {
+        let proxy = Proxy::parse(name).ok()?;
+        let batch = batch.clone();
+        Some(std::sync::Arc::new(move |space: &dyn Space, arch: &nasforge_core::space::Arch| {
+            let spec = space.decode(arch).ok()?;
+            let noise;
+            let b = match &batch {
+                Some(b) => b.as_ref(),
+                None => {
+                    noise = ProxyBatch::noise(
+                        spec.input_shape(),
+                        spec.output_shape().iter().product(),
+                        DEFAULT_BATCH,
+                        seed,
+                    );
+                    &noise
+                }
+            };
+            proxies::score(&spec, &[proxy], b, seed)
+                .ok()
+                .and_then(|v| v.first().copied())
+                .filter(|v| v.is_finite())
+        }))
+    }
+}

@@ -173,6 +173,7 @@ fn run_study(
     evaluator: &mut dyn Evaluator,
     quiet: bool,
     epochs: usize,
+    proxy_batch: Option<Arc<nasforge_nn::proxies::ProxyBatch>>,
 ) -> Result<(
     Vec<nasforge_core::study::Trial>,
     Option<nasforge_core::study::Trial>,
@@ -244,10 +245,11 @@ fn run_study(
             resumed.replayed,
         ));
     }
-    let strat = strategy::build(
+    let strat = strategy::build_with(
         &strategy_name,
         cfg.seed.unwrap_or(0),
         &Params::parse(&cfg.strategy_param)?,
+        &super::nn_proxies(proxy_batch, cfg.seed.unwrap_or(0)),
     )?;
     let (mut study, resumed) = Study::open(Box::new(storage), record, space, strat, &worker_id())?;
     if let Some(name) = &cfg.stopper {
@@ -328,7 +330,7 @@ fn search_table(
     let table = Arc::new(Table::load(&table_path, space.as_ref())?);
     let mut evaluator = TableEvaluator::new(table, cfg.objective.as_deref().expect("set"))?;
     let (trials, best, finished, replayed) =
-        run_study(&args, &dir, &cfg, space.as_ref(), &mut evaluator, quiet, 0)?;
+        run_study(&args, &dir, &cfg, space.as_ref(), &mut evaluator, quiet, 0, None)?;
     summarize(
         &args,
         &dir,
@@ -423,6 +425,12 @@ fn search_train(
         &mut evaluator,
         quiet,
         tc.epochs,
+        Some(Arc::new(nasforge_nn::proxies::ProxyBatch::from_dataset(
+            // Training rows only: nothing of the validation or test split reaches the search.
+            &prepared.data.subset(&prepared.split.train),
+            nasforge_nn::proxies::DEFAULT_BATCH,
+            cfg.seed.unwrap_or(0),
+        )?)),
     )?;
     let Some(best_trial) = best.clone() else {
         return summarize(
