@@ -26,19 +26,28 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 BUDGET=$(( TRIALS * EPOCHS / 3 ))
 common=(--data "$DATA" --target label --epochs "$EPOCHS" --final-seeds "$FINAL_SEEDS"
         --final-epochs "$FINAL_EPOCHS" --json $EXTRA)
+# PARALLEL=1 runs every (method, seed) at once, one training thread each (a many-core machine).
+run() {
+  local name=$1; shift; local seed=${*: -1}; set -- "${@:1:$#-1}"
+  local threads=(); [ "${PARALLEL:-0}" = 1 ] && threads=(--threads 1)
+  "$BIN" search "${common[@]}" "${threads[@]}" --seed "$seed" --run-dir "$OUT/$name-$seed" "$@" > "$OUT/$name-$seed.json"
+}
 for seed in $SEEDS; do
-  "$BIN" search "${common[@]}" --seed "$seed" --run-dir "$OUT/rea-$seed" --strategy rea --trials "$TRIALS" > "$OUT/rea-$seed.json"
-  "$BIN" search "${common[@]}" --seed "$seed" --run-dir "$OUT/hyperband-$seed" --scheduler hyperband --trials 100000 --epoch-budget "$BUDGET" > "$OUT/hyperband-$seed.json"
-  "$BIN" search "${common[@]}" --seed "$seed" --run-dir "$OUT/asha-$seed" --scheduler asha --trials 100000 --epoch-budget "$BUDGET" > "$OUT/asha-$seed.json"
-  "$BIN" search "${common[@]}" --seed "$seed" --run-dir "$OUT/rea+curve-$seed" --strategy rea --stopper curve --trials "$TRIALS" > "$OUT/rea+curve-$seed.json"
-  "$BIN" search "${common[@]}" --seed "$seed" --run-dir "$OUT/rea+median-$seed" --strategy rea --stopper median --trials "$TRIALS" > "$OUT/rea+median-$seed.json"
-  echo "seed $seed done" >&2
+  for job in "rea --strategy rea --trials $TRIALS" \
+             "hyperband --scheduler hyperband --trials 100000 --epoch-budget $BUDGET" \
+             "asha --scheduler asha --trials 100000 --epoch-budget $BUDGET" \
+             "rea-curve --strategy rea --stopper curve --trials $TRIALS" \
+             "rea-median --strategy rea --stopper median --trials $TRIALS"; do
+    # shellcheck disable=SC2086
+    if [ "${PARALLEL:-0}" = 1 ]; then run $job "$seed" & else run $job "$seed"; fi
+  done
 done
+wait
 python3 - "$OUT" "$SEEDS" <<'EOF'
 import json, statistics, sys, pathlib
 out, seeds = pathlib.Path(sys.argv[1]), sys.argv[2].split()
 print(f"{'method':<12} {'test acc mean ± std (3 search seeds)':>38} {'epochs trained':>15} {'trials':>7} {'stopped':>8} {'seconds':>8}")
-for m in ["rea", "hyperband", "asha", "rea+curve", "rea+median"]:
+for m in ["rea", "hyperband", "asha", "rea-curve", "rea-median"]:
     docs = [json.loads((out / f"{m}-{s}.json").read_text()) for s in seeds]
     acc = [d["test_accuracy_mean"] for d in docs]
     ep = [d["epochs_trained"] for d in docs]

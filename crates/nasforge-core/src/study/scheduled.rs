@@ -89,8 +89,8 @@ impl<'s> ScheduledStudy<'s> {
         self.spent
     }
 
-    /// Runs jobs until `trials` have finished or `epoch_budget` epochs were trained, calling
-    /// `progress` after each.
+    /// Runs jobs until `trials` have finished or the next job would take the trained epochs past
+    /// `epoch_budget`, calling `progress` after each.
     pub fn optimize(
         &mut self,
         evaluator: &mut dyn Evaluator,
@@ -103,8 +103,14 @@ impl<'s> ScheduledStudy<'s> {
             let Some(job) = self.scheduler.next(self.space) else {
                 break;
             };
+            let epochs = self.scheduler.rungs().budgets()[job.rung];
+            // A job that would overrun the budget is not started. It is not stored either, so a
+            // resume with a larger budget gets the same job from the replayed scheduler.
+            if epoch_budget.is_some_and(|b| self.spent + epochs as u64 > b) {
+                break;
+            }
             let fidelity = Fidelity {
-                epochs: Some(self.scheduler.rungs().budgets()[job.rung]),
+                epochs: Some(epochs),
                 data_fraction: None,
             };
             let number = self.storage.create_trial(
