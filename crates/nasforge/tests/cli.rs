@@ -371,3 +371,137 @@ fn proxies_bad_input_exits_2_with_a_clear_message() {
         assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn predictors_rank_held_out_cells_better_than_chance() {
+    let table = nb201_table();
+    let o = nasforge(&[
+        "predictors",
+        "nb201",
+        "--table",
+        &table,
+        "--train-sizes",
+        "50,200",
+        "--predictors",
+        "gp,forest",
+        "--test-size",
+        "200",
+        "--seeds",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    for r in results {
+        let tau = r["kendall"].as_f64().unwrap();
+        assert!(tau > 0.25 && tau <= 1.0, "{r}");
+    }
+    for (args, needle) in [
+        (vec!["--train-sizes", "20000"], "more than the table"),
+        (vec!["--predictors", "xgboost"], "unknown predictor"),
+        (vec!["--encoding", "adjacency"], "unknown encoding"),
+        (vec!["--train-sizes", "0"], "--train-sizes"),
+    ] {
+        let mut a = vec!["predictors", "nb201", "--table", &table];
+        a.extend(args);
+        let o = nasforge(&a);
+        assert_eq!(o.status.code(), Some(2), "{a:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{a:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn bench_compares_strategies_and_schedulers_at_equal_epochs() {
+    let table = nb201_table();
+    let o = nasforge(&[
+        "bench",
+        "nb201",
+        "--table",
+        &table,
+        "--strategy",
+        "rea,hyperband,asha,bohb",
+        "--objective",
+        "valid_acc_12ep",
+        "--report",
+        "test_acc_200ep",
+        "--epochs",
+        "1200,2400",
+        "--seeds",
+        "5",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 8);
+    for r in results {
+        let evals = r["evaluations"].as_f64().unwrap();
+        let epochs = r["epochs"].as_f64().unwrap();
+        // Each evaluation costs 12 or 200 epochs: a strategy on valid_acc_12ep makes
+        // epochs/12 of them, a scheduler fewer.
+        assert!(evals * 12.0 <= epochs + 1e-9, "{r}");
+        if r["method"] == "rea" {
+            assert_eq!(evals, epochs / 12.0);
+        }
+    }
+    let o = nasforge(&["bench", "nb201", "--table", &table, "--epochs", "100"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("at least 200"), "{}", stderr(&o));
+    let o = nasforge(&[
+        "bench",
+        "nb201",
+        "--table",
+        &table,
+        "--epochs",
+        "1000",
+        "--fidelities",
+        "12=nope",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn every_registered_strategy_runs_on_the_table_with_and_without_warm_start() {
+    let table = nb201_table();
+    for extra in [None, Some("warm_start=params")] {
+        let mut a = vec![
+            "bench",
+            "nb201",
+            "--table",
+            &table,
+            "--strategy",
+            "all",
+            "--queries",
+            "30",
+            "--seeds",
+            "2",
+            "--json",
+        ];
+        if let Some(e) = extra {
+            a.extend(["--strategy-param", e]);
+        }
+        let o = nasforge(&a);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let names: Vec<&str> = v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["strategy"].as_str().unwrap())
+            .collect();
+        for s in [
+            "random",
+            "grid",
+            "rea",
+            "ls",
+            "bananas",
+            "gp",
+            "tpe",
+            "reinforce",
+        ] {
+            assert!(names.contains(&s), "{s} missing from {names:?}");
+        }
+    }
+}

@@ -301,3 +301,148 @@ fn init_writes_a_config_that_search_reads() {
     assert_eq!(v["trials"], 2);
     assert_eq!(v["seeds"], 1);
 }
+
+#[test]
+fn hyperband_on_iris_stays_within_its_epoch_budget_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("hb");
+    let iris = shared("datasets/iris.csv");
+    let args = |budget: &str| {
+        vec![
+            "--data".to_string(),
+            iris.clone(),
+            "--target".into(),
+            "species".into(),
+            "--scheduler".into(),
+            "hyperband".into(),
+            "--epochs".into(),
+            "9".into(),
+            "--trials".into(),
+            "1000".into(),
+            "--epoch-budget".into(),
+            budget.into(),
+            "--final-seeds".into(),
+            "1".into(),
+            "--final-epochs".into(),
+            "2".into(),
+            "--batch-size".into(),
+            "16".into(),
+            "--json".into(),
+        ]
+    };
+    let first: Vec<String> = args("20");
+    let v = json(&search(
+        &run,
+        &first.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    let epochs = v["epochs_trained"].as_f64().unwrap();
+    assert!(epochs <= 20.0 && epochs >= 12.0, "trained {epochs} epochs");
+    assert_eq!(v["scheduler"], "hyperband");
+    // Rungs 1, 3, 9: the first bracket runs 9 archs for one epoch before any promotion.
+    assert!(v["trials"].as_u64().unwrap() >= 9);
+    let more = vec![
+        "--resume".to_string(),
+        "--epoch-budget".into(),
+        "40".into(),
+        "--json".into(),
+    ];
+    let v2 = json(&search(
+        &run,
+        &more.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    assert_eq!(v2["resumed"]["replayed"], v["trials"]);
+    let e2 = v2["epochs_trained"].as_f64().unwrap();
+    assert!(e2 > epochs && e2 <= 40.0, "{e2}");
+}
+
+#[test]
+fn stoppers_prune_and_bad_fidelity_requests_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let iris = shared("datasets/iris.csv");
+    let base = [
+        "--data",
+        &iris,
+        "--target",
+        "species",
+        "--trials",
+        "8",
+        "--epochs",
+        "6",
+        "--final-seeds",
+        "1",
+        "--final-epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--json",
+    ];
+    let mut a = base.to_vec();
+    a.extend(["--stopper", "median", "--stopper-param", "min_trials=2"]);
+    let v = json(&search(&tmp.path().join("median"), &a));
+    assert_eq!(v["stopper"], "median");
+    assert!(v["epochs_trained"].as_f64().unwrap() <= 8.0 * 6.0);
+
+    let table = shared("benchmarks/nb201/cifar10.csv");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--table", &table, "--scheduler", "asha"],
+            "training evaluator",
+        ),
+        (
+            vec!["--scheduler", "asha", "--strategy", "rea"],
+            "drop --strategy",
+        ),
+        (vec!["--scheduler", "hyperband2"], "unknown scheduler"),
+        (vec!["--stopper", "patience"], "unknown stopper"),
+        (
+            vec!["--scheduler", "sh", "--min-epochs", "20", "--epochs", "5"],
+            "min",
+        ),
+        (
+            vec!["--strategy-param", "warm_start=accuracy"],
+            "unknown warm-start proxy",
+        ),
+    ];
+    for (i, (extra, needle)) in cases.iter().enumerate() {
+        let o = search(&tmp.path().join(format!("bad{i}")), extra);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+    }
+}
+
+#[test]
+fn a_zero_cost_warm_start_puts_the_proxys_best_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let iris = shared("datasets/iris.csv");
+    let v = json(&search(
+        &tmp.path().join("warm"),
+        &[
+            "--data",
+            &iris,
+            "--target",
+            "species",
+            "--strategy",
+            "random",
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            "--final-seeds",
+            "1",
+            "--final-epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--strategy-param",
+            "warm_start=params",
+            "--strategy-param",
+            "warm_pool=50",
+            "--strategy-param",
+            "warm_top=2",
+            "--json",
+        ],
+    ));
+    // Both trials are the 2 largest of 50 random MLPs, far above a typical random MLP's size.
+    assert!(v["metrics"]["params"].as_f64().unwrap() > 100_000.0, "{v}");
+}

@@ -100,25 +100,27 @@ pub fn nn_proxies(
     move |name: &str| -> Option<nasforge_core::strategy::ProxyFn> {
         let proxy = Proxy::parse(name).ok()?;
         let batch = batch.clone();
-        Some(std::sync::Arc::new(move |space: &dyn Space, arch: &nasforge_core::space::Arch| {
-            let spec = space.decode(arch).ok()?;
-            let noise;
-            let b = match &batch {
-                Some(b) => b.as_ref(),
-                None => {
-                    noise = ProxyBatch::noise(
-                        spec.input_shape(),
-                        spec.output_shape().iter().product(),
-                        DEFAULT_BATCH,
-                        seed,
-                    );
-                    &noise
-                }
-            };
-            proxies::score(&spec, &[proxy], b, seed)
-                .ok()
-                .and_then(|v| v.first().copied())
-                .filter(|v| v.is_finite())
-        }))
+        Some(std::sync::Arc::new(
+            move |space: &dyn Space, arch: &nasforge_core::space::Arch| {
+                let spec = space.decode(arch).ok()?;
+                let noise;
+                let b = match &batch {
+                    Some(b) => b.as_ref(),
+                    None => {
+                        noise = ProxyBatch::noise(
+                            spec.input_shape(),
+                            spec.output_shape().iter().product(),
+                            DEFAULT_BATCH,
+                            seed,
+                        );
+                        &noise
+                    }
+                };
+                proxies::score(&spec, &[proxy], b, seed)
+                    .ok()
+                    .and_then(|v| v.first().copied())
+                    .filter(|v| v.is_finite())
+            },
+        ))
     }
 }

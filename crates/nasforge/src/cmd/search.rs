@@ -329,8 +329,16 @@ fn search_table(
     let space = build_space(cfg.space.as_deref().expect("set"), &cfg.space_param)?;
     let table = Arc::new(Table::load(&table_path, space.as_ref())?);
     let mut evaluator = TableEvaluator::new(table, cfg.objective.as_deref().expect("set"))?;
-    let (trials, best, finished, replayed) =
-        run_study(&args, &dir, &cfg, space.as_ref(), &mut evaluator, quiet, 0, None)?;
+    let (trials, best, finished, replayed) = run_study(
+        &args,
+        &dir,
+        &cfg,
+        space.as_ref(),
+        &mut evaluator,
+        quiet,
+        0,
+        None,
+    )?;
     summarize(
         &args,
         &dir,
