@@ -336,19 +336,13 @@ fn hyperband_on_iris_stays_within_its_epoch_budget_and_resumes() {
         &first.iter().map(String::as_str).collect::<Vec<_>>(),
     ));
     let epochs = v["epochs_trained"].as_f64().unwrap();
-    assert!(epochs <= 20.0 && epochs >= 12.0, "trained {epochs} epochs");
+    assert!((12.0..=20.0).contains(&epochs), "trained {epochs} epochs");
     assert_eq!(v["scheduler"], "hyperband");
     // Rungs 1, 3, 9: the first bracket runs 9 archs for one epoch before any promotion.
     assert!(v["trials"].as_u64().unwrap() >= 9);
-    let more = vec![
-        "--resume".to_string(),
-        "--epoch-budget".into(),
-        "40".into(),
-        "--json".into(),
-    ];
     let v2 = json(&search(
         &run,
-        &more.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["--resume", "--epoch-budget", "40", "--json"],
     ));
     assert_eq!(v2["resumed"]["replayed"], v["trials"]);
     let e2 = v2["epochs_trained"].as_f64().unwrap();

@@ -57,6 +57,37 @@ struct ShowEpochs<'a> {
     epochs: usize,
 }
 
+impl<'a> ShowEpochs<'a> {
+    fn new(
+        inner: &'a mut dyn Evaluator,
+        bar: &'a ProgressBar,
+        best: Option<f64>,
+        direction: Direction,
+        objective: String,
+        epochs: usize,
+    ) -> Self {
+        ShowEpochs {
+            inner,
+            bar,
+            best,
+            sign: direction.sign(),
+            objective,
+            epochs,
+        }
+    }
+}
+
+/// The trial progress bar of a search, at `finished` of `trials`.
+fn trial_bar(quiet: bool, trials: usize, finished: usize) -> ProgressBar {
+    let bar = super::progress_bar(
+        quiet,
+        trials as u64,
+        "search {bar:30} trial {pos}/{len} {msg} [{elapsed} < {eta}]",
+    );
+    bar.set_position(finished as u64);
+    bar
+}
+
 impl Evaluator for ShowEpochs<'_> {
     fn evaluate(
         &mut self,
@@ -165,6 +196,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
 }
 
 /// Opens (or resumes) the study in `dir` and runs it to `cfg.trials`.
+#[allow(clippy::too_many_arguments)]
 fn run_study(
     args: &SearchArgs,
     dir: &std::path::Path,
@@ -220,20 +252,9 @@ fn run_study(
         let (mut study, resumed) =
             ScheduledStudy::open(Box::new(storage), record, space, scheduler, &worker_id())?;
         report_resume(args, dir, quiet, &resumed);
-        let bar = super::progress_bar(
-            quiet,
-            trials as u64,
-            "search {bar:30} trial {pos}/{len} {msg} [{elapsed} < {eta}]",
-        );
-        bar.set_position(study.finished() as u64);
-        let mut shown = ShowEpochs {
-            inner: evaluator,
-            bar: &bar,
-            best: study.best()?.and_then(|t| t.value),
-            sign: direction.sign(),
-            objective,
-            epochs,
-        };
+        let bar = trial_bar(quiet, trials, study.finished());
+        let best = study.best()?.and_then(|t| t.value);
+        let mut shown = ShowEpochs::new(evaluator, &bar, best, direction, objective, epochs);
         study.optimize(&mut shown, trials, cfg.epoch_budget, |s, _| {
             bar.set_position(s.finished() as u64)
         })?;
@@ -262,20 +283,9 @@ fn run_study(
         study.set_epoch_budget(b);
     }
     report_resume(args, dir, quiet, &resumed);
-    let bar = super::progress_bar(
-        quiet,
-        trials as u64,
-        "search {bar:30} trial {pos}/{len} {msg} [{elapsed} < {eta}]",
-    );
-    bar.set_position(study.finished() as u64);
-    let mut shown = ShowEpochs {
-        inner: evaluator,
-        bar: &bar,
-        best: study.best()?.and_then(|t| t.value),
-        sign: direction.sign(),
-        objective,
-        epochs,
-    };
+    let bar = trial_bar(quiet, trials, study.finished());
+    let best = study.best()?.and_then(|t| t.value);
+    let mut shown = ShowEpochs::new(evaluator, &bar, best, direction, objective, epochs);
     study.optimize(&mut shown, trials, &Fidelity::default(), |s, _| {
         bar.set_position(s.finished() as u64)
     })?;
