@@ -8,8 +8,8 @@
 //!   best value so far is below the median of the completed trials' values at step t.
 //! - `curve` (after Domhan et al., IJCAI 2015): fit an ensemble of parametric learning curves —
 //!   power law `a + b·t^(-c)`, exponential `a + b·e^(-c·t)`, logarithmic `a + b·ln t` — to the
-//!   partial curve and stop when the predicted final value is, with probability at least
-//!   `1 - p`, below the current k-th best final value. Each family is linear in (a, b) once `c`
+//!   partial curve, weighted by how well each fits, and stop when the predicted final value is,
+//!   with probability at least `1 - p`, below the current k-th best final value. Each family is linear in (a, b) once `c`
 //!   is fixed, so it is fitted by least squares over a grid of `c`: fast and never diverges.
 
 use crate::stats::normal_cdf;
@@ -184,15 +184,35 @@ impl CurveStopper {
         if fits.is_empty() {
             return None;
         }
-        let n = fits.len() as f64;
-        let mean = fits.iter().map(|f| f.at_end).sum::<f64>() / n;
-        let between = fits.iter().map(|f| (f.at_end - mean).powi(2)).sum::<f64>() / n;
+        // Families are weighted by how well they fit the curve so far (inverse residual sum of
+        // squares): a logarithm that keeps rising cannot outvote an exponential that matches a
+        // saturating curve.
+        let range = curve.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+            - curve.iter().copied().fold(f64::INFINITY, f64::min);
+        let eps = 1e-9 * range.max(1e-12).powi(2);
+        let weights: Vec<f64> = fits.iter().map(|f| 1.0 / (f.sse + eps)).collect();
+        let total: f64 = weights.iter().sum();
+        let mean = fits
+            .iter()
+            .zip(&weights)
+            .map(|(f, w)| w * f.at_end)
+            .sum::<f64>()
+            / total;
+        let between = fits
+            .iter()
+            .zip(&weights)
+            .map(|(f, w)| w * (f.at_end - mean).powi(2))
+            .sum::<f64>()
+            / total;
         // Residual variance of the fits (2 fitted coefficients each), at least a small floor
         // relative to the curve's range so a perfect fit is not taken as certainty.
         let dof = (curve.len() as f64 - 2.0).max(1.0);
-        let resid = fits.iter().map(|f| f.sse / dof).sum::<f64>() / n;
-        let range = curve.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-            - curve.iter().copied().fold(f64::INFINITY, f64::min);
+        let resid = fits
+            .iter()
+            .zip(&weights)
+            .map(|(f, w)| w * f.sse / dof)
+            .sum::<f64>()
+            / total;
         let floor = (0.01 * range).powi(2);
         Some((mean, (between + resid + floor).sqrt()))
     }
