@@ -38,6 +38,8 @@ for seed in $SEEDS; do
              "asha --scheduler asha --trials 100000 --epoch-budget $BUDGET" \
              "rea-curve --strategy rea --stopper curve --trials $TRIALS" \
              "rea-median --strategy rea --stopper median --trials $TRIALS"; do
+    # METHODS="rea-curve asha" limits the run to those methods.
+    [ -n "${METHODS:-}" ] && [[ " $METHODS " != *" ${job%% *} "* ]] && continue
     # shellcheck disable=SC2086
     if [ "${PARALLEL:-0}" = 1 ]; then run $job "$seed" & else run $job "$seed"; fi
   done
@@ -48,6 +50,8 @@ import json, statistics, sys, pathlib
 out, seeds = pathlib.Path(sys.argv[1]), sys.argv[2].split()
 print(f"{'method':<12} {'test acc mean ± std (3 search seeds)':>38} {'epochs trained':>15} {'trials':>7} {'stopped':>8} {'seconds':>8}")
 for m in ["rea", "hyperband", "asha", "rea-curve", "rea-median"]:
+    if not all((out / f"{m}-{s}.json").exists() for s in seeds):
+        continue
     docs = [json.loads((out / f"{m}-{s}.json").read_text()) for s in seeds]
     acc = [d["test_accuracy_mean"] for d in docs]
     ep = [d["epochs_trained"] for d in docs]
