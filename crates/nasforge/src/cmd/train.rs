@@ -45,6 +45,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if args.seeds == 0 {
         return bad_input("--seeds must be at least 1");
     }
+    let given = &args.settings;
+    if given.scheduler.is_some() || given.stopper.is_some() || given.epoch_budget.is_some() {
+        return bad_input(
+            "--scheduler, --stopper and --epoch-budget steer a search; `nasforge train` trains one arch for --final-epochs. Drop them, or use `nasforge search`",
+        );
+    }
     cfg.final_seeds = Some(args.seeds);
     if cfg.final_epochs.is_none() {
         cfg.final_epochs = cfg.epochs.or(Some(40));
