@@ -125,31 +125,7 @@ pub fn run_with(
         .collect();
     let run_one = |name: &str, seed: u64| -> Result<Trajectory> {
         let mut strat = strategy::build_lenient(name, seed, &cfg.strategy_params, proxies)?;
-        let mut history = History::new();
-        let mut steps = Vec::with_capacity(max_q);
-        let mut best: Option<usize> = None;
-        while steps.len() < max_q {
-            let Some(arch) = strat.ask(space, &history) else {
-                break;
-            };
-            let row = table.row(&arch).ok_or_else(|| {
-                Error::invalid(format!(
-                    "the table has no row for {}; a benchmark table must list every arch of the space",
-                    space.format(&arch)
-                ))
-            })?;
-            let score = sign * obj[row];
-            history.mark_asked(&arch);
-            history.record(&arch, Some(score));
-            strat.tell(space, &arch, Some(score), &history);
-            if best.is_none_or(|b| score > sign * obj[b]) {
-                best = Some(row);
-            }
-            steps.push(Step {
-                row,
-                best_row: best.expect("set above"),
-            });
-        }
+        let steps = strategy_steps(table, space, strat.as_mut(), obj, sign, max_q)?;
         Ok(Trajectory {
             strategy: name.to_string(),
             seed,
@@ -161,10 +137,7 @@ pub fn run_with(
             .into_iter()
             .collect::<Result<_>>()?;
 
-    let optimum_row = (0..table.len())
-        .max_by(|&a, &b| (sign * rep[a]).total_cmp(&(sign * rep[b])))
-        .expect("table is not empty");
-    let optimum = rep[optimum_row];
+    let optimum = best_value(rep, sign);
     let mut results = Vec::new();
     for name in &cfg.strategies {
         for &q in &cfg.queries {
@@ -193,6 +166,58 @@ pub fn run_with(
         trajectories,
         optimum,
     })
+}
+
+/// The best value of a (non-empty) column, `sign` saying which way is better.
+fn best_value(column: &[f64], sign: f64) -> f64 {
+    column
+        .iter()
+        .copied()
+        .max_by(|a, b| (sign * a).total_cmp(&(sign * b)))
+        .expect("a table has rows")
+}
+
+/// The table row of `arch`; an error names the arch when the table lacks it.
+fn row_of(table: &Table, space: &dyn Space, arch: &crate::space::Arch) -> Result<usize> {
+    table.row(arch).ok_or_else(|| {
+        Error::invalid(format!(
+            "the table has no row for {}; a benchmark table must list every arch of the space",
+            space.format(arch)
+        ))
+    })
+}
+
+/// Runs `strat` for up to `queries` distinct archs looked up in `obj` (scores are `sign * obj`),
+/// recording each query and the best-by-objective row after it.
+fn strategy_steps(
+    table: &Table,
+    space: &dyn Space,
+    strat: &mut dyn strategy::Strategy,
+    obj: &[f64],
+    sign: f64,
+    queries: usize,
+) -> Result<Vec<Step>> {
+    let mut history = History::new();
+    let mut steps = Vec::with_capacity(queries);
+    let mut best: Option<usize> = None;
+    while steps.len() < queries {
+        let Some(arch) = strat.ask(space, &history) else {
+            break;
+        };
+        let row = row_of(table, space, &arch)?;
+        let score = sign * obj[row];
+        history.mark_asked(&arch);
+        history.record(&arch, Some(score));
+        strat.tell(space, &arch, Some(score), &history);
+        if best.is_none_or(|b| score > sign * obj[b]) {
+            best = Some(row);
+        }
+        steps.push(Step {
+            row,
+            best_row: best.expect("set above"),
+        });
+    }
+    Ok(steps)
 }
 
 /// `f` over `jobs` on up to `threads` threads; results in job order.
@@ -365,25 +390,17 @@ pub fn run_cost(
         .iter()
         .flat_map(|s| (0..cfg.seeds).map(move |seed| (s.clone(), seed)))
         .collect();
-    let row_of = |arch: &crate::space::Arch| {
-        table.row(arch).ok_or_else(|| {
-            Error::invalid(format!(
-                "the table has no row for {}; a benchmark table must list every arch of the space",
-                space.format(arch)
-            ))
-        })
-    };
     // Per run: (cumulative epochs after each evaluation, found row after it).
     let run_one = |name: &str, seed: u64| -> Result<Vec<(u64, usize)>> {
         let mut steps = Vec::new();
-        let mut spent = 0u64;
         if crate::scheduler::is_scheduler(name) {
+            let mut spent = 0u64;
             let mut sched = crate::scheduler::build(name, seed, rungs.clone(), &cfg.params)?;
             // Best (score, row) per rung.
             let mut best: Vec<Option<(f64, usize)>> = vec![None; rungs.len()];
             while spent < max_budget {
                 let Some(job) = sched.next(space) else { break };
-                let row = row_of(&job.arch)?;
+                let row = row_of(table, space, &job.arch)?;
                 let score = sign * cols[job.rung][row];
                 spent += rungs.budgets()[job.rung] as u64;
                 sched.report(space, &job, Some(score));
@@ -397,24 +414,15 @@ pub fn run_cost(
         } else {
             let mut strat = strategy::build_lenient(name, seed, &cfg.params, proxies)?;
             let cost = cfg.fidelities[obj_level].0 as u64;
-            let obj = cols[obj_level];
-            let mut history = History::new();
-            let mut best: Option<usize> = None;
-            while spent < max_budget {
-                let Some(arch) = strat.ask(space, &history) else {
-                    break;
-                };
-                let row = row_of(&arch)?;
-                let score = sign * obj[row];
-                history.mark_asked(&arch);
-                history.record(&arch, Some(score));
-                strat.tell(space, &arch, Some(score), &history);
-                spent += cost;
-                if best.is_none_or(|b| score > sign * obj[b]) {
-                    best = Some(row);
-                }
-                steps.push((spent, best.expect("set above")));
-            }
+            let queries = max_budget.div_ceil(cost) as usize;
+            let found =
+                strategy_steps(table, space, strat.as_mut(), cols[obj_level], sign, queries)?;
+            steps.extend(
+                found
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, step)| ((i as u64 + 1) * cost, step.best_row)),
+            );
         }
         Ok(steps)
     };
@@ -422,10 +430,7 @@ pub fn run_cost(
         par_map(&jobs, cfg.threads, |(name, seed)| run_one(name, *seed))
             .into_iter()
             .collect::<Result<_>>()?;
-    let optimum = (0..table.len())
-        .map(|r| rep[r])
-        .max_by(|a, b| (sign * a).total_cmp(&(sign * b)))
-        .expect("table is not empty");
+    let optimum = best_value(rep, sign);
     let mut results = Vec::new();
     for name in &cfg.methods {
         for &budget in &cfg.budgets {

@@ -42,7 +42,7 @@ impl Rungs {
         loop {
             b /= eta as f64;
             let r = b.round() as u32;
-            if (b.round() as u32) < min || r == 0 || r == *budgets.last().expect("non-empty") {
+            if r < min || r == *budgets.last().expect("non-empty") {
                 break;
             }
             budgets.push(r);

@@ -211,6 +211,22 @@ fn open_stored(storage: &mut dyn Storage, record: &StudyRecord) -> Result<(Vec<T
     Ok((replay, interrupted))
 }
 
+impl Trial {
+    /// The objective as a strategy sees it (`sign * value`), for complete trials only.
+    pub fn score(&self, sign: f64) -> Option<f64> {
+        match self.state {
+            TrialState::Complete => self.value.map(|v| sign * v),
+            _ => None,
+        }
+    }
+}
+
+/// Epochs a finished trial trained: its `epochs` metric (a pruned trial's counts the epochs it
+/// ran; a failed trial has none).
+pub fn epochs_trained(metrics: &BTreeMap<String, f64>) -> u64 {
+    metrics.get("epochs").map_or(0, |e| *e as u64)
+}
+
 /// Seconds since the Unix epoch.
 pub fn now() -> f64 {
     std::time::SystemTime::now()
@@ -274,10 +290,7 @@ impl<'s> Study<'s> {
         for t in replay {
             let arch = space.parse_json(&t.arch)?;
             let _ = strategy.ask(space, &history);
-            let score = match t.state {
-                TrialState::Complete => t.value.map(|v| sign * v),
-                _ => None,
-            };
+            let score = t.score(sign);
             history.record(&arch, score);
             strategy.tell(space, &arch, score, &history);
             resumed.replayed += 1;
@@ -305,9 +318,9 @@ impl<'s> Study<'s> {
     pub fn set_stopper(&mut self, mut stopper: Box<dyn Stopper>, total_steps: usize) -> Result<()> {
         let sign = self.record.direction.sign();
         for t in self.trials()? {
-            if let (TrialState::Complete, Some(v)) = (t.state, t.value) {
+            if let Some(score) = t.score(sign) {
                 let curve: Vec<f64> = t.intermediate.iter().map(|(_, x)| sign * x).collect();
-                stopper.observe(&curve, sign * v);
+                stopper.observe(&curve, score);
             }
         }
         self.stopper = Some((stopper, total_steps));
@@ -325,8 +338,7 @@ impl<'s> Study<'s> {
         Ok(self
             .trials()?
             .iter()
-            .filter_map(|t| t.metrics.get("epochs"))
-            .map(|e| *e as u64)
+            .map(|t| epochs_trained(&t.metrics))
             .sum())
     }
 
@@ -437,19 +449,12 @@ impl<'s> Study<'s> {
             if let Some(e) = report_err {
                 return Err(e);
             }
-            let metrics = match &outcome {
-                Ok(ev) => Some(&ev.metrics),
-                Err(EvalError::Pruned { metrics }) => Some(metrics),
-                Err(EvalError::Failed(_)) => None,
-            };
-            spent += metrics
-                .and_then(|m| m.get("epochs"))
-                .map_or(0, |e| *e as u64);
             if let (Ok(ev), Some((s, _))) = (&outcome, self.stopper.as_mut()) {
                 s.observe(&curve, sign * ev.value);
             }
             self.tell(ask.number, outcome)?;
             let trial = self.storage.trial(&self.name, ask.number)?;
+            spent += epochs_trained(&trial.metrics);
             progress(self, &trial);
         }
         Ok(())

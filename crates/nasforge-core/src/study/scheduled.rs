@@ -6,8 +6,8 @@
 //! come out of the scheduler again.
 
 use super::{
-    open_stored, EvalError, Evaluation, Evaluator, Fidelity, FinishedTrial, NewTrial, Resumed,
-    Storage, StudyRecord, Trial, TrialState,
+    epochs_trained, open_stored, EvalError, Evaluation, Evaluator, Fidelity, FinishedTrial,
+    NewTrial, Resumed, Storage, StudyRecord, Trial, TrialState,
 };
 use crate::scheduler::{Job, Scheduler};
 use crate::space::Space;
@@ -22,10 +22,6 @@ pub struct ScheduledStudy<'s> {
     worker: String,
     finished: usize,
     spent: u64,
-}
-
-fn epochs_of(t: &FinishedTrial) -> u64 {
-    t.metrics.get("epochs").map_or(0, |e| *e as u64)
 }
 
 impl<'s> ScheduledStudy<'s> {
@@ -54,12 +50,8 @@ impl<'s> ScheduledStudy<'s> {
                     space.key(&job.arch)
                 )));
             }
-            let score = match t.state {
-                TrialState::Complete => t.value.map(|v| sign * v),
-                _ => None,
-            };
-            scheduler.report(space, &job, score);
-            spent += t.metrics.get("epochs").map_or(0, |e| *e as u64);
+            scheduler.report(space, &job, t.score(sign));
+            spent += epochs_trained(&t.metrics);
         }
         let resumed = Resumed {
             replayed: replay.len(),
@@ -145,7 +137,7 @@ impl<'s> ScheduledStudy<'s> {
     fn finish(&mut self, job: &Job, number: u64, finished: FinishedTrial) -> Result<()> {
         self.storage
             .finish_trial(&self.record.name, number, &finished)?;
-        self.spent += epochs_of(&finished);
+        self.spent += epochs_trained(&finished.metrics);
         let score = finished.value.map(|v| self.record.direction.sign() * v);
         self.scheduler.report(self.space, job, score);
         self.finished += 1;

@@ -158,13 +158,29 @@ pub const DEFAULT_BATCH: usize = 64;
 impl ProxyBatch {
     /// `rows` rows of `data` drawn without replacement from `seed` (all rows when it has fewer).
     pub fn from_dataset(data: &Dataset, rows: usize, seed: u64) -> Result<ProxyBatch> {
-        if data.is_empty() || rows == 0 {
+        let all: Vec<usize> = (0..data.len()).collect();
+        Self::from_rows(data, &all, rows, seed)
+    }
+
+    /// `rows` rows drawn without replacement from `seed` among `candidates` (row indices of
+    /// `data`, e.g. the training split), all of them when there are fewer.
+    pub fn from_rows(
+        data: &Dataset,
+        candidates: &[usize],
+        rows: usize,
+        seed: u64,
+    ) -> Result<ProxyBatch> {
+        if candidates.is_empty() || rows == 0 {
             return Err(Error::invalid(format!(
                 "{}: a proxy batch needs at least one row",
                 data.source
             )));
         }
-        let idx = Rng::new(seed ^ 0xBA7C).sample_indices(data.len(), rows.min(data.len()));
+        let idx: Vec<usize> = Rng::new(seed ^ 0xBA7C)
+            .sample_indices(candidates.len(), rows.min(candidates.len()))
+            .into_iter()
+            .map(|i| candidates[i])
+            .collect();
         let mut x = Vec::with_capacity(idx.len() * data.row_len());
         for &r in &idx {
             x.extend_from_slice(data.row(r));

@@ -90,32 +90,39 @@ pub fn progress_bar(quiet: bool, len: u64, template: &str) -> indicatif::Progres
 }
 
 /// Warm-start proxies computed by nasforge-nn (`warm_start=synflow`, ...), for
-/// [`nasforge_core::strategy::build_with`]. Data-dependent proxies read `batch` when given, else
-/// a seeded noise batch shaped like each network's input.
+/// [`nasforge_core::strategy::build_with`]. Data-dependent proxies read a batch drawn from
+/// `rows` of `data` (a search passes its training rows) when given, else seeded noise shaped
+/// like the networks' input. Nothing is drawn unless a warm start names a proxy.
 pub fn nn_proxies(
-    batch: Option<std::sync::Arc<nasforge_nn::proxies::ProxyBatch>>,
+    data: Option<(std::sync::Arc<nasforge_nn::data::Dataset>, Vec<usize>)>,
     seed: u64,
 ) -> impl Fn(&str) -> Option<nasforge_core::strategy::ProxyFn> + Sync {
     use nasforge_nn::proxies::{self, Proxy, ProxyBatch, DEFAULT_BATCH};
+    use std::sync::{Arc, OnceLock};
     move |name: &str| -> Option<nasforge_core::strategy::ProxyFn> {
         let proxy = Proxy::parse(name).ok()?;
-        let batch = batch.clone();
-        Some(std::sync::Arc::new(
+        let from_data = match &data {
+            Some((d, rows)) if proxy.needs_data() => {
+                Some(ProxyBatch::from_rows(d, rows, DEFAULT_BATCH, seed).ok()?)
+            }
+            _ => None,
+        };
+        // Every arch of one space has the same input shape: one noise batch serves them all.
+        let batch: Arc<OnceLock<ProxyBatch>> = Arc::new(OnceLock::new());
+        if let Some(b) = from_data {
+            let _ = batch.set(b);
+        }
+        Some(Arc::new(
             move |space: &dyn Space, arch: &nasforge_core::space::Arch| {
                 let spec = space.decode(arch).ok()?;
-                let noise;
-                let b = match &batch {
-                    Some(b) => b.as_ref(),
-                    None => {
-                        noise = ProxyBatch::noise(
-                            spec.input_shape(),
-                            spec.output_shape().iter().product(),
-                            DEFAULT_BATCH,
-                            seed,
-                        );
-                        &noise
-                    }
-                };
+                let b = batch.get_or_init(|| {
+                    ProxyBatch::noise(
+                        spec.input_shape(),
+                        spec.output_shape().iter().product(),
+                        DEFAULT_BATCH,
+                        seed,
+                    )
+                });
                 proxies::score(&spec, &[proxy], b, seed)
                     .ok()
                     .and_then(|v| v.first().copied())

@@ -205,7 +205,7 @@ fn run_study(
     evaluator: &mut dyn Evaluator,
     quiet: bool,
     epochs: usize,
-    proxy_batch: Option<Arc<nasforge_nn::proxies::ProxyBatch>>,
+    proxy_data: Option<(Arc<nasforge_nn::data::Dataset>, Vec<usize>)>,
 ) -> Result<(
     Vec<nasforge_core::study::Trial>,
     Option<nasforge_core::study::Trial>,
@@ -241,14 +241,14 @@ fn run_study(
         created_at: nasforge_core::study::now(),
     };
     if let Some(name) = &cfg.scheduler {
-        let eta = Params::parse(&cfg.scheduler_param)?;
+        let params = Params::parse(&cfg.scheduler_param)?;
         let rungs = Rungs::geometric(
             cfg.min_epochs.unwrap_or(1),
             epochs as u32,
-            eta.usize("eta", 3)? as u32,
+            params.usize("eta", 3)? as u32,
         )?;
-        let scheduler = scheduler::build(name, cfg.seed.unwrap_or(0), rungs, &eta)?;
-        eta.finish(name)?;
+        let scheduler = scheduler::build(name, cfg.seed.unwrap_or(0), rungs, &params)?;
+        params.finish(name)?;
         let (mut study, resumed) =
             ScheduledStudy::open(Box::new(storage), record, space, scheduler, &worker_id())?;
         report_resume(args, dir, quiet, &resumed);
@@ -270,7 +270,7 @@ fn run_study(
         &strategy_name,
         cfg.seed.unwrap_or(0),
         &Params::parse(&cfg.strategy_param)?,
-        &super::nn_proxies(proxy_batch, cfg.seed.unwrap_or(0)),
+        &super::nn_proxies(proxy_data, cfg.seed.unwrap_or(0)),
     )?;
     let (mut study, resumed) = Study::open(Box::new(storage), record, space, strat, &worker_id())?;
     if let Some(name) = &cfg.stopper {
@@ -443,12 +443,8 @@ fn search_train(
         &mut evaluator,
         quiet,
         tc.epochs,
-        Some(Arc::new(nasforge_nn::proxies::ProxyBatch::from_dataset(
-            // Training rows only: nothing of the validation or test split reaches the search.
-            &prepared.data.subset(&prepared.split.train),
-            nasforge_nn::proxies::DEFAULT_BATCH,
-            cfg.seed.unwrap_or(0),
-        )?)),
+        // Training rows only: nothing of the validation or test split reaches the search.
+        Some((prepared.data.clone(), prepared.split.train.clone())),
     )?;
     let Some(best_trial) = best.clone() else {
         return summarize(
@@ -504,7 +500,10 @@ fn summarize(
         .iter()
         .filter(|t| t.state == TrialState::Pruned)
         .count();
-    let epochs_trained: f64 = trials.iter().filter_map(|t| t.metrics.get("epochs")).sum();
+    let epochs_trained: u64 = trials
+        .iter()
+        .map(|t| nasforge_core::study::epochs_trained(&t.metrics))
+        .sum();
     if args.json {
         let mut doc = serde_json::json!({
             "run_dir": dir,
