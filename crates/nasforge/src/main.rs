@@ -1,6 +1,7 @@
 //! `nasforge`: neural architecture search from the command line.
 
 mod cmd;
+mod report;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -29,6 +30,14 @@ enum Command {
     Proxies(cmd::proxies::ProxiesArgs),
     /// Show an architecture: parameters, MACs, op counts and a diagram.
     Show(cmd::show::ShowArgs),
+    /// List the runs in a folder (default runs/): space, strategy, trials, best, state.
+    Runs(cmd::runs::RunsArgs),
+    /// One run's progress: state, trials, best so far, the latest trials.
+    Status(cmd::runs::StatusArgs),
+    /// Write a run's report: one self-contained HTML page with SVG plots, or Markdown.
+    Report(cmd::report::ReportArgs),
+    /// Serve a live, read-only web page on a run (127.0.0.1 unless --host says otherwise).
+    Dashboard(cmd::dashboard::DashboardArgs),
     /// Measure how well performance predictors rank held-out archs of a benchmark table.
     Predictors(cmd::predictors::PredictorsArgs),
 }
@@ -45,6 +54,10 @@ fn main() -> ExitCode {
         Command::Show(a) => cmd::show::run(a),
         Command::Predictors(a) => cmd::predictors::run(a),
         Command::Proxies(a) => cmd::proxies::run(a),
+        Command::Runs(a) => cmd::runs::runs(a),
+        Command::Status(a) => cmd::runs::status(a),
+        Command::Report(a) => cmd::report::run(a),
+        Command::Dashboard(a) => cmd::dashboard::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

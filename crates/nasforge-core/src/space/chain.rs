@@ -6,7 +6,7 @@
 //! max-pooled through the same reductions and projected with a 1x1 conv + BN. A 2x2 max pool
 //! halves the resolution before the layers at layers/3 and 2*layers/3.
 
-use super::{Arch, Choice, Space};
+use super::{Arch, CellGraph, Choice, Space};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
 use crate::{Error, Result};
@@ -91,6 +91,38 @@ impl Default for MacroSpace {
 }
 
 impl Space for MacroSpace {
+    fn cells(&self, arch: &Arch) -> Vec<CellGraph> {
+        let v = arch.values();
+        let mut nodes = vec![format!("stem conv_3x3 {}", self.stem)];
+        let mut edges = Vec::new();
+        for l in 0..self.layers {
+            let start = self.layer_start[l];
+            let op = MACRO_OPS[v[start] as usize];
+            let mut label = if v[start] < CONV_OPS {
+                format!("{op} {}", self.widths[v[start + 1] as usize])
+            } else {
+                op.to_string()
+            };
+            if self.reduces_before(l) {
+                label = format!("max_pool /2, {label}");
+            }
+            nodes.push(label);
+            edges.push((l, l + 1, String::new()));
+            for j in 0..l.saturating_sub(1) {
+                if v[start + 2 + j] == 1 {
+                    edges.push((j + 1, l + 1, "skip".to_string()));
+                }
+            }
+        }
+        nodes.push("global_avg_pool, linear".into());
+        edges.push((self.layers, self.layers + 1, String::new()));
+        vec![CellGraph {
+            title: "network".into(),
+            nodes,
+            edges,
+        }]
+    }
+
     fn name(&self) -> &str {
         "macro"
     }

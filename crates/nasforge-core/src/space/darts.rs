@@ -7,7 +7,7 @@
 //! distinct cell has exactly one arch.
 
 use super::nb201::relu_conv_bn;
-use super::{option_index, Arch, Choice, Space};
+use super::{option_index, Arch, CellGraph, Choice, Space};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
 use crate::{Error, Result};
@@ -195,6 +195,30 @@ fn factorized_reduce(b: &mut NetSpecBuilder, x: NodeId, out: usize) -> Result<No
 }
 
 impl Space for DartsSpace {
+    fn cells(&self, arch: &Arch) -> Vec<CellGraph> {
+        CELL_TYPES
+            .iter()
+            .enumerate()
+            .map(|(c, kind)| {
+                let mut nodes = vec!["c_{k-2}".to_string(), "c_{k-1}".to_string()];
+                nodes.extend((0..NODES).map(|k| format!("node {k}")));
+                nodes.push("concat".into());
+                let mut edges = Vec::new();
+                for (k, pair) in self.edges(arch, c).iter().enumerate() {
+                    for &(op, from) in pair {
+                        edges.push((from, k + 2, DARTS_OPS[op].to_string()));
+                    }
+                }
+                edges.extend((2..NODES + 2).map(|k| (k, NODES + 2, String::new())));
+                CellGraph {
+                    title: format!("{kind} cell"),
+                    nodes,
+                    edges,
+                }
+            })
+            .collect()
+    }
+
     fn name(&self) -> &str {
         "darts"
     }

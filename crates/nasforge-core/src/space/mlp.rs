@@ -1,7 +1,7 @@
 //! The MLP space for tabular data: depth, a width per layer, one activation, dropout and
 //! batch norm on or off.
 
-use super::{Arch, Choice, Space};
+use super::{Arch, CellGraph, Choice, Space};
 use crate::netspec::{NetSpec, NetSpecBuilder, Op};
 use crate::params::Params;
 use crate::{Error, Result};
@@ -77,6 +77,35 @@ impl Default for MlpSpace {
 }
 
 impl Space for MlpSpace {
+    fn cells(&self, arch: &Arch) -> Vec<CellGraph> {
+        let v = arch.values();
+        let depth = v[0] as usize + 1;
+        let act = MLP_ACTIVATIONS[v[self.max_depth + 1] as usize];
+        let dropout = self.dropouts[v[self.max_depth + 2] as usize];
+        let bn = if v[self.max_depth + 3] == 1 {
+            ", batch_norm"
+        } else {
+            ""
+        };
+        let mut nodes = vec![format!("input {}", self.features)];
+        for &w in v.iter().take(depth + 1).skip(1) {
+            let mut label = format!("linear {}{bn}, {act}", self.widths[w as usize]);
+            if dropout > 0.0 {
+                label.push_str(&format!(", dropout {dropout}"));
+            }
+            nodes.push(label);
+        }
+        nodes.push(format!("linear {}", self.classes));
+        let edges = (1..nodes.len())
+            .map(|i| (i - 1, i, String::new()))
+            .collect();
+        vec![CellGraph {
+            title: "network".into(),
+            nodes,
+            edges,
+        }]
+    }
+
     fn name(&self) -> &str {
         "mlp"
     }

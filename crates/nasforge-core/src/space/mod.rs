@@ -55,6 +55,20 @@ impl Arch {
     }
 }
 
+/// A drawing of (part of) an arch for reports: a small DAG in topological order whose nodes and
+/// edges carry labels (a NAS-Bench-201 cell: four nodes, edges labelled by op; a chain: one node
+/// per layer). [`Space::cells`] gives one per cell type or one for the whole network.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct CellGraph {
+    /// What this graph shows (`cell`, `normal cell`, `network`).
+    pub title: String,
+    /// Node labels, in topological order.
+    pub nodes: Vec<String>,
+    /// Edges `(from, to, label)`, `from < to`; an empty label is a plain connection, and the
+    /// label `none` marks an edge that carries zeros.
+    pub edges: Vec<(usize, usize, String)>,
+}
+
 /// A search space: a schema of named choices plus what the choices mean as a network.
 ///
 /// Implementors provide the schema ([`Space::choices`]), conditions ([`Space::is_active`]) and
@@ -249,6 +263,27 @@ pub trait Space: Send + Sync {
         }
         let arch = self.canonical(values.clone());
         (arch.values == values).then_some(arch)
+    }
+
+    /// Graphs of `arch` for reports and dashboards. The default is a chain of the active
+    /// choices as `name=value` nodes; spaces with cells draw the cells.
+    fn cells(&self, arch: &Arch) -> Vec<CellGraph> {
+        let v = arch.values();
+        let mut nodes = vec!["input".to_string()];
+        for (i, c) in self.choices().iter().enumerate() {
+            if self.is_active(v, i) {
+                nodes.push(format!("{}={}", c.name, c.options[v[i] as usize]));
+            }
+        }
+        nodes.push("output".into());
+        let edges = (1..nodes.len())
+            .map(|i| (i - 1, i, String::new()))
+            .collect();
+        vec![CellGraph {
+            title: "network".into(),
+            nodes,
+            edges,
+        }]
     }
 
     /// The arch as JSON: `{"space", "arch" (text form), "choices": {name: label}}` (active choices).

@@ -5,7 +5,7 @@
 //! residual reduction block between stages, then BN-ReLU, global average pooling and a linear
 //! classifier.
 
-use super::{Arch, Choice, Space};
+use super::{Arch, CellGraph, Choice, Space};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
 use crate::{Error, Result};
@@ -106,6 +106,19 @@ pub(crate) fn relu_conv_bn(
 }
 
 impl Space for Nb201Space {
+    fn cells(&self, arch: &Arch) -> Vec<CellGraph> {
+        let v = arch.values();
+        vec![CellGraph {
+            title: "cell (every cell of the network)".into(),
+            nodes: (0..4).map(|n| format!("node {n}")).collect(),
+            edges: EDGES
+                .iter()
+                .zip(v)
+                .map(|(&(to, from), &op)| (from, to, NB201_OPS[op as usize].to_string()))
+                .collect(),
+        }]
+    }
+
     fn name(&self) -> &str {
         "nb201"
     }

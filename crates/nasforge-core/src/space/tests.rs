@@ -174,3 +174,54 @@ fn space_params_size_the_network_and_reject_unknown_keys() {
         s.decode(&s.sample(&mut Rng::new(3))).unwrap();
     }
 }
+
+#[test]
+fn cell_graphs_show_every_op_of_the_arch() {
+    let nb = Nb201Space::new();
+    let arch = nb
+        .parse("|nor_conv_3x3~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|")
+        .unwrap();
+    let cells = nb.cells(&arch);
+    assert_eq!(cells.len(), 1);
+    assert_eq!(cells[0].nodes.len(), 4);
+    let mut edges = cells[0].edges.clone();
+    edges.sort();
+    assert_eq!(
+        edges,
+        vec![
+            (0, 1, "nor_conv_3x3".to_string()),
+            (0, 2, "none".to_string()),
+            (0, 3, "skip_connect".to_string()),
+            (1, 2, "avg_pool_3x3".to_string()),
+            (1, 3, "nor_conv_1x1".to_string()),
+            (2, 3, "nor_conv_3x3".to_string()),
+        ]
+    );
+
+    let darts = DartsSpace::default();
+    let a = darts.sample(&mut Rng::new(3));
+    let cells = darts.cells(&a);
+    assert_eq!(cells.len(), 2);
+    let genotype = darts.format(&a);
+    for c in &cells {
+        assert_eq!(c.edges.iter().filter(|e| !e.2.is_empty()).count(), 8);
+        assert!(c.edges.iter().all(|&(f, t, _)| f < t && t < c.nodes.len()));
+        for (_, _, op) in c.edges.iter().filter(|e| !e.2.is_empty()) {
+            assert!(genotype.contains(op.as_str()), "{op} not in {genotype}");
+        }
+    }
+
+    let chain = MacroSpace::default();
+    let a = chain.sample(&mut Rng::new(5));
+    let g = &chain.cells(&a)[0];
+    assert_eq!(g.nodes.len(), 12 + 2);
+    let skips = a.values().len() - 2 * 12; // skip choices
+    assert!(g.edges.len() >= 13 && g.edges.len() <= 13 + skips);
+
+    let mlp = MlpSpace::default();
+    let a = mlp.parse_json(&serde_json::json!({"choices": {"depth": "2", "width_1": "64", "width_2": "128", "activation": "gelu", "dropout": "0.1", "batch_norm": "on"}}));
+    let g = &mlp.cells(&a.unwrap())[0];
+    assert_eq!(g.nodes.len(), 4, "{:?}", g.nodes);
+    assert!(g.nodes[1].contains("linear 64") && g.nodes[1].contains("gelu"));
+    assert!(g.nodes[2].contains("batch_norm") && g.nodes[2].contains("dropout 0.1"));
+}

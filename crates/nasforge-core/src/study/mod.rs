@@ -83,6 +83,14 @@ impl TrialState {
         }
     }
 
+    /// Complete, pruned or failed: nothing more will happen to it.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            TrialState::Complete | TrialState::Pruned | TrialState::Failed
+        )
+    }
+
     /// Parses what [`TrialState::as_str`] writes.
     pub fn parse(s: &str) -> Result<Self> {
         Ok(match s {
@@ -219,6 +227,21 @@ impl Trial {
             _ => None,
         }
     }
+}
+
+/// The best complete trial of `trials` at the highest fidelity any complete trial reached (a
+/// score at fewer epochs is not comparable with one at more; trials without an epochs fidelity
+/// all share one level). `sign` is the direction's sign. Of equal values the later trial wins.
+pub fn best_of(trials: &[Trial], sign: f64) -> Option<&Trial> {
+    let done = || {
+        trials
+            .iter()
+            .filter(|t| t.state == TrialState::Complete && t.value.is_some())
+    };
+    let top = done().filter_map(|t| t.fidelity.epochs).max();
+    done()
+        .filter(|t| t.fidelity.epochs == top)
+        .max_by(|a, b| (sign * a.value.unwrap()).total_cmp(&(sign * b.value.unwrap())))
 }
 
 /// Epochs a finished trial trained: its `epochs` metric (a pruned trial's counts the epochs it
@@ -404,12 +427,7 @@ impl<'s> Study<'s> {
 
     /// The best complete trial by the objective.
     pub fn best(&self) -> Result<Option<Trial>> {
-        let sign = self.record.direction.sign();
-        Ok(self
-            .trials()?
-            .into_iter()
-            .filter(|t| t.state == TrialState::Complete && t.value.is_some())
-            .max_by(|a, b| (sign * a.value.unwrap()).total_cmp(&(sign * b.value.unwrap()))))
+        Ok(best_of(&self.trials()?, self.record.direction.sign()).cloned())
     }
 
     /// Runs trials until `trials` have finished (resumed ones count), calling `progress` after

@@ -6,8 +6,8 @@
 //! come out of the scheduler again.
 
 use super::{
-    epochs_trained, open_stored, EvalError, Evaluation, Evaluator, Fidelity, FinishedTrial,
-    NewTrial, Resumed, Storage, StudyRecord, Trial, TrialState,
+    best_of, epochs_trained, open_stored, EvalError, Evaluation, Evaluator, Fidelity,
+    FinishedTrial, NewTrial, Resumed, Storage, StudyRecord, Trial, TrialState,
 };
 use crate::scheduler::{Job, Scheduler};
 use crate::space::Space;
@@ -152,16 +152,6 @@ impl<'s> ScheduledStudy<'s> {
     /// The best complete trial at the highest fidelity any complete trial reached: a score at
     /// fewer epochs is not comparable with one at more.
     pub fn best(&self) -> Result<Option<Trial>> {
-        let sign = self.record.direction.sign();
-        let done: Vec<Trial> = self
-            .trials()?
-            .into_iter()
-            .filter(|t| t.state == TrialState::Complete && t.value.is_some())
-            .collect();
-        let top = done.iter().filter_map(|t| t.fidelity.epochs).max();
-        Ok(done
-            .into_iter()
-            .filter(|t| t.fidelity.epochs == top)
-            .max_by(|a, b| (sign * a.value.unwrap()).total_cmp(&(sign * b.value.unwrap()))))
+        Ok(best_of(&self.trials()?, self.record.direction.sign()).cloned())
     }
 }

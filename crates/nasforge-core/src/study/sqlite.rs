@@ -61,6 +61,37 @@ impl SqliteStorage {
         Self::init(conn).map_err(|e| Error::Storage(format!("{}: {e}", path.display())))
     }
 
+    /// Opens an existing study database without creating anything: a missing file, or a
+    /// SQLite file that nasforge did not write, is an error. For readers (reports, dashboards).
+    pub fn open_existing(path: &Path) -> Result<Self> {
+        use rusqlite::OpenFlags;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| Error::Storage(format!("cannot open {}: {e}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        let version: std::result::Result<String, _> = conn.query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        );
+        match version {
+            Ok(v) if v == SCHEMA_VERSION.to_string() => Ok(SqliteStorage {
+                conn,
+                study_ids: RefCell::new(HashMap::new()),
+            }),
+            Ok(v) => Err(Error::Storage(format!(
+                "{}: database schema version {v} is not the {SCHEMA_VERSION} this nasforge reads",
+                path.display()
+            ))),
+            Err(_) => Err(Error::Storage(format!(
+                "{} is not a nasforge study database",
+                path.display()
+            ))),
+        }
+    }
+
     /// A private in-memory database (tests, benchmarks).
     pub fn in_memory() -> Result<Self> {
         Self::init(Connection::open_in_memory()?)

@@ -56,6 +56,9 @@ pub struct BenchArgs {
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Print nothing on success (errors still go to stderr; the exit code tells).
+    #[arg(long, short = 'q', conflicts_with = "json")]
+    pub quiet: bool,
     /// Compare at equal total training epochs instead of queries: epoch budgets, e.g.
     /// `2000,5000,10000`. Schedulers (sh, hyperband, asha, bohb) join the comparison.
     #[arg(long, value_name = "LIST")]
@@ -153,6 +156,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "results": report.results,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    if args.quiet {
         return Ok(());
     }
     println!(
@@ -254,6 +260,9 @@ fn run_cost(
             "results": results,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    if args.quiet {
         return Ok(());
     }
     println!(

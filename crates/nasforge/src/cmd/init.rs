@@ -15,6 +15,9 @@ pub struct InitArgs {
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,
+    /// Print nothing on success.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 /// Runs `nasforge init`.
@@ -27,6 +30,9 @@ pub fn run(args: InitArgs) -> Result<()> {
     }
     std::fs::write(&args.out, INIT_TEMPLATE)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
+    if args.quiet {
+        return Ok(());
+    }
     eprintln!(
         "wrote {}; run it with `nasforge search --config {}`",
         args.out.display(),

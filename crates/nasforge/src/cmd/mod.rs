@@ -2,11 +2,14 @@
 
 pub mod bench;
 pub mod config;
+pub mod dashboard;
 pub mod init;
 pub mod pipeline;
 pub mod predict;
 pub mod predictors;
 pub mod proxies;
+pub mod report;
+pub mod runs;
 pub mod search;
 pub mod show;
 pub mod train;
@@ -14,6 +17,17 @@ pub mod train;
 use anyhow::Result;
 use nasforge_core::space::{self, Space};
 use nasforge_core::Params;
+
+/// `--json` and `--quiet`, shared by the commands that print results.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct Output {
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing on success (errors still go to stderr; the exit code tells).
+    #[arg(long, short = 'q', conflicts_with = "json")]
+    pub quiet: bool,
+}
 
 /// An error in what the user asked for (exit code 2).
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! `nasforge predict`: predictions of a saved model on new data.
 
 use super::bad_input;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::prelude::*;
 use clap::Args;
 use nasforge_nn::bundle;
@@ -21,6 +21,12 @@ pub struct PredictArgs {
     /// Print one JSON document instead of CSV.
     #[arg(long)]
     pub json: bool,
+    /// Print nothing on success (errors still go to stderr; the exit code tells).
+    #[arg(long, short = 'q', conflicts_with = "json")]
+    pub quiet: bool,
+    /// Write the predictions CSV to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// Runs `nasforge predict`.
@@ -120,15 +126,28 @@ pub fn run(args: PredictArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
-    println!(
-        "row,prediction{}",
+    let mut csv = format!(
+        "row,prediction{}\n",
         if truth.is_some() { ",target" } else { "" }
     );
     for (i, p) in predictions.iter().enumerate() {
         match &truth {
-            Some(t) => println!("{i},{p},{}", t[i]),
-            None => println!("{i},{p}"),
+            Some(t) => csv.push_str(&format!("{i},{p},{}\n", t[i])),
+            None => csv.push_str(&format!("{i},{p}\n")),
         }
+    }
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, csv).with_context(|| format!("cannot write {}", path.display()))?
+        }
+        None if !args.quiet => print!("{csv}"),
+        None => {}
+    }
+    if args.quiet {
+        return Ok(());
+    }
+    if let Some(path) = &args.out {
+        println!("wrote {n} predictions to {}", path.display());
     }
     if let Some(a) = accuracy {
         eprintln!("accuracy {a:.2}% on {n} rows");

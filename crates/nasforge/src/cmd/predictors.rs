@@ -42,6 +42,9 @@ pub struct PredictorsArgs {
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Print nothing on success (errors still go to stderr; the exit code tells).
+    #[arg(long, short = 'q', conflicts_with = "json")]
+    pub quiet: bool,
 }
 
 /// Runs `nasforge predictors`.
@@ -82,6 +85,9 @@ pub fn run(args: PredictorsArgs) -> Result<()> {
             "results": scores,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    if args.quiet {
         return Ok(());
     }
     println!(

@@ -57,6 +57,9 @@ pub struct ProxiesArgs {
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Print nothing on success (errors still go to stderr; the exit code tells).
+    #[arg(long, short = 'q', conflicts_with = "json")]
+    pub quiet: bool,
 }
 
 /// Runs `nasforge proxies`.
@@ -102,12 +105,12 @@ pub fn run(args: ProxiesArgs) -> Result<()> {
     };
     if list.iter().any(|p| p.needs_data()) {
         batch.check(&first)?;
-        if !args.json {
+        if !args.json && !args.quiet {
             eprintln!("data-dependent proxies read {}", batch.source);
         }
     }
     let bar = super::progress_bar(
-        args.json,
+        args.json || args.quiet,
         rows.len() as u64,
         "proxies {bar:30} {pos}/{len} [{elapsed} < {eta}]",
     );
@@ -189,6 +192,9 @@ pub fn run(args: ProxiesArgs) -> Result<()> {
             })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string(&doc)?);
+        return Ok(());
+    }
+    if args.quiet {
         return Ok(());
     }
     println!(

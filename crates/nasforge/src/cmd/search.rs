@@ -7,6 +7,7 @@
 use super::config::SearchConfig;
 use super::pipeline::{self, Prepared};
 use super::{bad_input, build_space};
+use crate::report::run::{Activity, STUDY};
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
@@ -229,8 +230,9 @@ fn run_study(
         &format!("# nasforge search configuration: `nasforge search --resume --run-dir {}` continues this run.", dir.display()),
     )?;
     let storage = SqliteStorage::open(&dir.join("study.db"))?;
+    Activity::mark(dir, "searching")?;
     let record = StudyRecord {
-        name: "search".into(),
+        name: STUDY.into(),
         space: space.name().to_string(),
         space_params: space.params_json(),
         strategy: strategy_name.clone(),
@@ -453,6 +455,7 @@ fn search_train(
     };
     let arch = space.parse_json(&best_trial.arch)?;
     let spec = space.decode(&arch)?;
+    Activity::mark(&dir, "final training")?;
     let final_bar = super::progress_bar(quiet, 1, "final  {bar:30} {msg} [{elapsed} < {eta}]");
     let result = pipeline::final_training(
         &cfg,
@@ -490,6 +493,7 @@ fn summarize(
     start: Instant,
     final_result: Option<(nasforge_nn::final_train::FinalResult, bool)>,
 ) -> Result<()> {
+    Activity::mark(dir, "done")?;
     let seconds = start.elapsed().as_secs_f64();
     let failed = trials
         .iter()
@@ -538,6 +542,9 @@ fn summarize(
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
+    if args.quiet {
+        return Ok(());
+    }
     println!("run        {}", dir.display());
     println!(
         "trials     {finished} finished ({failed} failed, {pruned} stopped early) in {seconds:.1} s; {epochs_trained} training epochs"
@@ -584,6 +591,5 @@ fn summarize(
 }
 
 fn worker_id() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
-    format!("{host}:{}", std::process::id())
+    format!("{}:{}", crate::report::run::host(), std::process::id())
 }

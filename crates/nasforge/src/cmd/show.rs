@@ -20,6 +20,9 @@ pub struct ShowArgs {
     /// Print one JSON object (`params`, `macs`, `op_counts`, ...).
     #[arg(long, conflicts_with = "dot")]
     pub json: bool,
+    /// Print nothing: only check that the arch is valid (the exit code tells).
+    #[arg(long, short = 'q', conflicts_with_all = ["json", "dot"])]
+    pub quiet: bool,
     /// Print the network as Graphviz DOT.
     #[arg(long)]
     pub dot: bool,
@@ -34,6 +37,9 @@ pub fn run(args: ShowArgs) -> Result<()> {
     let space = build_space(&space_name, &args.space_params)?;
     let arch = read_arch(space.as_ref(), &args.arch)?;
     let net = space.decode(&arch)?;
+    if args.quiet {
+        return Ok(());
+    }
     if args.dot {
         print!("{}", net.to_dot());
         return Ok(());

@@ -107,6 +107,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
+    if args.quiet {
+        return Ok(());
+    }
     println!("arch       {}", space.format(&arch));
     println!("params     {} · MACs {}", spec.params(), spec.macs());
     let what = if regression {

@@ -1,0 +1,165 @@
+//! `nasforge runs` (every run in a folder) and `nasforge status` (one run's progress).
+
+use super::Output;
+use crate::report::page::{facts, final_text};
+use crate::report::run::{find_runs, Run};
+use anyhow::Result;
+use clap::Args;
+use nasforge_core::study::TrialState;
+use std::path::PathBuf;
+
+/// Arguments of `nasforge runs`.
+#[derive(Args)]
+pub struct RunsArgs {
+    /// The folder holding run directories (or one run directory).
+    #[arg(default_value = "runs")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// Arguments of `nasforge status`.
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// How many of the latest trials to list.
+    #[arg(long, default_value_t = 5)]
+    pub last: usize,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// Runs `nasforge runs`.
+pub fn runs(args: RunsArgs) -> Result<()> {
+    let found = find_runs(&args.dir)?;
+    if args.output.json {
+        let docs: Vec<serde_json::Value> = found
+            .iter()
+            .map(|(dir, r)| match r {
+                Ok(run) => run.summary_json(),
+                Err(e) => serde_json::json!({"dir": dir, "error": format!("{e:#}")}),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&docs)?);
+        return Ok(());
+    }
+    if args.output.quiet {
+        return Ok(());
+    }
+    if found.is_empty() {
+        println!("no runs in {}", args.dir.display());
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<6} {:<10} {:>9} {:>22} {:<14}",
+        "NAME", "SPACE", "STRATEGY", "TRIALS", "BEST", "STATE"
+    );
+    for (dir, r) in &found {
+        match r {
+            Ok(run) => {
+                let best = run
+                    .best()
+                    .map(|b| format!("{:.4}", b.value.unwrap_or(f64::NAN)))
+                    .unwrap_or_else(|| "—".into());
+                println!(
+                    "{:<24} {:<6} {:<10} {:>9} {:>22} {:<14}",
+                    run.name(),
+                    run.record.space,
+                    run.strategy(),
+                    format!("{}/{}", run.finished(), run.total()),
+                    format!("{best} {}", short(&run.record.objective)),
+                    run.state.as_str()
+                );
+            }
+            Err(e) => println!("{:<24} error: {e:#}", dir.display()),
+        }
+    }
+    Ok(())
+}
+
+/// The objective name cut to fit a table column.
+fn short(s: &str) -> String {
+    if s.chars().count() <= 14 {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(13).collect::<String>())
+    }
+}
+
+/// Runs `nasforge status`.
+pub fn status(args: StatusArgs) -> Result<()> {
+    let run = Run::open(&args.run)?;
+    let mut latest: Vec<&nasforge_core::study::Trial> = run.trials.iter().collect();
+    latest.sort_by_key(|t| std::cmp::Reverse(t.number));
+    latest.truncate(args.last);
+    let epochs: u64 = run
+        .trials
+        .iter()
+        .map(|t| nasforge_core::study::epochs_trained(&t.metrics))
+        .sum();
+    if args.output.json {
+        let mut doc = run.summary_json();
+        doc["epochs_trained"] = epochs.into();
+        doc["latest"] = serde_json::to_value(&latest)?;
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    if args.output.quiet {
+        return Ok(());
+    }
+    for (k, v) in facts(&run) {
+        println!("{k:<15} {v}");
+    }
+    if epochs > 0 {
+        println!("{:<15} {epochs}", "epochs trained");
+    }
+    for t in run.trials.iter().filter(|t| t.state == TrialState::Running) {
+        let last = t
+            .intermediate
+            .last()
+            .map(|(s, v)| format!(", epoch {s}: {v:.4}"))
+            .unwrap_or_default();
+        println!(
+            "{:<15} trial {}{last}{}",
+            "running",
+            t.number,
+            if run.state.is_live() {
+                ""
+            } else {
+                " (left by the interrupted process)"
+            }
+        );
+    }
+    if final_text(&run).is_none() && run.has_model() {
+        println!("{:<15} {}", "model", run.dir.join("best").display());
+    }
+    if !latest.is_empty() {
+        println!("\nlatest trials");
+        for t in latest {
+            let value = t
+                .value
+                .map(|v| format!("{v:.4}"))
+                .unwrap_or_else(|| "—".into());
+            let arch = t.arch.get("arch").and_then(|a| a.as_str()).unwrap_or("");
+            println!(
+                "  {:>4}  {:<9} {:>10}  {}{}",
+                t.number,
+                t.state.as_str(),
+                value,
+                arch,
+                t.error
+                    .as_ref()
+                    .map(|e| format!("  ({e})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if run.state == crate::report::run::RunState::Interrupted {
+        println!(
+            "\ncontinue it with: nasforge search --resume --run-dir {}",
+            run.dir.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! A run directory as the reporting commands read it: its configuration, study, final
+//! training and whether a process is still working on it.
+//!
+//! `nasforge search` keeps `RUN/activity.json` up to date (phase, process id, host); a run whose
+//! process is gone before the phase `done` was written was interrupted (`--resume` continues it).
+
+use crate::cmd::config::SearchConfig;
+use crate::cmd::{bad_input, BadInput};
+use anyhow::{Context, Result};
+use nasforge_core::study::{best_of, now, SqliteStorage, Storage, StudyRecord, Trial, TrialState};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The study name `nasforge search` uses in its database.
+pub const STUDY: &str = "search";
+
+/// What a run's process is doing, as it last wrote it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Activity {
+    /// `searching`, `final training` or `done`.
+    pub phase: String,
+    /// Process id of the writer.
+    pub pid: u32,
+    /// Host of the writer.
+    pub host: String,
+    /// Unix time of the last update.
+    pub updated_at: f64,
+}
+
+/// This process's host name (the `HOSTNAME` variable, else `localhost`).
+pub fn host() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into())
+}
+
+impl Activity {
+    /// Records `phase` for this process in `dir/activity.json` (written atomically).
+    pub fn mark(dir: &Path, phase: &str) -> Result<()> {
+        let a = Activity {
+            phase: phase.to_string(),
+            pid: std::process::id(),
+            host: host(),
+            updated_at: now(),
+        };
+        let tmp = dir.join("activity.json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(&a)?)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, dir.join("activity.json"))
+            .with_context(|| format!("cannot write {}", dir.join("activity.json").display()))
+    }
+
+    fn read(dir: &Path) -> Option<Activity> {
+        let text = std::fs::read_to_string(dir.join("activity.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Whether the writing process still runs (always true for another host: it cannot be
+    /// checked from here).
+    fn alive(&self) -> bool {
+        if self.host != host() {
+            return true;
+        }
+        std::fs::read(format!("/proc/{}/cmdline", self.pid))
+            .map(|c| String::from_utf8_lossy(&c).contains("nasforge"))
+            .unwrap_or(false)
+    }
+}
+
+/// Where a run stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// A process is searching.
+    Searching,
+    /// A process is training the best arch from scratch.
+    FinalTraining,
+    /// The search (and final training, on data) finished.
+    Done,
+    /// Its process stopped before the end; `--resume` continues it.
+    Interrupted,
+}
+
+impl RunState {
+    /// The state as shown in tables.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunState::Searching => "searching",
+            RunState::FinalTraining => "final training",
+            RunState::Done => "done",
+            RunState::Interrupted => "interrupted",
+        }
+    }
+
+    /// Whether a process may still add trials or a model.
+    pub fn is_live(&self) -> bool {
+        matches!(self, RunState::Searching | RunState::FinalTraining)
+    }
+}
+
+/// One run directory, read.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The resolved configuration it stores.
+    pub config: SearchConfig,
+    /// The study's record (space, strategy, objective, direction, seed).
+    pub record: StudyRecord,
+    /// Every trial, by number.
+    pub trials: Vec<Trial>,
+    /// `best/final.json`, when final training finished.
+    pub final_result: Option<serde_json::Value>,
+    /// Where it stands.
+    pub state: RunState,
+}
+
+/// Whether `dir` looks like a run (has a `study.db` and a `config.toml`).
+pub fn is_run(dir: &Path) -> bool {
+    dir.join("study.db").is_file() && dir.join("config.toml").is_file()
+}
+
+impl Run {
+    /// Reads the run in `dir`; a missing directory or one that is not a run is bad input.
+    pub fn open(dir: &Path) -> Result<Run> {
+        if !dir.exists() {
+            return bad_input(format!(
+                "{} does not exist; give a run directory (`nasforge runs` lists those under runs/)",
+                dir.display()
+            ));
+        }
+        if !is_run(dir) {
+            return bad_input(format!(
+                "{} is not a nasforge run (it needs study.db and config.toml, which `nasforge search --run-dir {}` writes)",
+                dir.display(),
+                dir.display()
+            ));
+        }
+        let config = SearchConfig::from_file(&dir.join("config.toml"))?;
+        let storage = SqliteStorage::open_existing(&dir.join("study.db"))
+            .map_err(|e| BadInput(format!("{}: {e}", dir.join("study.db").display())))?;
+        let record = storage.study(STUDY)?.ok_or_else(|| {
+            BadInput(format!(
+                "{} holds no `{STUDY}` study; it was not written by `nasforge search`",
+                dir.join("study.db").display()
+            ))
+        })?;
+        let trials = storage.trials(STUDY)?;
+        let final_result = std::fs::read_to_string(dir.join("best").join("final.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let total = config.trials.unwrap_or(0);
+        let finished = trials.iter().filter(|t| t.state.is_finished()).count();
+        let state = match Activity::read(dir) {
+            Some(a) if a.phase == "done" => RunState::Done,
+            Some(a) if a.alive() && a.phase == "final training" => RunState::FinalTraining,
+            Some(a) if a.alive() => RunState::Searching,
+            Some(_) => RunState::Interrupted,
+            // Runs written before activity.json existed.
+            None if final_result.is_some() || (total > 0 && finished >= total) => RunState::Done,
+            None => RunState::Interrupted,
+        };
+        Ok(Run {
+            dir: dir.to_path_buf(),
+            config,
+            record,
+            trials,
+            final_result,
+            state,
+        })
+    }
+
+    /// The run's name (its directory's last component).
+    pub fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.dir.display().to_string())
+    }
+
+    /// Trials asked for (`--trials`).
+    pub fn total(&self) -> usize {
+        self.config.trials.unwrap_or(0)
+    }
+
+    /// Finished trials (complete, pruned or failed).
+    pub fn finished(&self) -> usize {
+        self.trials.iter().filter(|t| t.state.is_finished()).count()
+    }
+
+    /// Trials in a given state.
+    pub fn count(&self, state: TrialState) -> usize {
+        self.trials.iter().filter(|t| t.state == state).count()
+    }
+
+    /// `+1` to maximise the objective, `-1` to minimise it.
+    pub fn sign(&self) -> f64 {
+        self.record.direction.sign()
+    }
+
+    /// The best complete trial (at the highest fidelity reached, for schedulers).
+    pub fn best(&self) -> Option<&Trial> {
+        best_of(&self.trials, self.sign())
+    }
+
+    /// Whether final training saved a model (`best/weights.bpk`).
+    pub fn has_model(&self) -> bool {
+        self.dir.join("best").join("weights.bpk").is_file()
+    }
+
+    /// The strategy or scheduler that ran.
+    pub fn strategy(&self) -> &str {
+        &self.record.strategy
+    }
+
+    /// One JSON object summarising the run (the `runs` and `status` documents).
+    pub fn summary_json(&self) -> serde_json::Value {
+        let best = self.best();
+        serde_json::json!({
+            "name": self.name(),
+            "dir": self.dir,
+            "space": self.record.space,
+            "strategy": self.strategy(),
+            "objective": self.record.objective,
+            "direction": self.record.direction,
+            "seed": self.record.seed,
+            "state": self.state,
+            "trials_total": self.total(),
+            "trials_finished": self.finished(),
+            "trials_complete": self.count(TrialState::Complete),
+            "trials_pruned": self.count(TrialState::Pruned),
+            "trials_failed": self.count(TrialState::Failed),
+            "trials_running": self.count(TrialState::Running),
+            "best": best.map(|t| serde_json::json!({
+                "trial": t.number,
+                "value": t.value,
+                "arch": t.arch.get("arch"),
+                "metrics": t.metrics,
+            })),
+            "final": self.final_result,
+            "model": self.has_model().then(|| self.dir.join("best")),
+        })
+    }
+}
+
+/// Every run directly under `root` (or `root` itself when it is a run), by name. Folders that
+/// are not runs are skipped; runs that cannot be read come back as errors beside their path.
+pub fn find_runs(root: &Path) -> Result<Vec<(PathBuf, Result<Run>)>> {
+    if !root.exists() {
+        return bad_input(format!(
+            "{} does not exist; `nasforge runs DIR` lists the runs in DIR (default runs/)",
+            root.display()
+        ));
+    }
+    if is_run(root) {
+        return Ok(vec![(root.to_path_buf(), Run::open(root))]);
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .with_context(|| format!("cannot list {}", root.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_run(p))
+        .collect();
+    dirs.sort();
+    Ok(dirs
+        .into_iter()
+        .map(|d| (d.clone(), Run::open(&d)))
+        .collect())
+}
