@@ -306,9 +306,10 @@ fn pad_range(lo: &mut f64, hi: &mut f64) {
     *hi += pad;
 }
 
-/// About six round tick values (1, 2 or 5 times a power of ten apart) within `[lo, hi]`.
+/// Four to eight round tick values (1, 2 or 5 times a power of ten apart) within `[lo, hi]`.
 pub fn nice_ticks(lo: f64, hi: f64) -> Vec<f64> {
-    let raw = (hi - lo) / 6.0;
+    // The smallest round step that leaves at most seven intervals.
+    let raw = (hi - lo) / 7.0;
     if raw.is_nan() || raw <= 0.0 || !raw.is_finite() {
         return vec![lo];
     }
