@@ -31,6 +31,8 @@ enum Command {
     Show(cmd::show::ShowArgs),
     /// Measure how well performance predictors rank held-out archs of a benchmark table.
     Predictors(cmd::predictors::PredictorsArgs),
+    /// Export a run's trained model as ONNX, or its architecture as JSON.
+    Export(cmd::export::ExportArgs),
 }
 
 /// Exit codes (README): 0 ok, 1 failure, 2 bad input.
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Show(a) => cmd::show::run(a),
         Command::Predictors(a) => cmd::predictors::run(a),
         Command::Proxies(a) => cmd::proxies::run(a),
+        Command::Export(a) => cmd::export::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
