@@ -2,7 +2,7 @@
 //!
 //! The deep-learning side of nasforge, on burn with the `flex` CPU backend: data sets and
 //! splits ([`data`]), NetSpec → burn models ([`model`]), training ([`train`]), zero-cost
-//! proxies ([`proxies`]) and the device choice ([`device`]).
+//! proxies ([`proxies`]), ONNX export ([`onnx`]) and the device choice ([`device`]).
 
 #![warn(missing_docs)]
 
@@ -12,5 +12,6 @@ pub mod device;
 pub mod evaluator;
 pub mod final_train;
 pub mod model;
+pub mod onnx;
 pub mod proxies;
 pub mod train;

@@ -40,6 +40,8 @@ enum Command {
     Dashboard(cmd::dashboard::DashboardArgs),
     /// Measure how well performance predictors rank held-out archs of a benchmark table.
     Predictors(cmd::predictors::PredictorsArgs),
+    /// Export a run's trained model as ONNX, or its architecture as JSON.
+    Export(cmd::export::ExportArgs),
 }
 
 /// Exit codes (README): 0 ok, 1 failure, 2 bad input.
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Status(a) => cmd::runs::status(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Dashboard(a) => cmd::dashboard::run(a),
+        Command::Export(a) => cmd::export::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod config;
 pub mod dashboard;
+pub mod export;
 pub mod init;
 pub mod pipeline;
 pub mod predict;
@@ -79,8 +80,8 @@ pub fn parse_list<T: std::str::FromStr + PartialOrd + Default + Copy>(
     Ok(out)
 }
 
-/// The `space` field of an arch given as inline JSON or a `.json` file, if there is one.
-pub fn json_space(arch: &str) -> Option<String> {
+/// An arch given as inline JSON or a `.json` file, parsed, if it is one.
+fn json_arch(arch: &str) -> Option<serde_json::Value> {
     let t = arch.trim();
     let text = if t.starts_with('{') {
         t.to_string()
@@ -89,8 +90,25 @@ pub fn json_space(arch: &str) -> Option<String> {
     } else {
         return None;
     };
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v.get("space")?.as_str().map(str::to_string)
+    serde_json::from_str(&text).ok()
+}
+
+/// The `space` field of an arch given as inline JSON or a `.json` file, if there is one.
+pub fn json_space(arch: &str) -> Option<String> {
+    json_arch(arch)?.get("space")?.as_str().map(str::to_string)
+}
+
+/// The `space_params` of a JSON arch (`nasforge export --format json`) as `key=value`
+/// strings; empty when it has none. Only that list form is read: the object `nasforge show
+/// --json` prints is for reading, and loses option labels (an MLP's dropout `0` as `0.0`).
+pub fn json_space_params(arch: &str) -> Vec<String> {
+    match json_arch(arch).and_then(|v| v.get("space_params").cloned()) {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|p| p.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// A progress bar on stderr with `template`, or a hidden one when `quiet`.

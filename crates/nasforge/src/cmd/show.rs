@@ -14,7 +14,8 @@ pub struct ShowArgs {
     /// The search space (default: the `space` field of a JSON arch, else nb201).
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(SPACE_NAMES))]
     pub space: Option<String>,
-    /// A space size parameter `key=value` (repeatable), e.g. `channels=16`.
+    /// A space size parameter `key=value` (repeatable), e.g. `channels=16` (default: the
+    /// `space_params` of a JSON arch).
     #[arg(long = "space-param", value_name = "KEY=VALUE")]
     pub space_params: Vec<String>,
     /// Print one JSON object (`params`, `macs`, `op_counts`, ...).
@@ -34,7 +35,12 @@ pub fn run(args: ShowArgs) -> Result<()> {
         Some(s) => s.clone(),
         None => super::json_space(&args.arch).unwrap_or_else(|| "nb201".to_string()),
     };
-    let space = build_space(&space_name, &args.space_params)?;
+    // A JSON arch's own space parameters apply when it names this space and none are given.
+    let mut space_params = args.space_params.clone();
+    if space_params.is_empty() && super::json_space(&args.arch).as_deref() == Some(&space_name) {
+        space_params = super::json_space_params(&args.arch);
+    }
+    let space = build_space(&space_name, &space_params)?;
     let arch = read_arch(space.as_ref(), &args.arch)?;
     let net = space.decode(&arch)?;
     if args.quiet {

@@ -55,9 +55,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if cfg.final_epochs.is_none() {
         cfg.final_epochs = cfg.epochs.or(Some(40));
     }
-    if cfg.space.is_none() {
-        if let Some(s) = super::json_space(&args.arch) {
-            cfg.space = Some(s);
+    if let Some(s) = super::json_space(&args.arch) {
+        let space = cfg.space.get_or_insert(s.clone());
+        // A JSON arch's size parameters come along unless given; input and classes come from
+        // the data.
+        if *space == s && cfg.space_param.is_empty() {
+            cfg.space_param = super::json_space_params(&args.arch)
+                .into_iter()
+                .filter(|p| !p.starts_with("input=") && !p.starts_with("classes="))
+                .collect();
         }
     }
     let device = pipeline::device(&cfg)?;

@@ -1,0 +1,529 @@
+//! ONNX export of a trained [`Network`], normalisation and output scaling included.
+//!
+//! The graph takes the raw input `input` (`[N, ...input shape]`, float32, `N` a symbolic
+//! batch size), applies the saved [`Normalizer`] as `nasforge predict` does (subtract the
+//! training mean, divide by the standard deviation, clip to ±[`Normalizer::CLIP`]), runs the
+//! network, and returns `output`: the logits for classification (softmax not applied; a second
+//! output `probabilities` holds the softmax) or the prediction in the target's own units for
+//! regression. The file is written with a small hand-rolled protobuf writer ([`proto`]); the
+//! default-domain opset is [`OPSET`] (IR version 8).
+//!
+//! The walk mirrors [`Network`]'s forward pass node for node, symbolic zeros included: a `Zero`
+//! node produces no tensor, sums skip it, ops that map 0 to 0 pass it on, and it is
+//! materialised (`ConstantOfShape` with the run-time batch size) only where the network
+//! materialises it (batch norm, biased convolutions, linear layers, concatenation, the output).
+
+pub mod proto;
+
+use crate::bundle::ModelInfo;
+use crate::data::{Normalizer, Task};
+use crate::model::{Layer, Network};
+use burn::prelude::*;
+use nasforge_core::netspec::Op;
+use nasforge_core::{Error, Result};
+use proto::{Attr, Dim, Msg};
+use std::collections::HashSet;
+
+/// The default-domain operator set the exported graphs use.
+pub const OPSET: i64 = 13;
+
+/// What the exported graph wraps around the network.
+#[derive(Clone, Debug)]
+pub struct OnnxOptions {
+    /// Shape of one raw input row, `[C, H, W]` or `[F]` (the data's; an MLP reading images
+    /// has an image here and a vector as the network's input).
+    pub input_shape: Vec<usize>,
+    /// Input normalisation (and, for regression, the target scale); `None` feeds the input as is.
+    pub normalizer: Option<Normalizer>,
+    /// Classification adds a `probabilities` output; regression un-scales `output`.
+    pub task: Task,
+    /// Class labels in output order, recorded in the model's metadata.
+    pub classes: Vec<String>,
+}
+
+impl OnnxOptions {
+    /// The options that reproduce `nasforge predict` for a saved model.
+    pub fn for_model(info: &ModelInfo) -> Self {
+        OnnxOptions {
+            input_shape: info.input_shape.clone(),
+            normalizer: Some(info.normalizer.clone()),
+            task: info.task,
+            classes: info.classes.clone(),
+        }
+    }
+}
+
+/// Exports a saved model (`nasforge export --format onnx`).
+pub fn export_model(info: &ModelInfo, net: &Network) -> Result<Vec<u8>> {
+    export(net, &OnnxOptions::for_model(info))
+}
+
+/// Exports `net` wrapped as `opts` says; returns the bytes of the `.onnx` file.
+pub fn export(net: &Network, opts: &OnnxOptions) -> Result<Vec<u8>> {
+    let spec = net.spec();
+    let net_shape = spec.input_shape();
+    if opts.input_shape.iter().product::<usize>() != net_shape.iter().product::<usize>() {
+        return Err(Error::invalid(format!(
+            "input shape {:?} does not fit the network's input {net_shape:?}",
+            opts.input_shape
+        )));
+    }
+    let mut g = Graph::default();
+    let mut x = "input".to_string();
+    if let Some(norm) = &opts.normalizer {
+        x = g.normalise(&x, norm, &opts.input_shape)?;
+    }
+    if opts.input_shape.as_slice() != net_shape {
+        x = match net_shape {
+            [_] => g.op("Flatten", "input/flatten", &[&x], &[Attr::Int("axis", 1)]),
+            _ => {
+                let mut dims = vec![-1i64];
+                dims.extend(net_shape.iter().map(|&d| d as i64));
+                let s = g.const_i64("input/shape", &dims);
+                g.op("Reshape", "input/reshape", &[&x, &s], &[])
+            }
+        };
+    }
+    let body = g.network(net, x)?;
+    let out_len: usize = spec.output_shape().iter().product();
+    let mut outputs = vec![proto::value_info(
+        "output",
+        &[Dim::Named("N"), Dim::Fixed(out_len)],
+    )];
+    match (opts.task, opts.normalizer.as_ref().and_then(|n| n.target)) {
+        (Task::Regression, Some((mean, std))) => {
+            let s = g.const_f32("output/target_std", std);
+            let m = g.const_f32("output/target_mean", mean);
+            let scaled = g.op("Mul", "output/scale", &[&body, &s], &[]);
+            g.node("Add", "output/shift", &[&scaled, &m], "output", &[]);
+        }
+        (Task::Regression, None) => g.node("Identity", "output", &[&body], "output", &[]),
+        (Task::Classification, _) => {
+            g.node("Identity", "output", &[&body], "output", &[]);
+            g.node(
+                "Softmax",
+                "probabilities",
+                &["output"],
+                "probabilities",
+                &[Attr::Int("axis", 1)],
+            );
+            outputs.push(proto::value_info(
+                "probabilities",
+                &[Dim::Named("N"), Dim::Fixed(out_len)],
+            ));
+        }
+    }
+    let mut input_dims = vec![Dim::Named("N")];
+    input_dims.extend(opts.input_shape.iter().map(|&d| Dim::Fixed(d)));
+    let inputs = [proto::value_info("input", &input_dims)];
+    let task = match opts.task {
+        Task::Classification => "classification",
+        Task::Regression => "regression",
+    };
+    let metadata = [
+        ("task", task.to_string()),
+        (
+            "classes",
+            serde_json::to_string(&opts.classes).expect("strings serialise"),
+        ),
+    ];
+    Ok(proto::model(
+        &proto::GraphParts {
+            name: "nasforge",
+            nodes: &g.nodes,
+            initializers: &g.inits,
+            inputs: &inputs,
+            outputs: &outputs,
+        },
+        OPSET,
+        "nasforge",
+        &metadata,
+    ))
+}
+
+/// A tensor between nodes: a named graph value or symbolic zeros.
+#[derive(Clone, Debug)]
+enum Value {
+    Named(String),
+    Zeros,
+}
+
+/// The graph under construction.
+#[derive(Default)]
+struct Graph {
+    nodes: Vec<Msg>,
+    inits: Vec<Msg>,
+    names: HashSet<String>,
+    /// The int64 `[1]` tensor holding the run-time batch size, once needed.
+    batch: Option<String>,
+}
+
+fn floats(t: Tensor<1>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("float tensor")
+}
+
+fn floats_nd<const D: usize>(t: Tensor<D>) -> (Vec<usize>, Vec<f32>) {
+    let dims = t.dims().to_vec();
+    let v = t
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("float tensor");
+    (dims, v)
+}
+
+impl Graph {
+    /// A fresh value name based on `base`.
+    fn fresh(&mut self, base: &str) -> String {
+        let mut name = base.to_string();
+        let mut k = 1;
+        while !self.names.insert(name.clone()) {
+            k += 1;
+            name = format!("{base}_{k}");
+        }
+        name
+    }
+
+    /// Adds a node writing `output` (which must be fresh).
+    fn node(&mut self, op_type: &str, name: &str, inputs: &[&str], output: &str, attrs: &[Attr]) {
+        self.names.insert(output.to_string());
+        self.nodes
+            .push(proto::node(op_type, name, inputs, &[output], attrs));
+    }
+
+    /// Adds a node whose output is named after the node; returns the output name.
+    fn op(&mut self, op_type: &str, name: &str, inputs: &[&str], attrs: &[Attr]) -> String {
+        let out = self.fresh(name);
+        self.nodes
+            .push(proto::node(op_type, &out, inputs, &[&out], attrs));
+        out
+    }
+
+    fn init_f32(&mut self, name: &str, dims: &[usize], values: &[f32]) -> String {
+        let name = self.fresh(name);
+        self.inits.push(proto::tensor_f32(&name, dims, values));
+        name
+    }
+
+    /// A float scalar constant.
+    fn const_f32(&mut self, name: &str, v: f32) -> String {
+        self.init_f32(name, &[], &[v])
+    }
+
+    /// A float scalar constant shared by every node that needs it (`const/...` names).
+    fn shared_f32(&mut self, name: &str, v: f32) -> String {
+        if self.names.contains(name) {
+            name.to_string()
+        } else {
+            self.const_f32(name, v)
+        }
+    }
+
+    /// An int64 vector constant.
+    fn const_i64(&mut self, name: &str, values: &[i64]) -> String {
+        let name = self.fresh(name);
+        self.inits
+            .push(proto::tensor_i64(&name, &[values.len()], values));
+        name
+    }
+
+    /// `(x - mean) / std` clipped to ±CLIP, per channel (images) or feature (vectors).
+    fn normalise(&mut self, x: &str, norm: &Normalizer, shape: &[usize]) -> Result<String> {
+        let groups = norm.mean.len();
+        let dims: Vec<usize> = match *shape {
+            [c, h, w] if groups == c && norm.plane == h * w => vec![c, 1, 1],
+            [f] if groups == f && norm.plane == 1 => vec![f],
+            _ => {
+                return Err(Error::invalid(format!(
+                    "the normaliser ({groups} groups of {}) does not fit input shape {shape:?}",
+                    norm.plane
+                )))
+            }
+        };
+        let mean = self.init_f32("input/mean", &dims, &norm.mean);
+        let std = self.init_f32("input/std", &dims, &norm.std);
+        let lo = self.const_f32("input/clip_min", -Normalizer::CLIP);
+        let hi = self.const_f32("input/clip_max", Normalizer::CLIP);
+        let centred = self.op("Sub", "input/centre", &[x, &mean], &[]);
+        let scaled = self.op("Div", "input/scale", &[&centred, &std], &[]);
+        Ok(self.op("Clip", "input/clip", &[&scaled, &lo, &hi], &[]))
+    }
+
+    /// Zeros of shape `[N, ...shape]`, `N` read from the input at run time.
+    fn zeros(&mut self, shape: &[usize]) -> String {
+        let batch = match &self.batch {
+            Some(b) => b.clone(),
+            None => {
+                let s = self.op("Shape", "batch/shape", &["input"], &[]);
+                let zero = self.const_i64("batch/start", &[0]);
+                let one = self.const_i64("batch/end", &[1]);
+                let b = self.op("Slice", "batch/size", &[&s, &zero, &one], &[]);
+                self.batch = Some(b.clone());
+                b
+            }
+        };
+        let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        let rest = self.const_i64("zeros/dims", &dims);
+        let full = self.op(
+            "Concat",
+            "zeros/shape",
+            &[&batch, &rest],
+            &[Attr::Int("axis", 0)],
+        );
+        self.op(
+            "ConstantOfShape",
+            "zeros",
+            &[&full],
+            &[Attr::Tensor("value", proto::tensor_f32("", &[1], &[0.0]))],
+        )
+    }
+
+    /// The nodes of `net` reading `input`; returns the name of its `[N, outputs]` result.
+    fn network(&mut self, net: &Network, input: String) -> Result<String> {
+        let spec = net.spec();
+        let nodes = spec.nodes();
+        let mut values: Vec<Option<Value>> = vec![None; nodes.len()];
+        values[0] = Some(Value::Named(input));
+        for (i, node) in nodes.iter().enumerate().skip(1) {
+            let base = if node.scope.is_empty() {
+                format!("{}{i}", node.op.kind())
+            } else {
+                format!("{}/{}{i}", node.scope, node.op.kind())
+            };
+            let args: Vec<Value> = node
+                .inputs
+                .iter()
+                .map(|&j| values[j].clone().expect("inputs come first"))
+                .collect();
+            // A real tensor for input k: symbolic zeros are materialised.
+            let real = |g: &mut Graph, k: usize| -> String {
+                match &args[k] {
+                    Value::Named(n) => n.clone(),
+                    Value::Zeros => g.zeros(&nodes[node.inputs[k]].shape),
+                }
+            };
+            let named = |g: &mut Graph, op: &str, attrs: &[Attr]| -> Value {
+                match &args[0] {
+                    Value::Zeros => Value::Zeros,
+                    Value::Named(x) => Value::Named(g.op(op, &base, &[x], attrs)),
+                }
+            };
+            let out = match (&node.op, &net.layers()[i]) {
+                (
+                    Op::Conv2d {
+                        kernel,
+                        stride,
+                        padding,
+                        dilation,
+                        groups,
+                        bias,
+                        ..
+                    },
+                    Layer::Conv(conv),
+                ) => {
+                    if !bias && matches!(args[0], Value::Zeros) {
+                        Value::Zeros
+                    } else {
+                        let x = real(self, 0);
+                        let (wd, wv) = floats_nd(conv.weight.val());
+                        let w = self.init_f32(&format!("{base}.weight"), &wd, &wv);
+                        let mut ins = vec![x, w];
+                        if let Some(b) = &conv.bias {
+                            let bv = floats(b.val());
+                            ins.push(self.init_f32(&format!("{base}.bias"), &[bv.len()], &bv));
+                        }
+                        let (k, s, p, d) = (
+                            *kernel as i64,
+                            *stride as i64,
+                            *padding as i64,
+                            *dilation as i64,
+                        );
+                        let ins: Vec<&str> = ins.iter().map(String::as_str).collect();
+                        Value::Named(self.op(
+                            "Conv",
+                            &base,
+                            &ins,
+                            &[
+                                Attr::Ints("kernel_shape", vec![k, k]),
+                                Attr::Ints("strides", vec![s, s]),
+                                Attr::Ints("pads", vec![p, p, p, p]),
+                                Attr::Ints("dilations", vec![d, d]),
+                                Attr::Int("group", *groups as i64),
+                            ],
+                        ))
+                    }
+                }
+                (Op::BatchNorm { .. }, Layer::Norm(bn)) => {
+                    // Whatever scale and shift the layer holds (1 and 0 for an untrained one).
+                    let x = real(self, 0);
+                    let mut ins = vec![x];
+                    for (suffix, t) in [
+                        ("scale", bn.gamma.val()),
+                        ("bias", bn.beta.val()),
+                        ("running_mean", bn.running_mean.value()),
+                        ("running_var", bn.running_var.value()),
+                    ] {
+                        let v = floats(t);
+                        ins.push(self.init_f32(&format!("{base}.{suffix}"), &[v.len()], &v));
+                    }
+                    let ins: Vec<&str> = ins.iter().map(String::as_str).collect();
+                    Value::Named(self.op(
+                        "BatchNormalization",
+                        &base,
+                        &ins,
+                        &[Attr::Float("epsilon", bn.epsilon as f32)],
+                    ))
+                }
+                (Op::Linear { .. }, Layer::Linear(lin)) => {
+                    // burn stores the weight as [in, out]: y = x W + b, Gemm without transposes.
+                    let x = real(self, 0);
+                    let (wd, wv) = floats_nd(lin.weight.val());
+                    let w = self.init_f32(&format!("{base}.weight"), &wd, &wv);
+                    let mut ins = vec![x, w];
+                    if let Some(b) = &lin.bias {
+                        let bv = floats(b.val());
+                        ins.push(self.init_f32(&format!("{base}.bias"), &[bv.len()], &bv));
+                    }
+                    let ins: Vec<&str> = ins.iter().map(String::as_str).collect();
+                    Value::Named(self.op("Gemm", &base, &ins, &[]))
+                }
+                (Op::Dropout { .. }, _) | (Op::Identity, _) => args[0].clone(),
+                (Op::Zero { .. }, _) => Value::Zeros,
+                (Op::Relu, _) => named(self, "Relu", &[]),
+                (Op::Tanh, _) => named(self, "Tanh", &[]),
+                (Op::Silu, _) => match &args[0] {
+                    Value::Zeros => Value::Zeros,
+                    Value::Named(x) => {
+                        let s = self.op("Sigmoid", &format!("{base}/sigmoid"), &[x], &[]);
+                        Value::Named(self.op("Mul", &base, &[x, &s], &[]))
+                    }
+                },
+                (Op::Gelu, _) => match &args[0] {
+                    Value::Zeros => Value::Zeros,
+                    // Opset 13 has no Gelu; burn's is the exact one: x/2 * (1 + erf(x/√2)).
+                    Value::Named(x) => {
+                        let r2 = self.shared_f32("const/sqrt2", std::f32::consts::SQRT_2);
+                        let one = self.shared_f32("const/one", 1.0);
+                        let half = self.shared_f32("const/half", 0.5);
+                        let d = self.op("Div", &format!("{base}/div"), &[x, &r2], &[]);
+                        let e = self.op("Erf", &format!("{base}/erf"), &[&d], &[]);
+                        let p = self.op("Add", &format!("{base}/add"), &[&e, &one], &[]);
+                        let h = self.op("Mul", &format!("{base}/half"), &[x, &half], &[]);
+                        Value::Named(self.op("Mul", &base, &[&h, &p], &[]))
+                    }
+                },
+                (
+                    Op::MaxPool {
+                        kernel,
+                        stride,
+                        padding,
+                    },
+                    _,
+                ) => {
+                    let (k, s, p) = (*kernel as i64, *stride as i64, *padding as i64);
+                    named(
+                        self,
+                        "MaxPool",
+                        &[
+                            Attr::Ints("kernel_shape", vec![k, k]),
+                            Attr::Ints("strides", vec![s, s]),
+                            Attr::Ints("pads", vec![p, p, p, p]),
+                        ],
+                    )
+                }
+                (
+                    Op::AvgPool {
+                        kernel,
+                        stride,
+                        padding,
+                        count_include_pad,
+                    },
+                    _,
+                ) => {
+                    let (k, s, p) = (*kernel as i64, *stride as i64, *padding as i64);
+                    named(
+                        self,
+                        "AveragePool",
+                        &[
+                            Attr::Ints("kernel_shape", vec![k, k]),
+                            Attr::Ints("strides", vec![s, s]),
+                            Attr::Ints("pads", vec![p, p, p, p]),
+                            Attr::Int("count_include_pad", *count_include_pad as i64),
+                        ],
+                    )
+                }
+                (Op::GlobalAvgPool, _) => match &args[0] {
+                    Value::Zeros => Value::Zeros,
+                    Value::Named(x) => {
+                        let p = self.op("GlobalAveragePool", &format!("{base}/pool"), &[x], &[]);
+                        Value::Named(self.op("Flatten", &base, &[&p], &[Attr::Int("axis", 1)]))
+                    }
+                },
+                (Op::Flatten, _) => {
+                    if nodes[node.inputs[0]].shape.len() == 1 {
+                        args[0].clone()
+                    } else {
+                        named(self, "Flatten", &[Attr::Int("axis", 1)])
+                    }
+                }
+                (Op::Crop { offset }, _) => match &args[0] {
+                    Value::Zeros => Value::Zeros,
+                    Value::Named(x) => {
+                        let o = *offset as i64;
+                        let starts = self.const_i64(&format!("{base}.starts"), &[o, o]);
+                        let ends = self.const_i64(&format!("{base}.ends"), &[i64::MAX, i64::MAX]);
+                        let axes = self.const_i64(&format!("{base}.axes"), &[2, 3]);
+                        Value::Named(self.op("Slice", &base, &[x, &starts, &ends, &axes], &[]))
+                    }
+                },
+                (Op::Add, _) => {
+                    let live: Vec<&str> = args
+                        .iter()
+                        .filter_map(|a| match a {
+                            Value::Named(n) => Some(n.as_str()),
+                            Value::Zeros => None,
+                        })
+                        .collect();
+                    match live[..] {
+                        [] => Value::Zeros,
+                        [one] => Value::Named(one.to_string()),
+                        _ => Value::Named(self.op("Sum", &base, &live, &[])),
+                    }
+                }
+                (Op::Concat, _) => {
+                    let parts: Vec<String> = (0..args.len()).map(|k| real(self, k)).collect();
+                    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+                    Value::Named(self.op("Concat", &base, &parts, &[Attr::Int("axis", 1)]))
+                }
+                (op, layer) => {
+                    return Err(Error::invalid(format!(
+                        "node {i} ({}): no ONNX mapping for this op with layer {}",
+                        op.kind(),
+                        match layer {
+                            Layer::Conv(_) => "conv",
+                            Layer::Norm(_) => "norm",
+                            Layer::Linear(_) => "linear",
+                            Layer::Dropout(_) => "dropout",
+                            Layer::Fixed(_) => "none",
+                        }
+                    )))
+                }
+            };
+            values[i] = Some(out);
+        }
+        let out = values[spec.output()].take().expect("output computed");
+        Ok(match out {
+            Value::Zeros => {
+                let n: usize = spec.output_shape().iter().product();
+                self.zeros(&[n])
+            }
+            Value::Named(x) if spec.output_shape().len() > 1 => {
+                self.op("Flatten", "head/flatten", &[&x], &[Attr::Int("axis", 1)])
+            }
+            Value::Named(x) => x,
+        })
+    }
+}
