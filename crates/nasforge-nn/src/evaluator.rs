@@ -3,6 +3,7 @@
 use crate::data::{Dataset, Split};
 use crate::device::DeviceKind;
 use crate::model::Network;
+use crate::proxies::{self, Proxy, ProxyBatch, DEFAULT_BATCH};
 use crate::train::{train, Control, Metric, TrainConfig, TrainError, TrainSetup};
 use burn::prelude::*;
 use nasforge_core::space::{Arch, Space};
@@ -21,6 +22,8 @@ pub struct TrainingEvaluator {
     seed: u64,
     device: DeviceKind,
     latency: bool,
+    proxies: Vec<Proxy>,
+    proxy_batch: Option<ProxyBatch>,
 }
 
 impl TrainingEvaluator {
@@ -41,7 +44,22 @@ impl TrainingEvaluator {
             seed,
             device,
             latency: true,
+            proxies: Vec::new(),
+            proxy_batch: None,
         }
+    }
+
+    /// Scores every candidate with `proxies` at initialisation, before training, and stores
+    /// them as `proxy_<name>` metrics. Data-dependent proxies read a batch of training rows.
+    pub fn with_proxies(mut self, proxies: Vec<Proxy>) -> nasforge_core::Result<Self> {
+        self.proxy_batch = Some(ProxyBatch::from_rows(
+            &self.data,
+            &self.train_rows,
+            DEFAULT_BATCH,
+            self.seed,
+        )?);
+        self.proxies = proxies;
+        Ok(self)
     }
 
     /// Turns the CPU latency measurement off (tests, quick runs).
@@ -98,6 +116,17 @@ impl Evaluator for TrainingEvaluator {
             }
             None => &self.train_rows,
         };
+        let mut proxy_values = BTreeMap::new();
+        if let Some(batch) = &self.proxy_batch {
+            // A proxy that cannot score this network (a degenerate batch) is left out.
+            if let Ok(values) = proxies::score(&spec, &self.proxies, batch, self.seed) {
+                for (p, v) in self.proxies.iter().zip(values) {
+                    if v.is_finite() {
+                        proxy_values.insert(format!("proxy_{}", p.name()), v);
+                    }
+                }
+            }
+        }
         let start = Instant::now();
         let mut stopped = false;
         let setup = TrainSetup {
@@ -145,6 +174,7 @@ impl Evaluator for TrainingEvaluator {
         metrics.insert("train_seconds".into(), train_seconds);
         metrics.insert("params".into(), spec.params() as f64);
         metrics.insert("macs".into(), spec.macs() as f64);
+        metrics.extend(proxy_values);
         if stopped {
             return Err(EvalError::Pruned { metrics });
         }

@@ -69,6 +69,8 @@ fn digits_run(dir: &Path) {
         "2",
         "--space-param",
         "channels=4",
+        "--record-proxies",
+        "synflow,naswot",
         "--run-dir",
         dir.to_str().unwrap(),
         "--quiet",
@@ -175,10 +177,13 @@ fn report_writes_self_contained_html_and_markdown_with_figures() {
         "objective_vs_latency_ms_b1",
         "learning_curves",
         "arch_0",
+        "objective_vs_proxy_synflow",
+        "objective_vs_proxy_naswot",
     ] {
         assert!(html.contains(&format!("id=\"{id}\"")), "no figure {id}");
     }
-    assert!(html.matches("<svg").count() >= 7);
+    assert!(html.matches("<svg").count() >= 9);
+    assert!(html.contains("Spearman"));
     assert!(html.contains("Top trials") && html.contains("test accuracy, 2 seeds"));
     assert!(
         html.contains("nor_conv_3x3")
@@ -208,7 +213,7 @@ fn report_writes_self_contained_html_and_markdown_with_figures() {
         );
         linked += 1;
     }
-    assert!(linked >= 7, "{md}");
+    assert!(linked >= 9, "{md}");
     assert_eq!(std::fs::read_dir(figures).unwrap().count(), linked);
     assert!(md.contains("| # | trial |"));
 
@@ -535,4 +540,36 @@ fn dashboard_in_headless_chromium_follows_a_run() {
         "the trial page",
     );
     assert!(b.errors.is_empty(), "console errors: {:#?}", b.errors);
+}
+
+#[test]
+fn record_proxies_needs_training_and_known_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let table = nb201_table();
+    let o = nasforge(&[
+        "search",
+        "--table",
+        &table,
+        "--record-proxies",
+        "synflow",
+        "--run-dir",
+        tmp.path().join("t").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("nasforge proxies --table"),
+        "{}",
+        text(&o)
+    );
+    let o = nasforge(&[
+        "search",
+        "--record-proxies",
+        "magic",
+        "--trials",
+        "1",
+        "--run-dir",
+        tmp.path().join("d").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("magic"), "{}", text(&o));
 }

@@ -202,16 +202,14 @@ impl Space for DartsSpace {
             .map(|(c, kind)| {
                 let mut nodes = vec!["c_{k-2}".to_string(), "c_{k-1}".to_string()];
                 nodes.extend((0..NODES).map(|k| format!("node {k}")));
-                nodes.push("concat".into());
                 let mut edges = Vec::new();
                 for (k, pair) in self.edges(arch, c).iter().enumerate() {
                     for &(op, from) in pair {
                         edges.push((from, k + 2, DARTS_OPS[op].to_string()));
                     }
                 }
-                edges.extend((2..NODES + 2).map(|k| (k, NODES + 2, String::new())));
                 CellGraph {
-                    title: format!("{kind} cell"),
+                    title: format!("{kind} cell (output: concat of nodes 0-3)"),
                     nodes,
                     edges,
                 }

@@ -87,6 +87,11 @@ pub struct SearchConfig {
     /// Fraction of rows for the test split, used only by final training [default: 0.15].
     #[arg(long)]
     pub test_fraction: Option<f64>,
+    /// Zero-cost proxies to score every trial's network with at initialisation, stored as
+    /// `proxy_<name>` metrics (report plots them against the objective): a comma-separated list
+    /// of synflow, snip, grad_norm, fisher, jacob_cov, naswot, params, macs, or `all`.
+    #[arg(long)]
+    pub record_proxies: Option<String>,
     /// Trials to finish (a resumed run counts the ones it has) [default: 40 on data, 100 on tables].
     #[arg(long)]
     pub trials: Option<usize>,
@@ -193,7 +198,7 @@ impl SearchConfig {
             space, strategy, evaluator, table, objective, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            flip, final_epochs, final_seeds, device, scheduler, min_epochs, stopper;
+            flip, final_epochs, final_seeds, device, scheduler, min_epochs, stopper, record_proxies;
             space_param, strategy_param, drop, scheduler_param, stopper_param);
         out
     }
@@ -247,6 +252,7 @@ pub const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:
 # min_epochs = 1               # lowest rung of a scheduler (the top rung is `epochs`)
 # stopper = "curve"            # median or curve: stop unpromising trials early
 # epoch_budget = 400           # stop once the trials trained this many epochs in total
+# record_proxies = "synflow"   # zero-cost proxies stored with every trial (the report plots them)
 # trials = 40
 # seed = 0
 # objective = "valid_accuracy" # valid_mse for regression

@@ -41,8 +41,8 @@ pub struct SearchArgs {
     /// Print one JSON summary at the end, nothing else on stdout.
     #[arg(long)]
     pub json: bool,
-    /// No progress bars.
-    #[arg(long)]
+    /// Print nothing on success: no progress, no summary (the run directory holds the results).
+    #[arg(long, short = 'q', conflicts_with = "json")]
     pub quiet: bool,
     #[command(flatten)]
     pub settings: SearchConfig,
@@ -332,6 +332,11 @@ fn search_table(
             "a benchmark table holds fixed results at fixed fidelities: --scheduler, --stopper and --epoch-budget need the training evaluator. Compare schedulers on a table with `nasforge bench --epochs`",
         );
     }
+    if cfg.record_proxies.is_some() {
+        return bad_input(
+            "--record-proxies scores the networks a search trains; on a benchmark table use `nasforge proxies --table`",
+        );
+    }
     cfg.space.get_or_insert_with(|| "nb201".into());
     cfg.strategy.get_or_insert_with(|| "rea".into());
     cfg.objective.get_or_insert_with(|| "test_acc_200ep".into());
@@ -426,6 +431,9 @@ fn search_train(
         cfg.seed.unwrap_or(0),
         device,
     );
+    if let Some(list) = &cfg.record_proxies {
+        evaluator = evaluator.with_proxies(nasforge_nn::proxies::Proxy::parse_list(list)?)?;
+    }
     if !quiet {
         eprintln!(
             "searching {} with {} on {} ({} train / {} valid rows held, {} test rows kept for the end)",

@@ -28,8 +28,8 @@ pub struct TrainArgs {
     /// Print one JSON summary.
     #[arg(long)]
     pub json: bool,
-    /// No progress bar.
-    #[arg(long)]
+    /// Print nothing on success: no progress, no summary (the run directory holds the results).
+    #[arg(long, short = 'q', conflicts_with = "json")]
     pub quiet: bool,
     #[command(flatten)]
     pub settings: SearchConfig,
@@ -46,9 +46,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         return bad_input("--seeds must be at least 1");
     }
     let given = &args.settings;
-    if given.scheduler.is_some() || given.stopper.is_some() || given.epoch_budget.is_some() {
+    if given.scheduler.is_some()
+        || given.stopper.is_some()
+        || given.epoch_budget.is_some()
+        || given.record_proxies.is_some()
+    {
         return bad_input(
-            "--scheduler, --stopper and --epoch-budget steer a search; `nasforge train` trains one arch for --final-epochs. Drop them, or use `nasforge search`",
+            "--scheduler, --stopper, --epoch-budget and --record-proxies belong to a search; `nasforge train` trains one arch for --final-epochs. Drop them, or use `nasforge search`",
         );
     }
     cfg.final_seeds = Some(args.seeds);

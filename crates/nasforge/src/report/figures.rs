@@ -155,7 +155,8 @@ fn versus_cost(run: &Run, metric: &str, label: &str) -> Option<Figure> {
         title,
         svg: chart.render(),
         caption: format!(
-            "Every complete trial; the line joins the {n_front} trials that no other trial beats on both {} and {metric} (the Pareto front).",
+            "Every complete trial; the line joins the {n_front} {} that no other trial beats on both {} and {metric} (the Pareto front).",
+            if n_front == 1 { "trial" } else { "trials" },
             run.record.objective
         ),
     })

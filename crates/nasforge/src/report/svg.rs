@@ -222,6 +222,19 @@ impl Chart {
                     }
                 }
                 Mark::Line | Mark::Step => {
+                    if let [(_, (x, y))] = usable[..] {
+                        // One point makes no line: show it as a dot.
+                        let _ = write!(
+                            out,
+                            r##"<circle cx="{:.1}" cy="{:.1}" r="{}" fill="{}" fill-opacity="{}"/>"##,
+                            sx(x),
+                            sy(y),
+                            s.size + 1.5,
+                            escape(&s.color),
+                            s.opacity
+                        );
+                        continue;
+                    }
                     if usable.is_empty() {
                         continue;
                     }
