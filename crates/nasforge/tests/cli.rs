@@ -505,3 +505,70 @@ fn every_registered_strategy_runs_on_the_table_with_and_without_warm_start() {
         }
     }
 }
+
+/// `--quiet` prints nothing on success and `--json` prints one JSON document, on every command
+/// that prints results (the ones that train are covered in cli_train.rs and report.rs).
+#[test]
+fn quiet_prints_nothing_and_json_is_one_document() {
+    let tmp = tempfile::tempdir().unwrap();
+    let table = nb201_table();
+    let init_out = tmp.path().join("run.toml");
+    let init_out = init_out.to_str().unwrap();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["show", ALL_CONV],
+        vec![
+            "bench",
+            "nb201",
+            "--table",
+            &table,
+            "--strategy",
+            "random",
+            "--queries",
+            "5",
+            "--seeds",
+            "2",
+        ],
+        vec![
+            "proxies",
+            "--table",
+            &table,
+            "--sample",
+            "5",
+            "--proxies",
+            "params,macs",
+        ],
+        vec![
+            "predictors",
+            "--table",
+            &table,
+            "--train-sizes",
+            "20",
+            "--predictors",
+            "forest",
+            "--seeds",
+            "1",
+            "--test-size",
+            "50",
+        ],
+        vec!["init", "--out", init_out, "--force"],
+        vec!["runs", tmp.path().to_str().unwrap()],
+    ];
+    for args in cases {
+        let mut quiet = args.clone();
+        quiet.push("--quiet");
+        let o = nasforge(&quiet);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert!(
+            o.stdout.is_empty() && o.stderr.is_empty(),
+            "{args:?} --quiet printed: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let mut json = args.clone();
+        json.push("--json");
+        let o = nasforge(&json);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .unwrap_or_else(|e| panic!("{args:?} --json: {e}: {}", stdout(&o)));
+    }
+}

@@ -84,6 +84,22 @@ fn search_on_embedded_digits_trains_saves_and_predicts() {
         "a trained model beats chance: {}",
         p["accuracy"]
     );
+    // --out writes the CSV; --quiet says nothing.
+    let csv = tmp.path().join("pred.csv");
+    let o = nasforge(&[
+        "predict",
+        "--model",
+        best.to_str().unwrap(),
+        "--data",
+        &shared("datasets/digits.csv.gz"),
+        "--out",
+        csv.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success() && o.stdout.is_empty() && o.stderr.is_empty());
+    let written = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(written.lines().count(), 1798);
+    assert!(written.starts_with("row,prediction,target\n"));
 
     // Train the found arch again from its JSON.
     let arch = best.join("arch.json");

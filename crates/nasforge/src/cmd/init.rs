@@ -15,9 +15,8 @@ pub struct InitArgs {
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,
-    /// Print nothing on success.
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub output: super::Output,
 }
 
 /// Runs `nasforge init`.
@@ -30,7 +29,11 @@ pub fn run(args: InitArgs) -> Result<()> {
     }
     std::fs::write(&args.out, INIT_TEMPLATE)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
-    if args.quiet {
+    if args.output.json {
+        println!("{}", serde_json::json!({ "out": args.out }));
+        return Ok(());
+    }
+    if args.output.quiet {
         return Ok(());
     }
     eprintln!(

@@ -160,7 +160,7 @@ h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap;overflow-wrap:normal}
 .figs{display:flex;flex-wrap:wrap;gap:16px}.fig{max-width:100%}.fig p{font-size:12px;color:#555;max-width:560px}
-pre{background:#f7f7f7;padding:10px;overflow:auto;font-size:12px}code{font-size:12px;overflow-wrap:anywhere}td{overflow-wrap:anywhere}svg{max-width:100%;height:auto}";
+pre{background:#f7f7f7;padding:10px;overflow:auto;font-size:12px}code{font-size:12px;overflow-wrap:anywhere}td{overflow-wrap:break-word}svg{max-width:100%;height:auto}";
 
 fn figure_html(out: &mut String, f: &Figure) {
     let _ = write!(
