@@ -112,6 +112,20 @@ fn runs_and_status_list_progress_and_reject_non_runs() {
     let o = nasforge(&["status", a.to_str().unwrap()]);
     assert!(text(&o).contains("best arch"), "{}", text(&o));
 
+    // A table run trains no model: its best arch still exports as JSON, which show reads.
+    let o = nasforge(&["export", a.to_str().unwrap(), "--format", "json", "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let file = out["out"].as_str().unwrap();
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert_eq!(doc["space"], "nb201");
+    assert!(doc["netspec"].is_object() && doc["valid_acc_12ep"].as_f64().is_some());
+    let shown: Value = serde_json::from_slice(&nasforge(&["show", file, "--json"]).stdout).unwrap();
+    assert_eq!(shown["arch"], doc["arch"]);
+    let o = nasforge(&["export", a.to_str().unwrap(), "--format", "onnx"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no trained model"), "{}", text(&o));
+
     // Interrupted: a process that is gone left the run mid-search.
     std::fs::write(
         a.join("activity.json"),

@@ -5,9 +5,11 @@
 //! its parameters, the arch (text and choices), the NetSpec and its counts; `nasforge show` and
 //! `nasforge train --arch` read that file back.
 
-use super::bad_input;
+use super::{bad_input, build_space};
+use crate::report::run::{is_run, Run};
 use anyhow::{Context, Result};
 use clap::Args;
+use nasforge_core::space::{Arch, Space};
 use nasforge_nn::bundle::{self, ModelInfo};
 use nasforge_nn::device::DeviceKind;
 use std::path::{Path, PathBuf};
@@ -26,12 +28,9 @@ pub struct ExportArgs {
     /// Where to write [default: RUN/best/model.onnx or RUN/best/export.json].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Print nothing on success.
-    #[arg(long)]
-    pub quiet: bool,
-    /// Print one JSON object: `out`, `format`, `bytes`.
-    #[arg(long)]
-    pub json: bool,
+    /// `--json` prints one JSON object: `out`, `format`, `bytes`.
+    #[command(flatten)]
+    pub output: super::Output,
 }
 
 /// Runs `nasforge export`.
@@ -42,6 +41,37 @@ pub fn run(args: ExportArgs) -> Result<()> {
             args.format,
             FORMATS.join(", ")
         ));
+    }
+    // A search on a benchmark table trains nothing, but its best arch exports as JSON (to train
+    // it on data with `nasforge train --arch`).
+    if args.format == "json"
+        && is_run(&args.run)
+        && !args.run.join("best").join("model.json").exists()
+    {
+        let run = Run::open(&args.run)?;
+        let Some(best) = run.best() else {
+            return bad_input(format!(
+                "{} has no complete trial yet: nothing to export",
+                args.run.display()
+            ));
+        };
+        let space = build_space(&run.record.space, &run.config.space_param)?;
+        let arch = space.parse_json(&best.arch)?;
+        let doc = arch_json(
+            space.as_ref(),
+            &arch,
+            &run.config.space_param,
+            serde_json::json!({"trial": best.number, run.record.objective.clone(): best.value}),
+        )?;
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| args.run.join("export.json"));
+        return write(
+            &args,
+            &out,
+            format!("{}\n", serde_json::to_string_pretty(&doc)?).into_bytes(),
+        );
     }
     let best = model_dir(&args.run)?;
     let (bytes, default_name) = match args.format.as_str() {
@@ -61,11 +91,15 @@ pub fn run(args: ExportArgs) -> Result<()> {
         }
     };
     let out = args.out.clone().unwrap_or_else(|| best.join(default_name));
-    std::fs::write(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
-    if args.json {
+    write(&args, &out, bytes)
+}
+
+fn write(args: &ExportArgs, out: &Path, bytes: Vec<u8>) -> Result<()> {
+    std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    if args.output.json {
         let doc = serde_json::json!({"out": out, "format": args.format, "bytes": bytes.len()});
         println!("{}", serde_json::to_string_pretty(&doc)?);
-    } else if !args.quiet {
+    } else if !args.output.quiet {
         println!("{} ({} bytes)", out.display(), bytes.len());
     }
     Ok(())
@@ -120,18 +154,36 @@ fn read_info(best: &Path) -> Result<ModelInfo> {
 /// The `--format json` document: what `show` and `train --arch` read back.
 fn arch_document(info: &ModelInfo) -> Result<serde_json::Value> {
     let (space, arch) = info.space_and_arch()?;
-    let spec = space.decode(&arch)?;
-    Ok(serde_json::json!({
+    arch_json(
+        space.as_ref(),
+        &arch,
+        &info.space_params,
+        serde_json::json!({"task": info.task, "classes": info.classes}),
+    )
+}
+
+/// The arch document: space, its parameters, the arch (text and choices), counts, NetSpec, and
+/// the fields of `extra`.
+fn arch_json(
+    space: &dyn Space,
+    arch: &Arch,
+    space_params: &[String],
+    extra: serde_json::Value,
+) -> Result<serde_json::Value> {
+    let spec = space.decode(arch)?;
+    let mut doc = serde_json::json!({
         "space": space.name(),
-        "space_params": info.space_params,
-        "arch": space.format(&arch),
-        "choices": space.to_json(&arch)["choices"],
-        "task": info.task,
-        "classes": info.classes,
+        "space_params": space_params,
+        "arch": space.format(arch),
+        "choices": space.to_json(arch)["choices"],
         "params": spec.params(),
         "macs": spec.macs(),
         "input_shape": spec.input_shape(),
         "output_shape": spec.output_shape(),
         "netspec": spec,
-    }))
+    });
+    if let (Some(d), serde_json::Value::Object(e)) = (doc.as_object_mut(), extra) {
+        d.extend(e);
+    }
+    Ok(doc)
 }
