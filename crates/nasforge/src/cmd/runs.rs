@@ -1,7 +1,7 @@
 //! `nasforge runs` (every run in a folder) and `nasforge status` (one run's progress).
 
 use super::Output;
-use crate::report::page::{facts, final_text};
+use crate::report::page::facts;
 use crate::report::run::{find_runs, Run};
 use anyhow::Result;
 use clap::Args;
@@ -131,7 +131,7 @@ pub fn status(args: StatusArgs) -> Result<()> {
             }
         );
     }
-    if final_text(&run).is_none() && run.has_model() {
+    if run.has_model() {
         println!("{:<15} {}", "model", run.dir.join("best").display());
     }
     if !latest.is_empty() {
