@@ -1,34 +1,10 @@
 //! End-to-end tests of the `nasforge` binary.
 
+mod common;
+use common::{nasforge, nb201_table, stderr, stdout};
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn nasforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nasforge"))
-        .args(args)
-        .output()
-        .expect("run nasforge")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// The NAS-Bench-201 table in `../shared`. Missing data is a test failure, never a skip.
-fn nb201_table() -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/benchmarks/nb201/cifar10.csv");
-    assert!(
-        p.exists(),
-        "{} is missing: the tests need ../shared beside the repository (see README)",
-        p.display()
-    );
-    p.to_string_lossy().into_owned()
-}
+use std::process::Output;
 
 const ALL_CONV: &str = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|";
 

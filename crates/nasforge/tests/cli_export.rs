@@ -2,28 +2,15 @@
 //! against `nasforge predict` and onnxruntime, as JSON read back by `show` and `train --arch`,
 //! and the user errors.
 
+mod common;
+use common::{json, nasforge};
+
 use burn::prelude::*;
 use nasforge_nn::bundle;
 use nasforge_nn::data::{self, embedded_digits, CsvOptions, Dataset};
 use nasforge_nn::device::DeviceKind;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn nasforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nasforge"))
-        .args(args)
-        .output()
-        .expect("run nasforge")
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    assert!(
-        o.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).expect("one JSON document on stdout")
-}
+use std::process::Command;
 
 /// The Python with onnxruntime (`NASFORGE_ONNX_PYTHON`); unset skips the onnxruntime check
 /// with a message, except under CI, where it is a failure.

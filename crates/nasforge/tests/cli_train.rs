@@ -1,35 +1,10 @@
 //! End-to-end tests of searching and training on real data.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{json, nasforge, shared};
 
-fn nasforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nasforge"))
-        .args(args)
-        .output()
-        .expect("run nasforge")
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    assert!(
-        o.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).expect("one JSON document on stdout")
-}
-
-fn shared(rel: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared")
-        .join(rel);
-    assert!(
-        p.exists(),
-        "{} is missing: the tests need ../shared beside the repository",
-        p.display()
-    );
-    p.to_string_lossy().into_owned()
-}
+use std::path::Path;
+use std::process::Output;
 
 /// A tiny search budget so the tests stay quick in debug builds.
 const TINY: &[&str] = &[

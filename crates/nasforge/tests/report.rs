@@ -1,38 +1,15 @@
 //! `runs`, `status`, `report` and `dashboard` end to end; the dashboard in a real headless
 //! Chromium driven over the DevTools protocol.
 
+mod common;
+use common::{nasforge, nb201_table, text};
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn nasforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nasforge"))
-        .args(args)
-        .output()
-        .expect("run nasforge")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn nb201_table() -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/benchmarks/nb201/cifar10.csv");
-    assert!(
-        p.exists(),
-        "{} is missing: the tests need ../shared beside the repository (see README)",
-        p.display()
-    );
-    p.to_string_lossy().into_owned()
-}
 
 /// A finished table-lookup run of `trials` trials in `dir`.
 fn table_run(dir: &Path, trials: usize) {

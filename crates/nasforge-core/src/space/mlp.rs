@@ -96,14 +96,7 @@ impl Space for MlpSpace {
             nodes.push(label);
         }
         nodes.push(format!("linear {}", self.classes));
-        let edges = (1..nodes.len())
-            .map(|i| (i - 1, i, String::new()))
-            .collect();
-        vec![CellGraph {
-            title: "network".into(),
-            nodes,
-            edges,
-        }]
+        vec![CellGraph::chain("network", nodes)]
     }
 
     fn name(&self) -> &str {

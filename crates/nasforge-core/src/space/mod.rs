@@ -69,6 +69,20 @@ pub struct CellGraph {
     pub edges: Vec<(usize, usize, String)>,
 }
 
+impl CellGraph {
+    /// Nodes in a line, each feeding the next with a plain edge.
+    pub fn chain(title: impl Into<String>, nodes: Vec<String>) -> CellGraph {
+        let edges = (1..nodes.len())
+            .map(|i| (i - 1, i, String::new()))
+            .collect();
+        CellGraph {
+            title: title.into(),
+            nodes,
+            edges,
+        }
+    }
+}
+
 /// A search space: a schema of named choices plus what the choices mean as a network.
 ///
 /// Implementors provide the schema ([`Space::choices`]), conditions ([`Space::is_active`]) and
@@ -276,14 +290,7 @@ pub trait Space: Send + Sync {
             }
         }
         nodes.push("output".into());
-        let edges = (1..nodes.len())
-            .map(|i| (i - 1, i, String::new()))
-            .collect();
-        vec![CellGraph {
-            title: "network".into(),
-            nodes,
-            edges,
-        }]
+        vec![CellGraph::chain("network", nodes)]
     }
 
     /// The arch as JSON: `{"space", "arch" (text form), "choices": {name: label}}` (active choices).

@@ -104,6 +104,43 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map(f).unwrap_or_else(|| "—".into())
 }
 
+/// Column titles of the top-k table; `{}` is the objective.
+const TOP_COLUMNS: [&str; 9] = [
+    "#",
+    "trial",
+    "{}",
+    "final training",
+    "params",
+    "MACs",
+    "latency ms",
+    "epochs",
+    "arch",
+];
+
+/// Columns holding numbers (right-aligned); the others are text, the last is the arch.
+const TOP_NUMERIC: [bool; 9] = [true, true, true, false, true, true, true, true, false];
+
+impl TopRow {
+    /// The row's cells as text, in [`TOP_COLUMNS`] order.
+    fn cells(&self) -> [String; 9] {
+        [
+            self.rank.to_string(),
+            self.trial.to_string(),
+            format!("{:.4}", self.value),
+            self.final_result.clone().unwrap_or_else(|| "—".into()),
+            opt(self.params, si),
+            opt(self.macs, si),
+            opt(self.latency_ms, |v| format!("{v:.2}")),
+            opt(self.epochs, |v| format!("{v}")),
+            self.arch.clone(),
+        ]
+    }
+}
+
+fn top_columns(objective: &str) -> impl Iterator<Item = String> + '_ {
+    TOP_COLUMNS.iter().map(move |c| c.replace("{}", objective))
+}
+
 /// Key facts of a run as (label, value) pairs.
 pub fn facts(run: &Run) -> Vec<(&'static str, String)> {
     let r = &run.record;
@@ -174,24 +211,21 @@ fn figure_html(out: &mut String, f: &Figure) {
 
 /// The top-k table as HTML rows (used by the report and the dashboard).
 pub fn top_table_html(rows: &[TopRow], objective: &str) -> String {
-    let mut out = format!(
-        "<table><thead><tr><th>#</th><th>trial</th><th>{}</th><th>final training</th><th>params</th><th>MACs</th><th>latency ms</th><th>epochs</th><th>arch</th></tr></thead><tbody>",
-        escape(objective)
-    );
+    let mut out = String::from("<table><thead><tr>");
+    for c in top_columns(objective) {
+        let _ = write!(out, "<th>{}</th>", escape(&c));
+    }
+    out.push_str("</tr></thead><tbody>");
     for r in rows {
-        let _ = write!(
-            out,
-            "<tr><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.4}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td><code>{}</code></td></tr>",
-            r.rank,
-            r.trial,
-            r.value,
-            escape(r.final_result.as_deref().unwrap_or("—")),
-            opt(r.params, si),
-            opt(r.macs, si),
-            opt(r.latency_ms, |v| format!("{v:.2}")),
-            opt(r.epochs, |v| format!("{v}")),
-            escape(&r.arch)
-        );
+        out.push_str("<tr>");
+        for (i, c) in r.cells().iter().enumerate() {
+            let _ = match (TOP_NUMERIC[i], i == TOP_COLUMNS.len() - 1) {
+                (true, _) => write!(out, "<td class=\"num\">{}</td>", escape(c)),
+                (false, true) => write!(out, "<td><code>{}</code></td>", escape(c)),
+                (false, false) => write!(out, "<td>{}</td>", escape(c)),
+            };
+        }
+        out.push_str("</tr>");
     }
     out.push_str("</tbody></table>");
     out
@@ -276,25 +310,18 @@ pub fn markdown(run: &Run) -> (String, Vec<Figure>) {
         }
     }
     out.push_str("## Top trials\n\n");
-    let _ = writeln!(
-        out,
-        "| # | trial | {} | final training | params | MACs | latency ms | epochs | arch |\n| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |",
-        run.record.objective
-    );
+    let header: Vec<String> = top_columns(&run.record.objective).collect();
+    let rule: Vec<&str> = TOP_NUMERIC
+        .iter()
+        .map(|&n| if n { "---:" } else { "---" })
+        .collect();
+    let _ = writeln!(out, "| {} |\n| {} |", header.join(" | "), rule.join(" | "));
     for r in top_k(run, 10) {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {:.4} | {} | {} | {} | {} | {} | `{}` |",
-            r.rank,
-            r.trial,
-            r.value,
-            cell(r.final_result.as_deref().unwrap_or("—")),
-            opt(r.params, si),
-            opt(r.macs, si),
-            opt(r.latency_ms, |v| format!("{v:.2}")),
-            opt(r.epochs, |v| format!("{v}")),
-            cell(&r.arch)
-        );
+        let mut cells: Vec<String> = r.cells().iter().map(|c| cell(c)).collect();
+        if let Some(arch) = cells.last_mut() {
+            *arch = format!("`{arch}`");
+        }
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
     let config = std::fs::read_to_string(run.dir.join("config.toml")).unwrap_or_default();
     let _ = write!(
