@@ -17,7 +17,38 @@ pub struct Table {
     columns: Vec<Vec<f64>>,
 }
 
+/// NAS-Bench-201 on CIFAR-10, every one of its 15,625 cells (`valid_acc_12ep`,
+/// `test_acc_12ep`, `test_acc_200ep`), gzipped into the binary: the benchmark a table search or
+/// `nasforge bench nb201` uses when no `--table` is given. NAS-Bench-201 is MIT-licensed.
+const NB201_CIFAR10: &[u8] = include_bytes!("../data/nb201_cifar10.csv.gz");
+
+/// What the built-in table is called in reports and JSON.
+pub const BUILTIN_NB201: &str = "built-in NAS-Bench-201 CIFAR-10";
+
 impl Table {
+    /// The built-in NAS-Bench-201 CIFAR-10 table, read in `space` (which must be `nb201`).
+    pub fn builtin(space: &dyn Space) -> Result<Table> {
+        if space.name() != "nb201" {
+            return Err(Error::invalid(format!(
+                "the built-in table is NAS-Bench-201 (space nb201); space `{}` needs --table FILE",
+                space.name()
+            )));
+        }
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(NB201_CIFAR10)
+            .read_to_string(&mut text)
+            .map_err(|e| Error::invalid(format!("{BUILTIN_NB201}: {e}")))?;
+        Self::from_csv(&text, space).map_err(|e| Error::invalid(format!("{BUILTIN_NB201}: {e}")))
+    }
+
+    /// The table at `path`, or the built-in one when there is none ([`Table::builtin`]).
+    pub fn load_or_builtin(path: Option<&Path>, space: &dyn Space) -> Result<Table> {
+        match path {
+            Some(p) => Self::load(p, space),
+            None => Self::builtin(space),
+        }
+    }
+
     /// Reads a CSV (optionally `.gz`) with a header, an `arch` column in `space`'s text form, and
     /// numeric columns. Any other non-numeric column, a missing value, an arch the space cannot
     /// read, or a repeated arch is an error naming the row.
@@ -141,5 +172,33 @@ impl Table {
             .iter()
             .zip(&self.columns)
             .map(move |(n, c)| (n.as_str(), c[row]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_table_is_the_whole_nb201_benchmark() {
+        let space = crate::space::build("nb201", &crate::Params::default()).unwrap();
+        let t = Table::builtin(space.as_ref()).unwrap();
+        assert_eq!(t.len(), 15_625);
+        for c in ["valid_acc_12ep", "test_acc_12ep", "test_acc_200ep"] {
+            let col = t.column(t.column_index(c).unwrap());
+            assert!(col
+                .iter()
+                .all(|v| v.is_finite() && (0.0..=100.0).contains(v)));
+        }
+        // The all-3x3-convolution cell as the shared CSV holds it (93.76% after 200 epochs).
+        let arch = space
+            .parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+            .unwrap();
+        let row = t.row(&arch).unwrap();
+        let acc = t.column(t.column_index("test_acc_200ep").unwrap())[row];
+        assert!((acc - 93.76).abs() < 1e-9, "{acc}");
+        let other = crate::space::build("mlp", &crate::Params::default()).unwrap();
+        let err = Table::builtin(other.as_ref()).unwrap_err().to_string();
+        assert!(err.contains("--table"), "{err}");
     }
 }

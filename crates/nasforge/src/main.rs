@@ -47,6 +47,9 @@ enum Command {
 /// Exit codes (README): 0 ok, 1 failure, 2 bad input.
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Dashboard(_)) {
+        end_quietly_on_closed_pipe();
+    }
     let result = match cli.command {
         Command::Search(a) => cmd::search::run(a),
         Command::Train(a) => cmd::train::run(a),
@@ -65,7 +68,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             let bad_input = e.chain().any(|c| {
                 matches!(
                     c.downcast_ref::<nasforge_core::Error>(),
@@ -74,5 +77,33 @@ fn main() -> ExitCode {
             });
             ExitCode::from(if bad_input { 2 } else { 1 })
         }
+    }
+}
+
+/// The error and its causes on one line, each cause once: a cause whose text the message
+/// already holds (an OS error a library quoted) is not repeated.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+/// `nasforge status RUN | head -1`: writing to a pipe whose reader has gone ends the process
+/// quietly, as `ls` does, instead of a panic in `println!` (Rust ignores SIGPIPE by default).
+/// Not for the dashboard, which must outlive browsers that close their sockets.
+fn end_quietly_on_closed_pipe() {
+    // SAFETY: setting a signal's disposition to the default is async-signal-safe and done
+    // before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -3,7 +3,6 @@
 mod common;
 use common::{nasforge, nb201_table, stderr, stdout};
 
-use std::path::PathBuf;
 use std::process::Output;
 
 const ALL_CONV: &str = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|";
@@ -68,8 +67,16 @@ fn bad_input_exits_2_with_a_clear_message() {
             "nonexistent",
         ),
         (
-            vec!["search", "--evaluator", "table", "--trials", "5"],
-            "--table",
+            vec![
+                "search",
+                "--evaluator",
+                "table",
+                "--space",
+                "darts",
+                "--trials",
+                "5",
+            ],
+            "needs --table FILE",
         ),
         (
             vec!["search", "--resume", "--run-dir", "/nonexistent-run"],
@@ -312,16 +319,13 @@ fn proxies_table_output_names_the_noise_batch() {
 
 #[test]
 fn proxies_bad_input_exits_2_with_a_clear_message() {
-    let iris = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/datasets/iris.csv")
-        .to_string_lossy()
-        .into_owned();
+    let iris = common::iris();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["--sample", "2", "--proxies", "synflow,zen"],
             "jacob_cov",
         ),
-        (vec!["--sample", "0"], "--sample 0"),
+        (vec!["--sample", "0"], "must be at least 1, got 0"),
         (vec!["--sample", "99999999"], "--sample 99999999"),
         (
             vec!["--sample", "2", "--objective", "nope"],

@@ -227,12 +227,8 @@ fn a_run_exports_to_onnx_that_agrees_with_predict_and_to_json_that_show_and_trai
 fn an_mlp_run_on_a_table_exports_raw_feature_input_and_its_space_parameters() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("iris");
-    let iris = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/iris.csv");
-    assert!(
-        iris.exists(),
-        "the tests need ../shared beside the repository"
-    );
-    let iris = iris.to_str().unwrap();
+    let iris = common::iris();
+    let iris = iris.as_str();
     json(&nasforge(&[
         "search",
         "--run-dir",

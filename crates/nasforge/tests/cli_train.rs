@@ -1,7 +1,7 @@
 //! End-to-end tests of searching and training on real data.
 
 mod common;
-use common::{json, nasforge, shared};
+use common::{digits_csv, iris, json, nasforge, nb201_table};
 
 use std::path::Path;
 use std::process::Output;
@@ -50,7 +50,7 @@ fn search_on_embedded_digits_trains_saves_and_predicts() {
         "--model",
         best.to_str().unwrap(),
         "--data",
-        &shared("datasets/digits.csv.gz"),
+        &digits_csv(),
         "--json",
     ]));
     assert_eq!(p["predictions"].as_array().unwrap().len(), 1797);
@@ -66,7 +66,7 @@ fn search_on_embedded_digits_trains_saves_and_predicts() {
         "--model",
         best.to_str().unwrap(),
         "--data",
-        &shared("datasets/digits.csv.gz"),
+        &digits_csv(),
         "--out",
         csv.to_str().unwrap(),
         "--quiet",
@@ -151,7 +151,7 @@ fn iris_searches_the_mlp_space() {
         &tmp.path().join("iris"),
         &[
             "--data",
-            &shared("datasets/iris.csv"),
+            &iris(),
             "--target",
             "species",
             "--trials",
@@ -297,7 +297,7 @@ fn init_writes_a_config_that_search_reads() {
 fn hyperband_on_iris_stays_within_its_epoch_budget_and_resumes() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("hb");
-    let iris = shared("datasets/iris.csv");
+    let iris = iris();
     let args = |budget: &str| {
         vec![
             "--data".to_string(),
@@ -343,7 +343,7 @@ fn hyperband_on_iris_stays_within_its_epoch_budget_and_resumes() {
 #[test]
 fn stoppers_prune_and_bad_fidelity_requests_are_rejected() {
     let tmp = tempfile::tempdir().unwrap();
-    let iris = shared("datasets/iris.csv");
+    let iris = iris();
     let base = [
         "--data",
         &iris,
@@ -367,7 +367,7 @@ fn stoppers_prune_and_bad_fidelity_requests_are_rejected() {
     assert_eq!(v["stopper"], "median");
     assert!(v["epochs_trained"].as_f64().unwrap() <= 8.0 * 6.0);
 
-    let table = shared("benchmarks/nb201/cifar10.csv");
+    let table = nb201_table();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["--table", &table, "--scheduler", "asha"],
@@ -399,7 +399,7 @@ fn stoppers_prune_and_bad_fidelity_requests_are_rejected() {
 #[test]
 fn a_zero_cost_warm_start_puts_the_proxys_best_first() {
     let tmp = tempfile::tempdir().unwrap();
-    let iris = shared("datasets/iris.csv");
+    let iris = iris();
     let v = json(&search(
         &tmp.path().join("warm"),
         &[

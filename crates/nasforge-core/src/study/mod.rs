@@ -202,16 +202,15 @@ fn open_stored(storage: &mut dyn Storage, record: &StudyRecord) -> Result<(Vec<T
                     state: TrialState::Failed,
                     value: None,
                     metrics: t.metrics.clone(),
-                    error: Some("interrupted: the run stopped before this trial finished".into()),
+                    error: Some(format!(
+                        "{INTERRUPTED}: the run stopped before this trial finished"
+                    )),
                 },
             )?;
             interrupted += 1;
             continue;
         }
-        if t.error
-            .as_deref()
-            .is_some_and(|e| e.starts_with("interrupted"))
-        {
+        if t.was_interrupted() {
             continue;
         }
         replay.push(t);
@@ -219,7 +218,21 @@ fn open_stored(storage: &mut dyn Storage, record: &StudyRecord) -> Result<(Vec<T
     Ok((replay, interrupted))
 }
 
+/// How the error of a trial left running by a stopped process begins.
+const INTERRUPTED: &str = "interrupted";
+
 impl Trial {
+    /// Whether this trial was left running by a process that stopped: it does not count as a
+    /// finished trial (its arch is evaluated again by the next run), so readers skip it when
+    /// they count trials.
+    pub fn was_interrupted(&self) -> bool {
+        self.state == TrialState::Failed
+            && self
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(INTERRUPTED))
+    }
+
     /// The objective as a strategy sees it (`sign * value`), for complete trials only.
     pub fn score(&self, sign: f64) -> Option<f64> {
         match self.state {

@@ -92,6 +92,23 @@ impl SqliteStorage {
         }
     }
 
+    /// Checks the whole file for damage (SQLite's `quick_check`: every page and index read
+    /// once). For `--resume`, which must never take a truncated or overwritten study for an
+    /// empty one; readers skip it, as it reads the whole file.
+    pub fn verify(&self) -> Result<()> {
+        let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
+        let problems: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        match problems.as_slice() {
+            [ok] if ok == "ok" => Ok(()),
+            _ => Err(Error::Storage(format!(
+                "the database is damaged: {}",
+                problems.join("; ")
+            ))),
+        }
+    }
+
     /// A private in-memory database (tests, benchmarks).
     pub fn in_memory() -> Result<Self> {
         Self::init(Connection::open_in_memory()?)

@@ -20,9 +20,10 @@ pub struct BenchArgs {
     /// The space the table covers (its `arch` column is read in this space's text form).
     #[arg(value_parser = clap::builder::PossibleValuesParser::new(SPACE_NAMES))]
     pub space: String,
-    /// The benchmark table: CSV (or .csv.gz) with an `arch` column and numeric columns.
+    /// The benchmark table: CSV (or .csv.gz) with an `arch` column and numeric columns
+    /// [default: the built-in NAS-Bench-201 CIFAR-10 table].
     #[arg(long)]
-    pub table: PathBuf,
+    pub table: Option<PathBuf>,
     /// Strategies to compare, comma separated (`all` for every registered one).
     #[arg(long, default_value = "rea,ls,random")]
     pub strategy: String,
@@ -30,7 +31,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "50,100,200")]
     pub queries: String,
     /// Seeds per strategy (0..N).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true, value_parser = super::positive::<u64>)]
     pub seeds: u64,
     /// The column strategies optimise.
     #[arg(long, default_value = "test_acc_200ep")]
@@ -113,12 +114,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut queries: Vec<usize> =
         parse_list("--queries", &args.queries, "a positive number of queries")?;
     queries.dedup();
-    let table = Table::load(&args.table, space.as_ref())?;
+    let (table, table_name) = super::table(args.table.as_deref(), space.as_ref())?;
     let proxies = proxy_resolver(args.proxy_file.as_ref(), space.as_ref())?;
     if let Some(epochs) = &args.epochs {
         return run_cost(
             &args,
-            &table,
+            (&table, &table_name),
             space.as_ref(),
             strategies,
             epochs,
@@ -148,7 +149,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let seconds = start.elapsed().as_secs_f64();
     if args.json {
         let doc = serde_json::json!({
-            "table": args.table,
+            "table": table_name,
             "objective": cfg.objective,
             "report": cfg.report,
             "optimum": report.optimum,
@@ -164,7 +165,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     println!(
         "{} on {} ({} archs): search on `{}`, report `{}` of the best found; {} seeds; table optimum {:.4}",
         args.space,
-        args.table.display(),
+        table_name,
         table.len(),
         cfg.objective,
         cfg.report,
@@ -201,7 +202,7 @@ fn threads(requested: Option<usize>) -> usize {
 /// `nasforge bench --epochs`: the cost-aware comparison.
 fn run_cost(
     args: &BenchArgs,
-    table: &Table,
+    (table, table_name): (&Table, &str),
     space: &dyn nasforge_core::space::Space,
     methods: Vec<String>,
     epochs: &str,
@@ -251,7 +252,7 @@ fn run_cost(
     let seconds = start.elapsed().as_secs_f64();
     if args.json {
         let doc = serde_json::json!({
-            "table": args.table,
+            "table": table_name,
             "objective": cfg.objective,
             "report": cfg.report,
             "fidelities": cfg.fidelities,
@@ -268,7 +269,7 @@ fn run_cost(
     println!(
         "{} on {} ({} archs): equal training epochs; fidelities {}; strategies search on `{}`, schedulers on the fidelities; report `{}`; {} seeds; table optimum {:.4}",
         args.space,
-        args.table.display(),
+        table_name,
         table.len(),
         cfg.fidelities.iter().map(|(e, c)| format!("{c} = {e} epochs")).collect::<Vec<_>>().join(", "),
         cfg.objective,

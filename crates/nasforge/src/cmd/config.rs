@@ -21,39 +21,36 @@ pub struct SearchConfig {
     #[arg(long = "space-param", value_name = "KEY=VALUE")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub space_param: Vec<String>,
-    /// Search strategy: random, grid, rea, ls [default: rea].
-    #[arg(long)]
+    // The help lists the registry, so it never falls behind it.
+    #[arg(long, help = strategy_help())]
     pub strategy: Option<String>,
     /// Strategy parameter `key=value` (repeatable), e.g. `population=20`.
     #[arg(long = "strategy-param", value_name = "KEY=VALUE")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub strategy_param: Vec<String>,
-    /// Multi-fidelity scheduler instead of a strategy: sh, hyperband, asha or bohb. Rungs go
-    /// from --min-epochs to --epochs by factors of eta.
-    #[arg(long)]
+    #[arg(long, help = scheduler_help())]
     pub scheduler: Option<String>,
     /// Scheduler parameter `key=value` (repeatable), e.g. `eta=3`.
     #[arg(long = "scheduler-param", value_name = "KEY=VALUE")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scheduler_param: Vec<String>,
     /// Lowest rung of a scheduler, in epochs [default: 1].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<u32>)]
     pub min_epochs: Option<u32>,
-    /// Stop unpromising trials early from their learning curves: median or curve.
-    #[arg(long)]
+    #[arg(long, help = stopper_help())]
     pub stopper: Option<String>,
     /// Stopper parameter `key=value` (repeatable), e.g. `p=0.05`.
     #[arg(long = "stopper-param", value_name = "KEY=VALUE")]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stopper_param: Vec<String>,
     /// End the search once its trials have trained this many epochs in total (may be raised on --resume).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<u64>)]
     pub epoch_budget: Option<u64>,
     /// How candidates are measured: `train` (on data) or `table` (benchmark look-up)
     /// [default: table when --table is given, else train].
     #[arg(long)]
     pub evaluator: Option<String>,
-    /// Benchmark table for `--evaluator table`.
+    /// Benchmark table for `--evaluator table` [default: the built-in NAS-Bench-201 CIFAR-10 table].
     #[arg(long)]
     pub table: Option<PathBuf>,
     /// Metric to optimise [default: valid_accuracy (valid_mse for regression); test_acc_200ep for tables].
@@ -82,10 +79,10 @@ pub struct SearchConfig {
     #[arg(long)]
     pub labels: Option<PathBuf>,
     /// Fraction of rows for validation [default: 0.15].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub valid_fraction: Option<f64>,
     /// Fraction of rows for the test split, used only by final training [default: 0.15].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub test_fraction: Option<f64>,
     /// Zero-cost proxies to score every trial's network with at initialisation, stored as
     /// `proxy_<name>` metrics (report plots them against the objective): a comma-separated list
@@ -93,49 +90,49 @@ pub struct SearchConfig {
     #[arg(long)]
     pub record_proxies: Option<String>,
     /// Trials to finish (a resumed run counts the ones it has) [default: 40 on data, 100 on tables].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub trials: Option<usize>,
     /// Seed of the run: split, strategy and training all derive from it [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::non_negative::<u64>)]
     pub seed: Option<u64>,
     /// Training epochs per candidate during the search [default: 10].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub epochs: Option<usize>,
     /// Batch size [default: 64].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub batch_size: Option<usize>,
     /// Base learning rate [default: 0.05 for sgd, 0.001 for adam/adamw].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// Optimiser: sgd, adam or adamw [default: sgd].
     #[arg(long)]
     pub optimizer: Option<String>,
     /// SGD momentum [default: 0.9].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub momentum: Option<f64>,
     /// Nesterov momentum for SGD [default: true].
     #[arg(long)]
     pub nesterov: Option<bool>,
     /// Weight decay [default: 5e-4 (sgd), 0 (adam), 0.01 (adamw)].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
     /// Learning-rate schedule: cosine, step or constant [default: cosine].
     #[arg(long)]
     pub schedule: Option<String>,
     /// Epochs between decays for `--schedule step` [default: 10].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub step_every: Option<usize>,
     /// Decay factor for `--schedule step` [default: 0.1].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub step_gamma: Option<f64>,
     /// Epochs of linear learning-rate warm-up [default: 1].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::non_negative::<usize>)]
     pub warmup_epochs: Option<usize>,
     /// Label smoothing for classification [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub label_smoothing: Option<f64>,
     /// Clip the global gradient norm (0 = off) [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub grad_clip: Option<f64>,
     /// Random-crop augmentation on images (zero padding of 1/8 of the side) [default: false].
     #[arg(long)]
@@ -144,17 +141,49 @@ pub struct SearchConfig {
     #[arg(long)]
     pub flip: Option<bool>,
     /// Epochs of final training [default: 40].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub final_epochs: Option<usize>,
     /// Seeds of final training [default: 3].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub final_seeds: Option<usize>,
     /// Compute device: cpu [default: cpu].
     #[arg(long)]
     pub device: Option<String>,
     /// CPU threads for training (0 = all cores) [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::non_negative::<usize>)]
     pub threads: Option<usize>,
+}
+
+fn strategy_help() -> String {
+    let names: Vec<&str> = nasforge_core::strategy::STRATEGIES
+        .iter()
+        .map(|s| s.name)
+        .collect();
+    super::names_help("Search strategy", &names, Some("rea"))
+}
+
+fn scheduler_help() -> String {
+    let names: Vec<&str> = nasforge_core::scheduler::SCHEDULERS
+        .iter()
+        .map(|s| s.name)
+        .collect();
+    super::names_help(
+        "Multi-fidelity scheduler instead of a strategy (rungs from --min-epochs to --epochs by factors of eta)",
+        &names,
+        None,
+    )
+}
+
+fn stopper_help() -> String {
+    let names: Vec<&str> = nasforge_core::stopper::STOPPERS
+        .iter()
+        .map(|s| s.0)
+        .collect();
+    super::names_help(
+        "Stop unpromising trials early from their learning curves",
+        &names,
+        None,
+    )
 }
 
 macro_rules! overlay {
@@ -203,6 +232,99 @@ impl SearchConfig {
         out
     }
 
+    /// Checks every setting that can be checked without data, so that a command with a bad
+    /// value is refused before it writes anything. Names are the flags' (`--trials`); the TOML
+    /// keys are the same words with `_`.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("trials", self.trials.map(|n| n as u64)),
+            ("epochs", self.epochs.map(|n| n as u64)),
+            ("batch-size", self.batch_size.map(|n| n as u64)),
+            ("final-epochs", self.final_epochs.map(|n| n as u64)),
+            ("final-seeds", self.final_seeds.map(|n| n as u64)),
+            ("min-epochs", self.min_epochs.map(u64::from)),
+            ("epoch-budget", self.epoch_budget),
+            ("step-every", self.step_every.map(|n| n as u64)),
+        ];
+        for (flag, value) in positive {
+            if value == Some(0) {
+                return bad_input(format!("--{flag} must be at least 1, got 0"));
+            }
+        }
+        if let (Some(min), epochs) = (self.min_epochs, self.epochs.unwrap_or(10)) {
+            if min as usize > epochs {
+                return bad_input(format!(
+                    "--min-epochs {min} is more than --epochs {epochs}: a scheduler's rungs go from --min-epochs up to --epochs"
+                ));
+            }
+        }
+        // (flag, value, low, high, low included, high included)
+        let ranges = [
+            ("lr", self.lr, 0.0, f64::INFINITY, false, false),
+            ("momentum", self.momentum, 0.0, 1.0, true, false),
+            (
+                "weight-decay",
+                self.weight_decay,
+                0.0,
+                f64::INFINITY,
+                true,
+                false,
+            ),
+            ("step-gamma", self.step_gamma, 0.0, 1.0, false, true),
+            (
+                "label-smoothing",
+                self.label_smoothing,
+                0.0,
+                1.0,
+                true,
+                false,
+            ),
+            ("grad-clip", self.grad_clip, 0.0, f64::INFINITY, true, false),
+            (
+                "valid-fraction",
+                self.valid_fraction,
+                0.0,
+                1.0,
+                false,
+                false,
+            ),
+            ("test-fraction", self.test_fraction, 0.0, 1.0, false, false),
+        ];
+        for (flag, value, lo, hi, lo_in, hi_in) in ranges {
+            let Some(v) = value else { continue };
+            let above = if lo_in { v >= lo } else { v > lo };
+            let below = if hi_in { v <= hi } else { v < hi };
+            if !(v.is_finite() && above && below) {
+                let range = match (hi.is_finite(), lo_in) {
+                    (false, true) => format!("at least {lo}"),
+                    (false, false) => format!("above {lo}"),
+                    (true, _) => format!(
+                        "in {}{lo}, {hi}{}",
+                        if lo_in { "[" } else { "(" },
+                        if hi_in { "]" } else { ")" }
+                    ),
+                };
+                return bad_input(format!("--{flag} must be {range}, got {v}"));
+            }
+        }
+        let (valid, test) = (
+            self.valid_fraction.unwrap_or(0.15),
+            self.test_fraction.unwrap_or(0.15),
+        );
+        if valid + test >= 1.0 {
+            return bad_input(format!(
+                "--valid-fraction {valid} and --test-fraction {test} leave no training rows; together they must stay below 1"
+            ));
+        }
+        if let Some(d) = &self.direction {
+            nasforge_core::study::Direction::parse(d)?;
+        }
+        if let Some(image) = &self.image {
+            parse_image(image)?;
+        }
+        Ok(())
+    }
+
     /// Writes this config as TOML with a header comment, atomically.
     pub fn write(&self, path: &Path, header: &str) -> Result<()> {
         let text = format!("{header}\n{}", toml::to_string_pretty(self)?);
@@ -227,8 +349,41 @@ pub fn parse_image(s: &str) -> Result<[usize; 3]> {
     }
 }
 
-/// The commented starting config that `nasforge init` writes.
-pub const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  nasforge search --config run.toml
+/// The commented starting config that `nasforge init` writes, with the registered strategies,
+/// schedulers and stoppers listed.
+pub fn init_template() -> String {
+    let names = |v: Vec<&str>| v.join(", ");
+    INIT_TEMPLATE
+        .replace(
+            "{strategies}",
+            &names(
+                nasforge_core::strategy::STRATEGIES
+                    .iter()
+                    .map(|s| s.name)
+                    .collect(),
+            ),
+        )
+        .replace(
+            "{schedulers}",
+            &names(
+                nasforge_core::scheduler::SCHEDULERS
+                    .iter()
+                    .map(|s| s.name)
+                    .collect(),
+            ),
+        )
+        .replace(
+            "{stoppers}",
+            &names(
+                nasforge_core::stopper::STOPPERS
+                    .iter()
+                    .map(|s| s.0)
+                    .collect(),
+            ),
+        )
+}
+
+const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  nasforge search --config run.toml
 # Every key is also a command-line flag (`batch_size` is `--batch-size`); flags win over this file.
 # Remove the `#` of a line to set it; the value shown is the default.
 
@@ -245,12 +400,12 @@ pub const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:
 # --- Search ---------------------------------------------------------------------------------
 # space = "nb201"              # nb201, darts, macro (images) or mlp (tables)
 # space_param = ["channels=16", "cells=1"]
-# strategy = "rea"             # random, grid, rea, ls
+# strategy = "rea"             # {strategies}
 # strategy_param = ["population=10", "sample_size=3"]
-# scheduler = "hyperband"      # sh, hyperband, asha, bohb: multi-fidelity instead of a strategy
+# scheduler = "hyperband"      # multi-fidelity instead of a strategy: {schedulers}
 # scheduler_param = ["eta=3"]
 # min_epochs = 1               # lowest rung of a scheduler (the top rung is `epochs`)
-# stopper = "curve"            # median or curve: stop unpromising trials early
+# stopper = "curve"            # stop unpromising trials early: {stoppers}
 # epoch_budget = 400           # stop once the trials trained this many epochs in total
 # record_proxies = "synflow"   # zero-cost proxies stored with every trial (the report plots them)
 # trials = 40
@@ -288,7 +443,11 @@ mod tests {
     #[test]
     fn template_parses_and_every_key_is_a_field() {
         // Uncomment every key: the file must still parse (no typos in key names).
-        let uncommented: String = INIT_TEMPLATE
+        let template = init_template();
+        assert!(
+            template.contains("bananas") && template.contains("asha") && !template.contains('{')
+        );
+        let uncommented: String = template
             .lines()
             .map(|l| {
                 l.strip_prefix("# ")

@@ -82,6 +82,14 @@ pub fn run(args: DashboardArgs) -> Result<()> {
         .route("/api/trial/{n}", get(api_trial))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page".into()) })
         .with_state(dir);
+    // Bound to loopback, the page is this machine's only: a web page elsewhere must not reach
+    // it by pointing its own host name at 127.0.0.1 (DNS rebinding), so the Host must be a
+    // loopback name or address too.
+    let app = if local.ip().is_loopback() {
+        app.layer(axum::middleware::from_fn(loopback_host_only))
+    } else {
+        app
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -91,6 +99,48 @@ pub fn run(args: DashboardArgs) -> Result<()> {
         axum::serve(listener, app).await
     })
     .context("the dashboard server stopped")
+}
+
+/// Answers 403 to a request whose `Host` is not `localhost` or a loopback address.
+async fn loopback_host_only(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if is_loopback_host(host) {
+        return next.run(request).await;
+    }
+    error(
+        StatusCode::FORBIDDEN,
+        format!(
+            "Host `{host}` is not a loopback name: this dashboard listens on a loopback address and answers only to localhost, 127.0.0.1 or [::1]"
+        ),
+    )
+}
+
+/// Whether a `Host` header (name or address, with or without a port) names this machine's
+/// loopback interface.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn page() -> Response {
@@ -221,4 +271,36 @@ async fn api_trial(State(dir): State<Arc<PathBuf>>, UrlPath(n): UrlPath<String>)
         }))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_loopback_hosts_pass() {
+        for ok in [
+            "localhost",
+            "localhost:8787",
+            "127.0.0.1:8787",
+            "127.9.9.9",
+            "[::1]:8787",
+            "[::1]",
+            "app.localhost:1",
+            "LOCALHOST.",
+        ] {
+            assert!(is_loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.example:8787",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example",
+            "10.0.0.1:8787",
+            "[::2]:80",
+            "0.0.0.0:8787",
+        ] {
+            assert!(!is_loopback_host(bad), "{bad}");
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! its parameters, the arch (text and choices), the NetSpec and its counts; `nasforge show` and
 //! `nasforge train --arch` read that file back.
 
+use super::config::SearchConfig;
 use super::{bad_input, build_space};
 use crate::report::run::{is_run, Run};
 use anyhow::{Context, Result};
@@ -130,6 +131,16 @@ fn model_dir(run: &Path) -> Result<PathBuf> {
 }
 
 fn no_model<T>(run: &Path) -> Result<T> {
+    let table_search = SearchConfig::from_file(&run.join("config.toml"))
+        .is_ok_and(|c| c.evaluator.as_deref() == Some("table"));
+    if table_search {
+        return bad_input(format!(
+            "{} is a benchmark-table search: it looked its trials up and trained no network, so there is no model to export. \
+             `nasforge export {} --format json` writes its best arch, which `nasforge train --arch FILE --data ...` trains",
+            run.display(),
+            run.display()
+        ));
+    }
     bad_input(format!(
         "{} has no trained model (no best/weights.bpk): run the search to the end (`nasforge search --resume --run-dir {}`), or train an arch with `nasforge train --arch ... --run-dir {}`",
         run.display(),

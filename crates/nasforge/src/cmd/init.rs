@@ -1,7 +1,7 @@
 //! `nasforge init`: a commented configuration to start from.
 
 use super::bad_input;
-use super::config::INIT_TEMPLATE;
+use super::config::init_template;
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ pub fn run(args: InitArgs) -> Result<()> {
             args.out.display()
         ));
     }
-    std::fs::write(&args.out, INIT_TEMPLATE)
+    std::fs::write(&args.out, init_template())
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     if args.output.json {
         println!("{}", serde_json::json!({ "out": args.out }));

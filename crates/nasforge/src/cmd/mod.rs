@@ -5,6 +5,7 @@ pub mod config;
 pub mod dashboard;
 pub mod export;
 pub mod init;
+pub mod lock;
 pub mod pipeline;
 pub mod predict;
 pub mod predictors;
@@ -47,9 +48,81 @@ pub fn bad_input<T>(msg: impl Into<String>) -> Result<T> {
     Err(BadInput(msg.into()).into())
 }
 
+/// A whole number of at least `min`, for clap's `value_parser`: `-1` is named as too small
+/// (with `allow_negative_numbers`) instead of being taken for an unknown flag.
+fn whole<T: TryFrom<i128>>(text: &str, min: i128) -> std::result::Result<T, String> {
+    let n: i128 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number"))?;
+    if n < min {
+        return Err(format!("must be at least {min}, got {n}"));
+    }
+    T::try_from(n).map_err(|_| format!("{n} is too large"))
+}
+
+/// clap value parser: a whole number of at least 1.
+pub fn positive<T: TryFrom<i128>>(text: &str) -> std::result::Result<T, String> {
+    whole(text, 1)
+}
+
+/// clap value parser: a whole number of at least 0.
+pub fn non_negative<T: TryFrom<i128>>(text: &str) -> std::result::Result<T, String> {
+    whole(text, 0)
+}
+
+/// The registered names of strategies, schedulers or stoppers as a help line.
+pub fn names_help(what: &str, names: &[&str], default: Option<&str>) -> String {
+    let default = default
+        .map(|d| format!(" [default: {d}]"))
+        .unwrap_or_default();
+    format!("{what}: {}{default}", names.join(", "))
+}
+
+/// `1 seed`, `3 seeds`.
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// A metric as people read it: whole numbers without decimals, others with at most six
+/// significant digits (`0.01608`, not `0.016079999999999997`).
+pub fn metric(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        return format!("{v:.0}");
+    }
+    let digits = (5 - v.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    let text = format!("{v:.digits$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
 /// Builds the space named on the command line with its `--space-param`s.
 pub fn build_space(name: &str, params: &[String]) -> Result<Box<dyn Space>> {
     Ok(space::build(name, &Params::parse(params)?)?)
+}
+
+/// The benchmark table of a command: `--table FILE`, or without it the built-in NAS-Bench-201
+/// CIFAR-10 table; with the name output shows for it.
+pub fn table(
+    path: Option<&std::path::Path>,
+    space: &dyn Space,
+) -> Result<(nasforge_core::tabular::Table, String)> {
+    let table = nasforge_core::tabular::Table::load_or_builtin(path, space)?;
+    let name = path.map_or_else(
+        || nasforge_core::tabular::BUILTIN_NB201.to_string(),
+        |p| p.display().to_string(),
+    );
+    Ok((table, name))
 }
 
 /// Splits a comma-separated list, dropping empty items.

@@ -5,7 +5,6 @@ use anyhow::Result;
 use clap::Args;
 use nasforge_core::predictor::{self, Encoding, PredictorBench, PREDICTORS};
 use nasforge_core::space::SPACE_NAMES;
-use nasforge_core::tabular::Table;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -15,9 +14,10 @@ pub struct PredictorsArgs {
     /// The space the table covers.
     #[arg(default_value = "nb201", value_parser = clap::builder::PossibleValuesParser::new(SPACE_NAMES))]
     pub space: String,
-    /// The benchmark table (CSV or .csv.gz with an `arch` column).
+    /// The benchmark table (CSV or .csv.gz with an `arch` column) [default: the built-in
+    /// NAS-Bench-201 CIFAR-10 table].
     #[arg(long)]
-    pub table: PathBuf,
+    pub table: Option<PathBuf>,
     /// Training-set sizes.
     #[arg(long, default_value = "20,50,100,200,500")]
     pub train_sizes: String,
@@ -28,10 +28,10 @@ pub struct PredictorsArgs {
     #[arg(long, default_value = "test_acc_200ep")]
     pub objective: String,
     /// Held-out archs per seed.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub test_size: usize,
     /// Seeds (each draws its own training and held-out archs).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = super::positive::<u64>)]
     pub seeds: u64,
     /// Arch encoding: onehot, path (NB201's path encoding; one-hot elsewhere) or both.
     #[arg(long, default_value = "onehot")]
@@ -65,7 +65,7 @@ pub fn run(args: PredictorsArgs) -> Result<()> {
         "a positive training-set size",
     )?;
     let encoding = Encoding::parse(&args.encoding)?;
-    let table = Table::load(&args.table, space.as_ref())?;
+    let (table, table_name) = super::table(args.table.as_deref(), space.as_ref())?;
     let cfg = PredictorBench {
         predictors,
         train_sizes,
@@ -77,7 +77,7 @@ pub fn run(args: PredictorsArgs) -> Result<()> {
     let seconds = start.elapsed().as_secs_f64();
     if args.json {
         let doc = serde_json::json!({
-            "table": args.table,
+            "table": table_name,
             "objective": args.objective,
             "test_size": args.test_size,
             "seeds": args.seeds,
@@ -93,7 +93,7 @@ pub fn run(args: PredictorsArgs) -> Result<()> {
     println!(
         "{} on {}: Kendall τ on {} held-out archs by `{}`, {} encoding, mean ± std over {} seeds",
         args.space,
-        args.table.display(),
+        table_name,
         args.test_size,
         args.objective,
         encoding.name(),

@@ -7,7 +7,6 @@ use clap::Args;
 use nasforge_core::rng::Rng;
 use nasforge_core::space::SPACE_NAMES;
 use nasforge_core::stats::{kendall, spearman};
-use nasforge_core::tabular::Table;
 use nasforge_nn::data::{self, CsvOptions, Normalizer};
 use nasforge_nn::proxies::{self, Proxy, ProxyBatch, DEFAULT_BATCH};
 use std::fmt::Write as _;
@@ -20,11 +19,12 @@ pub struct ProxiesArgs {
     /// The space the table covers (its `arch` column is read in this space's text form).
     #[arg(long, default_value = "nb201", value_parser = clap::builder::PossibleValuesParser::new(SPACE_NAMES))]
     pub space: String,
-    /// The benchmark table: CSV (or .csv.gz) with an `arch` column and numeric columns.
+    /// The benchmark table: CSV (or .csv.gz) with an `arch` column and numeric columns
+    /// [default: the built-in NAS-Bench-201 CIFAR-10 table].
     #[arg(long)]
-    pub table: PathBuf,
+    pub table: Option<PathBuf>,
     /// How many distinct archs of the table to score (drawn from the seed).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub sample: usize,
     /// The table column the proxies are compared with.
     #[arg(long, default_value = "test_acc_200ep")]
@@ -43,7 +43,7 @@ pub struct ProxiesArgs {
     #[arg(long)]
     pub image: Option<String>,
     /// Rows in the proxies' batch.
-    #[arg(long, default_value_t = DEFAULT_BATCH)]
+    #[arg(long, default_value_t = DEFAULT_BATCH, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub batch: usize,
     /// Seed of the sample, the networks' weights and the batch.
     #[arg(long, default_value_t = 0)]
@@ -66,7 +66,7 @@ pub struct ProxiesArgs {
 pub fn run(args: ProxiesArgs) -> Result<()> {
     let list = Proxy::parse_list(&args.proxies)?;
     let space = build_space(&args.space, &args.space_params)?;
-    let table = Table::load(&args.table, space.as_ref())?;
+    let (table, table_name) = super::table(args.table.as_deref(), space.as_ref())?;
     let col = table.column_index(&args.objective)?;
     if args.sample == 0 || args.sample > table.len() {
         return bad_input(format!(
@@ -200,7 +200,7 @@ pub fn run(args: ProxiesArgs) -> Result<()> {
     println!(
         "{} archs of {} ({} sampled, seed {}) against `{}`",
         rows.len(),
-        args.table.display(),
+        table_name,
         args.space,
         args.seed,
         args.objective

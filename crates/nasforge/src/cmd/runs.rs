@@ -24,7 +24,7 @@ pub struct StatusArgs {
     /// The run directory.
     pub run: PathBuf,
     /// How many of the latest trials to list.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = super::non_negative::<usize>)]
     pub last: usize,
     #[command(flatten)]
     pub output: Output,
@@ -51,40 +51,65 @@ pub fn runs(args: RunsArgs) -> Result<()> {
         println!("no runs in {}", args.dir.display());
         return Ok(());
     }
-    println!(
-        "{:<24} {:<6} {:<10} {:>9} {:>22} {:<14}",
-        "NAME", "SPACE", "STRATEGY", "TRIALS", "BEST", "STATE"
-    );
+    // Columns as wide as their widest cell, so long names and objectives never shift them.
+    let rows: Vec<[String; 7]> = found
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .map(|run| {
+            [
+                run.name(),
+                run.record.space.clone(),
+                run.strategy().to_string(),
+                format!("{}/{}", run.finished(), run.total()),
+                run.best()
+                    .map(|b| format!("{:.4}", b.value.unwrap_or(f64::NAN)))
+                    .unwrap_or_else(|| "—".into()),
+                run.record.objective.clone(),
+                run.state.as_str().to_string(),
+            ]
+        })
+        .collect();
+    let header = [
+        "NAME",
+        "SPACE",
+        "STRATEGY",
+        "TRIALS",
+        "BEST",
+        "OBJECTIVE",
+        "STATE",
+    ]
+    .map(str::to_string);
+    let mut width = [0usize; 7];
+    for row in rows.iter().chain(std::iter::once(&header)) {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |row: &[String; 7]| {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(width)
+            .enumerate()
+            .map(|(i, (cell, w))| {
+                // Numbers right-aligned, words left-aligned.
+                if i == 3 || i == 4 {
+                    format!("{cell:>w$}")
+                } else {
+                    format!("{cell:<w$}")
+                }
+            })
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
+    };
+    line(&header);
+    let mut rows = rows.iter();
     for (dir, r) in &found {
         match r {
-            Ok(run) => {
-                let best = run
-                    .best()
-                    .map(|b| format!("{:.4}", b.value.unwrap_or(f64::NAN)))
-                    .unwrap_or_else(|| "—".into());
-                println!(
-                    "{:<24} {:<6} {:<10} {:>9} {:>22} {:<14}",
-                    run.name(),
-                    run.record.space,
-                    run.strategy(),
-                    format!("{}/{}", run.finished(), run.total()),
-                    format!("{best} {}", short(&run.record.objective)),
-                    run.state.as_str()
-                );
-            }
-            Err(e) => println!("{:<24} error: {e:#}", dir.display()),
+            Ok(_) => line(rows.next().expect("one row per readable run")),
+            Err(e) => println!("{}  error: {e:#}", dir.display()),
         }
     }
     Ok(())
-}
-
-/// The objective name cut to fit a table column.
-fn short(s: &str) -> String {
-    if s.chars().count() <= 14 {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(13).collect::<String>())
-    }
 }
 
 /// Runs `nasforge status`.

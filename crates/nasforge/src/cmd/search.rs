@@ -5,6 +5,7 @@
 //! study and continues without redoing any finished trial.
 
 use super::config::SearchConfig;
+use super::lock::RunLock;
 use super::pipeline::{self, Prepared};
 use super::{bad_input, build_space};
 use crate::report::run::{Activity, STUDY};
@@ -15,8 +16,8 @@ use nasforge_core::scheduler::{self, Rungs};
 use nasforge_core::space::{Arch, Space};
 use nasforge_core::strategy;
 use nasforge_core::study::{
-    Direction, EvalError, Evaluation, Evaluator, Fidelity, ScheduledStudy, SqliteStorage, Study,
-    StudyRecord, TableEvaluator, TrialState,
+    Direction, EvalError, Evaluation, Evaluator, Fidelity, ScheduledStudy, SqliteStorage, Storage,
+    Study, StudyRecord, TableEvaluator, TrialState,
 };
 use nasforge_core::tabular::Table;
 use nasforge_core::Params;
@@ -168,11 +169,8 @@ pub fn run(args: SearchArgs) -> Result<()> {
         (dir, cfg)
     } else {
         let dir = args.run_dir.clone().unwrap_or_else(default_run_dir);
-        if dir.join("study.db").exists() || dir.join("config.toml").exists() {
-            return bad_input(format!(
-                "{} already holds a run; pass --resume to continue it, or choose another --run-dir",
-                dir.display()
-            ));
+        if holds_run(&dir) {
+            return already_a_run(&dir);
         }
         let cfg = match &args.config {
             Some(p) => SearchConfig::from_file(p)?.overlay(&args.settings),
@@ -180,6 +178,11 @@ pub fn run(args: SearchArgs) -> Result<()> {
         };
         (dir, cfg)
     };
+    // Everything that can be checked without data is checked before anything is written.
+    cfg.validate()?;
+    if args.resume {
+        check_stored_study(&dir)?;
+    }
     let quiet = args.quiet || args.json;
     let evaluator = cfg.evaluator.clone().unwrap_or_else(|| {
         if cfg.table.is_some() {
@@ -196,7 +199,119 @@ pub fn run(args: SearchArgs) -> Result<()> {
     }
 }
 
-/// Opens (or resumes) the study in `dir` and runs it to `cfg.trials`.
+/// What proposes the next job: a strategy (with an optional early stopper) or a scheduler.
+/// Built, with every parameter checked, before the run directory is touched.
+enum Proposer {
+    Strategy(
+        Box<dyn strategy::Strategy>,
+        Option<Box<dyn nasforge_core::stopper::Stopper>>,
+    ),
+    Scheduler(Box<dyn scheduler::Scheduler>),
+}
+
+impl Proposer {
+    /// The strategy or scheduler `cfg` names, with its parameters; `epochs` is the top rung.
+    fn build(
+        cfg: &SearchConfig,
+        epochs: usize,
+        proxy_data: Option<(Arc<nasforge_nn::data::Dataset>, Vec<usize>)>,
+    ) -> Result<Proposer> {
+        let seed = cfg.seed.unwrap_or(0);
+        if let Some(name) = &cfg.scheduler {
+            let params = Params::parse(&cfg.scheduler_param)?;
+            let rungs = Rungs::geometric(
+                cfg.min_epochs.unwrap_or(1),
+                epochs as u32,
+                params.usize("eta", 3)? as u32,
+            )?;
+            let scheduler = scheduler::build(name, seed, rungs, &params)?;
+            params.finish(name)?;
+            return Ok(Proposer::Scheduler(scheduler));
+        }
+        let name = cfg.strategy.as_deref().unwrap_or("rea");
+        let strat = strategy::build_with(
+            name,
+            seed,
+            &Params::parse(&cfg.strategy_param)?,
+            &super::nn_proxies(proxy_data, seed),
+        )?;
+        let stopper = match &cfg.stopper {
+            Some(name) => {
+                let params = Params::parse(&cfg.stopper_param)?;
+                let stopper = nasforge_core::stopper::build(name, &params)?;
+                params.finish(name)?;
+                Some(stopper)
+            }
+            None => None,
+        };
+        Ok(Proposer::Strategy(strat, stopper))
+    }
+}
+
+/// On `--resume`, the study must be there and readable: a missing, empty or damaged
+/// `study.db` is never taken for a fresh start.
+fn check_stored_study(dir: &std::path::Path) -> Result<()> {
+    let db = dir.join("study.db");
+    let anew = format!(
+        "Nothing was changed. If you have a copy of study.db, put it back; to run the same search anew,          `nasforge search --config {} --run-dir NEW_DIR`",
+        dir.join("config.toml").display()
+    );
+    match std::fs::metadata(&db) {
+        Err(_) => return bad_input(format!(
+            "{} is missing: the trials of this run are lost (config.toml is still there). {anew}",
+            db.display()
+        )),
+        Ok(m) if m.len() == 0 => {
+            return bad_input(format!(
+                "{} is empty (0 bytes): the trials of this run are lost. {anew}",
+                db.display()
+            ))
+        }
+        Ok(_) => {}
+    }
+    let damaged = |e: &dyn std::fmt::Display| {
+        bad_input::<()>(format!(
+            "{} cannot be read as a nasforge study ({e}); it may be truncated or overwritten. {anew}",
+            db.display()
+        ))
+    };
+    let storage = match SqliteStorage::open_existing(&db) {
+        Ok(s) => s,
+        Err(e) => return damaged(&e),
+    };
+    if let Err(e) = storage.verify() {
+        return damaged(&e);
+    }
+    match storage.study(STUDY) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => damaged(&format!("it holds no `{STUDY}` study")),
+        Err(e) => damaged(&e),
+    }
+}
+
+/// Makes the run directory and takes its one-writer lock. A new run must not find a run
+/// there (checked again under the lock: two searches started at once on one directory).
+fn claim_run_dir(dir: &std::path::Path, resume: bool) -> Result<RunLock> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let lock = RunLock::acquire(dir, "search")?;
+    if !resume && holds_run(dir) {
+        return already_a_run(dir);
+    }
+    Ok(lock)
+}
+
+fn holds_run(dir: &std::path::Path) -> bool {
+    dir.join("study.db").exists() || dir.join("config.toml").exists()
+}
+
+fn already_a_run<T>(dir: &std::path::Path) -> Result<T> {
+    bad_input(format!(
+        "{} already holds a run; pass --resume to continue it, or choose another --run-dir",
+        dir.display()
+    ))
+}
+
+/// Opens (or resumes) the study in `dir` (claimed by the caller) and runs it to `cfg.trials`.
 #[allow(clippy::too_many_arguments)]
 fn run_study(
     args: &SearchArgs,
@@ -206,7 +321,7 @@ fn run_study(
     evaluator: &mut dyn Evaluator,
     quiet: bool,
     epochs: usize,
-    proxy_data: Option<(Arc<nasforge_nn::data::Dataset>, Vec<usize>)>,
+    proposer: Proposer,
 ) -> Result<(
     Vec<nasforge_core::study::Trial>,
     Option<nasforge_core::study::Trial>,
@@ -219,12 +334,8 @@ fn run_study(
         .or_else(|| cfg.strategy.clone())
         .unwrap_or_else(|| "rea".into());
     let trials = cfg.trials.expect("resolved");
-    if trials == 0 {
-        return bad_input("--trials must be at least 1");
-    }
     let objective = cfg.objective.clone().expect("resolved");
     let direction = Direction::parse(cfg.direction.as_deref().expect("resolved"))?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     cfg.write(
         &dir.join("config.toml"),
         &format!("# nasforge search configuration: `nasforge search --resume --run-dir {}` continues this run.", dir.display()),
@@ -242,43 +353,29 @@ fn run_study(
         config: serde_json::to_value(cfg)?,
         created_at: nasforge_core::study::now(),
     };
-    if let Some(name) = &cfg.scheduler {
-        let params = Params::parse(&cfg.scheduler_param)?;
-        let rungs = Rungs::geometric(
-            cfg.min_epochs.unwrap_or(1),
-            epochs as u32,
-            params.usize("eta", 3)? as u32,
-        )?;
-        let scheduler = scheduler::build(name, cfg.seed.unwrap_or(0), rungs, &params)?;
-        params.finish(name)?;
-        let (mut study, resumed) =
-            ScheduledStudy::open(Box::new(storage), record, space, scheduler, &worker_id())?;
-        report_resume(args, dir, quiet, &resumed);
-        let bar = trial_bar(quiet, trials, study.finished());
-        let best = study.best()?.and_then(|t| t.value);
-        let mut shown = ShowEpochs::new(evaluator, &bar, best, direction, objective, epochs);
-        study.optimize(&mut shown, trials, cfg.epoch_budget, |s, _| {
-            bar.set_position(s.finished() as u64)
-        })?;
-        bar.finish_and_clear();
-        return Ok((
-            study.trials()?,
-            study.best()?,
-            study.finished(),
-            resumed.replayed,
-        ));
-    }
-    let strat = strategy::build_with(
-        &strategy_name,
-        cfg.seed.unwrap_or(0),
-        &Params::parse(&cfg.strategy_param)?,
-        &super::nn_proxies(proxy_data, cfg.seed.unwrap_or(0)),
-    )?;
+    let (strat, stopper) = match proposer {
+        Proposer::Scheduler(scheduler) => {
+            let (mut study, resumed) =
+                ScheduledStudy::open(Box::new(storage), record, space, scheduler, &worker_id())?;
+            report_resume(args, dir, quiet, &resumed);
+            let bar = trial_bar(quiet, trials, study.finished());
+            let best = study.best()?.and_then(|t| t.value);
+            let mut shown = ShowEpochs::new(evaluator, &bar, best, direction, objective, epochs);
+            study.optimize(&mut shown, trials, cfg.epoch_budget, |s, _| {
+                bar.set_position(s.finished() as u64)
+            })?;
+            bar.finish_and_clear();
+            return Ok((
+                study.trials()?,
+                study.best()?,
+                study.finished(),
+                resumed.replayed,
+            ));
+        }
+        Proposer::Strategy(strat, stopper) => (strat, stopper),
+    };
     let (mut study, resumed) = Study::open(Box::new(storage), record, space, strat, &worker_id())?;
-    if let Some(name) = &cfg.stopper {
-        let params = Params::parse(&cfg.stopper_param)?;
-        let stopper = nasforge_core::stopper::build(name, &params)?;
-        params.finish(name)?;
+    if let Some(stopper) = stopper {
         study.set_stopper(stopper, epochs)?;
     }
     if let Some(b) = cfg.epoch_budget {
@@ -321,11 +418,6 @@ fn search_table(
     start: Instant,
     quiet: bool,
 ) -> Result<()> {
-    let Some(table_path) = cfg.table.clone() else {
-        return bad_input(
-            "--evaluator table needs --table FILE (a benchmark CSV with an `arch` column)",
-        );
-    };
     cfg.evaluator = Some("table".into());
     if cfg.scheduler.is_some() || cfg.stopper.is_some() || cfg.epoch_budget.is_some() {
         return bad_input(
@@ -344,8 +436,15 @@ fn search_table(
     cfg.trials.get_or_insert(100);
     cfg.seed.get_or_insert(0);
     let space = build_space(cfg.space.as_deref().expect("set"), &cfg.space_param)?;
-    let table = Arc::new(Table::load(&table_path, space.as_ref())?);
+    // Without --table, the built-in NAS-Bench-201 table (the stored config then has none either,
+    // so a resume reads the same one).
+    let table = Arc::new(Table::load_or_builtin(
+        cfg.table.as_deref(),
+        space.as_ref(),
+    )?);
     let mut evaluator = TableEvaluator::new(table, cfg.objective.as_deref().expect("set"))?;
+    let proposer = Proposer::build(&cfg, 0, None)?;
+    let _lock = claim_run_dir(&dir, args.resume)?;
     let (trials, best, finished, replayed) = run_study(
         &args,
         &dir,
@@ -354,7 +453,7 @@ fn search_table(
         &mut evaluator,
         quiet,
         0,
-        None,
+        proposer,
     )?;
     summarize(
         &args,
@@ -434,11 +533,29 @@ fn search_train(
     if let Some(list) = &cfg.record_proxies {
         evaluator = evaluator.with_proxies(nasforge_nn::proxies::Proxy::parse_list(list)?)?;
     }
+    if prepared.split.test.is_empty() {
+        return bad_input(format!(
+            "{}: the test split is empty ({} rows × --test-fraction {}); final training scores the best arch on it",
+            prepared.data.source,
+            prepared.data.len(),
+            cfg.test_fraction.unwrap_or(0.15)
+        ));
+    }
+    // Training rows only: nothing of the validation or test split reaches the search.
+    let proposer = Proposer::build(
+        &cfg,
+        tc.epochs,
+        Some((prepared.data.clone(), prepared.split.train.clone())),
+    )?;
+    let _lock = claim_run_dir(&dir, args.resume)?;
     if !quiet {
         eprintln!(
             "searching {} with {} on {} ({} train / {} valid rows held, {} test rows kept for the end)",
             space_name,
-            cfg.strategy.as_deref().unwrap_or("rea"),
+            cfg.scheduler
+                .as_deref()
+                .or(cfg.strategy.as_deref())
+                .unwrap_or("rea"),
             prepared.data.source,
             prepared.split.train.len(),
             prepared.split.valid.len(),
@@ -453,8 +570,7 @@ fn search_train(
         &mut evaluator,
         quiet,
         tc.epochs,
-        // Training rows only: nothing of the validation or test split reaches the search.
-        Some((prepared.data.clone(), prepared.split.train.clone())),
+        proposer,
     )?;
     let Some(best_trial) = best.clone() else {
         return summarize(
@@ -502,6 +618,27 @@ fn summarize(
     final_result: Option<(nasforge_nn::final_train::FinalResult, bool)>,
 ) -> Result<()> {
     Activity::mark(dir, "done")?;
+    if best.is_none() && !trials.is_empty() {
+        // Every trial failed or stopped early: there is no result, and saying so with exit 0
+        // would pass for one.
+        let first = trials
+            .iter()
+            .filter(|t| !t.was_interrupted())
+            .find_map(|t| t.error.as_deref());
+        anyhow::bail!(
+            "no trial completed: {} of {} trials failed{} ({} is kept; `nasforge status {}` lists them)",
+            trials
+                .iter()
+                .filter(|t| t.state == TrialState::Failed && !t.was_interrupted())
+                .count(),
+            trials.iter().filter(|t| !t.was_interrupted()).count(),
+            first
+                .map(|e| format!(", the first because: {e}"))
+                .unwrap_or_default(),
+            dir.display(),
+            dir.display()
+        );
+    }
     let seconds = start.elapsed().as_secs_f64();
     let failed = trials
         .iter()
@@ -567,7 +704,7 @@ fn summarize(
             );
             println!("arch       {}", arch.as_deref().unwrap_or(&b.arch_key));
             for (k, v) in &b.metrics {
-                println!("  {k:<16} {v}");
+                println!("  {k:<16} {}", super::metric(*v));
             }
         }
         None => println!("best       none: no trial completed"),
@@ -587,10 +724,10 @@ fn summarize(
             })
             .collect();
         println!(
-            "final      {what} {:.2} ± {:.2} over {} seeds ({}), trained from scratch on train+valid",
+            "final      {what} {:.2} ± {:.2} over {} ({}), trained from scratch on train+valid",
             r.mean,
             r.std,
-            r.seeds.len(),
+            super::plural(r.seeds.len(), "seed"),
             per_seed.join(", ")
         );
         println!("model      {}", dir.join("best").display());

@@ -52,7 +52,10 @@ pub fn final_text(run: &Run) -> Option<String> {
     } else {
         "test accuracy"
     };
-    Some(format!("{mean:.2} ± {std:.2} ({what}, {seeds} seeds)"))
+    Some(format!(
+        "{mean:.2} ± {std:.2} ({what}, {})",
+        crate::cmd::plural(seeds, "seed")
+    ))
 }
 
 /// The `k` best complete trials (at the best trial's fidelity level first, then the rest).

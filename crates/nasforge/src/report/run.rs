@@ -113,6 +113,14 @@ pub struct Run {
     pub state: RunState,
 }
 
+/// Finished trials, one per trial slot (interrupted leftovers are not counted).
+fn finished_slots(trials: &[Trial]) -> usize {
+    trials
+        .iter()
+        .filter(|t| t.state.is_finished() && !t.was_interrupted())
+        .count()
+}
+
 /// Whether `dir` looks like a run (has a `study.db` and a `config.toml`).
 pub fn is_run(dir: &Path) -> bool {
     dir.join("study.db").is_file() && dir.join("config.toml").is_file()
@@ -148,7 +156,7 @@ impl Run {
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok());
         let total = config.trials.unwrap_or(0);
-        let finished = trials.iter().filter(|t| t.state.is_finished()).count();
+        let finished = finished_slots(&trials);
         let state = match Activity::read(dir) {
             Some(a) if a.phase == "done" => RunState::Done,
             Some(a) if a.alive() && a.phase == "final training" => RunState::FinalTraining,
@@ -181,14 +189,18 @@ impl Run {
         self.config.trials.unwrap_or(0)
     }
 
-    /// Finished trials (complete, pruned or failed).
+    /// Finished trials (complete, pruned or failed), one per trial slot: a trial an
+    /// interrupted process left behind is not counted (its arch ran again).
     pub fn finished(&self) -> usize {
-        self.trials.iter().filter(|t| t.state.is_finished()).count()
+        finished_slots(&self.trials)
     }
 
-    /// Trials in a given state.
+    /// Trials in a given state (interrupted leftovers are not failures of their own).
     pub fn count(&self, state: TrialState) -> usize {
-        self.trials.iter().filter(|t| t.state == state).count()
+        self.trials
+            .iter()
+            .filter(|t| t.state == state && !t.was_interrupted())
+            .count()
     }
 
     /// `+1` to maximise the objective, `-1` to minimise it.

@@ -33,20 +33,27 @@ pub fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).expect("one JSON document on stdout")
 }
 
-/// A file in `../shared`. Missing data is a test failure, never a skip.
-pub fn shared(rel: &str) -> String {
+/// A file shipped inside the project (`rel` from the workspace root): a clone alone passes its
+/// tests, without `../shared`.
+pub fn project_file(rel: &str) -> String {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared")
+        .join("../..")
         .join(rel);
-    assert!(
-        p.exists(),
-        "{} is missing: the tests need ../shared beside the repository (see README)",
-        p.display()
-    );
+    assert!(p.exists(), "{} is missing from the project", p.display());
     p.to_string_lossy().into_owned()
 }
 
-/// The NAS-Bench-201 table in `../shared`.
+/// The NAS-Bench-201 CIFAR-10 table the binary has built in, as a `--table` file.
 pub fn nb201_table() -> String {
-    shared("benchmarks/nb201/cifar10.csv")
+    project_file("crates/nasforge-core/data/nb201_cifar10.csv.gz")
+}
+
+/// Fisher's iris (150 rows, 4 measurements, `species`).
+pub fn iris() -> String {
+    project_file("crates/nasforge/tests/data/iris.csv")
+}
+
+/// The 8x8 digits the binary embeds, as a CSV file (`p0..p63`, `label`).
+pub fn digits_csv() -> String {
+    project_file("crates/nasforge-nn/data/digits.csv.gz")
 }
