@@ -99,8 +99,8 @@ pub fn run_with(
     cfg: &BenchConfig,
     proxies: strategy::ProxyResolver,
 ) -> Result<BenchReport> {
-    let obj = table.column(table.column_index(&cfg.objective)?);
-    let rep = table.column(table.column_index(&cfg.report)?);
+    let obj = table.column(table.metric_index(&cfg.objective)?);
+    let rep = table.column(table.metric_index(&cfg.report)?);
     if cfg.queries.is_empty() || cfg.queries.contains(&0) {
         return Err(Error::invalid(
             "--queries needs positive budgets, for example 50,100,200",
@@ -259,8 +259,8 @@ impl BenchReport {
         objective: &str,
         report: &str,
     ) -> Result<String> {
-        let obj = table.column(table.column_index(objective)?);
-        let rep = table.column(table.column_index(report)?);
+        let obj = table.column(table.metric_index(objective)?);
+        let rep = table.column(table.metric_index(report)?);
         let mut out = String::from(
             "strategy,seed,query,arch,objective,report,best_arch,best_objective,best_report\n",
         );
@@ -347,10 +347,10 @@ pub fn run_cost(
     let cols: Vec<&[f64]> = cfg
         .fidelities
         .iter()
-        .map(|(_, c)| table.column_index(c).map(|i| table.column(i)))
+        .map(|(_, c)| table.metric_index(c).map(|i| table.column(i)))
         .collect::<Result<_>>()?;
     let rungs = crate::scheduler::Rungs::explicit(cfg.fidelities.iter().map(|f| f.0).collect())?;
-    let rep = table.column(table.column_index(&cfg.report)?);
+    let rep = table.column(table.metric_index(&cfg.report)?);
     let obj_level = cfg
         .fidelities
         .iter()

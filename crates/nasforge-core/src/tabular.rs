@@ -15,6 +15,10 @@ pub struct Table {
     rows: HashMap<Arch, usize>,
     names: Vec<String>,
     columns: Vec<Vec<f64>>,
+    /// Per column, the first row (its line) whose value is not finite, and the text there.
+    non_finite: Vec<Option<(usize, String)>>,
+    /// The file, for messages (empty for [`Table::from_csv`]).
+    source: String,
 }
 
 /// NAS-Bench-201 on CIFAR-10, every one of its 15,625 cells (`valid_acc_12ep`,
@@ -51,7 +55,9 @@ impl Table {
 
     /// Reads a CSV (optionally `.gz`) with a header, an `arch` column in `space`'s text form, and
     /// numeric columns. Any other non-numeric column, a missing value, an arch the space cannot
-    /// read, or a repeated arch is an error naming the row.
+    /// read, a repeated arch or a repeated column name is an error naming the row or column.
+    /// `NaN` and infinite values load (a table may lack some metric for some archs), but a
+    /// column holding one cannot be an objective: see [`Table::metric_index`].
     pub fn load(path: &Path, space: &dyn Space) -> Result<Table> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let mut text = String::new();
@@ -64,7 +70,10 @@ impl Table {
                 .read_to_string(&mut text)
                 .map_err(|e| Error::io(path, e))?;
         }
-        Self::from_csv(&text, space).map_err(|e| Error::invalid(format!("{}: {e}", path.display())))
+        let mut table = Self::from_csv(&text, space)
+            .map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?;
+        table.source = format!("{}: ", path.display());
+        Ok(table)
     }
 
     /// Parses CSV text; see [`Table::load`].
@@ -76,6 +85,15 @@ impl Table {
             .iter()
             .map(|h| h.trim().to_string())
             .collect();
+        for (i, h) in header.iter().enumerate() {
+            if let Some(j) = header[..i].iter().position(|g| g == h) {
+                return Err(Error::invalid(format!(
+                    "the header names column `{h}` twice (columns {} and {}); give every column its own name",
+                    j + 1,
+                    i + 1
+                )));
+            }
+        }
         let arch_col = header.iter().position(|h| h == "arch").ok_or_else(|| {
             Error::invalid(format!(
                 "the table has no `arch` column (its columns are: {})",
@@ -89,6 +107,7 @@ impl Table {
             .map(|(_, h)| h.clone())
             .collect();
         let mut columns = vec![Vec::new(); names.len()];
+        let mut non_finite = vec![None; names.len()];
         let mut archs = Vec::new();
         let mut rows = HashMap::new();
         for (r, record) in reader.records().enumerate() {
@@ -116,6 +135,9 @@ impl Table {
                         names[c]
                     ))
                 })?;
+                if !v.is_finite() && non_finite[c].is_none() {
+                    non_finite[c] = Some((line, field.trim().to_string()));
+                }
                 columns[c].push(v);
                 c += 1;
             }
@@ -128,6 +150,8 @@ impl Table {
             rows,
             names,
             columns,
+            non_finite,
+            source: String::new(),
         })
     }
 
@@ -149,6 +173,22 @@ impl Table {
                 self.names.join(", ")
             ))
         })
+    }
+
+    /// The position of a column whose values are compared (an objective, a reported metric, a
+    /// predictor's target): like [`Table::column_index`], and an error naming the first row
+    /// whose value is `NaN` or infinite, which would rank as neither better nor worse than any
+    /// other (a search would report a `NaN` optimum and zero regret).
+    pub fn metric_index(&self, name: &str) -> Result<usize> {
+        let index = self.column_index(name)?;
+        if let Some((line, text)) = &self.non_finite[index] {
+            return Err(Error::invalid(format!(
+                "{}row {line}, column `{name}` holds `{text}`, which is not a finite number; \
+                 a column that archs are compared by needs a number in every row: fix or remove the row",
+                self.source
+            )));
+        }
+        Ok(index)
     }
 
     /// A column's values, in row order.

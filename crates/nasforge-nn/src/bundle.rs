@@ -1,11 +1,12 @@
 //! A trained model on disk (`RUN/best/`): what `nasforge predict` needs to rebuild and run it.
 //!
 //! - `model.json`: space, space parameters, arch, task, input shape, class names, feature
-//!   names, normalisation statistics and the data options the model was trained with;
+//!   names, normalisation statistics, the fill values of missing features (`--impute`) and the
+//!   data options the model was trained with;
 //! - `arch.json`: the arch in the space's JSON form;
 //! - `weights.bpk`: the weights (burn's burnpack format, batch-norm statistics included).
 
-use crate::data::{Normalizer, Task};
+use crate::data::{Imputer, Normalizer, Task};
 use crate::device::DeviceKind;
 use crate::model::Network;
 use burn::module::Module;
@@ -37,6 +38,11 @@ pub struct ModelInfo {
     pub image: Option<[usize; 3]>,
     /// Normalisation statistics of the training rows.
     pub normalizer: Normalizer,
+    /// Fill values of missing feature cells, from the training rows (`--impute`); applied
+    /// before normalisation. `None`: the model was trained on complete data, and every cell
+    /// it reads must hold a number. (Absent from model.json files older than `--impute`.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imputer: Option<Imputer>,
 }
 
 impl ModelInfo {

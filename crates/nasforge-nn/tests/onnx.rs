@@ -12,7 +12,7 @@ use burn::tensor::Distribution;
 use nasforge_core::rng::Rng;
 use nasforge_core::space;
 use nasforge_core::Params;
-use nasforge_nn::data::{Normalizer, Task};
+use nasforge_nn::data::{Impute, Imputer, Normalizer, Task};
 use nasforge_nn::device::DeviceKind;
 use nasforge_nn::model::Network;
 use nasforge_nn::onnx::{self, OnnxOptions};
@@ -131,14 +131,19 @@ fn raw_inputs(n: usize, norm: &Normalizer, len: usize, rng: &mut Rng) -> Vec<f32
         .collect()
 }
 
-/// What `nasforge predict` computes: normalise, clip, run, un-scale regression outputs.
+/// What `nasforge predict` computes: fill missing values, normalise, clip, run, un-scale
+/// regression outputs.
 fn expected(c: &Case, raw: &[f32], n: usize) -> Vec<f32> {
     let norm = c.opts.normalizer.as_ref().unwrap();
     let len = raw_len(c);
     let x: Vec<f32> = raw
         .iter()
         .enumerate()
-        .map(|(k, v)| {
+        .map(|(k, &v)| {
+            let v = match &c.opts.imputer {
+                Some(imp) if v.is_nan() => imp.fill[k % len],
+                _ => v,
+            };
             let g = (k % len) / norm.plane;
             ((v - norm.mean[g]) / norm.std[g]).clamp(-Normalizer::CLIP, Normalizer::CLIP)
         })
@@ -181,7 +186,13 @@ fn check_against_onnxruntime(python: &str, cases: Vec<Case>, kinds: &[&str]) {
         let model = dir.path().join(format!("case{k}.onnx"));
         std::fs::write(&model, bytes).unwrap();
         let len = raw_len(c);
-        let raw = raw_inputs(n, c.opts.normalizer.as_ref().unwrap(), len, &mut rng);
+        let mut raw = raw_inputs(n, c.opts.normalizer.as_ref().unwrap(), len, &mut rng);
+        if c.opts.imputer.is_some() {
+            // Every fifth value missing, every row and input element touched.
+            for v in raw.iter_mut().step_by(5) {
+                *v = f32::NAN;
+            }
+        }
         let want = expected(c, &raw, n);
         let (input, exp) = (
             dir.path().join(format!("case{k}.in.f32")),
@@ -222,6 +233,7 @@ fn image_case(space: &str, params: &[&str], arch: Option<&str>, seed: u64) -> Ca
         net,
         opts: OnnxOptions {
             input_shape: shape,
+            imputer: None,
             normalizer: Some(norm),
             task: Task::Classification,
             classes: (0..10).map(|c| c.to_string()).collect(),
@@ -302,6 +314,7 @@ fn macro_and_mlp_spaces_match_onnxruntime() {
             net,
             opts: OnnxOptions {
                 input_shape: vec![12],
+                imputer: None,
                 normalizer: Some(norm),
                 task,
                 classes: (0..classes).map(|c| c.to_string()).collect(),
@@ -321,6 +334,7 @@ fn macro_and_mlp_spaces_match_onnxruntime() {
         net,
         opts: OnnxOptions {
             input_shape: vec![3, 4, 4],
+            imputer: None,
             normalizer: Some(norm),
             task: Task::Classification,
             classes: (0..4).map(|c| c.to_string()).collect(),
@@ -343,11 +357,80 @@ fn macro_and_mlp_spaces_match_onnxruntime() {
     check_against_onnxruntime(&python, cases, &kinds);
 }
 
+/// `case` with an imputer holding a distinct fill value per input element.
+fn with_imputer(mut c: Case, seed: u64) -> Case {
+    let mut rng = Rng::new(seed);
+    c.opts.imputer = Some(Imputer {
+        method: Impute::Median,
+        fill: (0..raw_len(&c))
+            .map(|_| (rng.next_f64() * 6.0 - 3.0) as f32)
+            .collect(),
+    });
+    c.name += " with missing inputs";
+    c
+}
+
+#[test]
+fn missing_inputs_are_filled_in_the_graph_as_predict_fills_them() {
+    let Some(python) = onnx_python() else {
+        return;
+    };
+    let (name, net) = case(
+        "mlp",
+        &["input=12", "widths=8", "max_depth=2", "classes=1"],
+        Some("depth=2,width_1=8,width_2=8,activation=relu,dropout=0,batch_norm=on"),
+        40,
+    );
+    let norm = normalizer(&[12], Task::Regression, &mut Rng::new(40));
+    let table = Case {
+        name,
+        net,
+        opts: OnnxOptions {
+            input_shape: vec![12],
+            imputer: None,
+            normalizer: Some(norm),
+            task: Task::Regression,
+            classes: Vec::new(),
+        },
+    };
+    let cases = vec![
+        with_imputer(table, 41),
+        with_imputer(
+            image_case(
+                "macro",
+                &["layers=2", "widths=4", "stem=4", "input=8x8x3"],
+                None,
+                42,
+            ),
+            43,
+        ),
+    ];
+    check_against_onnxruntime(&python, cases, &["linear", "conv2d"]);
+}
+
+#[test]
+fn export_rejects_an_imputer_that_does_not_fit() {
+    let (_, net) = case("mlp", &["input=12"], None, 1);
+    let opts = OnnxOptions {
+        input_shape: vec![12],
+        imputer: Some(Imputer {
+            method: Impute::Mean,
+            fill: vec![0.0; 11],
+        }),
+        normalizer: None,
+        task: Task::Classification,
+        classes: Vec::new(),
+    };
+    let err = onnx::export(&net, &opts).unwrap_err().to_string();
+    assert!(err.contains("imputer"), "{err}");
+}
+
 #[test]
 fn export_rejects_an_input_shape_that_does_not_fit() {
     let (_, net) = case("mlp", &["input=12"], None, 1);
     let opts = OnnxOptions {
         input_shape: vec![13],
+        imputer: None,
         normalizer: None,
         task: Task::Classification,
         classes: Vec::new(),

@@ -3,70 +3,13 @@
 //! and the user errors.
 
 mod common;
-use common::{json, nasforge};
+use common::{json, nasforge, onnxruntime_agrees};
 
 use burn::prelude::*;
 use nasforge_nn::bundle;
 use nasforge_nn::data::{self, embedded_digits, CsvOptions, Dataset};
 use nasforge_nn::device::DeviceKind;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// The Python with onnxruntime (`NASFORGE_ONNX_PYTHON`); unset skips the onnxruntime check
-/// with a message, except under CI, where it is a failure.
-fn onnx_python() -> Option<String> {
-    match std::env::var("NASFORGE_ONNX_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("NASFORGE_ONNX_PYTHON is not set: CI must check the ONNX export against onnxruntime (.ci/run creates a venv)")
-        }
-        _ => {
-            eprintln!("onnxruntime check skipped: set NASFORGE_ONNX_PYTHON to a Python with onnxruntime and numpy");
-            None
-        }
-    }
-}
-
-fn write_f32(path: &Path, values: &[f32]) {
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(path, bytes).unwrap();
-}
-
-/// Runs `model` in onnxruntime on `raw` (shape `shape`) through `onnx_check.py` and asserts
-/// that its `output` is `expected` to 1e-4 (when `NASFORGE_ONNX_PYTHON` is set).
-fn onnxruntime_agrees(
-    tmp: &Path,
-    name: &str,
-    model: &Path,
-    raw: &[f32],
-    shape: &[usize],
-    expected: &[f32],
-) {
-    let Some(python) = onnx_python() else {
-        return;
-    };
-    let (input, want) = (tmp.join("in.f32"), tmp.join("out.f32"));
-    write_f32(&input, raw);
-    write_f32(&want, expected);
-    let manifest = tmp.join("manifest.json");
-    let case = serde_json::json!([{
-        "name": name, "model": model, "input": input, "input_shape": shape,
-        "expected": want, "expected_shape": [shape[0], expected.len() / shape[0]],
-        "tol": 1e-4,
-    }]);
-    std::fs::write(&manifest, case.to_string()).unwrap();
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../nasforge-nn/tests/onnx_check.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(&manifest)
-        .output()
-        .unwrap();
-    let said =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    eprintln!("{said}");
-    assert!(out.status.success(), "onnxruntime disagrees:\n{said}");
-}
 
 /// The logits of the saved model in `best` on raw rows, computed as `nasforge predict` does
 /// (normalise and clip with the saved statistics, run the network), and the labels they give.

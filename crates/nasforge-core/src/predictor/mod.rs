@@ -203,7 +203,7 @@ pub fn evaluate_on_table(
     column: &str,
     cfg: &PredictorBench,
 ) -> Result<Vec<PredictorScore>> {
-    let y = table.column(table.column_index(column)?);
+    let y = table.column(table.metric_index(column)?);
     for name in &cfg.predictors {
         build(name, 0)?;
     }

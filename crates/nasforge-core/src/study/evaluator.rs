@@ -52,7 +52,7 @@ pub struct TableEvaluator {
 impl TableEvaluator {
     /// An evaluator that reads `objective` from `table`.
     pub fn new(table: Arc<Table>, objective: &str) -> Result<Self> {
-        let objective = table.column_index(objective)?;
+        let objective = table.metric_index(objective)?;
         Ok(TableEvaluator { table, objective })
     }
 }

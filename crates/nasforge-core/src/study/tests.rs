@@ -239,3 +239,33 @@ fn table_evaluator_reads_the_objective_and_rejects_other_fidelities() {
         .to_string()
         .contains("acc, loss"));
 }
+
+#[test]
+fn a_non_finite_objective_is_an_error_naming_its_row_and_a_repeated_column_too() {
+    let space = space::build("nb201", &Params::new()).unwrap();
+    let mut rng = crate::rng::Rng::new(3);
+    let (a, b) = (space.sample(&mut rng), space.sample(&mut rng));
+    let csv = format!(
+        "arch,acc,loss\n\"{}\",91.5,NaN\n\"{}\",inf,0.2\n",
+        space.format(&a),
+        space.format(&b)
+    );
+    let table = std::sync::Arc::new(crate::tabular::Table::from_csv(&csv, space.as_ref()).unwrap());
+    let err = TableEvaluator::new(table.clone(), "acc")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("row 3, column `acc` holds `inf`"), "{err}");
+    let err = table.metric_index("loss").unwrap_err().to_string();
+    assert!(err.contains("row 2, column `loss` holds `NaN`"), "{err}");
+    assert_eq!(
+        table.column_index("loss").unwrap(),
+        1,
+        "the column still loads"
+    );
+    let dup = format!("arch,acc,acc\n\"{}\",1,2\n", space.format(&a));
+    let err = crate::tabular::Table::from_csv(&dup, space.as_ref())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`acc` twice (columns 2 and 3)"), "{err}");
+}

@@ -1,6 +1,6 @@
 //! CSV data: a header, a target column, numeric features (or pixels with `--image HxWxC`).
 
-use super::{Dataset, Targets, Task};
+use super::{Dataset, Impute, Targets, Task};
 use nasforge_core::{Error, Result};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -20,6 +20,16 @@ pub struct CsvOptions {
     pub image: Option<[usize; 3]>,
     /// The labels file of an IDX images file (default: found beside it).
     pub labels: Option<PathBuf>,
+    /// Empty and `NaN` feature cells are read as missing (`NaN`) for an
+    /// [`Imputer`](super::Imputer) to fill; `None`: such a cell is an error. Infinite values are
+    /// an error either way.
+    pub impute: Option<Impute>,
+    /// The feature columns to read, by name and in this order (a saved model's, for
+    /// `predict`): a column of the file that is neither one of them, the target nor dropped is
+    /// an error, and the target column may be absent (the targets are then unknown, see
+    /// [`Dataset::has_targets`]). Empty: every column but the target and the dropped ones, in
+    /// file order.
+    pub features: Vec<String>,
 }
 
 /// Decompresses gzip bytes.
@@ -66,73 +76,48 @@ pub(crate) fn parse_csv(text: &str, opts: &CsvOptions, source: &str) -> Result<D
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
-    if opts.target.is_empty() {
-        return Err(Error::invalid(format!(
-            "{source}: say which column to predict with --target (columns: {})",
-            header.join(", ")
-        )));
-    }
-    let target = header
-        .iter()
-        .position(|h| *h == opts.target)
-        .ok_or_else(|| {
-            Error::invalid(format!(
-                "{source}: there is no column `{}` to use as --target; the columns are: {}",
-                opts.target,
-                header.join(", ")
-            ))
-        })?;
-    for d in &opts.drop {
-        if !header.contains(d) {
-            return Err(Error::invalid(format!(
-                "{source}: --drop names a column `{d}` that does not exist"
-            )));
-        }
-    }
-    let feature_cols: Vec<usize> = (0..header.len())
-        .filter(|&i| i != target && !opts.drop.contains(&header[i]))
-        .collect();
-    if feature_cols.is_empty() {
-        return Err(Error::invalid(format!(
-            "{source}: no feature columns are left besides the target"
-        )));
-    }
+    check_unique(&header, source)?;
+    let Columns {
+        target,
+        features: feature_cols,
+    } = columns(&header, opts, source)?;
     let mut features = Vec::new();
     let mut raw_targets = Vec::new();
+    let mut lines = Vec::new();
+    let mut rows = 0;
     for (r, record) in reader.records().enumerate() {
-        let line = r + 2;
         let record = record.map_err(|e| match e.kind() {
-            ::csv::ErrorKind::UnequalLengths { expected_len, len, .. } => Error::invalid(format!(
-                "{source}: row {line} has {len} fields but the header has {expected_len}; every row needs one value per column"
+            ::csv::ErrorKind::UnequalLengths { expected_len, len, pos } => Error::invalid(format!(
+                "{source}: row {} has {len} fields but the header has {expected_len}; every row needs one value per column",
+                pos.as_ref().map_or(r + 2, |p| p.line() as usize)
             )),
-            _ => Error::invalid(format!("{source}: row {line}: {e}")),
+            _ => Error::invalid(format!("{source}: row {}: {e}", r + 2)),
         })?;
+        // The line the row starts on, as an editor shows it (quoted fields may span lines).
+        let line = record.position().map_or(r + 2, |p| p.line() as usize);
         for &c in &feature_cols {
-            let field = record[c].trim();
-            if field.is_empty() {
+            features.push(feature_value(
+                record[c].trim(),
+                line,
+                &header[c],
+                opts,
+                source,
+            )?);
+        }
+        if let Some(target) = target {
+            let t = record[target].trim();
+            if t.is_empty() {
                 return Err(Error::invalid(format!(
-                    "{source}: row {line}, column `{}` is missing a value; fill it in or pass --drop {}",
-                    header[c], header[c]
+                    "{source}: row {line} has no value in the target column `{}`",
+                    opts.target
                 )));
             }
-            let v: f32 = field.parse().map_err(|_| {
-                Error::invalid(format!(
-                    "{source}: row {line}, column `{}` holds `{field}`, which is not a number; features must be numeric (drop the column with --drop {})",
-                    header[c], header[c]
-                ))
-            })?;
-            features.push(v);
+            raw_targets.push(t.to_string());
+            lines.push(line);
         }
-        let t = record[target].trim();
-        if t.is_empty() {
-            return Err(Error::invalid(format!(
-                "{source}: row {line} has no value in the target column `{}`",
-                opts.target
-            )));
-        }
-        raw_targets.push(t.to_string());
+        rows += 1;
     }
-    if raw_targets.is_empty() {
+    if rows == 0 {
         return Err(Error::invalid(format!(
             "{source}: the file has a header but no data rows"
         )));
@@ -151,14 +136,197 @@ pub(crate) fn parse_csv(text: &str, opts: &CsvOptions, source: &str) -> Result<D
         }
         None => vec![width],
     };
+    let targets = match target {
+        Some(_) => {
+            targets_from_strings(raw_targets, Some(&lines), opts.task, &opts.target, source)?
+        }
+        None => Targets::Values(vec![f32::NAN; rows]),
+    };
     Ok(Dataset {
         features,
         shape,
-        targets: targets_from_strings(raw_targets, opts.task, &opts.target, source)?,
+        targets,
         feature_names: feature_cols.iter().map(|&c| header[c].clone()).collect(),
         source: source.to_string(),
         target_scale: None,
     })
+}
+
+/// An error for a header that names a column twice (which one would `--target`, `--drop` or
+/// a model's feature names mean?).
+fn check_unique(header: &[String], source: &str) -> Result<()> {
+    for (i, h) in header.iter().enumerate() {
+        if let Some(j) = header[..i].iter().position(|g| g == h) {
+            return Err(Error::invalid(format!(
+                "{source}: the header names column `{h}` twice (columns {} and {}); give every column its own name",
+                j + 1,
+                i + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Where the target and the features are in a header.
+struct Columns {
+    /// The target column, `None` when a model's features are read without it.
+    target: Option<usize>,
+    /// The feature columns, in the order the rows store them.
+    features: Vec<usize>,
+}
+
+/// At most `max` names of `names`, in backquotes, with how many there are in all beyond that.
+fn some_names(names: &[&str], max: usize) -> String {
+    let shown: Vec<String> = names.iter().take(max).map(|n| format!("`{n}`")).collect();
+    match names.len() {
+        n if n > max => format!("{}, ... ({n} in all)", shown.join(", ")),
+        _ => shown.join(", "),
+    }
+}
+
+/// Resolves the target, the dropped and the feature columns of `header` per `opts`.
+fn columns(header: &[String], opts: &CsvOptions, source: &str) -> Result<Columns> {
+    let by_name = !opts.features.is_empty();
+    if opts.target.is_empty() && !by_name {
+        return Err(Error::invalid(format!(
+            "{source}: say which column to predict with --target (columns: {})",
+            header.join(", ")
+        )));
+    }
+    for d in &opts.drop {
+        if !header.contains(d) {
+            return Err(Error::invalid(format!(
+                "{source}: --drop names a column `{d}` that does not exist"
+            )));
+        }
+        if *d == opts.target && !by_name {
+            return Err(Error::invalid(format!(
+                "{source}: --drop `{d}` is the --target column; the target cannot be dropped (choose another --target, or leave out --drop {d})"
+            )));
+        }
+    }
+    // Reading a model's features, a dropped target is simply not compared with.
+    let target = header
+        .iter()
+        .position(|h| *h == opts.target)
+        .filter(|&t| !(by_name && opts.drop.contains(&header[t])));
+    if !by_name {
+        let target = target.ok_or_else(|| {
+            Error::invalid(format!(
+                "{source}: there is no column `{}` to use as --target; the columns are: {}",
+                opts.target,
+                header.join(", ")
+            ))
+        })?;
+        let features: Vec<usize> = (0..header.len())
+            .filter(|&i| i != target && !opts.drop.contains(&header[i]))
+            .collect();
+        if features.is_empty() {
+            return Err(Error::invalid(format!(
+                "{source}: no feature columns are left besides the target"
+            )));
+        }
+        return Ok(Columns {
+            target: Some(target),
+            features,
+        });
+    }
+    if let Some(d) = opts.drop.iter().find(|d| opts.features.contains(d)) {
+        return Err(Error::invalid(format!(
+            "{source}: --drop `{d}` is a column the model reads; leave out --drop {d}"
+        )));
+    }
+    let missing: Vec<&str> = opts
+        .features
+        .iter()
+        .filter(|f| !header.contains(f))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::invalid(format!(
+            "{source}: the model reads column{} {}, which this file does not have; it needs every column it was trained on (by name, in any order)",
+            if missing.len() == 1 { "" } else { "s" },
+            some_names(&missing, 8)
+        )));
+    }
+    let extra: Vec<&str> = header
+        .iter()
+        .enumerate()
+        .filter(|&(i, h)| Some(i) != target && !opts.drop.contains(h) && !opts.features.contains(h))
+        .map(|(_, h)| h.as_str())
+        .collect();
+    if let Some(first) = extra.first() {
+        return Err(Error::invalid(format!(
+            "{source}: column{} {} {} not one the model reads (nor its target `{}`); ignore {} with --drop {first}",
+            if extra.len() == 1 { "" } else { "s" },
+            some_names(&extra, 8),
+            if extra.len() == 1 { "is" } else { "are" },
+            opts.target,
+            if extra.len() == 1 { "it" } else { "each" },
+        )));
+    }
+    let features = opts
+        .features
+        .iter()
+        .map(|f| header.iter().position(|h| h == f).expect("checked above"))
+        .collect();
+    Ok(Columns { target, features })
+}
+
+/// One feature cell: a finite number, or `NaN` for a missing one (empty or `NaN`) when
+/// `opts.impute` allows it; anything else is an error naming the row and column.
+fn feature_value(
+    field: &str,
+    line: usize,
+    col: &str,
+    opts: &CsvOptions,
+    source: &str,
+) -> Result<f32> {
+    // Only asked when `opts.impute` is off (with it, a missing cell is read as NaN).
+    let what_to_do = || {
+        if opts.features.is_empty() {
+            format!("fill it in, pass --impute median to fill missing cells from the training rows, or --drop {col}")
+        } else {
+            "the model was trained without --impute, so every feature cell needs a number"
+                .to_string()
+        }
+    };
+    if field.is_empty() {
+        if opts.impute.is_some() {
+            return Ok(f32::NAN);
+        }
+        return Err(Error::invalid(format!(
+            "{source}: row {line}, column `{col}` is missing a value; {}",
+            what_to_do()
+        )));
+    }
+    let v: f32 = field.parse().map_err(|_| {
+        let hint = if opts.impute.is_some() {
+            " (--impute fills empty and `NaN` cells: write a missing value as one of those)"
+        } else {
+            ""
+        };
+        Error::invalid(format!(
+            "{source}: row {line}, column `{col}` holds `{field}`, which is not a number{hint}; features must be numeric (drop the column with --drop {col})"
+        ))
+    })?;
+    if v.is_nan() {
+        if opts.impute.is_some() {
+            return Ok(f32::NAN);
+        }
+        return Err(Error::invalid(format!(
+            "{source}: row {line}, column `{col}` holds `{field}`, a missing value; {}",
+            what_to_do()
+        )));
+    }
+    if v.is_infinite() {
+        return Err(Error::invalid(format!(
+            "{source}: row {line}, column `{col}` holds `{field}`, which is infinite as a 32-bit float; \
+             infinities are never imputed (they usually come from an overflow or a division by zero): \
+             fix the value, or --drop {col}"
+        )));
+    }
+    Ok(v)
 }
 
 /// Turns rows of `H x W x C` (channels last) pixels into `C x H x W`.
@@ -178,13 +346,16 @@ pub(crate) fn hwc_to_chw(rows: &[f32], h: usize, w: usize, c: usize) -> Vec<f32>
     out
 }
 
-/// Class ids (sorted label order: numeric labels numerically) or regression values.
+/// Class ids (sorted label order: numeric labels numerically) or regression values; `lines`
+/// are the rows' line numbers for messages (default: the row index + 2).
 pub(crate) fn targets_from_strings(
     raw: Vec<String>,
+    lines: Option<&[usize]>,
     task: Option<Task>,
     column: &str,
     source: &str,
 ) -> Result<Targets> {
+    let line = |i: usize| lines.and_then(|l| l.get(i).copied()).unwrap_or(i + 2);
     let numbers: Option<Vec<f64>> = raw.iter().map(|s| s.parse::<f64>().ok()).collect();
     let task = task.unwrap_or_else(|| match &numbers {
         Some(v) => {
@@ -203,10 +374,19 @@ pub(crate) fn targets_from_strings(
                 let bad = raw.iter().position(|s| s.parse::<f64>().is_err()).unwrap_or(0);
                 Error::invalid(format!(
                     "{source}: row {}: regression needs a numeric target, but `{column}` holds `{}`",
-                    bad + 2,
+                    line(bad),
                     raw[bad]
                 ))
             })?;
+            // A NaN target would make every trial's loss NaN; it is not imputed either.
+            if let Some(bad) = values.iter().position(|v| !(*v as f32).is_finite()) {
+                return Err(Error::invalid(format!(
+                    "{source}: row {}: the target `{column}` holds `{}`, which is not a finite number; \
+                     regression targets are never imputed: fix the value or remove the row",
+                    line(bad),
+                    raw[bad]
+                )));
+            }
             Ok(Targets::Values(
                 values.into_iter().map(|v| v as f32).collect(),
             ))
@@ -232,64 +412,6 @@ pub(crate) fn targets_from_strings(
             Ok(Targets::Classes { ids, names })
         }
     }
-}
-
-/// Reads the feature columns `names` (in that order) of a CSV that has no target column, for
-/// prediction. The targets of the result are unknown (NaN).
-pub fn load_features(path: &Path, names: &[String], image: Option<[usize; 3]>) -> Result<Dataset> {
-    let source = path.display().to_string();
-    let text = read_text(path)?;
-    let mut reader = ::csv::ReaderBuilder::new().from_reader(text.as_bytes());
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| Error::invalid(format!("{source}: cannot read the header: {e}")))?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
-    let cols: Vec<usize> = names
-        .iter()
-        .map(|n| {
-            header.iter().position(|h| h == n).ok_or_else(|| {
-                Error::invalid(format!(
-                    "{source}: the model reads column `{n}`, which this file does not have"
-                ))
-            })
-        })
-        .collect::<Result<_>>()?;
-    let mut features = Vec::new();
-    let mut rows = 0;
-    for (r, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| Error::invalid(format!("{source}: row {}: {e}", r + 2)))?;
-        for &c in &cols {
-            let field = record[c].trim();
-            features.push(field.parse::<f32>().map_err(|_| {
-                Error::invalid(format!(
-                    "{source}: row {}, column `{}`: `{field}` is not a number",
-                    r + 2,
-                    header[c]
-                ))
-            })?);
-        }
-        rows += 1;
-    }
-    if rows == 0 {
-        return Err(Error::invalid(format!("{source}: no data rows")));
-    }
-    let shape = match image {
-        Some([h, w, c]) => {
-            features = hwc_to_chw(&features, h, w, c);
-            vec![c, h, w]
-        }
-        None => vec![names.len()],
-    };
-    Ok(Dataset {
-        features,
-        shape,
-        targets: Targets::Values(vec![f32::NAN; rows]),
-        feature_names: names.to_vec(),
-        source,
-        target_scale: None,
-    })
 }
 
 /// The column names of a CSV's header row (`.gz` is decompressed), reading only that row.

@@ -100,6 +100,7 @@ pub fn load_idx(images: &Path, labels: Option<&Path>) -> Result<Dataset> {
         shape: vec![c, h, w],
         targets: super::csv::targets_from_strings(
             raw,
+            None,
             Some(super::Task::Classification),
             "label",
             &images.display().to_string(),

@@ -3,16 +3,20 @@
 //! Every loader produces a [`Dataset`]: rows of `f32` features laid out as the network input
 //! expects (`[C, H, W]` images, channel-major, or `[F]` vectors), plus targets (class ids with
 //! their names, or regression values). Loaders check what users get wrong (ragged rows, text in
-//! a feature column, missing values, an image shape that does not fit the row) and say where.
+//! a feature column, missing, `NaN` or infinite values, a header naming a column twice, an
+//! image shape that does not fit the row) and say where. With `--impute`, missing feature cells
+//! are kept as `NaN` for an [`Imputer`] fitted on the training rows.
 
 mod csv;
 mod folder;
 mod idx;
+mod impute;
 mod split;
 
-pub use self::csv::{csv_header, load_csv, load_features, CsvOptions};
+pub use self::csv::{csv_header, load_csv, CsvOptions};
 pub use folder::load_image_folder;
 pub use idx::load_idx;
+pub use impute::{Impute, Imputer};
 pub use split::{Normalizer, Split, SplitFractions};
 
 use nasforge_core::{Error, Result};
@@ -99,6 +103,16 @@ impl Dataset {
         match &self.targets {
             Targets::Classes { names, .. } => names.len(),
             Targets::Values(_) => 1,
+        }
+    }
+
+    /// Whether the targets are known: false for rows read without their target column (the
+    /// input of `predict`), whose targets are `NaN` values. Loaded regression targets are never
+    /// `NaN` (the loader rejects them).
+    pub fn has_targets(&self) -> bool {
+        match &self.targets {
+            Targets::Classes { .. } => true,
+            Targets::Values(v) => !v.iter().all(|y| y.is_nan()),
         }
     }
 

@@ -1,8 +1,10 @@
 //! ONNX export of a trained [`Network`], normalisation and output scaling included.
 //!
 //! The graph takes the raw input `input` (`[N, ...input shape]`, float32, `N` a symbolic
-//! batch size), applies the saved [`Normalizer`] as `nasforge predict` does (subtract the
-//! training mean, divide by the standard deviation, clip to ±[`Normalizer::CLIP`]), runs the
+//! batch size), fills missing (`NaN`) values with the saved [`Imputer`]'s values when the model
+//! has one (`IsNaN` + `Where`), applies the saved [`Normalizer`] as `nasforge predict` does
+//! (subtract the training mean, divide by the standard deviation, clip to
+//! ±[`Normalizer::CLIP`]), runs the
 //! network, and returns `output`: the logits for classification (softmax not applied; a second
 //! output `probabilities` holds the softmax) or the prediction in the target's own units for
 //! regression. The file is written with a small hand-rolled protobuf writer ([`proto`]); the
@@ -16,7 +18,7 @@
 pub mod proto;
 
 use crate::bundle::ModelInfo;
-use crate::data::{Normalizer, Task};
+use crate::data::{Imputer, Normalizer, Task};
 use crate::model::{Layer, Network};
 use burn::prelude::*;
 use nasforge_core::netspec::Op;
@@ -33,6 +35,9 @@ pub struct OnnxOptions {
     /// Shape of one raw input row, `[C, H, W]` or `[F]` (the data's; an MLP reading images
     /// has an image here and a vector as the network's input).
     pub input_shape: Vec<usize>,
+    /// Fill values of missing (`NaN`) inputs, one per input element, applied before
+    /// normalisation; `None` passes `NaN` through (a model trained on complete data).
+    pub imputer: Option<Imputer>,
     /// Input normalisation (and, for regression, the target scale); `None` feeds the input as is.
     pub normalizer: Option<Normalizer>,
     /// Classification adds a `probabilities` output; regression un-scales `output`.
@@ -46,6 +51,7 @@ impl OnnxOptions {
     pub fn for_model(info: &ModelInfo) -> Self {
         OnnxOptions {
             input_shape: info.input_shape.clone(),
+            imputer: info.imputer.clone(),
             normalizer: Some(info.normalizer.clone()),
             task: info.task,
             classes: info.classes.clone(),
@@ -70,6 +76,9 @@ pub fn export(net: &Network, opts: &OnnxOptions) -> Result<Vec<u8>> {
     }
     let mut g = Graph::default();
     let mut x = "input".to_string();
+    if let Some(imputer) = &opts.imputer {
+        x = g.impute(&x, imputer, &opts.input_shape)?;
+    }
     if let Some(norm) = &opts.normalizer {
         x = g.normalise(&x, norm, &opts.input_shape)?;
     }
@@ -228,6 +237,20 @@ impl Graph {
         self.inits
             .push(proto::tensor_i64(&name, &[values.len()], values));
         name
+    }
+
+    /// `NaN` inputs replaced by the imputer's fill values: `Where(IsNaN(x), fill, x)`, the
+    /// fill tensor shaped like one input row (broadcast over the batch).
+    fn impute(&mut self, x: &str, imputer: &Imputer, shape: &[usize]) -> Result<String> {
+        if imputer.fill.len() != shape.iter().product::<usize>() {
+            return Err(Error::invalid(format!(
+                "the imputer ({} fill values) does not fit input shape {shape:?}",
+                imputer.fill.len()
+            )));
+        }
+        let fill = self.init_f32("input/fill", shape, &imputer.fill);
+        let missing = self.op("IsNaN", "input/missing", &[x], &[]);
+        Ok(self.op("Where", "input/impute", &[&missing, &fill, x], &[]))
     }
 
     /// `(x - mean) / std` clipped to ±CLIP, per channel (images) or feature (vectors).

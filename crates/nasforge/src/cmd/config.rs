@@ -75,6 +75,11 @@ pub struct SearchConfig {
     #[arg(long)]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drop: Vec<String>,
+    /// Fill empty and NaN feature cells of a CSV with the `median` or `mean` of the column's
+    /// training rows (saved with the model; predict and the ONNX export fill the same way).
+    /// Infinite values are always an error [default: none; a missing cell is an error].
+    #[arg(long, value_name = "median|mean")]
+    pub impute: Option<String>,
     /// The labels file of IDX images [default: found beside the images file].
     #[arg(long)]
     pub labels: Option<PathBuf>,
@@ -215,7 +220,7 @@ impl SearchConfig {
             space, strategy, evaluator, table, objective, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, trials, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            flip, final_epochs, final_seeds, device, threads, scheduler, min_epochs, stopper, epoch_budget;
+            flip, final_epochs, final_seeds, device, threads, scheduler, min_epochs, stopper, epoch_budget, impute;
             space_param, strategy_param, drop, scheduler_param, stopper_param);
         self
     }
@@ -227,7 +232,7 @@ impl SearchConfig {
             space, strategy, evaluator, table, objective, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            flip, final_epochs, final_seeds, device, scheduler, min_epochs, stopper, record_proxies;
+            flip, final_epochs, final_seeds, device, scheduler, min_epochs, stopper, record_proxies, impute;
             space_param, strategy_param, drop, scheduler_param, stopper_param);
         out
     }
@@ -394,6 +399,8 @@ const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  na
 # task = "classification"      # or "regression" (default: decided from the target column)
 # image = "28x28x1"            # the CSV's features are an HxWxC image
 # drop = ["id"]                # CSV columns to ignore
+# impute = "median"            # fill empty/NaN feature cells: "median" or "mean" of the training
+                               # rows (kept in the model); without it a missing cell is an error
 # valid_fraction = 0.15        # validation split (what the search sees)
 # test_fraction = 0.15         # test split (used once, by final training)
 
@@ -482,8 +489,14 @@ mod tests {
         let given = SearchConfig {
             lr: Some(0.2),
             trials: Some(9),
+            impute: Some("median".into()),
             ..Default::default()
         };
-        assert_eq!(merged.resume_conflicts(&given), vec!["--lr"]);
+        assert_eq!(merged.resume_conflicts(&given), vec!["--lr", "--impute"]);
+        let imputing = file.overlay(&SearchConfig {
+            impute: Some("mean".into()),
+            ..Default::default()
+        });
+        assert_eq!(imputing.impute.as_deref(), Some("mean"));
     }
 }

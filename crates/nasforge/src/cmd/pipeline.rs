@@ -8,7 +8,7 @@ use indicatif::ProgressBar;
 use nasforge_core::netspec::NetSpec;
 use nasforge_nn::bundle::{self, ModelInfo};
 use nasforge_nn::data::{
-    self, CsvOptions, Dataset, Normalizer, Split, SplitFractions, Targets, Task,
+    self, CsvOptions, Dataset, Impute, Imputer, Normalizer, Split, SplitFractions, Targets, Task,
 };
 use nasforge_nn::device::DeviceKind;
 use nasforge_nn::final_train::{final_train, FinalResult};
@@ -27,12 +27,14 @@ pub struct Prepared {
     pub split: Split,
     /// The statistics (saved with the model).
     pub normalizer: Normalizer,
+    /// The fill values of missing features, with `--impute` (saved with the model).
+    pub imputer: Option<Imputer>,
     /// The image shape the user gave, if any.
     pub image: Option<[usize; 3]>,
 }
 
-/// Loads the data the config names (or the embedded digits), splits it from the seed and
-/// normalises it with statistics of the training rows.
+/// Loads the data the config names (or the embedded digits), splits it from the seed, fills
+/// missing features (`--impute`) and normalises, both with statistics of the training rows.
 pub fn prepare_data(cfg: &SearchConfig) -> Result<Prepared> {
     let mut image = cfg.image.as_deref().map(parse_image).transpose()?;
     if cfg.data.is_none() {
@@ -49,6 +51,7 @@ pub fn prepare_data(cfg: &SearchConfig) -> Result<Prepared> {
             ))
         }
     };
+    let impute = cfg.impute.as_deref().map(Impute::parse).transpose()?;
     let mut data = match &cfg.data {
         None => data::embedded_digits(),
         Some(path) => data::load(
@@ -59,6 +62,8 @@ pub fn prepare_data(cfg: &SearchConfig) -> Result<Prepared> {
                 drop: cfg.drop.clone(),
                 image,
                 labels: cfg.labels.clone(),
+                impute,
+                features: Vec::new(),
             },
         )?,
     };
@@ -76,12 +81,22 @@ pub fn prepare_data(cfg: &SearchConfig) -> Result<Prepared> {
             fractions.valid
         ));
     }
+    // After the split, so that validation and test rows never inform the fill values.
+    let imputer = match impute {
+        Some(method) => {
+            let imputer = Imputer::fit(&data, &split.train, method)?;
+            imputer.apply(&mut data)?;
+            Some(imputer)
+        }
+        None => None,
+    };
     let normalizer = Normalizer::fit(&data, &split.train);
     normalizer.apply(&mut data);
     Ok(Prepared {
         data: Arc::new(data),
         split,
         normalizer,
+        imputer,
         image,
     })
 }
@@ -256,6 +271,7 @@ pub fn final_training(
         target: cfg.target.clone().unwrap_or_else(|| "label".into()),
         image: prepared.image,
         normalizer: prepared.normalizer.clone(),
+        imputer: prepared.imputer.clone(),
     };
     bundle::save(best, &info, &model)?;
     let doc = serde_json::json!({

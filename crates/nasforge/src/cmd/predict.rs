@@ -1,4 +1,10 @@
 //! `nasforge predict`: predictions of a saved model on new data.
+//!
+//! CSV columns are matched by name against the model's feature columns (`model.json`), so
+//! their order does not matter; the target column, when present, is used only to score the
+//! predictions; a column that is neither (an id, a timestamp) is an error until it is named
+//! with `--drop`, and a missing feature column is an error naming it. Missing cells are filled
+//! as in training when the model was trained with `--impute`, and an error otherwise.
 
 use super::bad_input;
 use anyhow::{Context, Result};
@@ -15,10 +21,16 @@ pub struct PredictArgs {
     /// The saved model: a run's `best/` folder.
     #[arg(long)]
     pub model: PathBuf,
-    /// The data: the same kind of file the model was trained on (the target column may be absent).
+    /// The data: the same kind of file the model was trained on. CSV columns are matched by
+    /// name (any order); the target column may be absent (with it, the predictions are scored).
     #[arg(long)]
     pub data: PathBuf,
-    /// Print one JSON document instead of CSV.
+    /// A CSV column to ignore (repeatable): a column the model does not read, such as an id,
+    /// is an error without it.
+    #[arg(long)]
+    pub drop: Vec<String>,
+    /// Print one JSON document instead of CSV: `predictions` (labels, or numbers for
+    /// regression), `rows`, and with the target column `accuracy` (or `mse` and `mae`).
     #[arg(long)]
     pub json: bool,
     /// Print nothing on success (errors still go to stderr; the exit code tells).
@@ -29,31 +41,30 @@ pub struct PredictArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Predictions, in the data's row order.
+enum Predictions {
+    /// Class labels.
+    Labels(Vec<String>),
+    /// Regression values in the target's units.
+    Values(Vec<f32>),
+}
+
 /// Runs `nasforge predict`.
 pub fn run(args: PredictArgs) -> Result<()> {
     let device = DeviceKind::Cpu;
     let (info, model) = bundle::load(&args.model, device)?;
-    // A CSV may come without its target column; IDX files and image folders carry labels.
-    let has_target = match data::DataKind::of(&args.data) {
-        data::DataKind::Csv => data::csv_header(&args.data).is_ok_and(|h| h.contains(&info.target)),
-        _ => true,
-    };
+    // IDX files and image folders carry labels; a CSV is read by the model's column names
+    // and may come without its target column.
     let opts = CsvOptions {
-        target: if has_target {
-            info.target.clone()
-        } else {
-            String::new()
-        },
+        target: info.target.clone(),
         task: Some(info.task),
-        drop: Vec::new(),
+        drop: args.drop.clone(),
         image: info.image,
         labels: None,
+        impute: info.imputer.as_ref().map(|i| i.method),
+        features: info.feature_names.clone(),
     };
-    let mut d: Dataset = if has_target {
-        data::read(&args.data, &opts)?
-    } else {
-        data::load_features(&args.data, &info.feature_names, info.image)?
-    };
+    let mut d: Dataset = data::read(&args.data, &opts)?;
     if d.shape != info.input_shape {
         return bad_input(format!(
             "{}: rows have shape {:?} but the model takes {:?}",
@@ -61,6 +72,18 @@ pub fn run(args: PredictArgs) -> Result<()> {
             d.shape,
             info.input_shape
         ));
+    }
+    let has_target = d.has_targets();
+    // The truth in its own units, before normalisation standardises regression targets.
+    let truth = match &d.targets {
+        _ if !has_target => None,
+        Targets::Classes { ids, names } => Some(Predictions::Labels(
+            ids.iter().map(|&i| names[i as usize].clone()).collect(),
+        )),
+        Targets::Values(v) => Some(Predictions::Values(v.clone())),
+    };
+    if let Some(imputer) = &info.imputer {
+        imputer.apply(&mut d)?;
     }
     info.normalizer.apply(&mut d);
     let dev = device.device();
@@ -85,55 +108,57 @@ pub fn run(args: PredictArgs) -> Result<()> {
                 .expect("float output"),
         );
     }
-    let width = outputs.len() / n.max(1);
-    let predictions: Vec<String> = outputs
-        .chunks(width.max(1))
-        .map(|row| match info.task {
-            Task::Classification => {
-                let best = row
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map(|(i, _)| i)
-                    .unwrap_or(0);
-                info.classes[best].clone()
-            }
-            Task::Regression => {
-                let (m, s) = info.normalizer.target.unwrap_or((0.0, 1.0));
-                (row[0] * s + m).to_string()
-            }
-        })
-        .collect();
-    let truth: Option<Vec<String>> = match (&d.targets, has_target) {
-        (Targets::Classes { ids, names }, true) => {
-            Some(ids.iter().map(|&i| names[i as usize].clone()).collect())
-        }
-        (Targets::Values(v), true) => {
+    let width = (outputs.len() / n.max(1)).max(1);
+    let predictions = match info.task {
+        Task::Classification => Predictions::Labels(
+            outputs
+                .chunks(width)
+                .map(|row| {
+                    let best = row
+                        .iter()
+                        .enumerate()
+                        .max_by(|a, b| a.1.total_cmp(b.1))
+                        .map(|(i, _)| i)
+                        .unwrap_or(0);
+                    info.classes[best].clone()
+                })
+                .collect(),
+        ),
+        Task::Regression => {
             let (m, s) = info.normalizer.target.unwrap_or((0.0, 1.0));
-            Some(v.iter().map(|x| (x * s + m).to_string()).collect())
+            Predictions::Values(outputs.chunks(width).map(|row| row[0] * s + m).collect())
         }
-        _ => None,
     };
-    let accuracy = truth
-        .as_ref()
-        .filter(|_| info.task == Task::Classification)
-        .map(|t| {
-            100.0 * t.iter().zip(&predictions).filter(|(a, b)| a == b).count() as f64
-                / n.max(1) as f64
-        });
+    let score = Score::of(&predictions, truth.as_ref());
     if args.json {
-        let doc = serde_json::json!({"predictions": predictions, "accuracy": accuracy, "rows": n});
+        let mut doc = serde_json::json!({"rows": n});
+        doc["predictions"] = match &predictions {
+            Predictions::Labels(l) => serde_json::json!(l),
+            Predictions::Values(v) => serde_json::json!(v),
+        };
+        match score {
+            Some(Score::Accuracy(a)) => doc["accuracy"] = a.into(),
+            Some(Score::Errors { mse, mae }) => {
+                doc["mse"] = mse.into();
+                doc["mae"] = mae.into();
+            }
+            None => {}
+        }
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
+    let cell = |p: &Predictions, i: usize| match p {
+        Predictions::Labels(l) => l[i].clone(),
+        Predictions::Values(v) => v[i].to_string(),
+    };
     let mut csv = format!(
         "row,prediction{}\n",
         if truth.is_some() { ",target" } else { "" }
     );
-    for (i, p) in predictions.iter().enumerate() {
+    for i in 0..n {
         match &truth {
-            Some(t) => csv.push_str(&format!("{i},{p},{}\n", t[i])),
-            None => csv.push_str(&format!("{i},{p}\n")),
+            Some(t) => csv.push_str(&format!("{i},{},{}\n", cell(&predictions, i), cell(t, i))),
+            None => csv.push_str(&format!("{i},{}\n", cell(&predictions, i))),
         }
     }
     match &args.out {
@@ -149,8 +174,42 @@ pub fn run(args: PredictArgs) -> Result<()> {
     if let Some(path) = &args.out {
         println!("wrote {n} predictions to {}", path.display());
     }
-    if let Some(a) = accuracy {
-        eprintln!("accuracy {a:.2}% on {n} rows");
+    match score {
+        Some(Score::Accuracy(a)) => eprintln!("accuracy {a:.2}% on {n} rows"),
+        Some(Score::Errors { mse, mae }) => eprintln!("MSE {mse:.6}, MAE {mae:.6} on {n} rows"),
+        None => {}
     }
     Ok(())
+}
+
+/// How the predictions compare with the data's targets.
+#[derive(Clone, Copy, Debug)]
+enum Score {
+    /// Percent of labels right.
+    Accuracy(f64),
+    /// Mean squared and mean absolute error, in the target's units.
+    Errors { mse: f64, mae: f64 },
+}
+
+impl Score {
+    /// The score of `predictions` against `truth`, when the data had targets.
+    fn of(predictions: &Predictions, truth: Option<&Predictions>) -> Option<Score> {
+        match (predictions, truth?) {
+            (Predictions::Labels(p), Predictions::Labels(t)) => {
+                let right = p.iter().zip(t).filter(|(a, b)| a == b).count();
+                Some(Score::Accuracy(
+                    100.0 * right as f64 / p.len().max(1) as f64,
+                ))
+            }
+            (Predictions::Values(p), Predictions::Values(t)) => {
+                let n = p.len().max(1) as f64;
+                let errors = p.iter().zip(t).map(|(a, b)| *a as f64 - *b as f64);
+                Some(Score::Errors {
+                    mse: errors.clone().map(|e| e * e).sum::<f64>() / n,
+                    mae: errors.map(f64::abs).sum::<f64>() / n,
+                })
+            }
+            _ => None,
+        }
+    }
 }

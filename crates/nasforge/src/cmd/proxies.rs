@@ -67,7 +67,7 @@ pub fn run(args: ProxiesArgs) -> Result<()> {
     let list = Proxy::parse_list(&args.proxies)?;
     let space = build_space(&args.space, &args.space_params)?;
     let (table, table_name) = super::table(args.table.as_deref(), space.as_ref())?;
-    let col = table.column_index(&args.objective)?;
+    let col = table.metric_index(&args.objective)?;
     if args.sample == 0 || args.sample > table.len() {
         return bad_input(format!(
             "--sample {} must be between 1 and the table's {} archs",
@@ -89,7 +89,7 @@ pub fn run(args: ProxiesArgs) -> Result<()> {
                     task: None,
                     drop: Vec::new(),
                     image: args.image.as_deref().map(parse_image).transpose()?,
-                    labels: None,
+                    ..CsvOptions::default()
                 },
             )?;
             let all: Vec<usize> = (0..d.len()).collect();

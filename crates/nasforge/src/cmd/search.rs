@@ -257,10 +257,12 @@ fn check_stored_study(dir: &std::path::Path) -> Result<()> {
         dir.join("config.toml").display()
     );
     match std::fs::metadata(&db) {
-        Err(_) => return bad_input(format!(
+        Err(_) => {
+            return bad_input(format!(
             "{} is missing: the trials of this run are lost (config.toml is still there). {anew}",
             db.display()
-        )),
+        ))
+        }
         Ok(m) if m.len() == 0 => {
             return bad_input(format!(
                 "{} is empty (0 bytes): the trials of this run are lost. {anew}",

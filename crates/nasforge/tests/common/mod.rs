@@ -1,7 +1,7 @@
 //! Helpers shared by the end-to-end tests of the binary (each test file uses a subset).
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs the `nasforge` binary under test.
@@ -48,6 +48,16 @@ pub fn nb201_table() -> String {
     project_file("crates/nasforge-core/data/nb201_cifar10.csv.gz")
 }
 
+/// The text of the built-in NAS-Bench-201 table (CSV).
+pub fn nb201_csv_text() -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(nb201_table()).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
 /// Fisher's iris (150 rows, 4 measurements, `species`).
 pub fn iris() -> String {
     project_file("crates/nasforge/tests/data/iris.csv")
@@ -56,4 +66,60 @@ pub fn iris() -> String {
 /// The 8x8 digits the binary embeds, as a CSV file (`p0..p63`, `label`).
 pub fn digits_csv() -> String {
     project_file("crates/nasforge-nn/data/digits.csv.gz")
+}
+
+/// The Python with onnxruntime (`NASFORGE_ONNX_PYTHON`); unset skips the onnxruntime check
+/// with a message, except under CI, where it is a failure.
+pub fn onnx_python() -> Option<String> {
+    match std::env::var("NASFORGE_ONNX_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("NASFORGE_ONNX_PYTHON is not set: CI must check the ONNX export against onnxruntime (.ci/run creates a venv)")
+        }
+        _ => {
+            eprintln!("onnxruntime check skipped: set NASFORGE_ONNX_PYTHON to a Python with onnxruntime and numpy");
+            None
+        }
+    }
+}
+
+pub fn write_f32(path: &Path, values: &[f32]) {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Runs `model` in onnxruntime on `raw` (shape `shape`) through `onnx_check.py` and asserts
+/// that its `output` is `expected` to 1e-4 (when `NASFORGE_ONNX_PYTHON` is set).
+pub fn onnxruntime_agrees(
+    tmp: &Path,
+    name: &str,
+    model: &Path,
+    raw: &[f32],
+    shape: &[usize],
+    expected: &[f32],
+) {
+    let Some(python) = onnx_python() else {
+        return;
+    };
+    let (input, want) = (tmp.join("in.f32"), tmp.join("out.f32"));
+    write_f32(&input, raw);
+    write_f32(&want, expected);
+    let manifest = tmp.join("manifest.json");
+    let case = serde_json::json!([{
+        "name": name, "model": model, "input": input, "input_shape": shape,
+        "expected": want, "expected_shape": [shape[0], expected.len() / shape[0]],
+        "tol": 1e-4,
+    }]);
+    std::fs::write(&manifest, case.to_string()).unwrap();
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../nasforge-nn/tests/onnx_check.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    eprintln!("{said}");
+    assert!(out.status.success(), "onnxruntime disagrees:\n{said}");
 }
