@@ -220,7 +220,7 @@ impl SearchConfig {
             space, strategy, evaluator, table, objective, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, trials, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            flip, final_epochs, final_seeds, device, threads, scheduler, min_epochs, stopper, epoch_budget, impute;
+            flip, final_epochs, final_seeds, device, threads, scheduler, min_epochs, stopper, epoch_budget, impute, record_proxies;
             space_param, strategy_param, drop, scheduler_param, stopper_param);
         self
     }
@@ -485,6 +485,15 @@ mod tests {
         };
         let merged = file.clone().overlay(&flags);
         assert_eq!(merged.epochs, Some(5));
+        let proxies = SearchConfig {
+            record_proxies: Some("synflow".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            file.clone().overlay(&proxies).record_proxies.as_deref(),
+            Some("synflow"),
+            "every flag overlays a config file"
+        );
         assert_eq!(merged.lr, Some(0.1));
         let given = SearchConfig {
             lr: Some(0.2),
