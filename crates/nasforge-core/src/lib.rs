@@ -18,6 +18,8 @@ mod error;
 pub mod netspec;
 mod params;
 pub mod predictor;
+#[cfg(test)]
+mod proptests;
 pub mod rng;
 pub mod scheduler;
 pub mod space;
