@@ -30,4 +30,4 @@ pub mod study;
 pub mod tabular;
 
 pub use error::{Error, Result};
-pub use params::Params;
+pub use params::{Params, MAX_INPUT_VALUES, MAX_LIST};

@@ -224,4 +224,6 @@ impl DataKind {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
