@@ -18,6 +18,8 @@ mod error;
 pub mod netspec;
 mod params;
 pub mod predictor;
+#[cfg(test)]
+mod proptests;
 pub mod rng;
 pub mod scheduler;
 pub mod space;
@@ -28,4 +30,4 @@ pub mod study;
 pub mod tabular;
 
 pub use error::{Error, Result};
-pub use params::Params;
+pub use params::{Params, MAX_INPUT_VALUES, MAX_LIST};

@@ -5,6 +5,12 @@ use crate::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
+/// The most items a list parameter may have (option lists become choices, indexed by `u16`).
+pub const MAX_LIST: usize = 1024;
+
+/// The most values an `input` shape may hold (HxWxC, or features).
+pub const MAX_INPUT_VALUES: usize = 1 << 31;
+
 /// `key=value` parameters for a space or strategy. Each reads the keys it knows with typed getters
 /// and then calls [`Params::finish`], which rejects any key nobody read (a typo, most often).
 #[derive(Debug, Default)]
@@ -85,6 +91,19 @@ impl Params {
         }
     }
 
+    /// A positive integer parameter of at most `max`: a size that the caller allocates or loops
+    /// over (a space's layers, channels...), where a typo must be an error, not an exhausted memory.
+    pub fn usize_at_most(&self, key: &str, default: usize, max: usize) -> Result<usize> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0 && n <= max)
+                .ok_or_else(|| bad(key, v, &format!("a positive integer of at most {max}"))),
+        }
+    }
+
     /// A float parameter in `[lo, hi]`.
     pub fn f64_in(&self, key: &str, default: f64, lo: f64, hi: f64) -> Result<f64> {
         match self.raw(key) {
@@ -97,18 +116,30 @@ impl Params {
         }
     }
 
-    /// A list of positive integers, comma or `x` separated (`16,32,64`; `32x32x3`).
-    pub fn usize_list(&self, key: &str, default: &[usize]) -> Result<Vec<usize>> {
+    /// A list of at most [`MAX_LIST`] positive integers of at most `max` each, comma or `x`
+    /// separated (`16,32,64`; `32x32x3`).
+    pub fn usize_list(&self, key: &str, default: &[usize], max: usize) -> Result<Vec<usize>> {
         match self.raw(key) {
             None => Ok(default.to_vec()),
             Some(v) => {
                 let items: Option<Vec<usize>> = v
                     .split([',', 'x'])
-                    .map(|s| s.trim().parse::<usize>().ok().filter(|&n| n > 0))
+                    .map(|s| {
+                        s.trim()
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|&n| n > 0 && n <= max)
+                    })
                     .collect();
                 match items {
-                    Some(list) if !list.is_empty() => Ok(list),
-                    _ => Err(bad(key, v, "positive integers separated by `,` or `x`")),
+                    Some(list) if !list.is_empty() && list.len() <= MAX_LIST => Ok(list),
+                    _ => Err(bad(
+                        key,
+                        v,
+                        &format!(
+                            "1 to {MAX_LIST} positive integers of at most {max}, separated by `,` or `x`"
+                        ),
+                    )),
                 }
             }
         }
@@ -124,8 +155,12 @@ impl Params {
                     .map(|s| s.trim().to_string())
                     .filter(|s| !s.is_empty())
                     .collect();
-                if list.is_empty() {
-                    Err(bad(key, v, "a comma-separated list"))
+                if list.is_empty() || list.len() > MAX_LIST {
+                    Err(bad(
+                        key,
+                        v,
+                        &format!("a comma-separated list of 1 to {MAX_LIST} items"),
+                    ))
                 } else {
                     Ok(list)
                 }
@@ -133,14 +168,21 @@ impl Params {
         }
     }
 
-    /// The input shape as `H x W x C` (image) or a single number of features.
+    /// The input shape as `H x W x C` (image) or a single number of features, of at most
+    /// [`MAX_INPUT_VALUES`] values in all.
     pub fn input_shape(&self, default: &[usize]) -> Result<Vec<usize>> {
-        let v = self.usize_list("input", default)?;
-        match v.len() {
-            1 | 3 => Ok(v),
-            _ => Err(Error::invalid(format!(
+        let v = self.usize_list("input", default, MAX_INPUT_VALUES)?;
+        if v.len() != 1 && v.len() != 3 {
+            return Err(Error::invalid(format!(
                 "parameter `input` must be HxWxC (for example 32x32x3) or a feature count, got {} numbers",
                 v.len()
+            )));
+        }
+        match v.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n)) {
+            Some(total) if total <= MAX_INPUT_VALUES => Ok(v),
+            _ => Err(Error::invalid(format!(
+                "parameter `input={}` is too large: an input may hold at most {MAX_INPUT_VALUES} values",
+                v.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("x")
             ))),
         }
     }

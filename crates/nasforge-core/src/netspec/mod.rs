@@ -191,13 +191,17 @@ impl NetSpec {
                 bias,
                 ..
             } => {
+                // Saturating: a size typed by mistake must give a huge count, not a panic.
                 let out = out_channels as u64;
-                out * (in_c / groups as u64) * (kernel * kernel) as u64 + if bias { out } else { 0 }
+                out.saturating_mul(in_c / groups as u64)
+                    .saturating_mul((kernel as u64).saturating_mul(kernel as u64))
+                    .saturating_add(if bias { out } else { 0 })
             }
-            Op::BatchNorm { affine: true } => 2 * in_c,
+            Op::BatchNorm { affine: true } => in_c.saturating_mul(2),
             Op::Linear { out_features, bias } => {
                 let out = out_features as u64;
-                out * in_c + if bias { out } else { 0 }
+                out.saturating_mul(in_c)
+                    .saturating_add(if bias { out } else { 0 })
             }
             _ => 0,
         }
@@ -209,12 +213,16 @@ impl NetSpec {
         match node.op {
             Op::Conv2d { kernel, groups, .. } => {
                 let in_c = self.nodes[node.inputs[0]].shape[0] as u64;
-                let out: u64 = node.shape.iter().map(|&d| d as u64).product();
-                out * (in_c / groups as u64) * (kernel * kernel) as u64
+                let out = node
+                    .shape
+                    .iter()
+                    .fold(1u64, |acc, &d| acc.saturating_mul(d as u64));
+                out.saturating_mul(in_c / groups as u64)
+                    .saturating_mul((kernel as u64).saturating_mul(kernel as u64))
             }
             Op::Linear { out_features, .. } => {
                 let in_f = self.nodes[node.inputs[0]].shape[0] as u64;
-                in_f * out_features as u64
+                in_f.saturating_mul(out_features as u64)
             }
             _ => 0,
         }
@@ -222,12 +230,16 @@ impl NetSpec {
 
     /// Total trainable parameters.
     pub fn params(&self) -> u64 {
-        (0..self.nodes.len()).map(|i| self.node_params(i)).sum()
+        (0..self.nodes.len())
+            .map(|i| self.node_params(i))
+            .fold(0, u64::saturating_add)
     }
 
     /// Total multiply-accumulates for one input sample.
     pub fn macs(&self) -> u64 {
-        (0..self.nodes.len()).map(|i| self.node_macs(i)).sum()
+        (0..self.nodes.len())
+            .map(|i| self.node_macs(i))
+            .fold(0, u64::saturating_add)
     }
 
     /// How many nodes of each op kind the network has.

@@ -6,7 +6,7 @@
 //! max-pooled through the same reductions and projected with a 1x1 conv + BN. A 2x2 max pool
 //! halves the resolution before the layers at layers/3 and 2*layers/3.
 
-use super::{Arch, CellGraph, Choice, Space};
+use super::{Arch, CellGraph, Choice, Space, MAX_CLASSES, MAX_DEPTH, MAX_WIDTH};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
 use crate::{Error, Result};
@@ -46,11 +46,11 @@ impl MacroSpace {
 
     /// The space with sizes from `params`.
     pub fn from_params(params: &Params) -> Result<Self> {
-        let layers = params.usize("layers", 12)?;
-        let widths = params.usize_list("widths", &[16, 32, 64])?;
-        let stem = params.usize("stem", 16)?;
+        let layers = params.usize_at_most("layers", 12, MAX_DEPTH)?;
+        let widths = params.usize_list("widths", &[16, 32, 64], MAX_WIDTH)?;
+        let stem = params.usize_at_most("stem", 16, MAX_WIDTH)?;
         let input = params.input_shape(&[32, 32, 3])?;
-        let classes = params.usize("classes", 10)?;
+        let classes = params.usize_at_most("classes", 10, MAX_CLASSES)?;
         params.finish("macro")?;
         if input.len() != 3 {
             return Err(Error::invalid(

@@ -7,7 +7,7 @@
 //! distinct cell has exactly one arch.
 
 use super::nb201::relu_conv_bn;
-use super::{option_index, Arch, CellGraph, Choice, Space};
+use super::{option_index, Arch, CellGraph, Choice, Space, MAX_CLASSES, MAX_DEPTH, MAX_WIDTH};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
 use crate::{Error, Result};
@@ -46,10 +46,10 @@ impl DartsSpace {
 
     /// The space with sizes from `params`.
     pub fn from_params(params: &Params) -> Result<Self> {
-        let channels = params.usize("channels", 36)?;
-        let layers = params.usize("layers", 20)?;
+        let channels = params.usize_at_most("channels", 36, MAX_WIDTH)?;
+        let layers = params.usize_at_most("layers", 20, MAX_DEPTH)?;
         let input = params.input_shape(&[32, 32, 3])?;
-        let classes = params.usize("classes", 10)?;
+        let classes = params.usize_at_most("classes", 10, MAX_CLASSES)?;
         params.finish("darts")?;
         if input.len() != 3 {
             return Err(Error::invalid(

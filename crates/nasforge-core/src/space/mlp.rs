@@ -1,7 +1,7 @@
 //! The MLP space for tabular data: depth, a width per layer, one activation, dropout and
 //! batch norm on or off.
 
-use super::{Arch, CellGraph, Choice, Space};
+use super::{Arch, CellGraph, Choice, Space, MAX_CLASSES, MAX_DEPTH, MAX_WIDTH};
 use crate::netspec::{NetSpec, NetSpecBuilder, Op};
 use crate::params::Params;
 use crate::{Error, Result};
@@ -32,11 +32,11 @@ impl MlpSpace {
 
     /// The space with sizes from `params`.
     pub fn from_params(params: &Params) -> Result<Self> {
-        let max_depth = params.usize("max_depth", 4)?;
-        let widths = params.usize_list("widths", &[32, 64, 128, 256, 512])?;
+        let max_depth = params.usize_at_most("max_depth", 4, MAX_DEPTH)?;
+        let widths = params.usize_list("widths", &[32, 64, 128, 256, 512], MAX_WIDTH)?;
         let dropout_labels = params.str_list("dropouts", &["0", "0.1", "0.2", "0.3", "0.5"])?;
         let input = params.input_shape(&[64])?;
-        let classes = params.usize("classes", 10)?;
+        let classes = params.usize_at_most("classes", 10, MAX_CLASSES)?;
         params.finish("mlp")?;
         let mut dropouts = Vec::new();
         for d in &dropout_labels {

@@ -415,6 +415,15 @@ pub(crate) fn option_index(choice: &Choice, label: &str) -> Result<usize> {
         })
 }
 
+/// The most channels or units a space parameter may ask for (`channels`, `widths`, `stem`).
+pub const MAX_WIDTH: usize = 1 << 16;
+
+/// The most cells, layers or depth a space parameter may ask for.
+pub const MAX_DEPTH: usize = 256;
+
+/// The most classes (outputs) a space parameter may ask for.
+pub const MAX_CLASSES: usize = 1 << 20;
+
 /// The names [`build`] accepts.
 pub const SPACE_NAMES: &[&str] = &["nb201", "darts", "macro", "mlp"];
 

@@ -5,7 +5,7 @@
 //! residual reduction block between stages, then BN-ReLU, global average pooling and a linear
 //! classifier.
 
-use super::{Arch, CellGraph, Choice, Space};
+use super::{Arch, CellGraph, Choice, Space, MAX_CLASSES, MAX_DEPTH, MAX_WIDTH};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
 use crate::{Error, Result};
@@ -41,10 +41,10 @@ impl Nb201Space {
 
     /// The space with sizes from `params`.
     pub fn from_params(params: &Params) -> Result<Self> {
-        let channels = params.usize("channels", 16)?;
-        let cells = params.usize("cells", 5)?;
+        let channels = params.usize_at_most("channels", 16, MAX_WIDTH)?;
+        let cells = params.usize_at_most("cells", 5, MAX_DEPTH)?;
         let input = params.input_shape(&[32, 32, 3])?;
-        let classes = params.usize("classes", 10)?;
+        let classes = params.usize_at_most("classes", 10, MAX_CLASSES)?;
         params.finish("nb201")?;
         if input.len() != 3 {
             return Err(Error::invalid(

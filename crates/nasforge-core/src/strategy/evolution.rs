@@ -31,7 +31,8 @@ impl RegularizedEvolution {
             rng: Rng::new(seed),
             population_size: population,
             sample_size,
-            population: VecDeque::with_capacity(population + 1),
+            // Not preallocated: `population` is user input and may be absurdly large.
+            population: VecDeque::new(),
         })
     }
 }

@@ -212,7 +212,7 @@ pub fn build_lenient(
         .or_else(|| core_proxy(&proxy_name))
         .ok_or_else(|| {
             Error::invalid(format!(
-                "unknown warm-start proxy `{proxy_name}`; nasforge-core knows params and macs (nasforge's CLI adds the zero-cost proxies)"
+                "parameter `warm_start={proxy_name}`: unknown warm-start proxy; nasforge-core knows params and macs (nasforge's CLI adds the zero-cost proxies)"
             ))
         })?;
     Ok(Box::new(WarmStart::new(

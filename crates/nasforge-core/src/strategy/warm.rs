@@ -72,7 +72,8 @@ impl Strategy for WarmStart {
     fn ask(&mut self, space: &dyn Space, history: &History) -> Option<Arch> {
         let queue = self.queue.get_or_insert_with(|| {
             let mut pool_history = history.clone();
-            let mut scored: Vec<(f64, Arch)> = Vec::with_capacity(self.pool);
+            // `pool` is user input and may exceed the space: grow as archs come.
+            let mut scored: Vec<(f64, Arch)> = Vec::new();
             for _ in 0..self.pool {
                 let Some(a) = random_unseen(space, &pool_history, &mut self.rng) else {
                     break;

@@ -125,10 +125,11 @@ pub(crate) fn parse_csv(text: &str, opts: &CsvOptions, source: &str) -> Result<D
     let width = feature_cols.len();
     let shape = match opts.image {
         Some([h, w, c]) => {
-            if h * w * c != width {
+            let pixels = h.checked_mul(w).and_then(|hw| hw.checked_mul(c));
+            if pixels != Some(width) {
                 return Err(Error::invalid(format!(
                     "{source}: --image {h}x{w}x{c} needs {} pixel columns per row, but the rows have {width} feature columns",
-                    h * w * c
+                    pixels.map_or("more".to_string(), |p| p.to_string())
                 )));
             }
             features = hwc_to_chw(&features, h, w, c);

@@ -41,13 +41,16 @@ fn parse(bytes: &[u8], path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
             u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
         })
         .collect();
-    let want: usize = dims.iter().product();
+    // Checked: up to 255 dims of up to 2^32 - 1 each; the file must hold what they promise
+    // before anything of that size is allocated.
+    let want = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     let have = bytes.len() - header;
-    if have < want {
+    let Some(want) = want.filter(|&w| w <= have) else {
+        let want = dims.iter().map(|&d| d as f64).product::<f64>();
         return Err(bad(format!(
             "the header promises {want} values ({dims:?}) but the file holds {have}; the file is truncated"
         )));
-    }
+    };
     Ok((dims, bytes[header..header + want].to_vec()))
 }
 
@@ -84,6 +87,12 @@ pub fn load_idx(images: &Path, labels: Option<&Path>) -> Result<Dataset> {
             )))
         }
     };
+    if h == 0 || w == 0 || c == 0 {
+        return Err(Error::invalid(format!(
+            "{}: the IDX header gives images of {h}x{w}x{c} pixels; every side must be at least 1",
+            images.display()
+        )));
+    }
     if ldims.len() != 1 || ldims[0] != n {
         return Err(Error::invalid(format!(
             "{} has {n} images but {} holds {:?} labels",

@@ -238,4 +238,6 @@ impl DataKind {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

@@ -330,8 +330,29 @@ impl SearchConfig {
         Ok(())
     }
 
-    /// Writes this config as TOML with a header comment, atomically.
+    /// Writes this config as TOML with a header comment, atomically. TOML integers are i64: a
+    /// larger number (a `--seed` above 2^63 - 1, say) is an error naming its flag.
     pub fn write(&self, path: &Path, header: &str) -> Result<()> {
+        let numbers = [
+            ("seed", self.seed.map(u128::from)),
+            ("epoch-budget", self.epoch_budget.map(u128::from)),
+            ("trials", self.trials.map(|v| v as u128)),
+            ("epochs", self.epochs.map(|v| v as u128)),
+            ("batch-size", self.batch_size.map(|v| v as u128)),
+            ("step-every", self.step_every.map(|v| v as u128)),
+            ("warmup-epochs", self.warmup_epochs.map(|v| v as u128)),
+            ("final-epochs", self.final_epochs.map(|v| v as u128)),
+            ("final-seeds", self.final_seeds.map(|v| v as u128)),
+            ("threads", self.threads.map(|v| v as u128)),
+        ];
+        for (flag, v) in numbers {
+            if let Some(v) = v.filter(|&v| v > i64::MAX as u128) {
+                return bad_input(format!(
+                    "--{flag} {v} is too large: the run's config.toml holds integers up to {}",
+                    i64::MAX
+                ));
+            }
+        }
         let text = format!("{header}\n{}", toml::to_string_pretty(self)?);
         let tmp = path.with_extension("toml.tmp");
         std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
@@ -347,7 +368,16 @@ pub fn parse_image(s: &str) -> Result<[usize; 3]> {
         .map(|p| p.trim().parse().ok().filter(|&n| n > 0))
         .collect();
     match parts[..] {
-        [Some(h), Some(w), Some(c)] => Ok([h, w, c]),
+        [Some(h), Some(w), Some(c)] => {
+            // Bounded like a space's `input`: rows of h * w * c values are allocated from it.
+            let max = nasforge_core::MAX_INPUT_VALUES;
+            match h.checked_mul(w).and_then(|hw| hw.checked_mul(c)) {
+                Some(n) if n <= max => Ok([h, w, c]),
+                _ => bad_input(format!(
+                    "--image `{s}` is too large for HxWxC: an image may hold at most {max} values"
+                )),
+            }
+        }
         _ => bad_input(format!(
             "--image `{s}` is not HxWxC with positive numbers, e.g. 28x28x1"
         )),
@@ -442,6 +472,10 @@ const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  na
 # device = "cpu"
 # threads = 0                  # 0 = all cores
 "#;
+
+#[cfg(test)]
+#[path = "config_proptests.rs"]
+mod proptests;
 
 #[cfg(test)]
 mod tests {
