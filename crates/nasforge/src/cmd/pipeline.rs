@@ -112,11 +112,7 @@ pub fn space_for_data(cfg: &SearchConfig, data: &Dataset) -> Result<(String, Vec
     if cfg.space.is_none() && cfg.data.is_none() && params.is_empty() {
         params = DIGITS_SPACE_PARAMS.iter().map(|s| s.to_string()).collect();
     }
-    let input = match data.shape[..] {
-        [c, h, w] => format!("{h}x{w}x{c}"),
-        [f] => f.to_string(),
-        _ => unreachable!("datasets are images or vectors"),
-    };
+    let input = input_param(data);
     if data.is_image() && name == "mlp" {
         params.push(format!("input={}", data.row_len()));
     } else if !data.is_image() && name != "mlp" {
@@ -148,6 +144,15 @@ pub fn space_for_data(cfg: &SearchConfig, data: &Dataset) -> Result<(String, Vec
         }
     }
     Ok((name, params))
+}
+
+/// The data's shape as a space's `input` parameter: `HxWxC` for images, the feature count
+/// for tables.
+pub fn input_param(data: &Dataset) -> String {
+    match data.shape[..] {
+        [c, h, w] => format!("{h}x{w}x{c}"),
+        _ => data.row_len().to_string(),
+    }
 }
 
 /// The training recipe from the config (`final_epochs` replaces `epochs` for final training).

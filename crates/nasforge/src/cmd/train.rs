@@ -194,10 +194,7 @@ fn adopt_run_data(cfg: &mut SearchConfig, arch: &str) -> Result<Option<PathBuf>>
 /// (its `space_params` name another input or class count) would train there in silence and
 /// score something meaningless, so it is refused.
 fn refuse_foreign_arch_on_digits(arch: &str, data: &nasforge_nn::data::Dataset) -> Result<()> {
-    let input = match data.shape[..] {
-        [c, h, w] => format!("{h}x{w}x{c}"),
-        _ => data.row_len().to_string(),
-    };
+    let input = pipeline::input_param(data);
     let classes = data.outputs().to_string();
     // A saved model beside the arch (a `train` run's best/) says what data it was made for.
     let model = std::path::Path::new(arch.trim())
