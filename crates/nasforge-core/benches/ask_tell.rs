@@ -11,8 +11,8 @@
 use nasforge_core::space::{self, Arch, Space, SPACE_NAMES};
 use nasforge_core::strategy::{self, History, STRATEGIES};
 use nasforge_core::study::{
-    Direction, EvalError, Evaluation, Evaluator, Fidelity, MemoryStorage, SqliteStorage, Storage,
-    Study, StudyRecord,
+    Direction, EvalError, Evaluation, Evaluator, Fidelity, Goal, MemoryStorage, SqliteStorage,
+    Storage, StrategyProposer, Study, StudyRecord,
 };
 use nasforge_core::Params;
 use std::time::Instant;
@@ -31,6 +31,10 @@ fn score(arch: &Arch) -> f64 {
 struct Cheap;
 
 impl Evaluator for Cheap {
+    fn metric_names(&self) -> Vec<String> {
+        vec!["score".into()]
+    }
+
     fn evaluate(
         &mut self,
         _: &dyn Space,
@@ -39,8 +43,8 @@ impl Evaluator for Cheap {
         _: &mut dyn FnMut(u64, f64) -> bool,
     ) -> Result<Evaluation, EvalError> {
         Ok(Evaluation {
-            value: score(arch),
-            metrics: Default::default(),
+            metrics: [("score".to_string(), score(arch))].into(),
+            cost: Default::default(),
         })
     }
 }
@@ -66,25 +70,20 @@ fn strategy_only(space: &dyn Space, name: &str) -> f64 {
 }
 
 fn study(space: &dyn Space, name: &str, storage: Box<dyn Storage>) -> f64 {
-    let record = StudyRecord {
-        name: "bench".into(),
-        space: space.name().into(),
-        space_params: space.params_json(),
-        strategy: name.into(),
-        objective: "score".into(),
-        direction: Direction::Maximize,
-        seed: 1,
-        config: serde_json::json!({}),
-        created_at: 0.0,
-    };
-    let strat = strategy::build(name, 1, &Params::new()).unwrap();
+    let record = StudyRecord::new(
+        "bench",
+        space.name(),
+        space.params_json(),
+        name,
+        Goal::single("score", Direction::Maximize),
+        1,
+        serde_json::json!({}),
+    );
+    let strat = StrategyProposer::boxed(strategy::build(name, 1, &Params::new()).unwrap(), 1, 1);
     let (mut study, _) = Study::open(storage, record, space, strat, "bench").unwrap();
     let mut eval = Cheap;
     let mut step = |study: &mut Study| {
-        let ask = study
-            .ask(Fidelity::default())
-            .unwrap()
-            .expect("space not exhausted");
+        let ask = study.ask().unwrap().expect("space not exhausted");
         let out = eval.evaluate(space, &ask.arch, &Fidelity::default(), &mut |_, _| true);
         study.tell(ask.number, out).unwrap();
     };

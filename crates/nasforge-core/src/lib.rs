@@ -17,6 +17,7 @@ pub mod bench;
 mod error;
 pub mod netspec;
 mod params;
+pub mod pareto;
 pub mod predictor;
 #[cfg(test)]
 mod proptests;

@@ -206,6 +206,11 @@ impl Table {
         &self.archs[row]
     }
 
+    /// The names of the numeric columns, in file order.
+    pub fn metric_names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str)
+    }
+
     /// All values of one row, by column name.
     pub fn row_values(&self, row: usize) -> impl Iterator<Item = (&str, f64)> {
         self.names

@@ -7,7 +7,7 @@ use crate::proxies::{self, Proxy, ProxyBatch, DEFAULT_BATCH};
 use crate::train::{train, Control, Metric, TrainConfig, TrainError, TrainSetup};
 use burn::prelude::*;
 use nasforge_core::space::{Arch, Space};
-use nasforge_core::study::{EvalError, Evaluation, Evaluator, Fidelity};
+use nasforge_core::study::{metric, Cost, EvalError, Evaluation, Evaluator, Fidelity};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -87,7 +87,36 @@ pub fn measure_latency(model: &Network, batch: usize, repeats: usize, device: De
     times[times.len() / 2]
 }
 
+/// The batch of the second latency measurement (`latency_ms_b64`).
+pub const LATENCY_BATCH: usize = 64;
+
+impl TrainingEvaluator {
+    /// The metric of the learning curve it reports: validation accuracy, or MSE for regression.
+    pub fn curve_metric(&self) -> &'static str {
+        if self.data.task() == crate::data::Task::Regression {
+            metric::VALID_MSE
+        } else {
+            metric::VALID_ACCURACY
+        }
+    }
+}
+
 impl Evaluator for TrainingEvaluator {
+    fn metric_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = if self.data.task() == crate::data::Task::Regression {
+            vec![metric::VALID_MSE.into(), metric::VALID_MAE.into()]
+        } else {
+            vec![metric::VALID_ACCURACY.into()]
+        };
+        names.extend([metric::TRAIN_LOSS.into(), metric::TRAIN_SECONDS.into()]);
+        if self.latency {
+            names.push(metric::LATENCY_MS.into());
+            names.push(format!("latency_ms_b{LATENCY_BATCH}"));
+        }
+        names.extend(self.proxies.iter().map(|p| format!("proxy_{}", p.name())));
+        names
+    }
+
     fn evaluate(
         &mut self,
         space: &dyn Space,
@@ -162,36 +191,34 @@ impl Evaluator for TrainingEvaluator {
         let mut metrics = BTreeMap::new();
         match valid {
             Metric::Accuracy(a) => {
-                metrics.insert("valid_accuracy".to_string(), a);
+                metrics.insert(metric::VALID_ACCURACY.to_string(), a);
             }
             Metric::Regression { mse, mae } => {
-                metrics.insert("valid_mse".to_string(), mse);
-                metrics.insert("valid_mae".to_string(), mae);
+                metrics.insert(metric::VALID_MSE.to_string(), mse);
+                metrics.insert(metric::VALID_MAE.to_string(), mae);
             }
         }
-        metrics.insert("train_loss".into(), last.train_loss);
-        metrics.insert("epochs".into(), trained.epochs.len() as f64);
-        metrics.insert("train_seconds".into(), train_seconds);
-        metrics.insert("params".into(), spec.params() as f64);
-        metrics.insert("macs".into(), spec.macs() as f64);
+        metrics.insert(metric::TRAIN_LOSS.into(), last.train_loss);
+        metrics.insert(metric::TRAIN_SECONDS.into(), train_seconds);
         metrics.extend(proxy_values);
+        let cost = Cost {
+            epochs: trained.epochs.len() as u32,
+            seconds: train_seconds,
+        };
         if stopped {
-            return Err(EvalError::Pruned { metrics });
+            return Err(EvalError::Pruned { metrics, cost });
         }
         if self.latency {
             metrics.insert(
-                "latency_ms_b1".into(),
+                metric::LATENCY_MS.into(),
                 measure_latency(&trained.model, 1, 10, self.device),
             );
             metrics.insert(
-                "latency_ms_b64".into(),
-                measure_latency(&trained.model, 64, 5, self.device),
+                format!("latency_ms_b{LATENCY_BATCH}"),
+                measure_latency(&trained.model, LATENCY_BATCH, 5, self.device),
             );
         }
-        Ok(Evaluation {
-            value: objective_value(valid),
-            metrics,
-        })
+        Ok(Evaluation { metrics, cost })
     }
 }
 

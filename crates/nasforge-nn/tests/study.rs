@@ -2,7 +2,9 @@
 
 use nasforge_core::space;
 use nasforge_core::strategy;
-use nasforge_core::study::{Direction, MemoryStorage, Study, StudyRecord, Trial};
+use nasforge_core::study::{
+    Direction, Goal, MemoryStorage, StrategyProposer, Study, StudyRecord, Trial,
+};
 use nasforge_core::Params;
 use nasforge_nn::data::{embedded_digits, Dataset, Normalizer, Split, SplitFractions, Targets};
 use nasforge_nn::device::DeviceKind;
@@ -23,29 +25,25 @@ fn run_search(data: Dataset, split: &Split) -> Vec<Trial> {
     };
     let mut ev =
         TrainingEvaluator::new(Arc::new(data), split, cfg, 3, DeviceKind::Cpu).without_latency();
-    let record = StudyRecord {
-        name: "s".into(),
-        space: "nb201".into(),
-        space_params: space.params_json(),
-        strategy: "random".into(),
-        objective: "valid_accuracy".into(),
-        direction: Direction::Maximize,
-        seed: 3,
-        config: serde_json::json!({}),
-        created_at: 0.0,
-    };
+    let record = StudyRecord::new(
+        "s",
+        "nb201",
+        space.params_json(),
+        "random",
+        Goal::single("valid_accuracy", Direction::Maximize),
+        3,
+        serde_json::json!({}),
+    );
     let strat = strategy::build("random", 3, &Params::new()).unwrap();
     let (mut study, _) = Study::open(
         Box::new(MemoryStorage::new()),
         record,
         space.as_ref(),
-        strat,
+        StrategyProposer::boxed(strat, 1, 3),
         "t",
     )
     .unwrap();
-    study
-        .optimize(&mut ev, 3, &Default::default(), |_, _| {})
-        .unwrap();
+    study.optimize(&mut ev, 3, |_, _| {}).unwrap();
     study.trials().unwrap()
 }
 
@@ -69,7 +67,7 @@ type Outcome = (String, Option<f64>, Vec<(u64, f64)>);
 fn comparable(trials: &[Trial]) -> Vec<Outcome> {
     trials
         .iter()
-        .map(|t| (t.arch_key.clone(), t.value, t.intermediate.clone()))
+        .map(|t| (t.arch_key.clone(), t.value(), t.intermediate.clone()))
         .collect()
 }
 

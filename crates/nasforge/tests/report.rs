@@ -170,7 +170,7 @@ fn report_writes_self_contained_html_and_markdown_with_figures() {
         "best_over_time",
         "objective_vs_params",
         "objective_vs_macs",
-        "objective_vs_latency_ms_b1",
+        "objective_vs_latency_ms",
         "learning_curves",
         "arch_0",
         "objective_vs_proxy_synflow",

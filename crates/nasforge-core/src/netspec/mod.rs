@@ -242,6 +242,48 @@ impl NetSpec {
             .fold(0, u64::saturating_add)
     }
 
+    /// The most activation values alive at once during one forward pass of one sample, nodes
+    /// run in their topological order: a node's output lives from its computation until its
+    /// last reader has run (the output until the end), and a node's inputs and output are alive
+    /// together while it runs. Every op is counted as materialising its output (no aliasing of
+    /// identities or in-place ops), so this is an upper bound of an inference engine's need.
+    pub fn peak_activations(&self) -> u64 {
+        let n = self.nodes.len();
+        let mut last_use: Vec<usize> = (0..n).collect();
+        for (i, node) in self.nodes.iter().enumerate() {
+            for &j in &node.inputs {
+                last_use[j] = last_use[j].max(i);
+            }
+        }
+        last_use[self.output] = n;
+        let size = |i: usize| -> u64 {
+            self.nodes[i]
+                .shape
+                .iter()
+                .fold(1u64, |a, &d| a.saturating_mul(d as u64))
+        };
+        // Outputs freed after each step.
+        let mut freed_after: Vec<Vec<usize>> = vec![Vec::new(); n + 1];
+        for (i, &l) in last_use.iter().enumerate() {
+            freed_after[l].push(i);
+        }
+        let (mut live, mut peak) = (0u64, 0u64);
+        for (i, freed) in freed_after.iter().take(n).enumerate() {
+            live = live.saturating_add(size(i));
+            peak = peak.max(live);
+            for &j in freed {
+                live -= size(j);
+            }
+        }
+        peak
+    }
+
+    /// Float32 memory of one batch-1 inference, in MB (10^6 bytes): every parameter plus
+    /// [`NetSpec::peak_activations`].
+    pub fn peak_memory_mb(&self) -> f64 {
+        (self.params() as f64 + self.peak_activations() as f64) * 4.0 / 1e6
+    }
+
     /// How many nodes of each op kind the network has.
     pub fn op_counts(&self) -> BTreeMap<&'static str, usize> {
         let mut counts = BTreeMap::new();

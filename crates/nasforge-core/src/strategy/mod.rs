@@ -12,6 +12,7 @@ mod evolution;
 mod grid;
 mod guided;
 mod local_search;
+mod multi;
 mod random;
 mod reinforce;
 mod tpe;
@@ -21,6 +22,7 @@ pub use evolution::RegularizedEvolution;
 pub use grid::GridSearch;
 pub use guided::{Acquisition, Guided, GuidedConfig};
 pub use local_search::LocalSearch;
+pub use multi::{MultiObjectiveEvolution, Nsga2};
 pub use random::RandomSearch;
 pub use reinforce::Reinforce;
 pub(crate) use tpe::propose as tpe_propose;
@@ -101,8 +103,61 @@ pub trait Strategy: Send {
     fn ask(&mut self, space: &dyn Space, history: &History) -> Option<Arch>;
 
     /// The outcome of an arch this strategy proposed: its score (higher is better), or `None`
-    /// when the trial failed or was pruned.
+    /// when the trial failed, was pruned, or broke a constraint.
     fn tell(&mut self, space: &dyn Space, arch: &Arch, score: Option<f64>, history: &History);
+
+    /// Whether the strategy ranks several objectives itself ([`Strategy::tell_feedback`]);
+    /// the study scalarises for those that do not (a new random weight vector per ask).
+    fn is_multi_objective(&self) -> bool {
+        false
+    }
+
+    /// The outcome with every objective and the constraint violation, for strategies that
+    /// are [multi-objective](Strategy::is_multi_objective). The default tells the one score
+    /// of a feasible single-objective outcome, and `None` otherwise.
+    fn tell_feedback(
+        &mut self,
+        space: &dyn Space,
+        arch: &Arch,
+        feedback: &Feedback,
+        history: &History,
+    ) {
+        self.tell(space, arch, feedback.single_score(), history);
+    }
+}
+
+/// What a study learns of one proposed arch.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Feedback {
+    /// One score per objective, each higher-is-better (`Direction::sign` applied); `None` when
+    /// the trial failed or was pruned.
+    pub scores: Option<Vec<f64>>,
+    /// Summed relative constraint violation: 0 when feasible. An arch that NetSpec shows to be
+    /// infeasible is never evaluated: it comes back with no scores and its violation.
+    pub violation: f64,
+}
+
+impl Feedback {
+    /// A feasible outcome.
+    pub fn scored(scores: Vec<f64>) -> Self {
+        Feedback {
+            scores: Some(scores),
+            violation: 0.0,
+        }
+    }
+
+    /// Whether every constraint holds.
+    pub fn is_feasible(&self) -> bool {
+        self.violation <= 0.0
+    }
+
+    /// The score of a feasible outcome with exactly one objective.
+    pub fn single_score(&self) -> Option<f64> {
+        match &self.scores {
+            Some(s) if s.len() == 1 && self.is_feasible() => Some(s[0]),
+            _ => None,
+        }
+    }
 }
 
 /// A description of a registered strategy, for `--help` texts and docs.
@@ -151,6 +206,16 @@ pub const STRATEGIES: &[StrategyInfo] = &[
         name: "tpe",
         aliases: &[],
         summary: "tree-structured Parzen estimator over the categorical choices; parameters init (10), candidates (24), gamma (0.15)",
+    },
+    StrategyInfo {
+        name: "nsga2",
+        aliases: &["nsga-ii"],
+        summary: "NSGA-II, multi-objective: non-dominated sorting with crowding, feasibility first; parameters population (50), crossover (0.9), mutation (1/choices)",
+    },
+    StrategyInfo {
+        name: "mo-rea",
+        aliases: &["morea"],
+        summary: "multi-objective regularized evolution: Pareto-ranked tournaments, aging population; parameters population (20), sample_size (10)",
     },
     StrategyInfo {
         name: "reinforce",
@@ -295,6 +360,20 @@ fn build_plain(name: &str, seed: u64, params: &Params) -> Result<Box<dyn Strateg
             params.usize("candidates", 24)?,
             params.f64_in("gamma", 0.15, 0.01, 0.99)?,
         )),
+        "nsga2" => Box::new(Nsga2::new(
+            seed,
+            params.usize("population", 50)?,
+            params.f64_in("crossover", 0.9, 0.0, 1.0)?,
+            match params.text("mutation") {
+                Some(_) => Some(params.f64_in("mutation", 0.0, 0.0, 1.0)?),
+                None => None,
+            },
+        )?),
+        "mo-rea" => Box::new(MultiObjectiveEvolution::new(
+            seed,
+            params.usize("population", 20)?,
+            params.usize("sample_size", 10)?,
+        )?),
         "reinforce" => Box::new(Reinforce::new(
             seed,
             params.f64_in("lr", 0.1, 0.0, 100.0)?,

@@ -4,16 +4,27 @@ use super::Fidelity;
 use crate::space::{Arch, Space};
 use crate::tabular::Table;
 use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// A successful evaluation.
+/// What an evaluation spent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    /// Training epochs run (0 for a table look-up).
+    pub epochs: u32,
+    /// Wall time of the evaluation, in seconds.
+    pub seconds: f64,
+}
+
+/// A successful evaluation: measurements by metric name ([`super::metric`]); the study picks
+/// its objectives and constraints out of them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Evaluation {
-    /// The objective value.
-    pub value: f64,
-    /// Other measurements, stored with the trial.
+    /// Every measurement, stored with the trial.
     pub metrics: BTreeMap<String, f64>,
+    /// What it spent.
+    pub cost: Cost,
 }
 
 /// An evaluation that did not complete.
@@ -23,6 +34,8 @@ pub enum EvalError {
     Pruned {
         /// What was measured before it stopped.
         metrics: BTreeMap<String, f64>,
+        /// What it spent before it stopped.
+        cost: Cost,
     },
     /// Failed (diverging loss, out of memory, ...); the reason is stored with the trial.
     Failed(String),
@@ -30,9 +43,15 @@ pub enum EvalError {
 
 /// Measures archs. Evaluators never decide what to try next; strategies never evaluate.
 pub trait Evaluator {
-    /// Evaluates `arch` at `fidelity`, calling `report(step, value)` with intermediate objective
-    /// values (per-epoch validation accuracy, say) as they come. When `report` returns `false`
-    /// the trial is to stop early: the evaluator ends it as [`EvalError::Pruned`].
+    /// The names of the metrics every successful evaluation measures (besides the NetSpec
+    /// metrics the study adds itself), so a study's objectives and constraints are checked
+    /// before the first trial.
+    fn metric_names(&self) -> Vec<String>;
+
+    /// Evaluates `arch` at `fidelity`, calling `report(step, value)` with intermediate values
+    /// of its learning-curve metric (per-epoch validation accuracy, say) as they come. When
+    /// `report` returns `false` the trial is to stop early: the evaluator ends it as
+    /// [`EvalError::Pruned`].
     fn evaluate(
         &mut self,
         space: &dyn Space,
@@ -42,22 +61,59 @@ pub trait Evaluator {
     ) -> std::result::Result<Evaluation, EvalError>;
 }
 
-/// Looks archs up in a benchmark [`Table`] instead of training them. The objective is one
-/// column; every column of the row, plus the arch's parameters and MACs, are stored as metrics.
+/// Looks archs up in a benchmark [`Table`] instead of training them: every column of the row
+/// is a metric. With [`TableEvaluator::with_fidelities`] it serves multi-fidelity jobs, each
+/// fidelity's epochs reading one column (as `fidelity_value`) and costing those epochs.
 pub struct TableEvaluator {
     table: Arc<Table>,
-    objective: usize,
+    /// (epochs, column) of each fidelity the table holds, and the default fidelity's epochs.
+    fidelities: Vec<(u32, usize)>,
+    default_epochs: u32,
 }
 
+/// The metric a [`TableEvaluator`] with fidelities stores the job's fidelity column under.
+pub const FIDELITY_VALUE: &str = "fidelity_value";
+
 impl TableEvaluator {
-    /// An evaluator that reads `objective` from `table`.
-    pub fn new(table: Arc<Table>, objective: &str) -> Result<Self> {
-        let objective = table.metric_index(objective)?;
-        Ok(TableEvaluator { table, objective })
+    /// An evaluator of `table` at its one fidelity (a look-up costs 0 epochs).
+    pub fn new(table: Arc<Table>) -> Self {
+        TableEvaluator {
+            table,
+            fidelities: Vec::new(),
+            default_epochs: 0,
+        }
+    }
+
+    /// Serves `fidelities` (epochs a training would have cost, column); a job without an
+    /// epochs fidelity is charged `default_epochs`.
+    pub fn with_fidelities(
+        mut self,
+        fidelities: &[(u32, String)],
+        default_epochs: u32,
+    ) -> Result<Self> {
+        self.fidelities = fidelities
+            .iter()
+            .map(|(e, c)| self.table.metric_index(c).map(|i| (*e, i)))
+            .collect::<Result<_>>()?;
+        self.default_epochs = default_epochs;
+        Ok(self)
+    }
+
+    /// The table.
+    pub fn table(&self) -> &Table {
+        &self.table
     }
 }
 
 impl Evaluator for TableEvaluator {
+    fn metric_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.table.metric_names().map(str::to_string).collect();
+        if !self.fidelities.is_empty() {
+            names.push(FIDELITY_VALUE.into());
+        }
+        names
+    }
+
     fn evaluate(
         &mut self,
         space: &dyn Space,
@@ -65,11 +121,25 @@ impl Evaluator for TableEvaluator {
         fidelity: &Fidelity,
         _report: &mut dyn FnMut(u64, f64) -> bool,
     ) -> std::result::Result<Evaluation, EvalError> {
-        if *fidelity != Fidelity::default() {
+        if fidelity.data_fraction.is_some() {
             return Err(EvalError::Failed(
-                "a table holds fixed results: it cannot evaluate at another fidelity".into(),
+                "a table holds fixed results: it cannot evaluate on a fraction of the data".into(),
             ));
         }
+        let column = match fidelity.epochs {
+            None => None,
+            Some(e) => Some(
+                self.fidelities
+                    .iter()
+                    .find(|(f, _)| *f == e)
+                    .map(|&(_, c)| c)
+                    .ok_or_else(|| {
+                        EvalError::Failed(format!(
+                            "the table holds no result at {e} epochs; it holds fixed results at fixed fidelities"
+                        ))
+                    })?,
+            ),
+        };
         let row = self.table.row(arch).ok_or_else(|| {
             EvalError::Failed(format!("the table has no row for {}", space.format(arch)))
         })?;
@@ -78,13 +148,15 @@ impl Evaluator for TableEvaluator {
             .row_values(row)
             .map(|(k, v)| (k.to_string(), v))
             .collect();
-        if let Ok(net) = space.decode(arch) {
-            metrics.insert("params".into(), net.params() as f64);
-            metrics.insert("macs".into(), net.macs() as f64);
+        if let Some(c) = column {
+            metrics.insert(FIDELITY_VALUE.into(), self.table.column(c)[row]);
         }
         Ok(Evaluation {
-            value: self.table.column(self.objective)[row],
             metrics,
+            cost: Cost {
+                epochs: fidelity.epochs.unwrap_or(self.default_epochs),
+                seconds: 0.0,
+            },
         })
     }
 }

@@ -65,7 +65,9 @@ impl Storage for MemoryStorage {
             arch: t.arch.clone(),
             fidelity: t.fidelity.clone(),
             state: t.state,
-            value: None,
+            values: Vec::new(),
+            violation: None,
+            cost: Default::default(),
             metrics: Default::default(),
             intermediate: Vec::new(),
             error: None,
@@ -95,7 +97,9 @@ impl Storage for MemoryStorage {
     fn finish_trial(&mut self, study: &str, number: u64, end: &FinishedTrial) -> Result<()> {
         let t = self.trial_mut(study, number)?;
         t.state = end.state;
-        t.value = end.value;
+        t.values = end.values.clone();
+        t.violation = end.violation;
+        t.cost = end.cost;
         t.metrics = end.metrics.clone();
         t.error = end.error.clone();
         t.finished_at = Some(now());

@@ -1,25 +1,37 @@
 //! Studies: the single source of truth of a search.
 //!
-//! A [`Study`] asks its [`Strategy`] for archs, records every [`Trial`] in a [`Storage`], and
-//! tells the strategy each outcome. Trials survive crashes: [`Study::open`] replays the stored
-//! trials into a fresh strategy and continues, and a trial left `running` by a crash is marked
-//! `failed` ("interrupted") and evaluated again, so no completed work is redone or lost.
+//! A [`Study`] asks its [`Proposer`] (a strategy or a multi-fidelity scheduler) for jobs,
+//! records every [`Trial`] in a [`Storage`], and tells the proposer each outcome against the
+//! study's [`Goal`] (one or more objectives, constraints). There is one driver loop,
+//! [`Study::optimize`]; `nasforge search` and `nasforge bench` both run it.
+//!
+//! Trials survive crashes: [`Study::open`] replays the stored trials into a fresh proposer
+//! (which must hand out the same jobs again) and continues, and a trial left `running` by a
+//! crash is marked `failed` ("interrupted") and evaluated again, so no completed work is
+//! redone or lost. An arch that breaks a constraint NetSpec can judge (parameters, MACs,
+//! memory) is never evaluated and never stored: the proposer learns its violation, and the
+//! replay judges it again.
 
 mod evaluator;
+mod goal;
 mod memory;
-mod scheduled;
+mod proposer;
 mod sqlite;
 mod storage;
 
-pub use evaluator::{EvalError, Evaluation, Evaluator, TableEvaluator};
+pub use evaluator::{Cost, EvalError, Evaluation, Evaluator, TableEvaluator, FIDELITY_VALUE};
+pub use goal::{
+    is_netspec_metric, metric, natural_direction, netspec_metrics, Bound, Constraint, Goal, Judged,
+    MetricInfo, Objective, METRICS,
+};
 pub use memory::MemoryStorage;
-pub use scheduled::ScheduledStudy;
+pub use proposer::{Proposal, Proposer, SchedulerProposer, StrategyProposer};
 pub use sqlite::SqliteStorage;
 pub use storage::{FinishedTrial, NewTrial, Storage, StudyRecord};
 
 use crate::space::{Arch, Space};
 use crate::stopper::Stopper;
-use crate::strategy::{History, Strategy};
+use crate::strategy::{Feedback, History};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -128,11 +140,17 @@ pub struct Trial {
     pub fidelity: Fidelity,
     /// Its state.
     pub state: TrialState,
-    /// The objective value, once complete.
-    pub value: Option<f64>,
-    /// Other measurements (accuracy columns, parameters, MACs, latency, ...).
+    /// One value per objective of the study (as measured, not sign-adjusted), once complete.
+    pub values: Vec<f64>,
+    /// Summed relative violation of the study's constraints (0: feasible); `None` until
+    /// complete.
+    pub violation: Option<f64>,
+    /// What the evaluation spent.
+    pub cost: Cost,
+    /// Every measurement (accuracy, parameters, MACs, latency, table columns, ...).
     pub metrics: BTreeMap<String, f64>,
-    /// Intermediate objective values (step, value), such as per-epoch validation accuracy.
+    /// Intermediate values of the first objective (step, value), such as per-epoch
+    /// validation accuracy.
     pub intermediate: Vec<(u64, f64)>,
     /// Why it failed, for failed trials.
     pub error: Option<String>,
@@ -149,46 +167,87 @@ pub struct Trial {
 }
 
 impl FinishedTrial {
-    /// How an evaluation's outcome is stored.
-    pub fn from_outcome(outcome: std::result::Result<Evaluation, EvalError>) -> Self {
+    /// How an evaluation's outcome is stored: its metrics merged over the NetSpec ones, judged
+    /// against `goal`. An evaluation that lacks an objective's metric is a failed trial.
+    pub fn judge(
+        goal: &Goal,
+        netspec: &BTreeMap<String, f64>,
+        outcome: std::result::Result<Evaluation, EvalError>,
+    ) -> Self {
+        let merged = |metrics: BTreeMap<String, f64>| {
+            let mut all = netspec.clone();
+            all.extend(metrics);
+            all
+        };
         match outcome {
-            Ok(ev) => FinishedTrial {
-                state: TrialState::Complete,
-                value: Some(ev.value),
-                metrics: ev.metrics,
-                error: None,
-            },
-            Err(EvalError::Pruned { metrics }) => FinishedTrial {
+            Ok(ev) => {
+                let metrics = merged(ev.metrics);
+                match goal.judge(&metrics) {
+                    Ok(j) => FinishedTrial {
+                        state: TrialState::Complete,
+                        values: j.values,
+                        violation: Some(j.violation),
+                        metrics,
+                        cost: ev.cost,
+                        error: None,
+                    },
+                    Err(reason) => FinishedTrial {
+                        state: TrialState::Failed,
+                        values: Vec::new(),
+                        violation: None,
+                        metrics,
+                        cost: ev.cost,
+                        error: Some(reason),
+                    },
+                }
+            }
+            Err(EvalError::Pruned { metrics, cost }) => FinishedTrial {
                 state: TrialState::Pruned,
-                value: None,
-                metrics,
+                values: Vec::new(),
+                violation: None,
+                metrics: merged(metrics),
+                cost,
                 error: None,
             },
             Err(EvalError::Failed(reason)) => FinishedTrial {
                 state: TrialState::Failed,
-                value: None,
-                metrics: BTreeMap::new(),
+                values: Vec::new(),
+                violation: None,
+                metrics: netspec.clone(),
+                cost: Cost::default(),
                 error: Some(reason),
             },
+        }
+    }
+
+    /// What the proposer learns of this outcome under `goal`.
+    fn feedback(&self, goal: &Goal) -> Feedback {
+        Feedback {
+            scores: (self.state == TrialState::Complete).then(|| goal.scores(&self.values)),
+            violation: self.violation.unwrap_or(0.0),
         }
     }
 }
 
 /// Opens `record.name` in `storage`: creates it, or checks that the stored study has the same
-/// space, objective and direction and returns its trials after marking those a crash left
-/// running as failed ("interrupted"). Returns the trials to replay and how many were interrupted.
+/// space and goal and returns its trials after marking those a crash left running as failed
+/// ("interrupted"). Returns the trials to replay and how many were interrupted.
 fn open_stored(storage: &mut dyn Storage, record: &StudyRecord) -> Result<(Vec<Trial>, usize)> {
     let Some(stored) = storage.study(&record.name)? else {
         storage.create_study(record)?;
         return Ok((Vec::new(), 0));
     };
-    if stored.space != record.space
-        || stored.objective != record.objective
-        || stored.direction != record.direction
-    {
+    let (was, now) = (stored.goal(), record.goal());
+    if stored.space != record.space || was != now {
         return Err(Error::invalid(format!(
-            "study `{}` was created for space `{}`, objective `{}` ({:?}); it cannot continue with space `{}`, objective `{}` ({:?})",
-            record.name, stored.space, stored.objective, stored.direction, record.space, record.objective, record.direction
+            "study `{}` was created for space `{}`, objectives {}, constraints {}; it cannot continue with space `{}`, objectives {}, constraints {}",
+            record.name,
+            stored.space,
+            was.describe_objectives(),
+            was.describe_constraints(),
+            record.space,
+            now.describe_objectives(),
+            now.describe_constraints()
         )));
     }
     let mut replay = Vec::new();
@@ -200,8 +259,10 @@ fn open_stored(storage: &mut dyn Storage, record: &StudyRecord) -> Result<(Vec<T
                 t.number,
                 &FinishedTrial {
                     state: TrialState::Failed,
-                    value: None,
+                    values: Vec::new(),
+                    violation: None,
                     metrics: t.metrics.clone(),
+                    cost: t.cost,
                     error: Some(format!(
                         "{INTERRUPTED}: the run stopped before this trial finished"
                     )),
@@ -233,34 +294,61 @@ impl Trial {
                 .is_some_and(|e| e.starts_with(INTERRUPTED))
     }
 
-    /// The objective as a strategy sees it (`sign * value`), for complete trials only.
-    pub fn score(&self, sign: f64) -> Option<f64> {
+    /// The first objective's value, once complete.
+    pub fn value(&self) -> Option<f64> {
         match self.state {
-            TrialState::Complete => self.value.map(|v| sign * v),
+            TrialState::Complete => self.values.first().copied(),
             _ => None,
         }
     }
+
+    /// Whether the trial met every constraint (trials that are not complete are not).
+    pub fn is_feasible(&self) -> bool {
+        self.state == TrialState::Complete && self.violation.is_none_or(|v| v <= 0.0)
+    }
+
+    /// The first objective as a strategy sees it (`sign * value`), for complete trials only.
+    pub fn score(&self, sign: f64) -> Option<f64> {
+        self.value().map(|v| sign * v)
+    }
 }
 
-/// The best complete trial of `trials` at the highest fidelity any complete trial reached (a
-/// score at fewer epochs is not comparable with one at more; trials without an epochs fidelity
-/// all share one level). `sign` is the direction's sign. Of equal values the later trial wins.
+/// The highest epochs fidelity any complete trial reached (trials without one share `None`).
+fn top_fidelity(trials: &[Trial]) -> Option<u32> {
+    trials
+        .iter()
+        .filter(|t| t.state == TrialState::Complete)
+        .filter_map(|t| t.fidelity.epochs)
+        .max()
+}
+
+/// The best feasible complete trial of `trials` by the first objective, at the highest
+/// fidelity any complete trial reached (a score at fewer epochs is not comparable with one at
+/// more; trials without an epochs fidelity all share one level). `sign` is the first
+/// objective's sign. Of equal values the later trial wins.
 pub fn best_of(trials: &[Trial], sign: f64) -> Option<&Trial> {
-    let done = || {
-        trials
-            .iter()
-            .filter(|t| t.state == TrialState::Complete && t.value.is_some())
-    };
-    let top = done().filter_map(|t| t.fidelity.epochs).max();
-    done()
-        .filter(|t| t.fidelity.epochs == top)
-        .max_by(|a, b| (sign * a.value.unwrap()).total_cmp(&(sign * b.value.unwrap())))
+    let top = top_fidelity(trials);
+    trials
+        .iter()
+        .filter(|t| t.is_feasible() && t.fidelity.epochs == top)
+        .max_by(|a, b| (sign * a.values[0]).total_cmp(&(sign * b.values[0])))
 }
 
-/// Epochs a finished trial trained: its `epochs` metric (a pruned trial's counts the epochs it
-/// ran; a failed trial has none).
-pub fn epochs_trained(metrics: &BTreeMap<String, f64>) -> u64 {
-    metrics.get("epochs").map_or(0, |e| *e as u64)
+/// The Pareto front of `trials` under `goal`: the feasible complete trials at the highest
+/// fidelity that no other such trial dominates, in trial order. One objective: the best ones.
+pub fn front_of<'t>(trials: &'t [Trial], goal: &Goal) -> Vec<&'t Trial> {
+    let top = top_fidelity(trials);
+    let pool: Vec<&Trial> = trials
+        .iter()
+        .filter(|t| {
+            t.is_feasible() && t.fidelity.epochs == top && t.values.len() == goal.objectives.len()
+        })
+        .collect();
+    let points: Vec<Vec<f64>> = pool.iter().map(|t| goal.scores(&t.values)).collect();
+    crate::pareto::front(&points)
+        .into_iter()
+        .map(|i| pool[i])
+        .collect()
 }
 
 /// Seconds since the Unix epoch.
@@ -278,81 +366,131 @@ pub struct Ask {
     pub number: u64,
     /// The arch to evaluate.
     pub arch: Arch,
+    /// The fidelity to evaluate it at.
+    pub fidelity: Fidelity,
 }
 
 /// What [`Study::open`] found in the storage.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Resumed {
-    /// Finished trials replayed into the strategy.
+    /// Finished trials replayed into the proposer.
     pub replayed: usize,
     /// Trials a crash had left running, now marked failed and to be evaluated again.
     pub interrupted: usize,
 }
 
-/// A search in progress: strategy + storage + the history the strategy sees.
+/// How many proposals in a row may break a NetSpec-judged constraint before the study gives
+/// up ([`Study::set_max_infeasible`]).
+pub const MAX_INFEASIBLE: usize = 2000;
+
+/// A job taken from the proposer that passed the NetSpec constraints, with those metrics.
+struct Taken {
+    proposal: Proposal,
+    netspec: BTreeMap<String, f64>,
+}
+
+/// A search in progress: proposer + storage + the history the proposer sees.
 pub struct Study<'s> {
-    name: String,
     record: StudyRecord,
+    goal: Goal,
     space: &'s dyn Space,
-    strategy: Box<dyn Strategy>,
+    proposer: Box<dyn Proposer>,
     storage: Box<dyn Storage>,
     history: History,
     worker: String,
-    pending: BTreeMap<u64, Arch>,
+    pending: BTreeMap<u64, Taken>,
+    /// A job taken but not started because it would overrun the epoch budget.
+    held: Option<Taken>,
     finished: usize,
+    spent: u64,
     stopper: Option<(Box<dyn Stopper>, usize)>,
     epoch_budget: Option<u64>,
+    max_infeasible: usize,
+    /// Archs NetSpec showed infeasible so far (never evaluated, never stored).
+    skipped: usize,
+    /// The least violation among skipped archs, with the arch, for the error message.
+    closest: Option<(f64, String)>,
 }
 
 impl<'s> Study<'s> {
-    /// Opens the study `record.name` in `storage`, creating it if it does not exist. An existing
-    /// study is resumed: its finished trials are replayed into `strategy` (ask then tell, in
-    /// order, so a deterministic strategy ends in the state an uninterrupted run would have), and
-    /// trials left running are marked failed as interrupted.
+    /// Opens the study `record.name` in `storage`, creating it if it does not exist. An
+    /// existing study is resumed: its finished trials are replayed into `proposer` (propose,
+    /// then observe, in order — so a deterministic proposer ends in the state an uninterrupted
+    /// run would have; a proposer that hands out another job is a changed configuration or
+    /// seed, and an error), and trials left running are marked failed as interrupted.
     pub fn open(
         mut storage: Box<dyn Storage>,
         record: StudyRecord,
         space: &'s dyn Space,
-        mut strategy: Box<dyn Strategy>,
+        proposer: Box<dyn Proposer>,
         worker: &str,
     ) -> Result<(Self, Resumed)> {
-        let mut history = History::new();
+        let goal = record.goal();
+        if goal.objectives.is_empty() {
+            return Err(Error::invalid("a study needs at least one objective"));
+        }
         let (replay, interrupted) = open_stored(storage.as_mut(), &record)?;
-        let mut resumed = Resumed {
-            replayed: 0,
+        let mut study = Study {
+            record,
+            goal,
+            space,
+            proposer,
+            storage,
+            history: History::new(),
+            worker: worker.to_string(),
+            pending: BTreeMap::new(),
+            held: None,
+            finished: 0,
+            spent: 0,
+            stopper: None,
+            epoch_budget: None,
+            max_infeasible: MAX_INFEASIBLE,
+            skipped: 0,
+            closest: None,
+        };
+        for t in &replay {
+            let Some(taken) = study.take()? else {
+                return Err(Error::invalid(format!(
+                    "the stored trials do not follow this {} (it has nothing to propose for trial {}); was the configuration changed?",
+                    study.proposer.name(),
+                    t.number
+                )));
+            };
+            let key = space.key(&taken.proposal.arch);
+            if key != t.arch_key || taken.proposal.fidelity.epochs != t.fidelity.epochs {
+                return Err(Error::invalid(format!(
+                    "stored trial {} ({} at {:?} epochs) is not what {} replays ({key} at {:?} epochs); was the configuration or the seed changed?",
+                    t.number,
+                    t.arch_key,
+                    t.fidelity.epochs,
+                    study.proposer.name(),
+                    taken.proposal.fidelity.epochs
+                )));
+            }
+            let feedback = Feedback {
+                scores: (t.state == TrialState::Complete
+                    && t.values.len() == study.goal.objectives.len())
+                .then(|| study.goal.scores(&t.values)),
+                violation: t.violation.unwrap_or(0.0),
+            };
+            study
+                .proposer
+                .observe(space, &taken.proposal, &feedback, &mut study.history);
+            study.spent += u64::from(t.cost.epochs);
+            study.finished += 1;
+        }
+        let resumed = Resumed {
+            replayed: replay.len(),
             interrupted,
         };
-        let sign = record.direction.sign();
-        for t in replay {
-            let arch = space.parse_json(&t.arch)?;
-            let _ = strategy.ask(space, &history);
-            let score = t.score(sign);
-            history.record(&arch, score);
-            strategy.tell(space, &arch, score, &history);
-            resumed.replayed += 1;
-        }
-        Ok((
-            Study {
-                name: record.name.clone(),
-                record,
-                space,
-                strategy,
-                storage,
-                history,
-                worker: worker.to_string(),
-                pending: BTreeMap::new(),
-                finished: resumed.replayed,
-                stopper: None,
-                epoch_budget: None,
-            },
-            resumed,
-        ))
+        Ok((study, resumed))
     }
 
     /// Stops unpromising trials early with `stopper`; trials run to `total_steps` (epochs).
-    /// The stopper first learns from the study's completed trials (a resumed run's included).
+    /// The stopper first learns from the study's complete trials (a resumed run's included).
+    /// It watches the first objective's learning curve.
     pub fn set_stopper(&mut self, mut stopper: Box<dyn Stopper>, total_steps: usize) -> Result<()> {
-        let sign = self.record.direction.sign();
+        let sign = self.goal.objectives[0].sign();
         for t in self.trials()? {
             if let Some(score) = t.score(sign) {
                 let curve: Vec<f64> = t.intermediate.iter().map(|(_, x)| sign * x).collect();
@@ -363,19 +501,22 @@ impl<'s> Study<'s> {
         Ok(())
     }
 
-    /// Ends the search once the finished trials have trained this many epochs in total (their
-    /// `epochs` metric: a pruned trial counts the epochs it ran).
+    /// Ends the search once the finished trials have trained this many epochs in total (a
+    /// pruned trial counts the epochs it ran). A job whose fidelity would take the total past
+    /// the budget is not started, so a resume with a larger budget picks it up.
     pub fn set_epoch_budget(&mut self, epochs: u64) {
         self.epoch_budget = Some(epochs);
     }
 
-    /// Epochs trained by the stored trials (the `epochs` metric of finished trials).
-    pub fn epochs_spent(&self) -> Result<u64> {
-        Ok(self
-            .trials()?
-            .iter()
-            .map(|t| epochs_trained(&t.metrics))
-            .sum())
+    /// How many proposals in a row may break a NetSpec-judged constraint before
+    /// [`Study::ask`] gives up with an error (default [`MAX_INFEASIBLE`]).
+    pub fn set_max_infeasible(&mut self, n: usize) {
+        self.max_infeasible = n.max(1);
+    }
+
+    /// Epochs trained by the finished trials.
+    pub fn epochs_spent(&self) -> u64 {
+        self.spent
     }
 
     /// The study's stored description.
@@ -383,93 +524,167 @@ impl<'s> Study<'s> {
         &self.record
     }
 
+    /// The objectives and constraints.
+    pub fn goal(&self) -> &Goal {
+        &self.goal
+    }
+
     /// Trials finished (complete, pruned or failed by the evaluator) so far, resumed ones included.
     pub fn finished(&self) -> usize {
         self.finished
     }
 
-    /// The next trial, stored as `running`; `None` when the space is exhausted.
-    pub fn ask(&mut self, fidelity: Fidelity) -> Result<Option<Ask>> {
-        let Some(arch) = self.strategy.ask(self.space, &self.history) else {
+    /// Archs proposed but never evaluated because NetSpec showed they break a constraint.
+    pub fn skipped_infeasible(&self) -> usize {
+        self.skipped
+    }
+
+    /// The next job from the proposer that passes the NetSpec constraints (the others are
+    /// told their violation at once); `None` when the proposer has nothing left.
+    fn take(&mut self) -> Result<Option<Taken>> {
+        if let Some(t) = self.held.take() {
+            return Ok(Some(t));
+        }
+        let mut in_a_row = 0usize;
+        loop {
+            let Some(proposal) = self.proposer.propose(self.space, &self.history) else {
+                return Ok(None);
+            };
+            self.history.mark_asked(&proposal.arch);
+            let netspec = match self.space.decode(&proposal.arch) {
+                Ok(spec) => netspec_metrics(&spec),
+                // The evaluator will fail it with the reason.
+                Err(_) => BTreeMap::new(),
+            };
+            let violation = self.goal.violation_before_training(&netspec);
+            if violation <= 0.0 {
+                return Ok(Some(Taken { proposal, netspec }));
+            }
+            self.skipped += 1;
+            in_a_row += 1;
+            if self.closest.as_ref().is_none_or(|(v, _)| violation < *v) {
+                self.closest = Some((violation, self.describe_netspec(&proposal.arch, &netspec)));
+            }
+            let feedback = Feedback {
+                scores: None,
+                violation,
+            };
+            self.proposer
+                .observe(self.space, &proposal, &feedback, &mut self.history);
+            if in_a_row >= self.max_infeasible {
+                return Err(Error::invalid(format!(
+                    "{in_a_row} proposals in a row broke the constraints {} before any training (closest: {}); nothing in this space may satisfy them — loosen the constraint or change the space's size parameters",
+                    self.goal.describe_constraints(),
+                    self.closest.as_ref().map_or(String::new(), |c| c.1.clone())
+                )));
+            }
+        }
+    }
+
+    fn describe_netspec(&self, arch: &Arch, netspec: &BTreeMap<String, f64>) -> String {
+        let parts: Vec<String> = self
+            .goal
+            .constraints
+            .iter()
+            .filter(|c| c.before_training())
+            .filter_map(|c| netspec.get(&c.metric).map(|v| format!("{}={v}", c.metric)))
+            .collect();
+        format!("{} with {}", self.space.format(arch), parts.join(", "))
+    }
+
+    /// The next trial, stored as `running`; `None` when the proposer has nothing left or the
+    /// next job would overrun the epoch budget.
+    pub fn ask(&mut self) -> Result<Option<Ask>> {
+        let Some(taken) = self.take()? else {
             return Ok(None);
         };
-        self.history.mark_asked(&arch);
+        if let (Some(b), Some(e)) = (self.epoch_budget, taken.proposal.fidelity.epochs) {
+            if self.spent + u64::from(e) > b {
+                self.held = Some(taken);
+                return Ok(None);
+            }
+        }
+        let p = &taken.proposal;
         let number = self.storage.create_trial(
-            &self.name,
+            &self.record.name,
             &NewTrial {
-                arch_key: self.space.key(&arch),
-                arch: self.space.to_json(&arch),
-                fidelity,
+                arch_key: self.space.key(&p.arch),
+                arch: self.space.to_json(&p.arch),
+                fidelity: p.fidelity.clone(),
                 state: TrialState::Running,
                 worker: self.worker.clone(),
             },
         )?;
-        self.pending.insert(number, arch.clone());
-        Ok(Some(Ask { number, arch }))
+        let ask = Ask {
+            number,
+            arch: p.arch.clone(),
+            fidelity: p.fidelity.clone(),
+        };
+        self.pending.insert(number, taken);
+        Ok(Some(ask))
     }
 
-    /// Stores an intermediate value (a learning-curve point) of a running trial.
+    /// Stores an intermediate value (a learning-curve point of the first objective) of a
+    /// running trial.
     pub fn report(&mut self, number: u64, step: u64, value: f64) -> Result<()> {
-        self.storage.report(&self.name, number, step, value)
+        self.storage.report(&self.record.name, number, step, value)
     }
 
-    /// Ends a trial with its outcome and tells the strategy.
+    /// Ends a trial with its outcome and tells the proposer.
     pub fn tell(
         &mut self,
         number: u64,
         outcome: std::result::Result<Evaluation, EvalError>,
     ) -> Result<()> {
-        let arch = self.pending.remove(&number).ok_or_else(|| {
+        let taken = self.pending.remove(&number).ok_or_else(|| {
             Error::invalid(format!(
                 "trial {number} was not asked by this study or was already told"
             ))
         })?;
-        let finished = FinishedTrial::from_outcome(outcome);
-        self.storage.finish_trial(&self.name, number, &finished)?;
-        let score = finished.value.map(|v| self.record.direction.sign() * v);
-        self.history.record(&arch, score);
-        self.strategy.tell(self.space, &arch, score, &self.history);
+        let finished = FinishedTrial::judge(&self.goal, &taken.netspec, outcome);
+        self.storage
+            .finish_trial(&self.record.name, number, &finished)?;
+        let feedback = finished.feedback(&self.goal);
+        self.proposer
+            .observe(self.space, &taken.proposal, &feedback, &mut self.history);
+        self.spent += u64::from(finished.cost.epochs);
         self.finished += 1;
         Ok(())
     }
 
     /// All stored trials of the study.
     pub fn trials(&self) -> Result<Vec<Trial>> {
-        self.storage.trials(&self.name)
+        self.storage.trials(&self.record.name)
     }
 
-    /// The best complete trial by the objective.
+    /// The best feasible complete trial by the first objective ([`best_of`]).
     pub fn best(&self) -> Result<Option<Trial>> {
-        Ok(best_of(&self.trials()?, self.record.direction.sign()).cloned())
+        Ok(best_of(&self.trials()?, self.goal.objectives[0].sign()).cloned())
     }
 
-    /// Runs trials until `trials` have finished (resumed ones count), calling `progress` after
-    /// each. Evaluation failures end that trial as failed and the search goes on; storage errors
-    /// stop the run (every trial finished so far is already stored).
+    /// Runs trials until `trials` have finished (resumed ones count), the proposer has
+    /// nothing left, or the epoch budget is spent, calling `progress` after each. Evaluation
+    /// failures end that trial as failed and the search goes on; storage errors stop the run
+    /// (every trial finished so far is already stored).
     pub fn optimize(
         &mut self,
         evaluator: &mut dyn Evaluator,
         trials: usize,
-        fidelity: &Fidelity,
         mut progress: impl FnMut(&Study<'s>, &Trial),
     ) -> Result<()> {
-        let sign = self.record.direction.sign();
-        let mut spent = match self.epoch_budget {
-            Some(_) => self.epochs_spent()?,
-            None => 0,
-        };
-        while self.finished < trials && self.epoch_budget.is_none_or(|b| spent < b) {
-            let Some(ask) = self.ask(fidelity.clone())? else {
+        let sign = self.goal.objectives[0].sign();
+        while self.finished < trials && self.epoch_budget.is_none_or(|b| self.spent < b) {
+            let Some(ask) = self.ask()? else {
                 break;
             };
-            let name = self.name.clone();
+            let name = &self.record.name;
             let storage = &mut self.storage;
             let stopper = &self.stopper;
             let mut report_err = None;
             let mut curve = Vec::new();
             let outcome =
-                evaluator.evaluate(self.space, &ask.arch, fidelity, &mut |step, value| {
-                    if let Err(e) = storage.report(&name, ask.number, step, value) {
+                evaluator.evaluate(self.space, &ask.arch, &ask.fidelity, &mut |step, value| {
+                    if let Err(e) = storage.report(name, ask.number, step, value) {
                         report_err.get_or_insert(e);
                     }
                     curve.push(sign * value);
@@ -480,12 +695,11 @@ impl<'s> Study<'s> {
             if let Some(e) = report_err {
                 return Err(e);
             }
-            if let (Ok(ev), Some((s, _))) = (&outcome, self.stopper.as_mut()) {
-                s.observe(&curve, sign * ev.value);
-            }
             self.tell(ask.number, outcome)?;
-            let trial = self.storage.trial(&self.name, ask.number)?;
-            spent += epochs_trained(&trial.metrics);
+            let trial = self.storage.trial(&self.record.name, ask.number)?;
+            if let (Some(score), Some((s, _))) = (trial.score(sign), self.stopper.as_mut()) {
+                s.observe(&curve, score);
+            }
             progress(self, &trial);
         }
         Ok(())

@@ -3,14 +3,16 @@
 //! crash never leaves a half-written trial.
 
 use super::storage::{FinishedTrial, NewTrial, Storage, StudyRecord};
-use super::{now, Fidelity, Trial, TrialState};
+use super::{metric, now, Cost, Fidelity, Trial, TrialState};
 use crate::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2 added one value per objective, the constraint violation and the typed cost;
+/// a version-1 file is migrated when a writer opens it and read as it is by readers.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -30,6 +32,8 @@ CREATE TABLE IF NOT EXISTS trials (
     value REAL,
     metrics TEXT NOT NULL DEFAULT '{}',
     error TEXT,
+    violation REAL,
+    cost TEXT,
     worker TEXT NOT NULL,
     created_at REAL NOT NULL,
     started_at REAL,
@@ -38,6 +42,12 @@ CREATE TABLE IF NOT EXISTS trials (
     UNIQUE (study_id, number)
 );
 CREATE INDEX IF NOT EXISTS trials_by_key ON trials (study_id, arch_key);
+CREATE TABLE IF NOT EXISTS objective_values (
+    trial_id INTEGER NOT NULL REFERENCES trials(id),
+    objective INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (trial_id, objective)
+);
 CREATE TABLE IF NOT EXISTS intermediate (
     trial_id INTEGER NOT NULL REFERENCES trials(id),
     step INTEGER NOT NULL,
@@ -46,9 +56,35 @@ CREATE TABLE IF NOT EXISTS intermediate (
 );
 ";
 
+/// From version 1 to 2, in one transaction: the new columns, filled from what version 1 kept
+/// (its one `value`, the `epochs` and `train_seconds` metrics; `latency_ms_b1` is `latency_ms`).
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE trials ADD COLUMN violation REAL;
+ALTER TABLE trials ADD COLUMN cost TEXT;
+CREATE TABLE objective_values (
+    trial_id INTEGER NOT NULL REFERENCES trials(id),
+    objective INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (trial_id, objective)
+);
+INSERT INTO objective_values (trial_id, objective, value)
+    SELECT id, 0, value FROM trials WHERE state = 'complete' AND value IS NOT NULL;
+UPDATE trials SET
+    violation = CASE WHEN state = 'complete' THEN 0.0 END,
+    cost = json_object(
+        'epochs', CAST(COALESCE(json_extract(metrics, '$.epochs'), 0) AS INTEGER),
+        'seconds', COALESCE(json_extract(metrics, '$.train_seconds'), 0.0));
+UPDATE trials SET metrics = json_set(json_remove(metrics, '$.latency_ms_b1'), '$.latency_ms',
+        json_extract(metrics, '$.latency_ms_b1'))
+    WHERE json_extract(metrics, '$.latency_ms_b1') IS NOT NULL;
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
+";
+
 /// A study database in one SQLite file.
 pub struct SqliteStorage {
     conn: Connection,
+    /// The file's schema version (a reader may hold a version-1 file).
+    version: i64,
     /// Study name -> row id; a study is never renamed or deleted, so this never goes stale.
     study_ids: RefCell<HashMap<String, i64>>,
 }
@@ -77,12 +113,13 @@ impl SqliteStorage {
             |r| r.get(0),
         );
         match version {
-            Ok(v) if v == SCHEMA_VERSION.to_string() => Ok(SqliteStorage {
+            Ok(v) if v == "1" || v == SCHEMA_VERSION.to_string() => Ok(SqliteStorage {
                 conn,
+                version: v.parse().expect("checked"),
                 study_ids: RefCell::new(HashMap::new()),
             }),
             Ok(v) => Err(Error::Storage(format!(
-                "{}: database schema version {v} is not the {SCHEMA_VERSION} this nasforge reads",
+                "{}: database schema version {v} is newer than the {SCHEMA_VERSION} this nasforge reads; use the nasforge that wrote it, or a newer one",
                 path.display()
             ))),
             Err(_) => Err(Error::Storage(format!(
@@ -114,11 +151,25 @@ impl SqliteStorage {
         Self::init(Connection::open_in_memory()?)
     }
 
-    fn init(conn: Connection) -> Result<Self> {
+    fn init(mut conn: Connection) -> Result<Self> {
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        let old: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .unwrap_or(None);
+        if old.as_deref() == Some("1") {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+            tx.execute_batch(MIGRATE_1_TO_2)
+                .map_err(|e| Error::Storage(format!("cannot migrate the study from schema version 1 to 2 (nothing was changed): {e}")))?;
+            tx.commit()?;
+        }
         conn.execute_batch(SCHEMA)?;
         let version: Option<String> = conn
             .query_row(
@@ -137,12 +188,13 @@ impl SqliteStorage {
             Some(v) if v == SCHEMA_VERSION.to_string() => {}
             Some(v) => {
                 return Err(Error::Storage(format!(
-                    "database schema version {v} is not the {SCHEMA_VERSION} this nasforge reads"
+                    "database schema version {v} is newer than the {SCHEMA_VERSION} this nasforge reads; use the nasforge that wrote it, or a newer one"
                 )))
             }
         }
         Ok(SqliteStorage {
             conn,
+            version: SCHEMA_VERSION,
             study_ids: RefCell::new(HashMap::new()),
         })
     }
@@ -172,11 +224,16 @@ impl SqliteStorage {
 
     fn load_trials(&self, study: &str, number: Option<u64>) -> Result<Vec<Trial>> {
         let sid = self.study_id(study)?;
-        let mut stmt = self.conn.prepare_cached(
+        let new_columns = if self.version >= 2 {
+            "violation, cost"
+        } else {
+            "NULL, NULL"
+        };
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT id, number, arch_key, arch, fidelity, state, value, metrics, error, worker,
-                    created_at, started_at, heartbeat_at, finished_at
-             FROM trials WHERE study_id = ?1 AND (?2 IS NULL OR number = ?2) ORDER BY number",
-        )?;
+                    created_at, started_at, heartbeat_at, finished_at, {new_columns}
+             FROM trials WHERE study_id = ?1 AND (?2 IS NULL OR number = ?2) ORDER BY number"
+        ))?;
         let rows = stmt.query_map(params![sid, number.map(|n| n as i64)], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -193,28 +250,71 @@ impl SqliteStorage {
                 r.get::<_, Option<f64>>(11)?,
                 r.get::<_, Option<f64>>(12)?,
                 r.get::<_, Option<f64>>(13)?,
+                (
+                    r.get::<_, Option<f64>>(14)?,
+                    r.get::<_, Option<String>>(15)?,
+                ),
             ))
         })?;
         let mut ids = Vec::new();
         let mut trials = Vec::new();
         for row in rows {
-            let (id, number, key, arch, fidelity, state, value, metrics, error, worker, c, s, h, f) =
-                row?;
+            let (
+                id,
+                number,
+                key,
+                arch,
+                fidelity,
+                state,
+                value,
+                metrics,
+                error,
+                worker,
+                c,
+                s,
+                h,
+                f,
+                (violation, cost),
+            ) = row?;
             let json = |what: &str, text: &str| -> Result<serde_json::Value> {
                 serde_json::from_str(text)
                     .map_err(|e| Error::Storage(format!("trial {number}: bad {what} JSON: {e}")))
             };
             ids.push(id);
+            let state = TrialState::parse(&state)?;
+            let mut metrics: BTreeMap<String, f64> =
+                serde_json::from_value(json("metrics", &metrics)?)
+                    .map_err(|e| Error::Storage(format!("trial {number}: bad metrics: {e}")))?;
+            // What version 1 kept (a reader does not migrate the file).
+            if let Some(l) = metrics.remove("latency_ms_b1") {
+                metrics.insert(metric::LATENCY_MS.into(), l);
+            }
+            // Version 1 kept the one value in the trial row; version 2 reads them below.
+            let values: Vec<f64> = match state {
+                TrialState::Complete if self.version < 2 => value.into_iter().collect(),
+                _ => Vec::new(),
+            };
+            let violation =
+                violation.or((self.version < 2 && state == TrialState::Complete).then_some(0.0));
+            let cost: Cost = match cost {
+                Some(t) => serde_json::from_value(json("cost", &t)?)
+                    .map_err(|e| Error::Storage(format!("trial {number}: bad cost: {e}")))?,
+                None => Cost {
+                    epochs: metrics.get(metric::EPOCHS).map_or(0, |&e| e as u32),
+                    seconds: metrics.get(metric::TRAIN_SECONDS).copied().unwrap_or(0.0),
+                },
+            };
             trials.push(Trial {
                 number: number as u64,
                 arch_key: key,
                 arch: json("arch", &arch)?,
                 fidelity: serde_json::from_value::<Fidelity>(json("fidelity", &fidelity)?)
                     .map_err(|e| Error::Storage(format!("trial {number}: bad fidelity: {e}")))?,
-                state: TrialState::parse(&state)?,
-                value,
-                metrics: serde_json::from_value(json("metrics", &metrics)?)
-                    .map_err(|e| Error::Storage(format!("trial {number}: bad metrics: {e}")))?,
+                state,
+                values,
+                violation,
+                cost,
+                metrics,
                 intermediate: Vec::new(),
                 error,
                 worker,
@@ -223,6 +323,18 @@ impl SqliteStorage {
                 heartbeat_at: h,
                 finished_at: f,
             });
+        }
+        if self.version >= 2 {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT value FROM objective_values WHERE trial_id = ?1 ORDER BY objective",
+            )?;
+            for (id, t) in ids.iter().zip(trials.iter_mut()) {
+                if t.state == TrialState::Complete {
+                    t.values = stmt
+                        .query_map([id], |r| r.get::<_, f64>(0))?
+                        .collect::<rusqlite::Result<_>>()?;
+                }
+            }
         }
         let mut stmt = self.conn.prepare_cached(
             "SELECT step, value FROM intermediate WHERE trial_id = ?1 ORDER BY step",
@@ -329,12 +441,29 @@ impl Storage for SqliteStorage {
 
     fn finish_trial(&mut self, study: &str, number: u64, end: &FinishedTrial) -> Result<()> {
         let id = self.trial_id(study, number)?;
-        self.conn
-            .prepare_cached(
-                "UPDATE trials SET state = ?2, value = ?3, metrics = ?4, error = ?5, finished_at = ?6 WHERE id = ?1",
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached(
+            "UPDATE trials SET state = ?2, value = ?3, metrics = ?4, error = ?5, finished_at = ?6,
+                    violation = ?7, cost = ?8 WHERE id = ?1",
+        )?
+        .execute(params![
+            id,
+            end.state.as_str(),
+            end.values.first(),
+            to_json(&end.metrics)?,
+            end.error,
+            now(),
+            end.violation,
+            to_json(&end.cost)?
+        ])?;
+        tx.execute("DELETE FROM objective_values WHERE trial_id = ?1", [id])?;
+        for (k, v) in end.values.iter().enumerate() {
+            tx.prepare_cached(
+                "INSERT INTO objective_values (trial_id, objective, value) VALUES (?1, ?2, ?3)",
             )?
-            .execute(params![id, end.state.as_str(), end.value, to_json(&end.metrics)?, end.error, now()],
-        )?;
+            .execute(params![id, k as i64, v])?;
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -5,7 +5,7 @@
 //! or memory (benchmarks, tests). Trial numbers are assigned by the storage, so several
 //! workers sharing one database never collide.
 
-use super::{Direction, Fidelity, Trial, TrialState};
+use super::{Cost, Direction, Fidelity, Goal, Trial, TrialState};
 use crate::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -21,16 +21,59 @@ pub struct StudyRecord {
     pub space_params: serde_json::Value,
     /// Strategy name.
     pub strategy: String,
-    /// The metric optimised.
+    /// The first objective's metric (kept for studies written before several objectives).
     pub objective: String,
-    /// Maximise or minimise it.
+    /// The first objective's direction.
     pub direction: Direction,
+    /// Every objective and constraint; absent in studies written before they existed, which
+    /// have the one objective above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goal: Option<Goal>,
     /// The run's seed.
     pub seed: u64,
     /// The full configuration the run started with, as JSON.
     pub config: serde_json::Value,
     /// Unix time of creation.
     pub created_at: f64,
+}
+
+impl StudyRecord {
+    /// The study's objectives and constraints.
+    pub fn goal(&self) -> Goal {
+        self.goal
+            .clone()
+            .unwrap_or_else(|| Goal::single(self.objective.clone(), self.direction))
+    }
+
+    /// A record for `goal`: `objective` and `direction` are its first objective's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: impl Into<String>,
+        space: impl Into<String>,
+        space_params: serde_json::Value,
+        strategy: impl Into<String>,
+        goal: Goal,
+        seed: u64,
+        config: serde_json::Value,
+    ) -> Self {
+        let first = goal
+            .objectives
+            .first()
+            .cloned()
+            .unwrap_or_else(|| super::Objective::new("", Direction::Maximize));
+        StudyRecord {
+            name: name.into(),
+            space: space.into(),
+            space_params,
+            strategy: strategy.into(),
+            objective: first.metric,
+            direction: first.direction,
+            goal: Some(goal),
+            seed,
+            config,
+            created_at: super::now(),
+        }
+    }
 }
 
 /// A trial to create.
@@ -53,10 +96,14 @@ pub struct NewTrial {
 pub struct FinishedTrial {
     /// Complete, pruned or failed.
     pub state: TrialState,
-    /// The objective value (complete trials).
-    pub value: Option<f64>,
-    /// Other measurements.
+    /// One value per objective (complete trials).
+    pub values: Vec<f64>,
+    /// Summed relative constraint violation (complete trials).
+    pub violation: Option<f64>,
+    /// Every measurement.
     pub metrics: BTreeMap<String, f64>,
+    /// What it spent.
+    pub cost: Cost,
     /// Why it failed.
     pub error: Option<String>,
 }

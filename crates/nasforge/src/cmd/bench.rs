@@ -33,15 +33,25 @@ pub struct BenchArgs {
     /// Seeds per strategy (0..N).
     #[arg(long, default_value_t = 50, allow_negative_numbers = true, value_parser = super::positive::<u64>)]
     pub seeds: u64,
-    /// The column strategies optimise.
-    #[arg(long, default_value = "test_acc_200ep")]
-    pub objective: String,
-    /// The column reported for the arch found (default: the objective).
+    /// What strategies optimise, `METRIC` or `METRIC:max|min`: a table column, or a NetSpec
+    /// metric (params, macs, peak_memory_mb). Repeat it for a multi-objective comparison
+    /// (normalised hypervolume and share of the true front) [default: test_acc_200ep].
+    #[arg(long, value_name = "METRIC[:max|min]")]
+    pub objective: Vec<String>,
+    /// The column reported for the arch found (default: the first objective).
     #[arg(long)]
     pub report: Option<String>,
-    /// Whether the objective is maximised or minimised.
-    #[arg(long, default_value = "maximize")]
-    pub direction: String,
+    /// Whether a single objective without `:max`/`:min` is maximised or minimised [default: from its name, else maximize].
+    #[arg(long)]
+    pub direction: Option<String>,
+    /// A hard limit `METRIC<=LIMIT` or `METRIC>=LIMIT` (repeatable): an arch over a NetSpec
+    /// limit is never queried.
+    #[arg(long, value_name = "METRIC<=LIMIT")]
+    pub constraint: Vec<String>,
+    /// With several objectives: the hypervolume's reference point, one value per objective,
+    /// e.g. `85,1.6e6` [default: each objective's worst value in the table].
+    #[arg(long, value_name = "LIST")]
+    pub reference: Option<String>,
     /// A strategy parameter `key=value` (repeatable), e.g. `population=20`.
     #[arg(long = "strategy-param", value_name = "KEY=VALUE")]
     pub strategy_params: Vec<String>,
@@ -115,6 +125,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         parse_list("--queries", &args.queries, "a positive number of queries")?;
     queries.dedup();
     let (table, table_name) = super::table(args.table.as_deref(), space.as_ref())?;
+    let table = Arc::new(table);
     let proxies = proxy_resolver(args.proxy_file.as_ref(), space.as_ref())?;
     if let Some(epochs) = &args.epochs {
         return run_cost(
@@ -127,35 +138,54 @@ pub fn run(args: BenchArgs) -> Result<()> {
             start,
         );
     }
+    let goal = bench_goal(&args)?;
     let report_col = args
         .report
         .clone()
-        .unwrap_or_else(|| args.objective.clone());
+        .unwrap_or_else(|| goal.objectives[0].metric.clone());
+    let reference = match &args.reference {
+        Some(r) => Some(parse_list::<f64>(
+            "--reference",
+            r,
+            "a number per objective",
+        )?),
+        None => None,
+    };
     let cfg = BenchConfig {
         strategies,
         strategy_params: Params::parse(&args.strategy_params)?,
         seeds: args.seeds,
         queries,
-        objective: args.objective.clone(),
+        goal: goal.clone(),
         report: report_col.clone(),
-        direction: Direction::parse(&args.direction)?,
+        reference,
         threads: threads(args.threads),
     };
     let report = bench::run_with(&table, space.as_ref(), &cfg, &proxies)?;
     if let Some(path) = &args.trajectories {
-        let csv = report.trajectories_csv(&table, space.as_ref(), &cfg.objective, &cfg.report)?;
+        let csv = report.trajectories_csv(&table, space.as_ref(), &cfg.goal, &cfg.report)?;
         std::fs::write(path, csv).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let seconds = start.elapsed().as_secs_f64();
+    let multi = goal.objectives.len() > 1;
     if args.json {
-        let doc = serde_json::json!({
+        let mut doc = serde_json::json!({
             "table": table_name,
-            "objective": cfg.objective,
+            "objective": goal.objectives[0].metric,
+            "objectives": goal.objectives.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
+            "constraints": goal.constraints.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
             "report": cfg.report,
             "optimum": report.optimum,
             "seconds": seconds,
             "results": report.results,
         });
+        if let Some(front) = &report.front {
+            doc["reference"] = front.reference.clone().into();
+            doc["true_front"] = serde_json::json!({
+                "size": front.rows.len(),
+                "hypervolume": front.hypervolume,
+            });
+        }
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
@@ -163,32 +193,79 @@ pub fn run(args: BenchArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} on {} ({} archs): search on `{}`, report `{}` of the best found; {} seeds; table optimum {:.4}",
+        "{} on {} ({} archs): search on {}{}, report `{}` of the best found; {} seeds; table optimum {:.4}",
         args.space,
         table_name,
         table.len(),
-        cfg.objective,
+        goal.describe_objectives(),
+        if goal.constraints.is_empty() {
+            String::new()
+        } else {
+            format!(" under {}", goal.describe_constraints())
+        },
         cfg.report,
         cfg.seeds,
         report.optimum
     );
-    println!(
-        "{:<10} {:>7}  {:>18}  {:>8}  {:>13}",
-        "strategy", "queries", "mean ± std", "regret", "optimum found"
-    );
-    for r in &report.results {
+    if let Some(front) = &report.front {
         println!(
-            "{:<10} {:>7}  {:>9.3} ± {:<6.3}  {:>8.3}  {:>12.0}%",
-            r.strategy,
-            r.queries,
-            r.mean,
-            r.std,
-            r.regret,
-            100.0 * r.optimum_found
+            "true front: {} archs; hypervolume {:.6e} against reference {:?} (the hypervolume below is divided by it)",
+            front.rows.len(),
+            front.hypervolume,
+            front.reference
         );
+    }
+    if multi {
+        println!(
+            "{:<10} {:>7}  {:>18}  {:>18}  {:>11}",
+            "strategy", "queries", "hypervolume", "best report", "front found"
+        );
+    } else {
+        println!(
+            "{:<10} {:>7}  {:>18}  {:>8}  {:>13}",
+            "strategy", "queries", "mean ± std", "regret", "optimum found"
+        );
+    }
+    for r in &report.results {
+        match (r.hypervolume, r.hypervolume_std, r.front_share) {
+            (Some(hv), Some(sd), Some(share)) => println!(
+                "{:<10} {:>7}  {:>9.4} ± {:<6.4}  {:>9.3} ± {:<6.3}  {:>10.1}%",
+                r.strategy,
+                r.queries,
+                hv,
+                sd,
+                r.mean,
+                r.std,
+                100.0 * share
+            ),
+            _ => println!(
+                "{:<10} {:>7}  {:>9.3} ± {:<6.3}  {:>8.3}  {:>12.0}%",
+                r.strategy,
+                r.queries,
+                r.mean,
+                r.std,
+                r.regret,
+                100.0 * r.optimum_found
+            ),
+        }
     }
     println!("{seconds:.2} s");
     Ok(())
+}
+
+/// The bench's goal: `--objective` (default `test_acc_200ep`), `--direction`, `--constraint`.
+fn bench_goal(args: &BenchArgs) -> Result<nasforge_core::study::Goal> {
+    let objectives = if args.objective.is_empty() {
+        vec!["test_acc_200ep".to_string()]
+    } else {
+        args.objective.clone()
+    };
+    super::config::parse_goal(
+        &objectives,
+        args.direction.as_deref(),
+        &args.constraint,
+        Some(Direction::Maximize),
+    )
 }
 
 fn threads(requested: Option<usize>) -> usize {
@@ -202,7 +279,7 @@ fn threads(requested: Option<usize>) -> usize {
 /// `nasforge bench --epochs`: the cost-aware comparison.
 fn run_cost(
     args: &BenchArgs,
-    (table, table_name): (&Table, &str),
+    (table, table_name): (&Arc<Table>, &str),
     space: &dyn nasforge_core::space::Space,
     methods: Vec<String>,
     epochs: &str,
@@ -234,18 +311,25 @@ fn run_cost(
         fidelities.push((e, col.trim().to_string()));
     }
     fidelities.sort_by_key(|f| f.0);
+    let goal = bench_goal(args)?;
+    if goal.objectives.len() > 1 || !goal.constraints.is_empty() {
+        return bad_input(
+            "--epochs compares at equal training epochs on one objective; drop the extra --objective and --constraint, or drop --epochs",
+        );
+    }
+    let objective = goal.objectives[0].clone();
     let cfg = bench::CostConfig {
         methods,
         params: Params::parse(&args.strategy_params)?,
         seeds: args.seeds,
         budgets,
         fidelities,
-        objective: args.objective.clone(),
+        objective: objective.metric.clone(),
         report: args
             .report
             .clone()
-            .unwrap_or_else(|| args.objective.clone()),
-        direction: Direction::parse(&args.direction)?,
+            .unwrap_or_else(|| objective.metric.clone()),
+        direction: objective.direction,
         threads: threads(args.threads),
     };
     let (results, optimum) = bench::run_cost(table, space, &cfg, proxies)?;

@@ -7,6 +7,7 @@
 use super::bad_input;
 use anyhow::{Context, Result};
 use clap::Args;
+use nasforge_core::study::{Constraint, Direction, Goal, Objective};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -53,12 +54,26 @@ pub struct SearchConfig {
     /// Benchmark table for `--evaluator table` [default: the built-in NAS-Bench-201 CIFAR-10 table].
     #[arg(long)]
     pub table: Option<PathBuf>,
-    /// Metric to optimise [default: valid_accuracy (valid_mse for regression); test_acc_200ep for tables].
-    #[arg(long)]
-    pub objective: Option<String>,
-    /// `maximize` or `minimize` the objective [default: from the objective].
+    /// Metric to optimise, `METRIC` or `METRIC:max|min`; repeat it for a multi-objective
+    /// search (`--objective valid_accuracy --objective params:min`). Metrics: valid_accuracy,
+    /// valid_mse, params, macs, peak_memory_mb, latency_ms, train_seconds, or a table's column
+    /// [default: valid_accuracy (valid_mse for regression); test_acc_200ep for tables].
+    #[arg(long, value_name = "METRIC[:max|min]")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub objective: Vec<String>,
+    /// `maximize` or `minimize` a single objective given without `:max`/`:min` [default: from the metric].
     #[arg(long)]
     pub direction: Option<String>,
+    /// A hard limit, `METRIC<=LIMIT` or `METRIC>=LIMIT` (repeatable): `params<=500000`,
+    /// `macs<=50e6`, `latency_ms<=2.0`. Limits on params, macs and peak_memory_mb are checked
+    /// before training: an arch over them is never trained.
+    #[arg(long, value_name = "METRIC<=LIMIT")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraint: Vec<String>,
     /// Data: a CSV (.csv/.csv.gz), an IDX images file, or an image folder [default: the embedded 8x8 digits].
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -217,11 +232,11 @@ impl SearchConfig {
     /// `self` with every setting that `over` gives replaced.
     pub fn overlay(mut self, over: &SearchConfig) -> Self {
         overlay!(self, over;
-            space, strategy, evaluator, table, objective, direction, data, target, task, image, labels,
+            space, strategy, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, trials, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
             flip, final_epochs, final_seeds, device, threads, scheduler, min_epochs, stopper, epoch_budget, impute, record_proxies;
-            space_param, strategy_param, drop, scheduler_param, stopper_param);
+            space_param, strategy_param, drop, scheduler_param, stopper_param, objective, constraint);
         self
     }
 
@@ -229,12 +244,22 @@ impl SearchConfig {
     pub fn resume_conflicts(&self, given: &SearchConfig) -> Vec<String> {
         let mut out = Vec::new();
         conflicts!(self, given, out;
-            space, strategy, evaluator, table, objective, direction, data, target, task, image, labels,
+            space, strategy, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
             flip, final_epochs, final_seeds, device, scheduler, min_epochs, stopper, record_proxies, impute;
-            space_param, strategy_param, drop, scheduler_param, stopper_param);
+            space_param, strategy_param, drop, scheduler_param, stopper_param, objective, constraint);
         out
+    }
+
+    /// The objectives and constraints, parsed ([`parse_goal`]).
+    pub fn goal(&self, fallback: Option<Direction>) -> Result<Goal> {
+        parse_goal(
+            &self.objective,
+            self.direction.as_deref(),
+            &self.constraint,
+            fallback,
+        )
     }
 
     /// Checks every setting that can be checked without data, so that a command with a bad
@@ -321,8 +346,11 @@ impl SearchConfig {
                 "--valid-fraction {valid} and --test-fraction {test} leave no training rows; together they must stay below 1"
             ));
         }
-        if let Some(d) = &self.direction {
-            nasforge_core::study::Direction::parse(d)?;
+        let goal = self.goal(Some(Direction::Maximize))?;
+        for (i, o) in goal.objectives.iter().enumerate() {
+            if goal.objectives[..i].iter().any(|p| p.metric == o.metric) {
+                return bad_input(format!("--objective `{}` is given twice", o.metric));
+            }
         }
         if let Some(image) = &self.image {
             parse_image(image)?;
@@ -359,6 +387,53 @@ impl SearchConfig {
         std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
         Ok(())
     }
+}
+
+/// `--objective`s, `--direction` and `--constraint`s as a goal: `--direction` applies to a
+/// single objective given without one; `fallback` is the direction of a single objective
+/// whose name says nothing (a table column). No objective is an empty goal.
+pub fn parse_goal(
+    objective: &[String],
+    direction: Option<&str>,
+    constraint: &[String],
+    fallback: Option<Direction>,
+) -> Result<Goal> {
+    let direction = direction.map(Direction::parse).transpose()?;
+    if direction.is_some() && objective.len() > 1 {
+        return bad_input(
+            "--direction applies to a single objective; with several, give each its own: --objective valid_accuracy:max --objective params:min",
+        );
+    }
+    let default = direction.or(if objective.len() == 1 { fallback } else { None });
+    let objectives = objective
+        .iter()
+        .map(|o| Objective::parse(o, default))
+        .collect::<nasforge_core::Result<Vec<_>>>()?;
+    let constraints = constraint
+        .iter()
+        .map(|c| Constraint::parse(c))
+        .collect::<nasforge_core::Result<Vec<_>>>()?;
+    Ok(Goal {
+        objectives,
+        constraints,
+    })
+}
+
+/// Reads a TOML value that is one string or a list of strings (`objective = "valid_accuracy"`
+/// as runs before several objectives wrote it, or `objective = ["valid_accuracy", "params:min"]`).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// Parses `HxWxC`.
@@ -447,7 +522,9 @@ const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  na
 # record_proxies = "synflow"   # zero-cost proxies stored with every trial (the report plots them)
 # trials = 40
 # seed = 0
-# objective = "valid_accuracy" # valid_mse for regression
+# objective = "valid_accuracy" # valid_mse for regression; a list for a Pareto front,
+#                                e.g. ["valid_accuracy", "latency_ms:min"] (params, macs, peak_memory_mb too)
+# constraint = ["params<=100000"]  # METRIC<=LIMIT or >=; params, macs, peak_memory_mb judged before training
 
 # --- Training of each candidate ---------------------------------------------------------------
 # epochs = 10

@@ -205,11 +205,11 @@ async fn api_run(State(dir): State<Arc<PathBuf>>) -> Response {
                 json!({
                     "number": t.number,
                     "state": t.state.as_str(),
-                    "value": t.value,
-                    "epochs": t.metrics.get("epochs"),
+                    "value": t.value(),
+                    "epochs": t.cost.epochs,
                     "params": t.metrics.get("params"),
                     "macs": t.metrics.get("macs"),
-                    "latency_ms": t.metrics.get("latency_ms_b1"),
+                    "latency_ms": t.metrics.get(nasforge_core::study::metric::LATENCY_MS),
                     "seconds": t.finished_at.zip(t.started_at).map(|(f, s)| f - s),
                     "arch": t.arch.get("arch").and_then(|a| a.as_str()).unwrap_or(""),
                     "error": t.error,
@@ -252,7 +252,7 @@ async fn api_trial(State(dir): State<Arc<PathBuf>>, UrlPath(n): UrlPath<String>)
                 t.arch.get("arch").and_then(|a| a.as_str()).unwrap_or("")
             ]),
         ];
-        if let Some(v) = t.value {
+        if let Some(v) = t.value() {
             rows.push(json!([run.record.objective, format!("{v:.4}")]));
         }
         if let Some(e) = &t.error {

@@ -62,7 +62,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
             space.as_ref(),
             &arch,
             &run.config.space_param,
-            serde_json::json!({"trial": best.number, run.record.objective.clone(): best.value}),
+            serde_json::json!({"trial": best.number, run.record.objective.clone(): best.value()}),
         )?;
         let out = args
             .out

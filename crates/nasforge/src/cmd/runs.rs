@@ -62,7 +62,7 @@ pub fn runs(args: RunsArgs) -> Result<()> {
                 run.strategy().to_string(),
                 format!("{}/{}", run.finished(), run.total()),
                 run.best()
-                    .map(|b| format!("{:.4}", b.value.unwrap_or(f64::NAN)))
+                    .map(|b| format!("{:.4}", b.value().unwrap_or(f64::NAN)))
                     .unwrap_or_else(|| "—".into()),
                 run.record.objective.clone(),
                 run.state.as_str().to_string(),
@@ -118,11 +118,7 @@ pub fn status(args: StatusArgs) -> Result<()> {
     let mut latest: Vec<&nasforge_core::study::Trial> = run.trials.iter().collect();
     latest.sort_by_key(|t| std::cmp::Reverse(t.number));
     latest.truncate(args.last);
-    let epochs: u64 = run
-        .trials
-        .iter()
-        .map(|t| nasforge_core::study::epochs_trained(&t.metrics))
-        .sum();
+    let epochs: u64 = run.trials.iter().map(|t| u64::from(t.cost.epochs)).sum();
     if args.output.json {
         let mut doc = run.summary_json();
         doc["epochs_trained"] = epochs.into();
@@ -163,7 +159,7 @@ pub fn status(args: StatusArgs) -> Result<()> {
         println!("\nlatest trials");
         for t in latest {
             let value = t
-                .value
+                .value()
                 .map(|v| format!("{v:.4}"))
                 .unwrap_or_else(|| "—".into());
             let arch = t.arch.get("arch").and_then(|a| a.as_str()).unwrap_or("");

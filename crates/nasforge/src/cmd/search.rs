@@ -16,8 +16,8 @@ use nasforge_core::scheduler::{self, Rungs};
 use nasforge_core::space::{Arch, Space};
 use nasforge_core::strategy;
 use nasforge_core::study::{
-    Direction, EvalError, Evaluation, Evaluator, Fidelity, ScheduledStudy, SqliteStorage, Storage,
-    Study, StudyRecord, TableEvaluator, TrialState,
+    self as study, Direction, EvalError, Evaluation, Evaluator, Fidelity, Goal, SchedulerProposer,
+    SqliteStorage, Storage, StrategyProposer, Study, StudyRecord, TableEvaluator, TrialState,
 };
 use nasforge_core::tabular::Table;
 use nasforge_core::Params;
@@ -91,6 +91,10 @@ fn trial_bar(quiet: bool, trials: usize, finished: usize) -> ProgressBar {
 }
 
 impl Evaluator for ShowEpochs<'_> {
+    fn metric_names(&self) -> Vec<String> {
+        self.inner.metric_names()
+    }
+
     fn evaluate(
         &mut self,
         space: &dyn Space,
@@ -110,12 +114,13 @@ impl Evaluator for ShowEpochs<'_> {
                 bar.set_message(format!("epoch {step}/{epochs} {value:.3}{best}"));
                 report(step, value)
             });
-        if let Ok(ev) = &out {
-            if self
-                .best
-                .is_none_or(|b| self.sign * ev.value > self.sign * b)
-            {
-                self.best = Some(ev.value);
+        if let Some(v) = out
+            .as_ref()
+            .ok()
+            .and_then(|ev| ev.metrics.get(&self.objective))
+        {
+            if self.best.is_none_or(|b| self.sign * v > self.sign * b) {
+                self.best = Some(*v);
             }
             self.bar.set_message(format!(
                 "best {}={:.4}",
@@ -199,20 +204,19 @@ pub fn run(args: SearchArgs) -> Result<()> {
     }
 }
 
-/// What proposes the next job: a strategy (with an optional early stopper) or a scheduler.
-/// Built, with every parameter checked, before the run directory is touched.
-enum Proposer {
-    Strategy(
-        Box<dyn strategy::Strategy>,
-        Option<Box<dyn nasforge_core::stopper::Stopper>>,
-    ),
-    Scheduler(Box<dyn scheduler::Scheduler>),
+/// What proposes the next job, with the early stopper a strategy may have. Built, with every
+/// parameter checked, before the run directory is touched.
+struct Proposer {
+    proposer: Box<dyn study::Proposer>,
+    stopper: Option<Box<dyn nasforge_core::stopper::Stopper>>,
 }
 
 impl Proposer {
-    /// The strategy or scheduler `cfg` names, with its parameters; `epochs` is the top rung.
+    /// The strategy or scheduler `cfg` names, with its parameters, for `goal`; `epochs` is the
+    /// top rung.
     fn build(
         cfg: &SearchConfig,
+        goal: &Goal,
         epochs: usize,
         proxy_data: Option<(Arc<nasforge_nn::data::Dataset>, Vec<usize>)>,
     ) -> Result<Proposer> {
@@ -226,7 +230,10 @@ impl Proposer {
             )?;
             let scheduler = scheduler::build(name, seed, rungs, &params)?;
             params.finish(name)?;
-            return Ok(Proposer::Scheduler(scheduler));
+            return Ok(Proposer {
+                proposer: SchedulerProposer::boxed(scheduler),
+                stopper: None,
+            });
         }
         let name = cfg.strategy.as_deref().unwrap_or("rea");
         let strat = strategy::build_with(
@@ -244,8 +251,42 @@ impl Proposer {
             }
             None => None,
         };
-        Ok(Proposer::Strategy(strat, stopper))
+        Ok(Proposer {
+            proposer: StrategyProposer::boxed(strat, goal.objectives.len(), seed),
+            stopper,
+        })
     }
+}
+
+/// Checks `goal` against what `evaluator` measures. A scheduler or a stopper ranks trials by
+/// the evaluator's learning curve, so it needs that metric as the one objective.
+fn check_goal(
+    cfg: &SearchConfig,
+    goal: &Goal,
+    evaluator: &dyn Evaluator,
+    curve: Option<&str>,
+) -> Result<()> {
+    goal.check(&evaluator.metric_names())?;
+    if cfg.scheduler.is_some() || cfg.stopper.is_some() {
+        let what = if cfg.scheduler.is_some() {
+            "--scheduler"
+        } else {
+            "--stopper"
+        };
+        if goal.objectives.len() > 1 {
+            return bad_input(format!(
+                "{what} ranks trials on one objective; with several objectives use a strategy (nsga2, mo-rea, or any other through random scalarisation)"
+            ));
+        }
+        if curve.is_some_and(|c| c != goal.objectives[0].metric) {
+            return bad_input(format!(
+                "{what} ranks trials by their learning curve of `{}`; it cannot rank by `{}`",
+                curve.unwrap_or_default(),
+                goal.objectives[0].metric
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// On `--resume`, the study must be there and readable: a missing, empty or damaged
@@ -313,71 +354,57 @@ fn already_a_run<T>(dir: &std::path::Path) -> Result<T> {
     ))
 }
 
+/// What a finished study leaves for the summary.
+struct Searched {
+    trials: Vec<study::Trial>,
+    best: Option<study::Trial>,
+    finished: usize,
+    replayed: usize,
+    skipped: usize,
+}
+
 /// Opens (or resumes) the study in `dir` (claimed by the caller) and runs it to `cfg.trials`.
 #[allow(clippy::too_many_arguments)]
 fn run_study(
     args: &SearchArgs,
     dir: &std::path::Path,
     cfg: &SearchConfig,
+    goal: &Goal,
     space: &dyn Space,
     evaluator: &mut dyn Evaluator,
     quiet: bool,
     epochs: usize,
     proposer: Proposer,
-) -> Result<(
-    Vec<nasforge_core::study::Trial>,
-    Option<nasforge_core::study::Trial>,
-    usize,
-    usize,
-)> {
+) -> Result<Searched> {
     let strategy_name = cfg
         .scheduler
         .clone()
         .or_else(|| cfg.strategy.clone())
         .unwrap_or_else(|| "rea".into());
     let trials = cfg.trials.expect("resolved");
-    let objective = cfg.objective.clone().expect("resolved");
-    let direction = Direction::parse(cfg.direction.as_deref().expect("resolved"))?;
     cfg.write(
         &dir.join("config.toml"),
         &format!("# nasforge search configuration: `nasforge search --resume --run-dir {}` continues this run.", dir.display()),
     )?;
     let storage = SqliteStorage::open(&dir.join("study.db"))?;
     Activity::mark(dir, "searching")?;
-    let record = StudyRecord {
-        name: STUDY.into(),
-        space: space.name().to_string(),
-        space_params: space.params_json(),
-        strategy: strategy_name.clone(),
-        objective: objective.clone(),
-        direction,
-        seed: cfg.seed.unwrap_or(0),
-        config: serde_json::to_value(cfg)?,
-        created_at: nasforge_core::study::now(),
-    };
-    let (strat, stopper) = match proposer {
-        Proposer::Scheduler(scheduler) => {
-            let (mut study, resumed) =
-                ScheduledStudy::open(Box::new(storage), record, space, scheduler, &worker_id())?;
-            report_resume(args, dir, quiet, &resumed);
-            let bar = trial_bar(quiet, trials, study.finished());
-            let best = study.best()?.and_then(|t| t.value);
-            let mut shown = ShowEpochs::new(evaluator, &bar, best, direction, objective, epochs);
-            study.optimize(&mut shown, trials, cfg.epoch_budget, |s, _| {
-                bar.set_position(s.finished() as u64)
-            })?;
-            bar.finish_and_clear();
-            return Ok((
-                study.trials()?,
-                study.best()?,
-                study.finished(),
-                resumed.replayed,
-            ));
-        }
-        Proposer::Strategy(strat, stopper) => (strat, stopper),
-    };
-    let (mut study, resumed) = Study::open(Box::new(storage), record, space, strat, &worker_id())?;
-    if let Some(stopper) = stopper {
+    let record = StudyRecord::new(
+        STUDY,
+        space.name(),
+        space.params_json(),
+        strategy_name,
+        goal.clone(),
+        cfg.seed.unwrap_or(0),
+        serde_json::to_value(cfg)?,
+    );
+    let (mut study, resumed) = Study::open(
+        Box::new(storage),
+        record,
+        space,
+        proposer.proposer,
+        &worker_id(),
+    )?;
+    if let Some(stopper) = proposer.stopper {
         study.set_stopper(stopper, epochs)?;
     }
     if let Some(b) = cfg.epoch_budget {
@@ -385,16 +412,27 @@ fn run_study(
     }
     report_resume(args, dir, quiet, &resumed);
     let bar = trial_bar(quiet, trials, study.finished());
-    let best = study.best()?.and_then(|t| t.value);
-    let mut shown = ShowEpochs::new(evaluator, &bar, best, direction, objective, epochs);
-    study.optimize(&mut shown, trials, &Fidelity::default(), |s, _| {
+    let best = study.best()?.and_then(|t| t.value());
+    let first = &goal.objectives[0];
+    let mut shown = ShowEpochs::new(
+        evaluator,
+        &bar,
+        best,
+        first.direction,
+        first.metric.clone(),
+        epochs,
+    );
+    study.optimize(&mut shown, trials, |s, _| {
         bar.set_position(s.finished() as u64)
     })?;
     bar.finish_and_clear();
-    let all = study.trials()?;
-    let best = study.best()?;
-    let finished = study.finished();
-    Ok((all, best, finished, resumed.replayed))
+    Ok(Searched {
+        trials: study.trials()?,
+        best: study.best()?,
+        finished: study.finished(),
+        replayed: resumed.replayed,
+        skipped: study.skipped_infeasible(),
+    })
 }
 
 fn report_resume(
@@ -433,8 +471,9 @@ fn search_table(
     }
     cfg.space.get_or_insert_with(|| "nb201".into());
     cfg.strategy.get_or_insert_with(|| "rea".into());
-    cfg.objective.get_or_insert_with(|| "test_acc_200ep".into());
-    cfg.direction.get_or_insert_with(|| "maximize".into());
+    if cfg.objective.is_empty() {
+        cfg.objective = vec!["test_acc_200ep".into()];
+    }
     cfg.trials.get_or_insert(100);
     cfg.seed.get_or_insert(0);
     let space = build_space(cfg.space.as_deref().expect("set"), &cfg.space_param)?;
@@ -444,30 +483,30 @@ fn search_table(
         cfg.table.as_deref(),
         space.as_ref(),
     )?);
-    let mut evaluator = TableEvaluator::new(table, cfg.objective.as_deref().expect("set"))?;
-    let proposer = Proposer::build(&cfg, 0, None)?;
+    // A column whose name says nothing of its direction is maximised, as before objectives
+    // had directions of their own.
+    let goal = cfg.goal(Some(Direction::Maximize))?;
+    let mut evaluator = TableEvaluator::new(table.clone());
+    check_goal(&cfg, &goal, &evaluator, None)?;
+    for o in &goal.objectives {
+        if table.column_index(&o.metric).is_ok() {
+            table.metric_index(&o.metric)?;
+        }
+    }
+    let proposer = Proposer::build(&cfg, &goal, 0, None)?;
     let _lock = claim_run_dir(&dir, args.resume)?;
-    let (trials, best, finished, replayed) = run_study(
+    let searched = run_study(
         &args,
         &dir,
         &cfg,
+        &goal,
         space.as_ref(),
         &mut evaluator,
         quiet,
         0,
         proposer,
     )?;
-    summarize(
-        &args,
-        &dir,
-        &cfg,
-        &trials,
-        best.as_ref(),
-        finished,
-        replayed,
-        start,
-        None,
-    )
+    summarize(&args, &dir, &cfg, &goal, &searched, start, None)
 }
 
 fn search_train(
@@ -496,16 +535,14 @@ fn search_train(
     if cfg.strategy.as_deref() == Some("rea") && cfg.strategy_param.is_empty() {
         cfg.strategy_param = vec!["population=10".into(), "sample_size=3".into()];
     }
-    cfg.objective.get_or_insert_with(|| {
-        if regression {
-            "valid_mse"
+    if cfg.objective.is_empty() {
+        let first = if regression {
+            study::metric::VALID_MSE
         } else {
-            "valid_accuracy"
-        }
-        .into()
-    });
-    cfg.direction
-        .get_or_insert_with(|| if regression { "minimize" } else { "maximize" }.into());
+            study::metric::VALID_ACCURACY
+        };
+        cfg.objective = vec![first.into()];
+    }
     cfg.trials.get_or_insert(40);
     cfg.seed.get_or_insert(0);
     cfg.target.get_or_insert_with(|| "label".into());
@@ -513,17 +550,7 @@ fn search_train(
     tc.validate(prepared.split.train.len())?;
     let final_tc = pipeline::train_config(&cfg, true)?;
     final_tc.validate(prepared.split.train.len() + prepared.split.valid.len())?;
-    let expected = if regression {
-        "valid_mse"
-    } else {
-        "valid_accuracy"
-    };
-    if cfg.objective.as_deref() != Some(expected) {
-        return bad_input(format!(
-            "--objective `{}` is not measured by the training evaluator; it measures `{expected}`",
-            cfg.objective.as_deref().unwrap_or("")
-        ));
-    }
+    let goal = cfg.goal(None)?;
     let space = build_space(&space_name, &space_params)?;
     let mut evaluator = TrainingEvaluator::new(
         prepared.data.clone(),
@@ -535,6 +562,7 @@ fn search_train(
     if let Some(list) = &cfg.record_proxies {
         evaluator = evaluator.with_proxies(nasforge_nn::proxies::Proxy::parse_list(list)?)?;
     }
+    check_goal(&cfg, &goal, &evaluator, Some(evaluator.curve_metric()))?;
     if prepared.split.test.is_empty() {
         return bad_input(format!(
             "{}: the test split is empty ({} rows × --test-fraction {}); final training scores the best arch on it",
@@ -546,6 +574,7 @@ fn search_train(
     // Training rows only: nothing of the validation or test split reaches the search.
     let proposer = Proposer::build(
         &cfg,
+        &goal,
         tc.epochs,
         Some((prepared.data.clone(), prepared.split.train.clone())),
     )?;
@@ -564,20 +593,19 @@ fn search_train(
             prepared.split.test.len()
         );
     }
-    let (trials, best, finished, replayed) = run_study(
+    let searched = run_study(
         &args,
         &dir,
         &cfg,
+        &goal,
         space.as_ref(),
         &mut evaluator,
         quiet,
         tc.epochs,
         proposer,
     )?;
-    let Some(best_trial) = best.clone() else {
-        return summarize(
-            &args, &dir, &cfg, &trials, None, finished, replayed, start, None,
-        );
+    let Some(best_trial) = searched.best.clone() else {
+        return summarize(&args, &dir, &cfg, &goal, &searched, start, None);
     };
     let arch = space.parse_json(&best_trial.arch)?;
     let spec = space.decode(&arch)?;
@@ -598,10 +626,8 @@ fn search_train(
         &args,
         &dir,
         &cfg,
-        &trials,
-        Some(&best_trial),
-        finished,
-        replayed,
+        &goal,
+        &searched,
         start,
         Some((result, regression)),
     )
@@ -612,14 +638,27 @@ fn summarize(
     args: &SearchArgs,
     dir: &std::path::Path,
     cfg: &SearchConfig,
-    trials: &[nasforge_core::study::Trial],
-    best: Option<&nasforge_core::study::Trial>,
-    finished: usize,
-    replayed: usize,
+    goal: &Goal,
+    searched: &Searched,
     start: Instant,
     final_result: Option<(nasforge_nn::final_train::FinalResult, bool)>,
 ) -> Result<()> {
     Activity::mark(dir, "done")?;
+    let trials = &searched.trials;
+    let best = searched.best.as_ref();
+    let (finished, replayed) = (searched.finished, searched.replayed);
+    let complete = trials
+        .iter()
+        .filter(|t| t.state == TrialState::Complete)
+        .count();
+    if best.is_none() && complete > 0 {
+        anyhow::bail!(
+            "no trial met the constraints {}: {complete} trials completed, none within them ({} is kept; `nasforge status {}` lists them). Loosen a constraint, or one that NetSpec judges (params, macs, peak_memory_mb) to skip such archs before training",
+            goal.describe_constraints(),
+            dir.display(),
+            dir.display()
+        );
+    }
     if best.is_none() && !trials.is_empty() {
         // Every trial failed or stopped early: there is no result, and saying so with exit 0
         // would pass for one.
@@ -651,10 +690,8 @@ fn summarize(
         .iter()
         .filter(|t| t.state == TrialState::Pruned)
         .count();
-    let epochs_trained: u64 = trials
-        .iter()
-        .map(|t| nasforge_core::study::epochs_trained(&t.metrics))
-        .sum();
+    let epochs_trained: u64 = trials.iter().map(|t| u64::from(t.cost.epochs)).sum();
+    let front = study::front_of(trials, goal);
     if args.json {
         let mut doc = serde_json::json!({
             "run_dir": dir,
@@ -662,14 +699,22 @@ fn summarize(
             "strategy": cfg.strategy,
             "scheduler": cfg.scheduler,
             "stopper": cfg.stopper,
-            "objective": cfg.objective,
+            "objective": goal.objectives[0].metric,
+            "objectives": goal.objectives.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
+            "constraints": goal.constraints.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            "front": front.iter().map(|t| serde_json::json!({
+                "trial": t.number,
+                "arch": t.arch["arch"],
+                "values": t.values,
+            })).collect::<Vec<_>>(),
+            "skipped_infeasible": searched.skipped,
             "trials": finished,
             "failed": failed,
             "pruned": pruned,
             "epochs_trained": epochs_trained,
             "seconds": seconds,
             "arch": arch,
-            "value": best.and_then(|b| b.value),
+            "value": best.and_then(|b| b.value()),
             "best_trial": best.map(|b| b.number),
             "metrics": best.map(|b| &b.metrics),
             "resumed": {"replayed": replayed},
@@ -696,13 +741,43 @@ fn summarize(
     println!(
         "trials     {finished} finished ({failed} failed, {pruned} stopped early) in {seconds:.1} s; {epochs_trained} training epochs"
     );
+    if goal.objectives.len() > 1 || !goal.constraints.is_empty() {
+        println!(
+            "goal       {}; constraints {}{}",
+            goal.describe_objectives(),
+            goal.describe_constraints(),
+            if searched.skipped > 0 {
+                format!(
+                    " ({} skipped before training)",
+                    super::plural(searched.skipped, "arch")
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    if goal.objectives.len() > 1 {
+        println!(
+            "front      {} not dominated by any other feasible trial:",
+            super::plural(front.len(), "trial")
+        );
+        for t in &front {
+            let values: Vec<String> = goal
+                .objectives
+                .iter()
+                .zip(&t.values)
+                .map(|(o, v)| format!("{}={}", o.metric, super::metric(*v)))
+                .collect();
+            println!("  trial {:<5} {}", t.number, values.join("  "));
+        }
+    }
     match best {
         Some(b) => {
             println!(
                 "best       trial {}: {} = {:.4}",
                 b.number,
-                cfg.objective.as_deref().unwrap_or(""),
-                b.value.unwrap_or(f64::NAN)
+                goal.objectives[0].metric,
+                b.value().unwrap_or(f64::NAN)
             );
             println!("arch       {}", arch.as_deref().unwrap_or(&b.arch_key));
             for (k, v) in &b.metrics {

@@ -23,13 +23,13 @@ pub struct Figure {
 const COSTS: [(&str, &str); 3] = [
     ("params", "parameters (log)"),
     ("macs", "MACs per sample (log)"),
-    ("latency_ms_b1", "CPU latency at batch 1, ms (log)"),
+    ("latency_ms", "CPU latency at batch 1, ms (log)"),
 ];
 
 fn complete(run: &Run) -> impl Iterator<Item = &Trial> {
     run.trials
         .iter()
-        .filter(|t| t.state == TrialState::Complete && t.value.is_some_and(f64::is_finite))
+        .filter(|t| t.state == TrialState::Complete && t.value().is_some_and(f64::is_finite))
 }
 
 fn tip(run: &Run, t: &Trial) -> String {
@@ -37,7 +37,7 @@ fn tip(run: &Run, t: &Trial) -> String {
         "trial {}: {} = {:.4}{}\n{}",
         t.number,
         run.record.objective,
-        t.value.unwrap_or(f64::NAN),
+        t.value().unwrap_or(f64::NAN),
         t.fidelity
             .epochs
             .map(|e| format!(" at {e} epochs"))
@@ -83,7 +83,7 @@ fn best_so_far(run: &Run, over_time: bool) -> Figure {
     let mut chart = Chart::new(title, x_label, run.record.objective.clone());
     let mut dots = Series::new("trials", Mark::Points, PALETTE[5]);
     for t in complete(run) {
-        dots.points.push((x_of(t), t.value.unwrap()));
+        dots.points.push((x_of(t), t.value().unwrap()));
         dots.tips.push(tip(run, t));
     }
     let mut line = Series::new("best so far", Mark::Step, PALETTE[1]);
@@ -135,7 +135,7 @@ fn versus_cost(run: &Run, metric: &str, label: &str) -> Option<Figure> {
     chart.x_log = true;
     let mut dots = Series::new("trials", Mark::Points, PALETTE[5]);
     for t in &trials {
-        dots.points.push((t.metrics[metric], t.value.unwrap()));
+        dots.points.push((t.metrics[metric], t.value().unwrap()));
         dots.tips.push(tip(run, t));
     }
     let mut front = Series::new("Pareto front", Mark::Step, PALETTE[1]);
@@ -145,7 +145,7 @@ fn versus_cost(run: &Run, metric: &str, label: &str) -> Option<Figure> {
     best.opacity = 1.0;
     if let Some(b) = run.best().filter(|b| b.metrics.contains_key(metric)) {
         best.points
-            .push((b.metrics[metric], b.value.unwrap_or(f64::NAN)));
+            .push((b.metrics[metric], b.value().unwrap_or(f64::NAN)));
         best.tips.push(tip(run, b));
     }
     let n_front = front.points.len();
@@ -234,7 +234,7 @@ fn proxies(run: &Run) -> Vec<Figure> {
             let mut dots = Series::new("", Mark::Points, PALETTE[2]);
             for t in complete(run) {
                 if let Some(&p) = t.metrics.get(&name) {
-                    dots.points.push((p, t.value.unwrap()));
+                    dots.points.push((p, t.value().unwrap()));
                     dots.tips.push(tip(run, t));
                 }
             }

@@ -89,11 +89,14 @@ pub fn top_k(run: &Run, k: usize) -> Vec<TopRow> {
             TopRow {
                 rank: i + 1,
                 trial: t.number,
-                value: t.value.unwrap_or(f64::NAN),
-                epochs: t.metrics.get("epochs").copied(),
+                value: t.value().unwrap_or(f64::NAN),
+                epochs: Some(f64::from(t.cost.epochs)).filter(|&e| e > 0.0),
                 params: t.metrics.get("params").copied(),
                 macs: t.metrics.get("macs").copied(),
-                latency_ms: t.metrics.get("latency_ms_b1").copied(),
+                latency_ms: t
+                    .metrics
+                    .get(nasforge_core::study::metric::LATENCY_MS)
+                    .copied(),
                 final_result: (final_arch.as_deref() == Some(arch.as_str()))
                     .then(|| final_text.clone())
                     .flatten(),
@@ -184,7 +187,7 @@ pub fn facts(run: &Run) -> Vec<(&'static str, String)> {
                 "trial {}: {} = {:.4}",
                 b.number,
                 r.objective,
-                b.value.unwrap_or(f64::NAN)
+                b.value().unwrap_or(f64::NAN)
             ),
         ));
         out.push(("best arch", arch_text(b)));

@@ -243,7 +243,7 @@ impl Run {
             "trials_running": self.count(TrialState::Running),
             "best": best.map(|t| serde_json::json!({
                 "trial": t.number,
-                "value": t.value,
+                "value": t.value(),
                 "arch": t.arch.get("arch"),
                 "metrics": t.metrics,
             })),
