@@ -2,7 +2,8 @@
 //!
 //! The parts of nasforge that need no deep-learning engine: search spaces ([`space`]), the
 //! network IR with its cost model ([`netspec`]), ask/tell search strategies ([`strategy`]),
-//! studies and their storage ([`study`]), and tabular benchmarks ([`tabular`], [`bench`]).
+//! studies and their storage ([`study`]), tabular benchmarks ([`tabular`], [`bench`]), and
+//! Pareto fronts and hypervolume for multi-objective search ([`pareto`]).
 //!
 //! ```
 //! use nasforge_core::space::{Nb201Space, Space};
