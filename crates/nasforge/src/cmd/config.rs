@@ -179,7 +179,11 @@ fn strategy_help() -> String {
         .iter()
         .map(|s| s.name)
         .collect();
-    super::names_help("Search strategy", &names, Some("rea"))
+    super::names_help(
+        "Search strategy",
+        &names,
+        Some("rea, or mo-rea with several objectives"),
+    )
 }
 
 fn scheduler_help() -> String {

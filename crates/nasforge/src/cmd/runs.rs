@@ -64,7 +64,18 @@ pub fn runs(args: RunsArgs) -> Result<()> {
                 run.best()
                     .map(|b| format!("{:.4}", b.value().unwrap_or(f64::NAN)))
                     .unwrap_or_else(|| "—".into()),
-                run.record.objective.clone(),
+                {
+                    let goal = run.record.goal();
+                    if goal.constraints.is_empty() {
+                        goal.describe_objectives()
+                    } else {
+                        format!(
+                            "{} s.t. {}",
+                            goal.describe_objectives(),
+                            goal.describe_constraints()
+                        )
+                    }
+                },
                 run.state.as_str().to_string(),
             ]
         })
@@ -134,6 +145,20 @@ pub fn status(args: StatusArgs) -> Result<()> {
     }
     if epochs > 0 {
         println!("{:<15} {epochs}", "epochs trained");
+    }
+    let goal = run.record.goal();
+    if goal.objectives.len() > 1 {
+        let front = nasforge_core::study::front_of(&run.trials, &goal);
+        println!("{:<15} {}", "front", super::plural(front.len(), "trial"));
+        for t in front {
+            let values: Vec<String> = goal
+                .objectives
+                .iter()
+                .zip(&t.values)
+                .map(|(o, v)| format!("{}={}", o.metric, super::metric(*v)))
+                .collect();
+            println!("{:<15} trial {:<5} {}", "", t.number, values.join("  "));
+        }
     }
     for t in run.trials.iter().filter(|t| t.state == TrialState::Running) {
         let last = t

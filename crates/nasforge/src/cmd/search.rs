@@ -470,7 +470,8 @@ fn search_table(
         );
     }
     cfg.space.get_or_insert_with(|| "nb201".into());
-    cfg.strategy.get_or_insert_with(|| "rea".into());
+    let default = default_strategy(&cfg);
+    cfg.strategy.get_or_insert_with(|| default.into());
     if cfg.objective.is_empty() {
         cfg.objective = vec!["test_acc_200ep".into()];
     }
@@ -530,9 +531,10 @@ fn search_train(
         );
     }
     if cfg.scheduler.is_none() {
-        cfg.strategy.get_or_insert_with(|| "rea".into());
+        let default = default_strategy(&cfg);
+        cfg.strategy.get_or_insert_with(|| default.into());
     }
-    if cfg.strategy.as_deref() == Some("rea") && cfg.strategy_param.is_empty() {
+    if matches!(cfg.strategy.as_deref(), Some("rea" | "mo-rea")) && cfg.strategy_param.is_empty() {
         cfg.strategy_param = vec!["population=10".into(), "sample_size=3".into()];
     }
     if cfg.objective.is_empty() {
@@ -810,6 +812,15 @@ fn summarize(
         println!("model      {}", dir.join("best").display());
     }
     Ok(())
+}
+
+/// Regularized evolution, or its multi-objective form when the search has several objectives.
+fn default_strategy(cfg: &SearchConfig) -> &'static str {
+    if cfg.objective.len() > 1 {
+        "mo-rea"
+    } else {
+        "rea"
+    }
 }
 
 fn worker_id() -> String {

@@ -105,22 +105,112 @@ fn best_so_far(run: &Run, over_time: bool) -> Figure {
     }
 }
 
-/// The Pareto front of (objective, cost): trials no other trial beats on both, by cost.
+/// The Pareto front of (cost, objective) points, cost minimised and the objective in the
+/// direction of `sign`: the points no other beats on both, by cost (one per distinct point).
 fn pareto(sign: f64, pts: &[(f64, f64)]) -> Vec<(f64, f64)> {
-    let mut sorted: Vec<(f64, f64)> = pts.to_vec();
-    sorted.sort_by(|a, b| {
-        a.0.total_cmp(&b.0)
-            .then((sign * b.1).total_cmp(&(sign * a.1)))
-    });
-    let mut front = Vec::new();
-    let mut best = f64::NEG_INFINITY;
-    for (c, v) in sorted {
-        if sign * v > best {
-            best = sign * v;
-            front.push((c, v));
-        }
-    }
+    let scored: Vec<Vec<f64>> = pts.iter().map(|&(c, v)| vec![-c, sign * v]).collect();
+    let mut front: Vec<(f64, f64)> = nasforge_core::pareto::front(&scored)
+        .into_iter()
+        .map(|i| pts[i])
+        .collect();
+    front.sort_by(|a, b| a.0.total_cmp(&b.0));
+    front.dedup();
     front
+}
+
+/// With two or more objectives: the first two as axes, every complete trial (infeasible ones
+/// greyed), and the front the search found.
+fn front_figure(run: &Run) -> Option<Figure> {
+    let goal = run.record.goal();
+    if goal.objectives.len() < 2 {
+        return None;
+    }
+    let (a, b) = (&goal.objectives[0], &goal.objectives[1]);
+    let usable: Vec<&Trial> = complete(run)
+        .filter(|t| t.values.len() == goal.objectives.len())
+        .collect();
+    if usable.is_empty() {
+        return None;
+    }
+    let title = format!("Pareto front: {} vs {}", a.metric, b.metric);
+    let mut chart = Chart::new(title.clone(), b.to_string(), a.to_string());
+    chart.x_log = usable.iter().all(|t| t.values[1] > 0.0);
+    let mut feasible = Series::new("feasible", Mark::Points, PALETTE[5]);
+    let mut infeasible = Series::new("breaks a constraint", Mark::Points, "#999999");
+    infeasible.opacity = 0.5;
+    for t in &usable {
+        let s = if t.is_feasible() {
+            &mut feasible
+        } else {
+            &mut infeasible
+        };
+        s.points.push((t.values[1], t.values[0]));
+        s.tips.push(tip(run, t));
+    }
+    let on_front = nasforge_core::study::front_of(&run.trials, &goal);
+    let mut line = Series::new("front", Mark::Step, PALETTE[1]);
+    let mut pts: Vec<(f64, f64)> = on_front
+        .iter()
+        .map(|t| (t.values[1], t.values[0]))
+        .collect();
+    pts.sort_by(|x, y| x.0.total_cmp(&y.0));
+    line.points = pts;
+    let n = on_front.len();
+    chart.series = vec![feasible, infeasible, line];
+    Some(Figure {
+        id: "pareto_front".into(),
+        title,
+        svg: chart.render(),
+        caption: format!(
+            "Every complete trial by its first two objectives ({}; constraints {}); grey trials break a constraint. The line joins the {n} feasible {} that no other feasible trial dominates{}.",
+            goal.describe_objectives(),
+            goal.describe_constraints(),
+            if n == 1 { "trial" } else { "trials" },
+            if goal.objectives.len() > 2 { " on all objectives" } else { "" }
+        ),
+    })
+}
+
+/// With two or three objectives: the hypervolume of the feasible trials so far, against the
+/// worst value of each objective among them (the reference point is named in the caption).
+fn hypervolume_figure(run: &Run) -> Option<Figure> {
+    let goal = run.record.goal();
+    let n = goal.objectives.len();
+    if !(2..=3).contains(&n) {
+        return None;
+    }
+    let mut done: Vec<&Trial> = complete(run)
+        .filter(|t| t.is_feasible() && t.values.len() == n)
+        .collect();
+    if done.len() < 2 {
+        return None;
+    }
+    done.sort_by_key(|t| t.number);
+    let scores: Vec<Vec<f64>> = done.iter().map(|t| goal.scores(&t.values)).collect();
+    let reference: Vec<f64> = (0..n)
+        .map(|k| scores.iter().map(|s| s[k]).fold(f64::INFINITY, f64::min))
+        .collect();
+    let mut line = Series::new("hypervolume", Mark::Step, PALETTE[0]);
+    for (i, t) in done.iter().enumerate() {
+        let hv = nasforge_core::pareto::hypervolume(&scores[..=i], &reference).ok()?;
+        line.points.push((t.number as f64, hv));
+    }
+    let shown: Vec<String> = reference
+        .iter()
+        .zip(&goal.objectives)
+        .map(|(r, o)| format!("{}={}", o.metric, crate::cmd::metric(o.sign() * r)))
+        .collect();
+    let mut chart = Chart::new("Hypervolume over trials", "trial", "hypervolume");
+    chart.series = vec![line];
+    Some(Figure {
+        id: "hypervolume".into(),
+        title: "Hypervolume over trials".into(),
+        svg: chart.render(),
+        caption: format!(
+            "The volume of objective space the feasible trials so far dominate, against the worst value each objective reached ({}); it only grows.",
+            shown.join(", ")
+        ),
+    })
 }
 
 fn versus_cost(run: &Run, metric: &str, label: &str) -> Option<Figure> {
@@ -304,6 +394,8 @@ pub fn trial_curve(run: &Run, t: &Trial) -> Figure {
 /// Every plot of the run, in report order (the arch diagrams come separately).
 pub fn figures(run: &Run) -> Vec<Figure> {
     let mut out = vec![best_so_far(run, false), best_so_far(run, true)];
+    out.extend(front_figure(run));
+    out.extend(hypervolume_figure(run));
     out.extend(
         COSTS
             .iter()

@@ -155,18 +155,8 @@ pub fn facts(run: &Run) -> Vec<(&'static str, String)> {
         ("state", run.state.as_str().to_string()),
         ("space", format!("{} {}", r.space, r.space_params)),
         ("strategy", r.strategy.clone()),
-        (
-            "objective",
-            format!(
-                "{} ({})",
-                r.objective,
-                if run.sign() > 0.0 {
-                    "maximise"
-                } else {
-                    "minimise"
-                }
-            ),
-        ),
+        ("objectives", r.goal().describe_objectives()),
+        ("constraints", r.goal().describe_constraints()),
         ("seed", r.seed.to_string()),
         (
             "trials",

@@ -233,6 +233,12 @@ impl Run {
             "strategy": self.strategy(),
             "objective": self.record.objective,
             "direction": self.record.direction,
+            "objectives": self.record.goal().objectives.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
+            "constraints": self.record.goal().constraints.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            "front": nasforge_core::study::front_of(&self.trials, &self.record.goal())
+                .iter()
+                .map(|t| serde_json::json!({"trial": t.number, "values": t.values, "arch": t.arch.get("arch")}))
+                .collect::<Vec<_>>(),
             "seed": self.record.seed,
             "state": self.state,
             "trials_total": self.total(),

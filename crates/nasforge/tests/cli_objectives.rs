@@ -1,0 +1,319 @@
+//! Several objectives and constraints end to end: table and training searches, bench, the
+//! readers, bad input, and a study written by the version-1 schema.
+
+mod common;
+use common::{json, nasforge, stderr, stdout, text};
+
+fn code(o: &std::process::Output) -> Option<i32> {
+    o.status.code()
+}
+
+fn trials_of(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let o = nasforge(&[
+        "status",
+        dir.to_str().unwrap(),
+        "--json",
+        "--last",
+        "100000",
+    ]);
+    let mut trials = json(&o)["latest"].as_array().unwrap().clone();
+    trials.sort_by_key(|t| t["number"].as_u64());
+    trials
+}
+
+#[test]
+fn a_table_search_with_two_objectives_and_a_constraint_never_queries_an_arch_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("mo");
+    let o = nasforge(&[
+        "search",
+        "--evaluator",
+        "table",
+        "--objective",
+        "test_acc_200ep",
+        "--objective",
+        "params:min",
+        "--constraint",
+        "params<=800000",
+        "--trials",
+        "60",
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--json",
+    ]);
+    let doc = json(&o);
+    assert_eq!(
+        doc["strategy"], "mo-rea",
+        "several objectives default to mo-rea"
+    );
+    assert_eq!(doc["objectives"][1], "params:min");
+    assert_eq!(doc["constraints"][0], "params<=800000");
+    assert!(doc["skipped_infeasible"].as_u64().unwrap() > 0);
+    let front = doc["front"].as_array().unwrap();
+    assert!(!front.is_empty());
+    let trials = trials_of(&run);
+    assert_eq!(trials.len(), 60);
+    for t in &trials {
+        let p = t["metrics"]["params"].as_f64().unwrap();
+        assert!(p <= 800_000.0, "trial {} has {p} parameters", t["number"]);
+        assert_eq!(t["values"].as_array().unwrap().len(), 2);
+    }
+    // No front member is dominated by another complete trial.
+    for f in front {
+        let (a, p) = (
+            f["values"][0].as_f64().unwrap(),
+            f["values"][1].as_f64().unwrap(),
+        );
+        assert!(!trials.iter().any(|t| {
+            let (ta, tp) = (
+                t["values"][0].as_f64().unwrap(),
+                t["values"][1].as_f64().unwrap(),
+            );
+            ta >= a && tp <= p && (ta > a || tp < p)
+        }));
+    }
+    let s = nasforge(&["status", run.to_str().unwrap()]);
+    let out = stdout(&s);
+    assert!(out.contains("test_acc_200ep:max, params:min"), "{out}");
+    assert!(
+        out.contains("params<=800000") && out.contains("front"),
+        "{out}"
+    );
+    let runs = stdout(&nasforge(&["runs", dir.path().to_str().unwrap()]));
+    assert!(runs.contains("s.t. params<=800000"), "{runs}");
+    let r = nasforge(&["report", run.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("id=\"pareto_front\"") && html.contains("id=\"hypervolume\""));
+    // Resuming with other objectives is refused; with the same ones it continues.
+    let more = nasforge(&[
+        "search",
+        "--resume",
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--trials",
+        "70",
+        "--quiet",
+    ]);
+    assert!(more.status.success(), "{}", stderr(&more));
+    assert_eq!(trials_of(&run).len(), 70);
+}
+
+#[test]
+fn bad_objectives_and_constraints_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--objective", "widgets"], "unknown objective `widgets`"),
+        (
+            &["--objective", "params:smallest"],
+            "unknown direction `smallest`",
+        ),
+        (
+            &["--objective", "test_acc_200ep", "--objective", "widgets"],
+            "widgets:max or widgets:min",
+        ),
+        (&["--constraint", "nope<=5"], "unknown metric `nope`"),
+        (
+            &["--constraint", "params<=abc"],
+            "the limit `abc` is not a number",
+        ),
+        (
+            &["--constraint", "params=>5"],
+            "malformed constraint `params=>5`",
+        ),
+        (
+            &[
+                "--objective",
+                "test_acc_200ep",
+                "--objective",
+                "params:min",
+                "--direction",
+                "max",
+            ],
+            "--direction applies to a single objective",
+        ),
+        (
+            &["--objective", "params:min", "--objective", "params:min"],
+            "given twice",
+        ),
+        (
+            &["--constraint", "params<=10"],
+            "proposals in a row broke the constraints params<=10",
+        ),
+    ];
+    for (i, (flags, expected)) in cases.iter().enumerate() {
+        let run = dir.path().join(format!("bad{i}"));
+        let mut args = vec!["search", "--evaluator", "table", "--trials", "5"];
+        args.extend_from_slice(flags);
+        args.extend(["--run-dir", run.to_str().unwrap()]);
+        let o = nasforge(&args);
+        assert_eq!(code(&o), Some(2), "{flags:?}: {}", text(&o));
+        assert!(stderr(&o).contains(expected), "{flags:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn bench_reports_normalised_hypervolume_and_the_true_front() {
+    let o = nasforge(&[
+        "bench",
+        "nb201",
+        "--objective",
+        "test_acc_200ep",
+        "--objective",
+        "params:min",
+        "--reference",
+        "85,1.6e6",
+        "--strategy",
+        "nsga2,random",
+        "--seeds",
+        "3",
+        "--queries",
+        "20,60",
+        "--json",
+    ]);
+    let doc = json(&o);
+    assert_eq!(doc["reference"], serde_json::json!([85.0, 1.6e6]));
+    let front = doc["true_front"]["size"].as_u64().unwrap();
+    assert!(front > 1);
+    for r in doc["results"].as_array().unwrap() {
+        let hv = r["hypervolume"].as_f64().unwrap();
+        assert!(hv > 0.0 && hv <= 1.0 + 1e-12, "{r}");
+        let share = r["front_share"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&share));
+    }
+    let bad = nasforge(&[
+        "bench",
+        "nb201",
+        "--objective",
+        "test_acc_200ep",
+        "--objective",
+        "params:min",
+        "--reference",
+        "85",
+        "--seeds",
+        "1",
+    ]);
+    assert_eq!(code(&bad), Some(2));
+    assert!(
+        stderr(&bad).contains("--reference has 1 values for 2 objectives"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
+fn a_training_search_never_trains_an_arch_over_its_parameter_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("digits");
+    let o = nasforge(&[
+        "search",
+        "--objective",
+        "valid_accuracy",
+        "--objective",
+        "latency_ms:min",
+        "--constraint",
+        "params<=9000",
+        "--space-param",
+        "channels=4",
+        "--space-param",
+        "cells=1",
+        "--trials",
+        "4",
+        "--epochs",
+        "1",
+        "--final-epochs",
+        "1",
+        "--final-seeds",
+        "1",
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--json",
+    ]);
+    let doc = json(&o);
+    assert!(doc["test_accuracy_mean"].as_f64().is_some());
+    for t in trials_of(&run) {
+        assert!(t["metrics"]["params"].as_f64().unwrap() <= 9000.0);
+        assert!(t["metrics"]["latency_ms"].as_f64().unwrap() > 0.0);
+    }
+    // A scheduler ranks on one objective.
+    let s = nasforge(&[
+        "search",
+        "--objective",
+        "valid_accuracy",
+        "--objective",
+        "params:min",
+        "--scheduler",
+        "asha",
+        "--run-dir",
+        dir.path().join("sched").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&s), Some(2), "{}", text(&s));
+    assert!(
+        stderr(&s).contains("--scheduler ranks trials on one objective"),
+        "{}",
+        stderr(&s)
+    );
+}
+
+/// A run written before several objectives (schema version 1, `objective` a string in
+/// config.toml) is read by `status` and continued by `--resume`, which migrates it.
+#[test]
+fn a_version_1_run_is_read_and_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("old");
+    let o = nasforge(&[
+        "search",
+        "--evaluator",
+        "table",
+        "--trials",
+        "12",
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before: Vec<String> = trials_of(&run)
+        .iter()
+        .map(|t| t["arch_key"].as_str().unwrap().to_string())
+        .collect();
+    // Turn the run back into what version 1 wrote.
+    let db = run.join("study.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "DROP TABLE objective_values;
+         ALTER TABLE trials DROP COLUMN violation;
+         ALTER TABLE trials DROP COLUMN cost;
+         UPDATE meta SET value = '1' WHERE key = 'schema_version';
+         UPDATE studies SET record = json_remove(record, '$.goal');",
+    )
+    .unwrap();
+    drop(conn);
+    let cfg = run.join("config.toml");
+    let text_cfg = std::fs::read_to_string(&cfg).unwrap();
+    let old = text_cfg.replace(
+        "objective = [\"test_acc_200ep\"]",
+        "objective = \"test_acc_200ep\"",
+    );
+    assert_ne!(old, text_cfg, "config.toml holds the objective list");
+    std::fs::write(&cfg, old).unwrap();
+    let s = nasforge(&["status", run.to_str().unwrap(), "--json"]);
+    assert_eq!(json(&s)["trials_complete"], 12);
+    let r = nasforge(&[
+        "search",
+        "--resume",
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--trials",
+        "20",
+        "--json",
+    ]);
+    let doc = json(&r);
+    assert_eq!(doc["resumed"]["replayed"], 12);
+    let after: Vec<String> = trials_of(&run)
+        .iter()
+        .map(|t| t["arch_key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(after.len(), 20);
+    assert_eq!(after[..12], before[..]);
+}
