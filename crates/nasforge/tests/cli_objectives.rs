@@ -85,6 +85,7 @@ fn a_table_search_with_two_objectives_and_a_constraint_never_queries_an_arch_ove
     assert!(r.status.success(), "{}", stderr(&r));
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(html.contains("id=\"pareto_front\"") && html.contains("id=\"hypervolume\""));
+    assert!(html.contains("Top trials by params"), "a top table per objective");
     // Resuming with other objectives is refused; with the same ones it continues.
     let more = nasforge(&[
         "search",

@@ -88,6 +88,17 @@ pub fn plural(n: usize, word: &str) -> String {
     }
 }
 
+/// One trial's objective values as `metric=value` pairs (front listings).
+pub fn objective_values(goal: &nasforge_core::study::Goal, values: &[f64]) -> String {
+    let parts: Vec<String> = goal
+        .objectives
+        .iter()
+        .zip(values)
+        .map(|(o, v)| format!("{}={}", o.metric, metric(*v)))
+        .collect();
+    parts.join("  ")
+}
+
 /// A metric as people read it: whole numbers without decimals, others with at most six
 /// significant digits (`0.01608`, not `0.016079999999999997`).
 pub fn metric(v: f64) -> String {

@@ -151,13 +151,12 @@ pub fn status(args: StatusArgs) -> Result<()> {
         let front = nasforge_core::study::front_of(&run.trials, &goal);
         println!("{:<15} {}", "front", super::plural(front.len(), "trial"));
         for t in front {
-            let values: Vec<String> = goal
-                .objectives
-                .iter()
-                .zip(&t.values)
-                .map(|(o, v)| format!("{}={}", o.metric, super::metric(*v)))
-                .collect();
-            println!("{:<15} trial {:<5} {}", "", t.number, values.join("  "));
+            println!(
+                "{:<15} trial {:<5} {}",
+                "",
+                t.number,
+                super::objective_values(&goal, &t.values)
+            );
         }
     }
     for t in run.trials.iter().filter(|t| t.state == TrialState::Running) {

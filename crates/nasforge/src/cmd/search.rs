@@ -764,13 +764,11 @@ fn summarize(
             super::plural(front.len(), "trial")
         );
         for t in &front {
-            let values: Vec<String> = goal
-                .objectives
-                .iter()
-                .zip(&t.values)
-                .map(|(o, v)| format!("{}={}", o.metric, super::metric(*v)))
-                .collect();
-            println!("  trial {:<5} {}", t.number, values.join("  "));
+            println!(
+                "  trial {:<5} {}",
+                t.number,
+                super::objective_values(goal, &t.values)
+            );
         }
     }
     match best {

@@ -58,19 +58,22 @@ pub fn final_text(run: &Run) -> Option<String> {
     ))
 }
 
-/// The `k` best complete trials (at the best trial's fidelity level first, then the rest).
-pub fn top_k(run: &Run, k: usize) -> Vec<TopRow> {
-    let sign = run.sign();
+/// The `k` best feasible complete trials by objective `objective` (its index in the goal; 0 is
+/// the first), at the best trial's fidelity level first, then the rest.
+pub fn top_k_by(run: &Run, objective: usize, k: usize) -> Vec<TopRow> {
+    let goal = run.record.goal();
+    let sign = goal.objectives.get(objective).map_or(1.0, |o| o.sign());
+    let score = |t: &Trial| t.values.get(objective).map(|v| sign * v);
     let top_epochs = run.best().and_then(|b| b.fidelity.epochs);
     let mut done: Vec<&Trial> = run
         .trials
         .iter()
-        .filter(|t| t.score(sign).is_some_and(f64::is_finite))
+        .filter(|t| t.is_feasible() && score(t).is_some_and(f64::is_finite))
         .collect();
     done.sort_by(|a, b| {
         (b.fidelity.epochs == top_epochs)
             .cmp(&(a.fidelity.epochs == top_epochs))
-            .then(b.score(sign).unwrap().total_cmp(&a.score(sign).unwrap()))
+            .then(score(b).unwrap().total_cmp(&score(a).unwrap()))
             // Ties: the later trial first, as the search's best (`best_of`) picks it.
             .then(b.number.cmp(&a.number))
     });
@@ -89,7 +92,7 @@ pub fn top_k(run: &Run, k: usize) -> Vec<TopRow> {
             TopRow {
                 rank: i + 1,
                 trial: t.number,
-                value: t.value().unwrap_or(f64::NAN),
+                value: t.values.get(objective).copied().unwrap_or(f64::NAN),
                 epochs: Some(f64::from(t.cost.epochs)).filter(|&e| e > 0.0),
                 params: t.metrics.get("params").copied(),
                 macs: t.metrics.get("macs").copied(),
@@ -256,11 +259,20 @@ pub fn html(run: &Run) -> String {
         }
         out.push_str("</div>");
     }
-    let _ = write!(
-        out,
-        "<h2>Top trials</h2>{}",
-        top_table_html(&top_k(run, 10), &run.record.objective)
-    );
+    let goal = run.record.goal();
+    for (i, o) in goal.objectives.iter().enumerate() {
+        let title = if i == 0 {
+            "Top trials".to_string()
+        } else {
+            format!("Top trials by {}", o.metric)
+        };
+        let _ = write!(
+            out,
+            "<h2>{}</h2>{}",
+            escape(&title),
+            top_table_html(&top_k_by(run, i, 10), &o.metric)
+        );
+    }
     let config = std::fs::read_to_string(run.dir.join("config.toml")).unwrap_or_default();
     let _ = write!(
         out,
@@ -305,19 +317,26 @@ pub fn markdown(run: &Run) -> (String, Vec<Figure>) {
             figs.push(f);
         }
     }
-    out.push_str("## Top trials\n\n");
-    let header: Vec<String> = top_columns(&run.record.objective).collect();
     let rule: Vec<&str> = TOP_NUMERIC
         .iter()
         .map(|&n| if n { "---:" } else { "---" })
         .collect();
-    let _ = writeln!(out, "| {} |\n| {} |", header.join(" | "), rule.join(" | "));
-    for r in top_k(run, 10) {
-        let mut cells: Vec<String> = r.cells().iter().map(|c| cell(c)).collect();
-        if let Some(arch) = cells.last_mut() {
-            *arch = format!("`{arch}`");
+    for (i, o) in run.record.goal().objectives.iter().enumerate() {
+        if i == 0 {
+            out.push_str("## Top trials\n\n");
+        } else {
+            let _ = writeln!(out, "## Top trials by {}\n", o.metric);
         }
-        let _ = writeln!(out, "| {} |", cells.join(" | "));
+        let header: Vec<String> = top_columns(&o.metric).collect();
+        let _ = writeln!(out, "| {} |\n| {} |", header.join(" | "), rule.join(" | "));
+        for r in top_k_by(run, i, 10) {
+            let mut cells: Vec<String> = r.cells().iter().map(|c| cell(c)).collect();
+            if let Some(arch) = cells.last_mut() {
+                *arch = format!("`{arch}`");
+            }
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        }
+        out.push('\n');
     }
     let config = std::fs::read_to_string(run.dir.join("config.toml")).unwrap_or_default();
     let _ = write!(
