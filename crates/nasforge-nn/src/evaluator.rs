@@ -2,10 +2,8 @@
 
 use crate::data::{Dataset, Split};
 use crate::device::DeviceKind;
-use crate::model::Network;
 use crate::proxies::{self, Proxy, ProxyBatch, DEFAULT_BATCH};
 use crate::train::{train, Control, Metric, TrainConfig, TrainError, TrainSetup};
-use burn::prelude::*;
 use nasforge_core::space::{Arch, Space};
 use nasforge_core::study::{metric, Cost, EvalError, Evaluation, Evaluator, Fidelity};
 use std::collections::BTreeMap;
@@ -69,23 +67,7 @@ impl TrainingEvaluator {
     }
 }
 
-/// Median wall time (ms) of inference on a batch of `batch` inputs, after two warm-up runs.
-pub fn measure_latency(model: &Network, batch: usize, repeats: usize, device: DeviceKind) -> f64 {
-    let dev = device.device();
-    let d: usize = model.spec().input_shape().iter().product();
-    let x = Tensor::<2>::from_data(TensorData::new(vec![0.1f32; batch * d], [batch, d]), &dev);
-    let mut times = Vec::with_capacity(repeats);
-    for i in 0..repeats + 2 {
-        let t = Instant::now();
-        let y = model.forward_flat(x.clone());
-        let _ = y.into_data();
-        if i >= 2 {
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
+pub use crate::latency::measure_latency;
 
 /// The batch of the second latency measurement (`latency_ms_b64`).
 pub const LATENCY_BATCH: usize = 64;

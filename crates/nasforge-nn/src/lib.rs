@@ -11,6 +11,7 @@ pub mod data;
 pub mod device;
 pub mod evaluator;
 pub mod final_train;
+pub mod latency;
 pub mod model;
 pub mod onnx;
 pub mod proxies;

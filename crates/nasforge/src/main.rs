@@ -42,6 +42,8 @@ enum Command {
     Predictors(cmd::predictors::PredictorsArgs),
     /// Export a run's trained model as ONNX, or its architecture as JSON.
     Export(cmd::export::ExportArgs),
+    /// CPU inference latency: profile a space's ops into a lookup table, check its error.
+    Latency(cmd::latency::LatencyArgs),
 }
 
 /// Exit codes (README): 0 ok, 1 failure, 2 bad input.
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Predict(a) => cmd::predict::run(a),
         Command::Init(a) => cmd::init::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Latency(a) => cmd::latency::run(a),
         Command::Show(a) => cmd::show::run(a),
         Command::Predictors(a) => cmd::predictors::run(a),
         Command::Proxies(a) => cmd::proxies::run(a),

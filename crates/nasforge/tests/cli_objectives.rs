@@ -85,7 +85,10 @@ fn a_table_search_with_two_objectives_and_a_constraint_never_queries_an_arch_ove
     assert!(r.status.success(), "{}", stderr(&r));
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(html.contains("id=\"pareto_front\"") && html.contains("id=\"hypervolume\""));
-    assert!(html.contains("Top trials by params"), "a top table per objective");
+    assert!(
+        html.contains("Top trials by params"),
+        "a top table per objective"
+    );
     // Resuming with other objectives is refused; with the same ones it continues.
     let more = nasforge(&[
         "search",
@@ -317,4 +320,107 @@ fn a_version_1_run_is_read_and_resumed() {
         .collect();
     assert_eq!(after.len(), 20);
     assert_eq!(after[..12], before[..]);
+}
+
+#[test]
+fn a_latency_table_predicts_before_training_and_checks_against_measurement() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("latency.json");
+    let small = ["--space-param", "channels=4", "--space-param", "cells=1"];
+    let mut args = vec![
+        "latency",
+        "profile",
+        "--archs",
+        "12",
+        "--repeats",
+        "3",
+        "--out",
+    ];
+    args.push(table.to_str().unwrap());
+    args.extend(small);
+    args.push("--json");
+    let doc = json(&nasforge(&args));
+    assert!(doc["node_kinds"].as_u64().unwrap() > 3, "{doc}");
+    let check = json(&nasforge(&[
+        "latency",
+        "check",
+        table.to_str().unwrap(),
+        "--archs",
+        "6",
+        "--seed",
+        "0",
+        "--json",
+    ]));
+    // The profiled archs themselves (seed 0) are all covered.
+    assert_eq!(check["uncovered"], 0, "{check}");
+    let mut predicted: Vec<f64> = check["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_f64().unwrap())
+        .collect();
+    assert!(predicted.iter().all(|&p| p > 0.0 && p.is_finite()));
+    assert!(check["rmse_ms"].as_f64().unwrap().is_finite());
+    predicted.sort_by(f64::total_cmp);
+    let limit = format!("latency_ms<={}", predicted[predicted.len() / 2]);
+    // A search whose space the table covers (same sizes), constrained on predicted latency.
+    let run = dir.path().join("fast");
+    let mut args = vec![
+        "search",
+        "--objective",
+        "valid_accuracy",
+        "--objective",
+        "latency_ms:min",
+        "--constraint",
+        &limit,
+        "--latency-table",
+        table.to_str().unwrap(),
+        "--strategy-param",
+        "population=4",
+        "--strategy-param",
+        "sample_size=2",
+        "--trials",
+        "3",
+        "--epochs",
+        "1",
+        "--final-epochs",
+        "1",
+        "--final-seeds",
+        "1",
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend(small);
+    let o = nasforge(&args);
+    // Every arch of the space may have a node kind the small profile missed: that is a clear error.
+    if !o.status.success() {
+        assert!(stderr(&o).contains("profile more archs"), "{}", stderr(&o));
+        return;
+    }
+    let bound: f64 = limit.trim_start_matches("latency_ms<=").parse().unwrap();
+    for t in trials_of(&run) {
+        let l = t["metrics"]["latency_ms"].as_f64().unwrap();
+        assert!(l <= bound, "trial {} predicted {l} ms", t["number"]);
+        assert!(
+            t["metrics"].get("latency_ms_b64").is_none(),
+            "nothing is measured"
+        );
+    }
+    // Another space's table is refused.
+    let other = nasforge(&[
+        "search",
+        "--latency-table",
+        table.to_str().unwrap(),
+        "--objective",
+        "latency_ms:min",
+        "--run-dir",
+        dir.path().join("other").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&other), Some(2), "{}", text(&other));
+    assert!(
+        stderr(&other).contains("was profiled on space"),
+        "{}",
+        stderr(&other)
+    );
 }

@@ -376,12 +376,12 @@ impl Goal {
         self.objectives.iter().map(Objective::sign).collect()
     }
 
-    /// Summed violation of the constraints NetSpec can judge, from `netspec` metrics.
-    pub fn violation_before_training(&self, netspec: &BTreeMap<String, f64>) -> f64 {
+    /// Summed violation of the constraints judged before training: those on a metric of
+    /// `known` (NetSpec's, and a predicted latency when the study has a predictor).
+    pub fn violation_before_training(&self, known: &BTreeMap<String, f64>) -> f64 {
         self.constraints
             .iter()
-            .filter(|c| c.before_training())
-            .map(|c| netspec.get(&c.metric).map_or(0.0, |&v| c.violation(v)))
+            .filter_map(|c| known.get(&c.metric).map(|&v| c.violation(v)))
             .sum()
     }
 

@@ -383,6 +383,10 @@ pub struct Resumed {
 /// up ([`Study::set_max_infeasible`]).
 pub const MAX_INFEASIBLE: usize = 2000;
 
+/// Metrics a study knows before training besides NetSpec's (a predicted latency, say): a
+/// function of the network; an error stops the search with its message.
+pub type PreMetrics = Box<dyn Fn(&crate::netspec::NetSpec) -> Result<BTreeMap<String, f64>> + Send>;
+
 /// A job taken from the proposer that passed the NetSpec constraints, with those metrics.
 struct Taken {
     proposal: Proposal,
@@ -410,6 +414,7 @@ pub struct Study<'s> {
     skipped: usize,
     /// The least violation among skipped archs, with the arch, for the error message.
     closest: Option<(f64, String)>,
+    pre_metrics: Option<PreMetrics>,
 }
 
 impl<'s> Study<'s> {
@@ -419,11 +424,26 @@ impl<'s> Study<'s> {
     /// run would have; a proposer that hands out another job is a changed configuration or
     /// seed, and an error), and trials left running are marked failed as interrupted.
     pub fn open(
+        storage: Box<dyn Storage>,
+        record: StudyRecord,
+        space: &'s dyn Space,
+        proposer: Box<dyn Proposer>,
+        worker: &str,
+    ) -> Result<(Self, Resumed)> {
+        Self::open_with(storage, record, space, proposer, worker, None)
+    }
+
+    /// [`Study::open`] with metrics known before training besides NetSpec's (a latency
+    /// predictor): they are stored with every trial, and constraints on them are judged before
+    /// training like NetSpec's (the replay judges them again, so give the same function on
+    /// resume).
+    pub fn open_with(
         mut storage: Box<dyn Storage>,
         record: StudyRecord,
         space: &'s dyn Space,
         proposer: Box<dyn Proposer>,
         worker: &str,
+        pre_metrics: Option<PreMetrics>,
     ) -> Result<(Self, Resumed)> {
         let goal = record.goal();
         if goal.objectives.is_empty() {
@@ -447,6 +467,7 @@ impl<'s> Study<'s> {
             max_infeasible: MAX_INFEASIBLE,
             skipped: 0,
             closest: None,
+            pre_metrics,
         };
         for t in &replay {
             let Some(taken) = study.take()? else {
@@ -552,7 +573,13 @@ impl<'s> Study<'s> {
             };
             self.history.mark_asked(&proposal.arch);
             let netspec = match self.space.decode(&proposal.arch) {
-                Ok(spec) => netspec_metrics(&spec),
+                Ok(spec) => {
+                    let mut m = netspec_metrics(&spec);
+                    if let Some(f) = &self.pre_metrics {
+                        m.extend(f(&spec)?);
+                    }
+                    m
+                }
                 // The evaluator will fail it with the reason.
                 Err(_) => BTreeMap::new(),
             };
@@ -586,7 +613,6 @@ impl<'s> Study<'s> {
             .goal
             .constraints
             .iter()
-            .filter(|c| c.before_training())
             .filter_map(|c| netspec.get(&c.metric).map(|v| format!("{}={v}", c.metric)))
             .collect();
         format!("{} with {}", self.space.format(arch), parts.join(", "))

@@ -104,6 +104,10 @@ pub struct SearchConfig {
     /// Fraction of rows for the test split, used only by final training [default: 0.15].
     #[arg(long, allow_negative_numbers = true)]
     pub test_fraction: Option<f64>,
+    /// A latency table (`nasforge latency profile`): `latency_ms` is predicted from it before
+    /// training instead of measured after, so a latency constraint skips archs untrained.
+    #[arg(long, value_name = "FILE")]
+    pub latency_table: Option<PathBuf>,
     /// Zero-cost proxies to score every trial's network with at initialisation, stored as
     /// `proxy_<name>` metrics (report plots them against the objective): a comma-separated list
     /// of synflow, snip, grad_norm, fisher, jacob_cov, naswot, params, macs, or `all`.
@@ -239,7 +243,7 @@ impl SearchConfig {
             space, strategy, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, trials, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            flip, final_epochs, final_seeds, device, threads, scheduler, min_epochs, stopper, epoch_budget, impute, record_proxies;
+            flip, final_epochs, final_seeds, device, threads, scheduler, min_epochs, stopper, epoch_budget, impute, record_proxies, latency_table;
             space_param, strategy_param, drop, scheduler_param, stopper_param, objective, constraint);
         self
     }
@@ -251,7 +255,7 @@ impl SearchConfig {
             space, strategy, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            flip, final_epochs, final_seeds, device, scheduler, min_epochs, stopper, record_proxies, impute;
+            flip, final_epochs, final_seeds, device, scheduler, min_epochs, stopper, record_proxies, impute, latency_table;
             space_param, strategy_param, drop, scheduler_param, stopper_param, objective, constraint);
         out
     }

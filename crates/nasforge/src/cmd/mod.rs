@@ -5,6 +5,7 @@ pub mod config;
 pub mod dashboard;
 pub mod export;
 pub mod init;
+pub mod latency;
 pub mod lock;
 pub mod pipeline;
 pub mod predict;

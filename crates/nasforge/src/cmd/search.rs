@@ -266,7 +266,11 @@ fn check_goal(
     evaluator: &dyn Evaluator,
     curve: Option<&str>,
 ) -> Result<()> {
-    goal.check(&evaluator.metric_names())?;
+    let mut names = evaluator.metric_names();
+    if cfg.latency_table.is_some() {
+        names.push(study::metric::LATENCY_MS.into());
+    }
+    goal.check(&names)?;
     if cfg.scheduler.is_some() || cfg.stopper.is_some() {
         let what = if cfg.scheduler.is_some() {
             "--scheduler"
@@ -375,6 +379,7 @@ fn run_study(
     quiet: bool,
     epochs: usize,
     proposer: Proposer,
+    pre_metrics: Option<study::PreMetrics>,
 ) -> Result<Searched> {
     let strategy_name = cfg
         .scheduler
@@ -397,12 +402,13 @@ fn run_study(
         cfg.seed.unwrap_or(0),
         serde_json::to_value(cfg)?,
     );
-    let (mut study, resumed) = Study::open(
+    let (mut study, resumed) = Study::open_with(
         Box::new(storage),
         record,
         space,
         proposer.proposer,
         &worker_id(),
+        pre_metrics,
     )?;
     if let Some(stopper) = proposer.stopper {
         study.set_stopper(stopper, epochs)?;
@@ -469,6 +475,11 @@ fn search_table(
             "--record-proxies scores the networks a search trains; on a benchmark table use `nasforge proxies --table`",
         );
     }
+    if cfg.latency_table.is_some() {
+        return bad_input(
+            "--latency-table predicts the latency of networks a search trains; a benchmark table has no latency column to replace",
+        );
+    }
     cfg.space.get_or_insert_with(|| "nb201".into());
     let default = default_strategy(&cfg);
     cfg.strategy.get_or_insert_with(|| default.into());
@@ -506,6 +517,7 @@ fn search_table(
         quiet,
         0,
         proposer,
+        None,
     )?;
     summarize(&args, &dir, &cfg, &goal, &searched, start, None)
 }
@@ -564,6 +576,28 @@ fn search_train(
     if let Some(list) = &cfg.record_proxies {
         evaluator = evaluator.with_proxies(nasforge_nn::proxies::Proxy::parse_list(list)?)?;
     }
+    // A latency table predicts `latency_ms` before training; nothing is measured then.
+    let pre_metrics: Option<study::PreMetrics> = match &cfg.latency_table {
+        Some(path) => {
+            let table = nasforge_nn::latency::LatencyTable::load(path)?;
+            table.check_space(space.as_ref())?;
+            evaluator = evaluator.without_latency();
+            let path = path.display().to_string();
+            Some(Box::new(move |spec: &nasforge_core::netspec::NetSpec| {
+                let ms = table.predict(spec).map_err(|u| {
+                    nasforge_core::Error::invalid(format!(
+                        "the latency table {path} has no time for the node `{}`; profile more archs (`nasforge latency profile --archs N`)",
+                        u.0
+                    ))
+                })?;
+                Ok(std::collections::BTreeMap::from([(
+                    study::metric::LATENCY_MS.to_string(),
+                    ms,
+                )]))
+            }))
+        }
+        None => None,
+    };
     check_goal(&cfg, &goal, &evaluator, Some(evaluator.curve_metric()))?;
     if prepared.split.test.is_empty() {
         return bad_input(format!(
@@ -605,6 +639,7 @@ fn search_train(
         quiet,
         tc.epochs,
         proposer,
+        pre_metrics,
     )?;
     let Some(best_trial) = searched.best.clone() else {
         return summarize(&args, &dir, &cfg, &goal, &searched, start, None);
