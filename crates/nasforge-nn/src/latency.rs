@@ -289,12 +289,16 @@ pub struct CheckResult {
     pub within_10pct: f64,
     /// Mean absolute relative error.
     pub mean_abs_rel_error: f64,
+    /// The noise floor: share of archs whose second measurement is within ±10% of the first
+    /// (a predictor cannot agree with measurements better than they agree with themselves).
+    pub remeasured_within_10pct: f64,
     /// (predicted, measured) per arch, ms.
     pub pairs: Vec<(f64, f64)>,
 }
 
 /// Measures `archs` random archs (seeded) as the training evaluator does (median of 10 runs
-/// at batch 1 after 2 warm-ups) and compares with the table's predictions.
+/// at batch 1 after 2 warm-ups) and compares with the table's predictions; each arch is
+/// measured a second time for the noise floor.
 pub fn check(
     table: &LatencyTable,
     space: &dyn Space,
@@ -308,6 +312,7 @@ pub fn check(
     let mut rng = Rng::new(seed);
     let mut pairs = Vec::new();
     let mut uncovered = 0;
+    let mut agree = 0usize;
     for k in 0..archs.max(1) {
         let spec = space.decode(&space.sample(&mut rng))?;
         progress(k + 1);
@@ -316,7 +321,10 @@ pub fn check(
             continue;
         };
         let model = Network::new(&spec, &dev);
-        pairs.push((predicted, measure_latency(&model, 1, 10, device)));
+        let first = measure_latency(&model, 1, 10, device);
+        let again = measure_latency(&model, 1, 10, device);
+        pairs.push((predicted, first));
+        agree += usize::from(((again - first) / first).abs() <= 0.10);
     }
     if pairs.is_empty() {
         return Err(Error::invalid(
@@ -333,6 +341,7 @@ pub fn check(
         mean_measured_ms: pairs.iter().map(|p| p.1).sum::<f64>() / n,
         within_10pct: rel.iter().filter(|&&r| r <= 0.10).count() as f64 / n,
         mean_abs_rel_error: rel.iter().sum::<f64>() / n,
+        remeasured_within_10pct: agree as f64 / n,
         pairs,
     })
 }

@@ -167,7 +167,7 @@ fn check(args: CheckArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else if !args.output.quiet {
         println!(
-            "{} archs of {} (seed {}): measured {:.4} ms on average; RMSE {:.4} ms; mean |error| {:.1}%; {:.0}% within ±10%{}",
+            "{} archs of {} (seed {}): measured {:.4} ms on average; RMSE {:.4} ms; mean |error| {:.1}%; {:.0}% within ±10% (a second measurement of the same arch is within ±10% of the first for {:.0}%){}",
             result.archs,
             table.space,
             args.seed,
@@ -175,6 +175,7 @@ fn check(args: CheckArgs) -> Result<()> {
             result.rmse_ms,
             100.0 * result.mean_abs_rel_error,
             100.0 * result.within_10pct,
+            100.0 * result.remeasured_within_10pct,
             if result.uncovered > 0 {
                 format!(
                     "; {} archs left out (a node kind the profile never saw)",
