@@ -44,6 +44,8 @@ enum Command {
     Export(cmd::export::ExportArgs),
     /// CPU inference latency: profile a space's ops into a lookup table, check its error.
     Latency(cmd::latency::LatencyArgs),
+    /// Compound scaling of a run's best arch: width and depth under a params/MACs budget, trained.
+    Scale(cmd::scale::ScaleArgs),
 }
 
 /// Exit codes (README): 0 ok, 1 failure, 2 bad input.
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Init(a) => cmd::init::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Latency(a) => cmd::latency::run(a),
+        Command::Scale(a) => cmd::scale::run(a),
         Command::Show(a) => cmd::show::run(a),
         Command::Predictors(a) => cmd::predictors::run(a),
         Command::Proxies(a) => cmd::proxies::run(a),

@@ -424,3 +424,68 @@ fn a_latency_table_predicts_before_training_and_checks_against_measurement() {
         stderr(&other)
     );
 }
+
+#[test]
+fn scale_trains_the_best_arch_wider_and_deeper_within_a_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("small");
+    let o = nasforge(&[
+        "search",
+        "--space-param",
+        "channels=4",
+        "--space-param",
+        "cells=1",
+        "--trials",
+        "2",
+        "--epochs",
+        "1",
+        "--final-epochs",
+        "1",
+        "--final-seeds",
+        "1",
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = run.to_str().unwrap();
+    let doc = json(&nasforge(&[
+        "scale",
+        r,
+        "--target",
+        "params=40000",
+        "--train",
+        "2",
+        "--epochs",
+        "1",
+        "--seeds",
+        "1",
+        "--json",
+    ]));
+    let base = doc["base"]["params"].as_f64().unwrap();
+    let scaled = doc["scaled"].as_array().unwrap();
+    assert_eq!(scaled.len(), 2, "{doc}");
+    for s in scaled {
+        let p = s["params"].as_f64().unwrap();
+        assert!(
+            p <= 40_000.0 && s["test_mean"].as_f64().unwrap() > 0.0,
+            "{s}"
+        );
+        assert!(std::path::Path::new(s["model"].as_str().unwrap())
+            .join("model.json")
+            .is_file());
+    }
+    // The largest within the budget comes first, and scaling up made it bigger than the arch.
+    assert!(scaled[0]["params"].as_f64().unwrap() >= scaled[1]["params"].as_f64().unwrap());
+    assert!(scaled[0]["params"].as_f64().unwrap() > base, "{doc}");
+    for (target, expected) in [
+        ("params=abc", "is not a number"),
+        ("widgets=5", "use params, macs or peak_memory_mb"),
+        ("params", "is not METRIC=LIMIT"),
+        ("params=10", "no scaled network is within params=10"),
+    ] {
+        let o = nasforge(&["scale", r, "--target", target]);
+        assert_eq!(code(&o), Some(2), "{target}: {}", text(&o));
+        assert!(stderr(&o).contains(expected), "{target}: {}", stderr(&o));
+    }
+}

@@ -13,6 +13,7 @@ pub mod predictors;
 pub mod proxies;
 pub mod report;
 pub mod runs;
+pub mod scale;
 pub mod search;
 pub mod show;
 pub mod train;

@@ -1,0 +1,250 @@
+//! `nasforge scale RUN --target params=2e6`: compound scaling (EfficientNet) of a run's best
+//! arch. The arch stays; the space's width (channels, layer widths) and depth (cells, layers)
+//! are multiplied over a small grid, every scaled network's cost comes from NetSpec, and the
+//! scaled candidates closest to the target from below are trained from scratch with the run's
+//! final recipe and scored on its test split.
+
+use super::config::SearchConfig;
+use super::lock::RunLock;
+use super::{bad_input, build_space, parse_list, pipeline, Output};
+use crate::report::run::Run;
+use anyhow::Result;
+use clap::Args;
+use nasforge_core::study::{is_netspec_metric, netspec_metrics};
+use std::path::PathBuf;
+
+/// Arguments of `nasforge scale`.
+#[derive(Args)]
+pub struct ScaleArgs {
+    /// The run whose best arch is scaled (a search on data).
+    pub run: PathBuf,
+    /// The budget, `METRIC=LIMIT`: `params=2e6`, `macs=50e6` or `peak_memory_mb=4`.
+    #[arg(long, value_name = "METRIC=LIMIT")]
+    pub target: String,
+    /// Width multipliers (channels, layer widths), comma separated.
+    #[arg(long, default_value = "0.5,0.75,1,1.25,1.5,2,3")]
+    pub widths: String,
+    /// Depth multipliers (NAS-Bench-201 cells per stage, DARTS layers), comma separated; the
+    /// mlp and macro spaces keep their depth (it is part of the arch).
+    #[arg(long, default_value = "1,2,3")]
+    pub depths: String,
+    /// How many scaled candidates to train: the ones with the largest cost within the target.
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
+    pub train: usize,
+    /// Training epochs [default: the run's final epochs].
+    #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
+    pub epochs: Option<usize>,
+    /// Seeds per candidate [default: the run's final seeds].
+    #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
+    pub seeds: Option<usize>,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// The space's settings as `key=value` strings, from its `params_json`.
+fn settings(params: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    params
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(","),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn times(v: &serde_json::Value, m: f64) -> serde_json::Value {
+    let scale = |x: &serde_json::Value| {
+        x.as_f64()
+            .map(|f| serde_json::json!(((f * m).round() as u64).max(1)))
+            .unwrap_or_else(|| x.clone())
+    };
+    match v {
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(scale).collect()),
+        other => scale(other),
+    }
+}
+
+/// The space settings scaled by width `w` and depth `d`; `None` when the space cannot scale
+/// its depth.
+fn scaled(space: &str, params: &serde_json::Value, w: f64, d: f64) -> Option<Vec<String>> {
+    let (width_keys, depth_keys): (&[&str], &[&str]) = match space {
+        "nb201" => (&["channels"], &["cells"]),
+        "darts" => (&["channels"], &["layers"]),
+        "macro" => (&["widths", "stem"], &[]),
+        "mlp" => (&["widths"], &[]),
+        _ => return None,
+    };
+    if depth_keys.is_empty() && d != 1.0 {
+        return None;
+    }
+    Some(
+        settings(params)
+            .into_iter()
+            .map(|(k, v)| {
+                let v = if width_keys.contains(&k.as_str()) {
+                    times(&v, w)
+                } else if depth_keys.contains(&k.as_str()) {
+                    times(&v, d)
+                } else {
+                    v
+                };
+                format!("{k}={}", text(&v))
+            })
+            .collect(),
+    )
+}
+
+/// Runs `nasforge scale`.
+pub fn run(args: ScaleArgs) -> Result<()> {
+    let Some((metric, limit)) = args.target.split_once('=') else {
+        return bad_input(format!(
+            "--target `{}` is not METRIC=LIMIT, e.g. params=2e6",
+            args.target
+        ));
+    };
+    let metric = metric.trim();
+    if !is_netspec_metric(metric) {
+        return bad_input(format!(
+            "--target `{metric}`: scale judges a budget from the network's description; use params, macs or peak_memory_mb"
+        ));
+    }
+    let Ok(limit) = limit.trim().parse::<f64>() else {
+        return bad_input(format!("--target: the limit `{limit}` is not a number"));
+    };
+    let widths: Vec<f64> = parse_list("--widths", &args.widths, "a positive multiplier")?;
+    let depths: Vec<f64> = parse_list("--depths", &args.depths, "a positive multiplier")?;
+    if widths
+        .iter()
+        .chain(&depths)
+        .any(|&m| !(m > 0.0 && m.is_finite()))
+    {
+        return bad_input("--widths and --depths take positive multipliers, e.g. 0.5,1,2");
+    }
+    let run = Run::open(&args.run)?;
+    let mut cfg: SearchConfig = run.config.clone();
+    if cfg.evaluator.as_deref() == Some("table") {
+        return bad_input(format!(
+            "{} searched a benchmark table: scale trains the scaled networks on the run's data, and a table run has none",
+            args.run.display()
+        ));
+    }
+    let Some(best) = run.best().cloned() else {
+        return bad_input(format!(
+            "{} has no complete trial to scale",
+            args.run.display()
+        ));
+    };
+    let space_name = run.record.space.clone();
+    let base = build_space(&space_name, &cfg.space_param)?;
+    let arch = base.parse_json(&best.arch)?;
+    let base_params = base.params_json();
+    // Every scaled space the grid gives, with its cost.
+    let mut candidates = Vec::new();
+    for &d in &depths {
+        for &w in &widths {
+            let Some(settings) = scaled(&space_name, &base_params, w, d) else {
+                continue;
+            };
+            let Ok(space) = build_space(&space_name, &settings) else {
+                continue;
+            };
+            let Ok(a) = space.arch_from_values(arch.values()) else {
+                continue;
+            };
+            let Ok(spec) = space.decode(&a) else { continue };
+            let cost = netspec_metrics(&spec)[metric];
+            candidates.push((w, d, settings, space.format(&a), spec, cost));
+        }
+    }
+    let base_cost = netspec_metrics(&base.decode(&arch)?)[metric];
+    candidates.retain(|c| c.5 <= limit);
+    if candidates.is_empty() {
+        return bad_input(format!(
+            "no scaled network is within {metric}={limit}: the arch has {base_cost} at width and depth 1; lower --widths (e.g. 0.25,0.5) or raise the target"
+        ));
+    }
+    candidates.sort_by(|a, b| b.5.total_cmp(&a.5));
+    candidates.truncate(args.train);
+    if let Some(e) = args.epochs {
+        cfg.final_epochs = Some(e);
+    }
+    if let Some(s) = args.seeds {
+        cfg.final_seeds = Some(s);
+    }
+    let _lock = RunLock::acquire(&args.run, "scale")?;
+    let device = pipeline::device(&cfg)?;
+    let prepared = pipeline::prepare_data(&cfg)?;
+    let quiet = args.output.quiet || args.output.json;
+    let mut rows = Vec::new();
+    for (w, d, settings, arch_text, spec, cost) in &candidates {
+        let out = args.run.join("scaled").join(format!("w{w}-d{d}"));
+        let bar = super::progress_bar(quiet, 1, "scale  {bar:30} {msg} [{elapsed} < {eta}]");
+        let result = pipeline::final_training(
+            &cfg,
+            &prepared,
+            (&space_name, settings),
+            arch_text,
+            spec,
+            &out,
+            device,
+            &bar,
+        )?;
+        bar.finish_and_clear();
+        rows.push(serde_json::json!({
+            "width": w,
+            "depth": d,
+            "space_params": settings,
+            "params": spec.params(),
+            "macs": spec.macs(),
+            metric: cost,
+            "test_mean": result.mean,
+            "test_std": result.std,
+            "seeds": result.seeds.len(),
+            "model": out,
+        }));
+    }
+    if args.output.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "run": args.run,
+                "trial": best.number,
+                "target": {"metric": metric, "limit": limit},
+                "base": {metric: base_cost},
+                "scaled": rows,
+            }))?
+        );
+        return Ok(());
+    }
+    if args.output.quiet {
+        return Ok(());
+    }
+    println!(
+        "scaled trial {} of {} within {metric}<={limit} (it has {} at width and depth 1); trained from scratch on train+valid, scored on test:",
+        best.number,
+        args.run.display(),
+        super::metric(base_cost)
+    );
+    println!(
+        "{:>6} {:>6} {:>12} {:>14} {:>18}  model",
+        "width", "depth", "params", "MACs", "test mean ± std"
+    );
+    for r in &rows {
+        println!(
+            "{:>6} {:>6} {:>12} {:>14} {:>11.2} ± {:<5.2}  {}",
+            r["width"],
+            r["depth"],
+            r["params"],
+            r["macs"],
+            r["test_mean"].as_f64().unwrap_or(f64::NAN),
+            r["test_std"].as_f64().unwrap_or(f64::NAN),
+            r["model"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
