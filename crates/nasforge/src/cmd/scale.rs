@@ -181,7 +181,7 @@ pub fn run(args: ScaleArgs) -> Result<()> {
     let prepared = pipeline::prepare_data(&cfg)?;
     let quiet = args.output.quiet || args.output.json;
     let mut rows = Vec::new();
-    for (w, d, settings, arch_text, spec, cost) in &candidates {
+    for (w, d, settings, arch_text, spec, _) in &candidates {
         let out = args.run.join("scaled").join(format!("w{w}-d{d}"));
         let bar = super::progress_bar(quiet, 1, "scale  {bar:30} {msg} [{elapsed} < {eta}]");
         let result = pipeline::final_training(
@@ -201,7 +201,7 @@ pub fn run(args: ScaleArgs) -> Result<()> {
             "space_params": settings,
             "params": spec.params(),
             "macs": spec.macs(),
-            metric: cost,
+            "peak_memory_mb": spec.peak_memory_mb(),
             "test_mean": result.mean,
             "test_std": result.std,
             "seeds": result.seeds.len(),
@@ -234,15 +234,16 @@ pub fn run(args: ScaleArgs) -> Result<()> {
         "{:>6} {:>6} {:>12} {:>14} {:>18}  model",
         "width", "depth", "params", "MACs", "test mean ± std"
     );
+    let num = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or(f64::NAN);
     for r in &rows {
         println!(
             "{:>6} {:>6} {:>12} {:>14} {:>11.2} ± {:<5.2}  {}",
-            r["width"],
-            r["depth"],
-            r["params"],
-            r["macs"],
-            r["test_mean"].as_f64().unwrap_or(f64::NAN),
-            r["test_std"].as_f64().unwrap_or(f64::NAN),
+            super::metric(num(r, "width")),
+            super::metric(num(r, "depth")),
+            super::metric(num(r, "params")),
+            super::metric(num(r, "macs")),
+            num(r, "test_mean"),
+            num(r, "test_std"),
             r["model"].as_str().unwrap_or("")
         );
     }
