@@ -296,13 +296,14 @@ pub struct CheckResult {
     pub pairs: Vec<(f64, f64)>,
 }
 
-/// Measures `archs` random archs (seeded) as the training evaluator does (median of 10 runs
-/// at batch 1 after 2 warm-ups) and compares with the table's predictions; each arch is
+/// Measures `archs` random archs (seeded) as the training evaluator does (median of
+/// `repeats` runs at batch 1 after 2 warm-ups; the evaluator uses 10) and compares with the table's predictions; each arch is
 /// measured a second time for the noise floor.
 pub fn check(
     table: &LatencyTable,
     space: &dyn Space,
     archs: usize,
+    repeats: usize,
     seed: u64,
     device: DeviceKind,
     mut progress: impl FnMut(usize),
@@ -321,8 +322,8 @@ pub fn check(
             continue;
         };
         let model = Network::new(&spec, &dev);
-        let first = measure_latency(&model, 1, 10, device);
-        let again = measure_latency(&model, 1, 10, device);
+        let first = measure_latency(&model, 1, repeats.max(1), device);
+        let again = measure_latency(&model, 1, repeats.max(1), device);
         pairs.push((predicted, first));
         agree += usize::from(((again - first) / first).abs() <= 0.10);
     }

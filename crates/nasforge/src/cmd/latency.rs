@@ -70,6 +70,9 @@ pub struct CheckArgs {
     /// Random archs to measure.
     #[arg(long, default_value_t = 100, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub archs: usize,
+    /// Timed runs per measurement (after 2 warm-ups), as the search's 10.
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
+    pub repeats: usize,
     /// Seed of the random archs (other than the profile's, so they are new archs).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -159,9 +162,15 @@ fn check(args: CheckArgs) -> Result<()> {
         args.archs as u64,
         "check   {bar:30} arch {pos}/{len} [{elapsed} < {eta}]",
     );
-    let result = latency::check(&table, space.as_ref(), args.archs, args.seed, device, |k| {
-        bar.set_position(k as u64)
-    })?;
+    let result = latency::check(
+        &table,
+        space.as_ref(),
+        args.archs,
+        args.repeats,
+        args.seed,
+        device,
+        |k| bar.set_position(k as u64),
+    )?;
     bar.finish_and_clear();
     if args.output.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
