@@ -22,7 +22,7 @@ pub use evolution::RegularizedEvolution;
 pub use grid::GridSearch;
 pub use guided::{Acquisition, Guided, GuidedConfig};
 pub use local_search::LocalSearch;
-pub use multi::{MultiObjectiveEvolution, Nsga2};
+pub use multi::{MultiObjectiveEvolution, MultiObjectiveTpe, Nsga2};
 pub use random::RandomSearch;
 pub use reinforce::Reinforce;
 pub(crate) use tpe::propose as tpe_propose;
@@ -218,6 +218,11 @@ pub const STRATEGIES: &[StrategyInfo] = &[
         summary: "multi-objective regularized evolution: Pareto-ranked tournaments, aging population; parameters population (20), sample_size (10)",
     },
     StrategyInfo {
+        name: "mo-tpe",
+        aliases: &["motpe"],
+        summary: "multi-objective TPE: categorical Parzen estimators with the best constrained Pareto fronts as the good set; parameters init (10), candidates (24), gamma (0.15)",
+    },
+    StrategyInfo {
         name: "reinforce",
         aliases: &["rl"],
         summary: "REINFORCE controller, a softmax policy per choice with a moving-average baseline; parameters lr (0.1), baseline (0.9), entropy (0.01)",
@@ -374,6 +379,12 @@ fn build_plain(name: &str, seed: u64, params: &Params) -> Result<Box<dyn Strateg
             params.usize("population", 20)?,
             params.usize("sample_size", 10)?,
         )?),
+        "mo-tpe" => Box::new(MultiObjectiveTpe::new(
+            seed,
+            params.usize("init", 10)?,
+            params.usize("candidates", 24)?,
+            params.f64_in("gamma", 0.15, 0.01, 0.99)?,
+        )),
         "reinforce" => Box::new(Reinforce::new(
             seed,
             params.f64_in("lr", 0.1, 0.0, 100.0)?,

@@ -354,7 +354,7 @@ fn two_objectives(constraints: &[&str]) -> Goal {
 #[test]
 fn an_arch_over_a_netspec_constraint_is_never_evaluated_nor_stored() {
     let space = space::build("nb201", &Params::new()).unwrap();
-    for name in ["random", "rea", "tpe", "nsga2", "mo-rea"] {
+    for name in ["random", "rea", "tpe", "nsga2", "mo-rea", "mo-tpe"] {
         let goal = two_objectives(&["params<=400000", "latency_ms<=3"]);
         let strat = strategy::build(name, 5, &Params::new()).unwrap();
         let (mut study, _) = Study::open(
@@ -424,7 +424,7 @@ fn a_constraint_nothing_satisfies_is_an_error_after_many_proposals() {
 #[test]
 fn a_multi_objective_study_resumes_like_an_uninterrupted_run() {
     let space = space::build("nb201", &Params::new()).unwrap();
-    for name in ["nsga2", "rea"] {
+    for name in ["nsga2", "rea", "mo-tpe"] {
         let open = |storage: Box<dyn Storage>| {
             let strat = strategy::build(name, 2, &Params::new()).unwrap();
             Study::open(
