@@ -20,6 +20,7 @@ pub struct TrainingEvaluator {
     seed: u64,
     device: DeviceKind,
     latency: bool,
+    latency_batch: usize,
     proxies: Vec<Proxy>,
     proxy_batch: Option<ProxyBatch>,
 }
@@ -42,6 +43,7 @@ impl TrainingEvaluator {
             seed,
             device,
             latency: true,
+            latency_batch: LATENCY_BATCH,
             proxies: Vec::new(),
             proxy_batch: None,
         }
@@ -60,6 +62,12 @@ impl TrainingEvaluator {
         Ok(self)
     }
 
+    /// Measures the second latency at batch `n` (`latency_ms_b<n>`) instead of 64.
+    pub fn with_latency_batch(mut self, n: usize) -> Self {
+        self.latency_batch = n.max(1);
+        self
+    }
+
     /// Turns the CPU latency measurement off (tests, quick runs).
     pub fn without_latency(mut self) -> Self {
         self.latency = false;
@@ -69,7 +77,10 @@ impl TrainingEvaluator {
 
 pub use crate::latency::measure_latency;
 
-/// The batch of the second latency measurement (`latency_ms_b64`).
+/// The metric holding the CPU threads the latencies were measured with.
+pub const LATENCY_THREADS: &str = "latency_threads";
+
+/// The default batch of the second latency measurement (`latency_ms_b64`).
 pub const LATENCY_BATCH: usize = 64;
 
 impl TrainingEvaluator {
@@ -93,7 +104,8 @@ impl Evaluator for TrainingEvaluator {
         names.extend([metric::TRAIN_LOSS.into(), metric::TRAIN_SECONDS.into()]);
         if self.latency {
             names.push(metric::LATENCY_MS.into());
-            names.push(format!("latency_ms_b{LATENCY_BATCH}"));
+            names.push(format!("latency_ms_b{}", self.latency_batch));
+            names.push(LATENCY_THREADS.into());
         }
         names.extend(self.proxies.iter().map(|p| format!("proxy_{}", p.name())));
         names
@@ -196,9 +208,10 @@ impl Evaluator for TrainingEvaluator {
                 measure_latency(&trained.model, 1, 10, self.device),
             );
             metrics.insert(
-                format!("latency_ms_b{LATENCY_BATCH}"),
-                measure_latency(&trained.model, LATENCY_BATCH, 5, self.device),
+                format!("latency_ms_b{}", self.latency_batch),
+                measure_latency(&trained.model, self.latency_batch, 5, self.device),
             );
+            metrics.insert(LATENCY_THREADS.into(), rayon::current_num_threads() as f64);
         }
         Ok(Evaluation { metrics, cost })
     }

@@ -109,7 +109,7 @@ pub struct LatencyTable {
     pub space_settings: Vec<String>,
     /// Batch size (1).
     pub batch: usize,
-    /// CPU threads the backend used (`--threads`, 0 = all cores).
+    /// CPU threads the backend used.
     pub threads: usize,
     /// The host it was measured on.
     pub host: String,
@@ -263,7 +263,11 @@ pub fn profile(
         space_params: space.params_json(),
         space_settings: Vec::new(),
         batch: 1,
-        threads,
+        threads: if threads == 0 {
+            rayon::current_num_threads()
+        } else {
+            threads
+        },
         host: std::env::var("HOSTNAME").unwrap_or_default(),
         overhead_ms: median(&mut overheads),
         ops: samples

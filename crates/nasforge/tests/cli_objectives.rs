@@ -218,6 +218,8 @@ fn a_training_search_never_trains_an_arch_over_its_parameter_limit() {
         "latency_ms:min",
         "--constraint",
         "params<=9000",
+        "--latency-batch",
+        "8",
         "--space-param",
         "channels=4",
         "--space-param",
@@ -239,6 +241,8 @@ fn a_training_search_never_trains_an_arch_over_its_parameter_limit() {
     for t in trials_of(&run) {
         assert!(t["metrics"]["params"].as_f64().unwrap() <= 9000.0);
         assert!(t["metrics"]["latency_ms"].as_f64().unwrap() > 0.0);
+        assert!(t["metrics"]["latency_ms_b8"].as_f64().unwrap() > 0.0);
+        assert!(t["metrics"]["latency_threads"].as_f64().unwrap() >= 1.0);
     }
     // A scheduler ranks on one objective.
     let s = nasforge(&[

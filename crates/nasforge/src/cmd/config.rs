@@ -104,6 +104,10 @@ pub struct SearchConfig {
     /// Fraction of rows for the test split, used only by final training [default: 0.15].
     #[arg(long, allow_negative_numbers = true)]
     pub test_fraction: Option<f64>,
+    /// The batch of the second latency measurement of every trained candidate
+    /// (`latency_ms_b<N>`; `latency_ms` is batch 1) [default: 64].
+    #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
+    pub latency_batch: Option<usize>,
     /// A latency table (`nasforge latency profile`): `latency_ms` is predicted from it before
     /// training instead of measured after, so a latency constraint skips archs untrained.
     #[arg(long, value_name = "FILE")]
@@ -243,7 +247,7 @@ impl SearchConfig {
             space, strategy, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, trials, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            flip, final_epochs, final_seeds, device, threads, scheduler, min_epochs, stopper, epoch_budget, impute, record_proxies, latency_table;
+            flip, final_epochs, final_seeds, device, threads, scheduler, min_epochs, stopper, epoch_budget, impute, record_proxies, latency_table, latency_batch;
             space_param, strategy_param, drop, scheduler_param, stopper_param, objective, constraint);
         self
     }
@@ -255,7 +259,7 @@ impl SearchConfig {
             space, strategy, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            flip, final_epochs, final_seeds, device, scheduler, min_epochs, stopper, record_proxies, impute, latency_table;
+            flip, final_epochs, final_seeds, device, scheduler, min_epochs, stopper, record_proxies, impute, latency_table, latency_batch;
             space_param, strategy_param, drop, scheduler_param, stopper_param, objective, constraint);
         out
     }
@@ -283,6 +287,7 @@ impl SearchConfig {
             ("min-epochs", self.min_epochs.map(u64::from)),
             ("epoch-budget", self.epoch_budget),
             ("step-every", self.step_every.map(|n| n as u64)),
+            ("latency-batch", self.latency_batch.map(|n| n as u64)),
         ];
         for (flag, value) in positive {
             if value == Some(0) {

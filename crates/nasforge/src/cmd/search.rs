@@ -576,6 +576,9 @@ fn search_train(
     if let Some(list) = &cfg.record_proxies {
         evaluator = evaluator.with_proxies(nasforge_nn::proxies::Proxy::parse_list(list)?)?;
     }
+    if let Some(b) = cfg.latency_batch {
+        evaluator = evaluator.with_latency_batch(b);
+    }
     // A latency table predicts `latency_ms` before training; nothing is measured then.
     let pre_metrics: Option<study::PreMetrics> = match &cfg.latency_table {
         Some(path) => {
