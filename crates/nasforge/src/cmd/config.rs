@@ -538,6 +538,8 @@ const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  na
 # objective = "valid_accuracy" # valid_mse for regression; a list for a Pareto front,
 #                                e.g. ["valid_accuracy", "latency_ms:min"] (params, macs, peak_memory_mb too)
 # constraint = ["params<=100000"]  # METRIC<=LIMIT or >=; params, macs, peak_memory_mb judged before training
+# latency_table = "latency.json"  # `nasforge latency profile`: predict latency_ms before training
+# latency_batch = 64              # the second measured latency, latency_ms_b64
 
 # --- Training of each candidate ---------------------------------------------------------------
 # epochs = 10
