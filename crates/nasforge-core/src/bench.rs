@@ -134,11 +134,6 @@ fn table_values(
         .map(|o| &o.metric)
         .chain(goal.constraints.iter().map(|c| &c.metric))
         .any(|m| table.column_index(m).is_err());
-    let columns: Vec<Option<&[f64]>> = goal
-        .objectives
-        .iter()
-        .map(|o| table.column_index(&o.metric).ok().map(|i| table.column(i)))
-        .collect();
     let mut values = Vec::with_capacity(table.len());
     let mut violations = Vec::with_capacity(table.len());
     for row in 0..table.len() {
@@ -150,27 +145,10 @@ fn table_values(
             metrics.extend(study::netspec_metrics(&space.decode(table.arch(row))?));
         }
         let judged = goal.judge(&metrics).map_err(Error::invalid)?;
-        debug_assert!(columns
-            .iter()
-            .zip(&judged.values)
-            .all(|(c, v)| c.is_none_or(|c| c[row] == *v)));
         values.push(judged.values);
         violations.push(judged.violation);
     }
     Ok((values, violations))
-}
-
-/// Checks `goal` against what a table evaluation measures; table columns compared by an
-/// objective must hold finite numbers.
-fn check_goal(table: &Table, goal: &Goal) -> Result<()> {
-    let names: Vec<String> = table.metric_names().map(str::to_string).collect();
-    goal.check(&names)?;
-    for o in &goal.objectives {
-        if names.contains(&o.metric) {
-            table.metric_index(&o.metric)?;
-        }
-    }
-    Ok(())
 }
 
 /// One seeded run: a study of `proposer` on `table`, to `trials` finished trials or
@@ -233,7 +211,7 @@ pub fn run_with(
     cfg: &BenchConfig,
     proxies: strategy::ProxyResolver,
 ) -> Result<BenchReport> {
-    check_goal(table, &cfg.goal)?;
+    TableEvaluator::new(table.clone()).check_goal(&cfg.goal)?;
     let rep = table.column(table.metric_index(&cfg.report)?);
     if cfg.queries.is_empty() || cfg.queries.contains(&0) {
         return Err(Error::invalid(

@@ -151,12 +151,18 @@ impl Feedback {
         self.violation <= 0.0
     }
 
+    /// The first objective's score of a feasible outcome.
+    pub fn first_score(&self) -> Option<f64> {
+        self.scores
+            .as_ref()
+            .filter(|_| self.is_feasible())
+            .and_then(|s| s.first().copied())
+    }
+
     /// The score of a feasible outcome with exactly one objective.
     pub fn single_score(&self) -> Option<f64> {
-        match &self.scores {
-            Some(s) if s.len() == 1 && self.is_feasible() => Some(s[0]),
-            _ => None,
-        }
+        self.first_score()
+            .filter(|_| self.scores.as_ref().is_some_and(|s| s.len() == 1))
     }
 }
 

@@ -103,6 +103,18 @@ impl TableEvaluator {
     pub fn table(&self) -> &Table {
         &self.table
     }
+
+    /// Checks `goal` against the table's columns (and NetSpec's metrics): every metric known,
+    /// and every column an objective compares holding finite numbers.
+    pub fn check_goal(&self, goal: &super::Goal) -> Result<()> {
+        goal.check(&self.metric_names())?;
+        for o in &goal.objectives {
+            if self.table.column_index(&o.metric).is_ok() {
+                self.table.metric_index(&o.metric)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Evaluator for TableEvaluator {

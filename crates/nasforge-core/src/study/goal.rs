@@ -283,11 +283,6 @@ impl Constraint {
             over / self.limit.abs().max(1e-12)
         }
     }
-
-    /// Whether NetSpec computes the metric (judged before training).
-    pub fn before_training(&self) -> bool {
-        is_netspec_metric(&self.metric)
-    }
 }
 
 impl fmt::Display for Constraint {
@@ -369,11 +364,6 @@ impl Goal {
             }
         }
         Ok(())
-    }
-
-    /// The sign of each objective (+1 maximised, -1 minimised).
-    pub fn signs(&self) -> Vec<f64> {
-        self.objectives.iter().map(Objective::sign).collect()
     }
 
     /// Summed violation of the constraints judged before training: those on a metric of
@@ -481,13 +471,13 @@ mod tests {
     fn constraints_parse_and_measure_violation() {
         let c = Constraint::parse("params<=500000").unwrap();
         assert_eq!((c.bound, c.limit), (Bound::AtMost, 500_000.0));
-        assert!(c.before_training());
+        assert!(is_netspec_metric(&c.metric));
         assert_eq!(c.violation(400_000.0), 0.0);
         assert!((c.violation(750_000.0) - 0.5).abs() < 1e-12);
         let m = Constraint::parse(" macs <= 50e6 ").unwrap();
         assert_eq!(m.limit, 50e6);
         let a = Constraint::parse("valid_accuracy>=90").unwrap();
-        assert!(!a.before_training());
+        assert!(!is_netspec_metric(&a.metric));
         assert_eq!(a.violation(95.0), 0.0);
         assert!(a.violation(81.0) > 0.0);
         assert_eq!(a.violation(f64::NAN), f64::INFINITY);

@@ -222,10 +222,17 @@ impl FinishedTrial {
 
     /// What the proposer learns of this outcome under `goal`.
     fn feedback(&self, goal: &Goal) -> Feedback {
-        Feedback {
-            scores: (self.state == TrialState::Complete).then(|| goal.scores(&self.values)),
-            violation: self.violation.unwrap_or(0.0),
-        }
+        feedback(goal, self.state, &self.values, self.violation)
+    }
+}
+
+/// What a proposer learns of an outcome: sign-adjusted scores of a complete trial that has a
+/// value per objective, and its constraint violation.
+fn feedback(goal: &Goal, state: TrialState, values: &[f64], violation: Option<f64>) -> Feedback {
+    Feedback {
+        scores: (state == TrialState::Complete && values.len() == goal.objectives.len())
+            .then(|| goal.scores(values)),
+        violation: violation.unwrap_or(0.0),
     }
 }
 
@@ -488,12 +495,7 @@ impl<'s> Study<'s> {
                     taken.proposal.fidelity.epochs
                 )));
             }
-            let feedback = Feedback {
-                scores: (t.state == TrialState::Complete
-                    && t.values.len() == study.goal.objectives.len())
-                .then(|| study.goal.scores(&t.values)),
-                violation: t.violation.unwrap_or(0.0),
-            };
+            let feedback = feedback(&study.goal, t.state, &t.values, t.violation);
             study
                 .proposer
                 .observe(space, &taken.proposal, &feedback, &mut study.history);

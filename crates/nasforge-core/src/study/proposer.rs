@@ -141,13 +141,7 @@ impl Proposer for StrategyProposer {
     ) {
         let arch = &proposal.arch;
         if !self.scalarises() {
-            history.record(
-                arch,
-                feedback
-                    .scores
-                    .as_ref()
-                    .and_then(|s| feedback.is_feasible().then(|| s[0])),
-            );
+            history.record(arch, feedback.first_score());
             self.strategy.tell_feedback(space, arch, feedback, history);
             return;
         }
@@ -221,11 +215,7 @@ impl Proposer for SchedulerProposer {
         feedback: &Feedback,
         history: &mut History,
     ) {
-        let score = feedback
-            .scores
-            .as_ref()
-            .filter(|_| feedback.is_feasible())
-            .map(|s| s[0]);
+        let score = feedback.first_score();
         history.record(&proposal.arch, score);
         if let Some(job) = self.jobs.remove(&proposal.id) {
             self.scheduler.report(space, &job, score);

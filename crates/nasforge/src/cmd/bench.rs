@@ -172,13 +172,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let mut doc = serde_json::json!({
             "table": table_name,
             "objective": goal.objectives[0].metric,
-            "objectives": goal.objectives.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
-            "constraints": goal.constraints.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
             "report": cfg.report,
             "optimum": report.optimum,
             "seconds": seconds,
             "results": report.results,
         });
+        if let Some(o) = doc.as_object_mut() {
+            o.extend(crate::report::run::goal_json(&goal, None));
+        }
         if let Some(front) = &report.front {
             doc["reference"] = front.reference.clone().into();
             doc["true_front"] = serde_json::json!({

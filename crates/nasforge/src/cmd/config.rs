@@ -54,11 +54,8 @@ pub struct SearchConfig {
     /// Benchmark table for `--evaluator table` [default: the built-in NAS-Bench-201 CIFAR-10 table].
     #[arg(long)]
     pub table: Option<PathBuf>,
-    /// Metric to optimise, `METRIC` or `METRIC:max|min`; repeat it for a multi-objective
-    /// search (`--objective valid_accuracy --objective params:min`). Metrics: valid_accuracy,
-    /// valid_mse, params, macs, peak_memory_mb, latency_ms, train_seconds, or a table's column
-    /// [default: valid_accuracy (valid_mse for regression); test_acc_200ep for tables].
-    #[arg(long, value_name = "METRIC[:max|min]")]
+    // The help lists the metric registry, so it never falls behind it.
+    #[arg(long, value_name = "METRIC[:max|min]", help = objective_help())]
     #[serde(
         default,
         deserialize_with = "one_or_many",
@@ -191,6 +188,17 @@ fn strategy_help() -> String {
         "Search strategy",
         &names,
         Some("rea, or mo-rea with several objectives"),
+    )
+}
+
+fn objective_help() -> String {
+    let names: Vec<&str> = nasforge_core::study::METRICS
+        .iter()
+        .map(|m| m.name)
+        .collect();
+    format!(
+        "Metric to optimise, `METRIC` or `METRIC:max|min`; repeat it for a multi-objective search (`--objective valid_accuracy --objective params:min`). Metrics: {}, or a table's column [default: valid_accuracy (valid_mse for regression); test_acc_200ep for tables]",
+        names.join(", ")
     )
 }
 

@@ -258,14 +258,9 @@ impl Proposer {
     }
 }
 
-/// Checks `goal` against what `evaluator` measures. A scheduler or a stopper ranks trials by
-/// the evaluator's learning curve, so it needs that metric as the one objective.
-fn check_goal(
-    cfg: &SearchConfig,
-    goal: &Goal,
-    evaluator: &dyn Evaluator,
-    curve: Option<&str>,
-) -> Result<()> {
+/// Checks `goal` against what the training evaluator measures. A scheduler or a stopper ranks
+/// trials by its learning curve, so it needs that metric as the one objective.
+fn check_goal(cfg: &SearchConfig, goal: &Goal, evaluator: &TrainingEvaluator) -> Result<()> {
     let mut names = evaluator.metric_names();
     if cfg.latency_table.is_some() {
         names.push(study::metric::LATENCY_MS.into());
@@ -282,10 +277,10 @@ fn check_goal(
                 "{what} ranks trials on one objective; with several objectives use a strategy (nsga2, mo-rea, or any other through random scalarisation)"
             ));
         }
-        if curve.is_some_and(|c| c != goal.objectives[0].metric) {
+        let curve = evaluator.curve_metric();
+        if curve != goal.objectives[0].metric {
             return bad_input(format!(
-                "{what} ranks trials by their learning curve of `{}`; it cannot rank by `{}`",
-                curve.unwrap_or_default(),
+                "{what} ranks trials by their learning curve of `{curve}`; it cannot rank by `{}`",
                 goal.objectives[0].metric
             ));
         }
@@ -498,13 +493,8 @@ fn search_table(
     // A column whose name says nothing of its direction is maximised, as before objectives
     // had directions of their own.
     let goal = cfg.goal(Some(Direction::Maximize))?;
-    let mut evaluator = TableEvaluator::new(table.clone());
-    check_goal(&cfg, &goal, &evaluator, None)?;
-    for o in &goal.objectives {
-        if table.column_index(&o.metric).is_ok() {
-            table.metric_index(&o.metric)?;
-        }
-    }
+    let mut evaluator = TableEvaluator::new(table);
+    evaluator.check_goal(&goal)?;
     let proposer = Proposer::build(&cfg, &goal, 0, None)?;
     let _lock = claim_run_dir(&dir, args.resume)?;
     let searched = run_study(
@@ -601,7 +591,7 @@ fn search_train(
         }
         None => None,
     };
-    check_goal(&cfg, &goal, &evaluator, Some(evaluator.curve_metric()))?;
+    check_goal(&cfg, &goal, &evaluator)?;
     if prepared.split.test.is_empty() {
         return bad_input(format!(
             "{}: the test split is empty ({} rows × --test-fraction {}); final training scores the best arch on it",
@@ -740,13 +730,6 @@ fn summarize(
             "scheduler": cfg.scheduler,
             "stopper": cfg.stopper,
             "objective": goal.objectives[0].metric,
-            "objectives": goal.objectives.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
-            "constraints": goal.constraints.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-            "front": front.iter().map(|t| serde_json::json!({
-                "trial": t.number,
-                "arch": t.arch["arch"],
-                "values": t.values,
-            })).collect::<Vec<_>>(),
             "skipped_infeasible": searched.skipped,
             "trials": finished,
             "failed": failed,
@@ -759,6 +742,9 @@ fn summarize(
             "metrics": best.map(|b| &b.metrics),
             "resumed": {"replayed": replayed},
         });
+        if let Some(o) = doc.as_object_mut() {
+            o.extend(crate::report::run::goal_json(goal, Some(&front)));
+        }
         if let Some((r, regression)) = &final_result {
             doc["seeds"] = r.seeds.len().into();
             if *regression {

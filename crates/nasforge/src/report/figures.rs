@@ -191,8 +191,19 @@ fn hypervolume_figure(run: &Run) -> Option<Figure> {
         .map(|k| scores.iter().map(|s| s[k]).fold(f64::INFINITY, f64::min))
         .collect();
     let mut line = Series::new("hypervolume", Mark::Step, PALETTE[0]);
-    for (i, t) in done.iter().enumerate() {
-        let hv = nasforge_core::pareto::hypervolume(&scores[..=i], &reference).ok()?;
+    // The hypervolume of a set is that of its non-dominated points, so it is recomputed only
+    // when a trial joins the front (the dashboard redraws this every poll).
+    let mut front: Vec<Vec<f64>> = Vec::new();
+    let mut hv = 0.0;
+    for (t, p) in done.iter().zip(&scores) {
+        let covered = front
+            .iter()
+            .any(|f| f == p || nasforge_core::pareto::dominates(f, p));
+        if !covered {
+            front.retain(|f| !nasforge_core::pareto::dominates(p, f));
+            front.push(p.clone());
+            hv = nasforge_core::pareto::hypervolume(&front, &reference).ok()?;
+        }
         line.points.push((t.number as f64, hv));
     }
     let shown: Vec<String> = reference

@@ -226,19 +226,15 @@ impl Run {
     /// One JSON object summarising the run (the `runs` and `status` documents).
     pub fn summary_json(&self) -> serde_json::Value {
         let best = self.best();
-        serde_json::json!({
+        let goal = self.record.goal();
+        let front = nasforge_core::study::front_of(&self.trials, &goal);
+        let mut doc = serde_json::json!({
             "name": self.name(),
             "dir": self.dir,
             "space": self.record.space,
             "strategy": self.strategy(),
             "objective": self.record.objective,
             "direction": self.record.direction,
-            "objectives": self.record.goal().objectives.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
-            "constraints": self.record.goal().constraints.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-            "front": nasforge_core::study::front_of(&self.trials, &self.record.goal())
-                .iter()
-                .map(|t| serde_json::json!({"trial": t.number, "values": t.values, "arch": t.arch.get("arch")}))
-                .collect::<Vec<_>>(),
             "seed": self.record.seed,
             "state": self.state,
             "trials_total": self.total(),
@@ -255,8 +251,33 @@ impl Run {
             })),
             "final": self.final_result,
             "model": self.has_model().then(|| self.dir.join("best")),
-        })
+        });
+        if let Some(o) = doc.as_object_mut() {
+            o.extend(goal_json(&goal, Some(&front)));
+        }
+        doc
     }
+}
+
+/// A goal's `objectives` and `constraints` (and, given one, its `front`: trial, arch, values)
+/// as JSON fields, for every document that shows a goal.
+pub fn goal_json(
+    goal: &nasforge_core::study::Goal,
+    front: Option<&[&Trial]>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    let objectives: Vec<String> = goal.objectives.iter().map(|o| o.to_string()).collect();
+    let constraints: Vec<String> = goal.constraints.iter().map(|c| c.to_string()).collect();
+    out.insert("objectives".into(), objectives.into());
+    out.insert("constraints".into(), constraints.into());
+    if let Some(front) = front {
+        let trials: Vec<serde_json::Value> = front
+            .iter()
+            .map(|t| serde_json::json!({"trial": t.number, "arch": t.arch.get("arch"), "values": t.values}))
+            .collect();
+        out.insert("front".into(), trials.into());
+    }
+    out
 }
 
 /// Every run directly under `root` (or `root` itself when it is a run), by name. Folders that
