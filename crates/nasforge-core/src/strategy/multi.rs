@@ -62,16 +62,8 @@ fn rank(members: &[&Member]) -> (Vec<usize>, Vec<f64>) {
             }
         })
         .collect();
-    let violations: Vec<f64> = members
-        .iter()
-        .map(|m| {
-            if m.scores.len() == width {
-                m.violation
-            } else {
-                m.violation.max(f64::MIN_POSITIVE)
-            }
-        })
-        .collect();
+    // `Member::new` gives every member without scores a positive violation.
+    let violations: Vec<f64> = members.iter().map(|m| m.violation).collect();
     let mut ranks = vec![0; members.len()];
     let mut crowding = vec![0.0; members.len()];
     for (r, front) in constrained_sort(&points, &violations).iter().enumerate() {

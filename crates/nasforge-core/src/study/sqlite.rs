@@ -56,17 +56,12 @@ CREATE TABLE IF NOT EXISTS intermediate (
 );
 ";
 
-/// From version 1 to 2, in one transaction: the new columns, filled from what version 1 kept
+/// From version 1 to 2, run after [`SCHEMA`] (which makes the `objective_values` table) in the
+/// same transaction: the new columns, filled from what version 1 kept
 /// (its one `value`, the `epochs` and `train_seconds` metrics; `latency_ms_b1` is `latency_ms`).
 const MIGRATE_1_TO_2: &str = "
 ALTER TABLE trials ADD COLUMN violation REAL;
 ALTER TABLE trials ADD COLUMN cost TEXT;
-CREATE TABLE objective_values (
-    trial_id INTEGER NOT NULL REFERENCES trials(id),
-    objective INTEGER NOT NULL,
-    value REAL NOT NULL,
-    PRIMARY KEY (trial_id, objective)
-);
 INSERT INTO objective_values (trial_id, objective, value)
     SELECT id, 0, value FROM trials WHERE state = 'complete' AND value IS NOT NULL;
 UPDATE trials SET
@@ -166,7 +161,8 @@ impl SqliteStorage {
             .unwrap_or(None);
         if old.as_deref() == Some("1") {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
-            tx.execute_batch(MIGRATE_1_TO_2)
+            tx.execute_batch(SCHEMA)
+                .and_then(|()| tx.execute_batch(MIGRATE_1_TO_2))
                 .map_err(|e| Error::Storage(format!("cannot migrate the study from schema version 1 to 2 (nothing was changed): {e}")))?;
             tx.commit()?;
         }
