@@ -574,6 +574,14 @@ fn search_train(
         Some(path) => {
             let table = nasforge_nn::latency::LatencyTable::load(path)?;
             table.check_space(space.as_ref())?;
+            let here = crate::report::run::host();
+            if !quiet && table.host != here {
+                eprintln!(
+                    "note: {} was profiled on `{}`, not on this machine (`{here}`): latency_ms predicts that machine's latency",
+                    path.display(),
+                    table.host
+                );
+            }
             evaluator = evaluator.without_latency();
             let path = path.display().to_string();
             Some(Box::new(move |spec: &nasforge_core::netspec::NetSpec| {
