@@ -3,8 +3,10 @@
 //! [`Network`] holds one [`Layer`] per NetSpec node (parameter-free ops hold nothing) and the
 //! NetSpec itself, and its forward pass walks the nodes in topological order, freeing each
 //! intermediate tensor after its last reader. `Zero` nodes (NAS-Bench-201's `none`) are never
-//! materialised: a sum skips them.
+//! materialised: a sum skips them. Convolution, batch norm and average pooling run on our own
+//! kernels ([`crate::kernels`]) where they cover the op, burn's otherwise.
 
+use crate::kernels;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
@@ -12,8 +14,8 @@ use burn::nn::{
 };
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, relu, silu};
-use burn::tensor::module::{avg_pool2d, max_pool2d};
-use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
+use burn::tensor::module::max_pool2d;
+use burn::tensor::ops::MaxPoolOptions;
 use nasforge_core::netspec::{NetSpec, Op};
 
 /// The learned part of one NetSpec node.
@@ -234,11 +236,11 @@ impl Network {
             let out = match (&node.op, &self.layers[i]) {
                 (Op::Conv2d { bias, .. }, Layer::Conv(conv)) => match arg(0, !bias) {
                     Value::Zeros => Value::Zeros,
-                    v => Value::Image(conv.forward(v.image(i))),
+                    v => Value::Image(kernels::conv2d(conv, v.image(i))),
                 },
                 (Op::BatchNorm { .. }, Layer::Norm(bn)) => match arg(0, false) {
-                    Value::Image(t) => Value::Image(bn.forward(t)),
-                    Value::Vector(t) => Value::Vector(bn.forward(t)),
+                    Value::Image(t) => Value::Image(kernels::batch_norm(bn, t)),
+                    Value::Vector(t) => Value::Vector(kernels::batch_norm(bn, t)),
                     Value::Zeros => unreachable!("materialised above"),
                 },
                 (Op::Linear { .. }, Layer::Linear(lin)) => match arg(0, false) {
@@ -339,12 +341,12 @@ impl Network {
                 count_include_pad,
             } => match args.remove(0) {
                 Value::Zeros => Value::Zeros,
-                v => Value::Image(avg_pool2d(
+                v => Value::Image(kernels::avg_pool2d(
                     v.image(i),
-                    AvgPoolOptions::new([kernel, kernel])
-                        .with_stride([stride, stride])
-                        .with_padding([padding, padding])
-                        .with_count_include_pad(count_include_pad),
+                    kernel,
+                    stride,
+                    padding,
+                    count_include_pad,
                 )),
             },
             Op::GlobalAvgPool => match args.remove(0) {

@@ -1,0 +1,594 @@
+//! Our own CPU kernels where burn's `flex` backend is slow, plugged in through burn's
+//! backend-extension mechanism.
+//!
+//! [`KernelOps`] is a backend extension trait with one method per op: convolution
+//! (per-sample im2col + gemm, [`conv`]), batch normalisation for training and inference
+//! ([`norm`]) and average pooling ([`pool`]). It is implemented for `Flex` with our kernels and
+//! for `Autodiff<Flex>` with hand-written backward nodes that call our backward kernels; its
+//! default bodies are burn's own ops, so any other backend keeps burn's path.
+//!
+//! Model code calls the tensor-level functions here ([`conv2d`], [`batch_norm`],
+//! [`avg_pool2d`]) instead of the burn modules' `forward`. Each falls back to burn's path for
+//! what the kernels do not cover (another device, another dtype, grouped convolutions, a
+//! padding rule other than explicit) and when the kernels are switched off
+//! (`NASFORGE_KERNELS=burn`, or [`set_enabled`]): the benchmark compares the two paths that
+//! way.
+//!
+//! Every kernel is deterministic: reductions run over fixed partitions in a fixed order, so a
+//! seed reproduces a run bit for bit whatever the thread count's scheduling.
+
+pub mod conv;
+pub mod norm;
+pub mod pool;
+#[cfg(test)]
+mod tests;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::Autodiff;
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::ModuleOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, AutodiffBackend, Backend, Dispatch, DispatchDevice, Flex};
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
+use burn::tensor::DType;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use conv::ConvGeom;
+use norm::NormGeom;
+use pool::PoolGeom;
+
+/// The ops our kernels implement. Default bodies are burn's own ops (the fallback for every
+/// backend we have no kernel for); `Flex` overrides them all, `Autodiff<Flex>` adds the
+/// backward nodes.
+#[backend_extension(Flex, Autodiff)]
+pub trait KernelOps: Backend {
+    /// 2-D convolution with a bias (groups = 1).
+    fn kernel_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv2d(x, weight, Some(bias), options)
+    }
+
+    /// 2-D convolution without a bias (groups = 1). (Two methods: the extension macro does not
+    /// route an `Option` of a tensor.)
+    fn kernel_conv2d_no_bias(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::conv2d(x, weight, None, options)
+    }
+
+    /// Batch norm with the batch's statistics: `(output, mean, biased variance)`.
+    fn kernel_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let r = <Self as ModuleOps<Self>>::batch_norm_train(x, gamma, beta, epsilon);
+        (r.output, r.mean, r.variance)
+    }
+
+    /// Batch norm with given statistics (inference).
+    fn kernel_batch_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        variance: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::batch_norm(x, gamma, beta, mean, variance, epsilon)
+    }
+
+    /// 2-D average pooling (no ceil mode).
+    fn kernel_avg_pool2d(
+        x: FloatTensor<Self>,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        count_include_pad: bool,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::avg_pool2d(x, kernel, stride, padding, count_include_pad, false)
+    }
+}
+
+// ---- switch -------------------------------------------------------------------------------
+
+/// 0: not read yet, 1: on, 2: off.
+static STATE: AtomicU8 = AtomicU8::new(0);
+
+/// Whether our kernels run: on unless the environment says `NASFORGE_KERNELS=burn` or
+/// [`set_enabled`] turned them off.
+pub fn enabled() -> bool {
+    match STATE.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let on = std::env::var("NASFORGE_KERNELS").map_or(true, |v| v != "burn");
+            STATE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// Turns our kernels on or off for the whole process (the benchmark's `--kernels burn`).
+pub fn set_enabled(on: bool) {
+    STATE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+// ---- tensor-level entry points --------------------------------------------------------------
+
+/// Whether `t` is an `f32` tensor on the `flex` device (with or without autodiff).
+fn on_flex_f32<const D: usize>(t: &Tensor<D>) -> bool {
+    t.dtype() == DType::F32 && matches!(t.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// The convolution geometry of `x` and `weight` under `options`, when the kernels cover it.
+fn conv_geom(x: &[usize], weight: &[usize], options: &ConvOptions<2>) -> Option<ConvGeom> {
+    let (&[batch, in_c, h, w], &[out_c, w_in, kh, kw]) = (x, weight) else {
+        return None;
+    };
+    let g = ConvGeom {
+        batch,
+        in_c,
+        h,
+        w,
+        out_c,
+        kh,
+        kw,
+        stride: options.stride,
+        padding: options.padding,
+        dilation: options.dilation,
+    };
+    (options.groups == 1 && w_in == in_c && g.out_hw().is_some()).then_some(g)
+}
+
+/// A [`Conv2d`] module's forward pass on our kernel (burn's for what it does not cover).
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
+        return conv.forward(x);
+    };
+    let options = ConvOptions::new_with_padding(
+        conv.stride,
+        [(top, bottom), (left, right)],
+        conv.dilation,
+        conv.groups,
+    );
+    let weight = conv.weight.val();
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    let covered = enabled()
+        && on_flex_f32(&x)
+        && on_flex_f32(&weight)
+        && conv_geom(&x.dims(), &weight.dims(), &options).is_some();
+    if !covered {
+        return conv.forward(x);
+    }
+    Tensor::from_dispatch(match bias {
+        Some(b) => <Dispatch as KernelOps>::kernel_conv2d(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            b.into_dispatch(),
+            options,
+        ),
+        None => <Dispatch as KernelOps>::kernel_conv2d_no_bias(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            options,
+        ),
+    })
+}
+
+/// A [`BatchNorm`] module's forward pass on our kernels: the batch's statistics (and the
+/// running statistics updated as burn updates them) on an autodiff device with the layer in
+/// training, the running statistics otherwise.
+pub fn batch_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    let channels = bn.gamma.shape()[0];
+    if !(enabled() && D >= 2 && on_flex_f32(&x) && x.dims()[1] == channels) {
+        return bn.forward(x);
+    }
+    let device = x.device();
+    if device.is_autodiff() && bn.training.is_enabled() {
+        let (out, mean, var) = <Dispatch as KernelOps>::kernel_batch_norm_train(
+            x.into_dispatch(),
+            bn.gamma.val().into_dispatch(),
+            bn.beta.val().into_dispatch(),
+            bn.epsilon,
+        );
+        let (mean, var) = (
+            Tensor::<1>::from_dispatch(mean).detach(),
+            Tensor::<1>::from_dispatch(var).detach(),
+        );
+        let m = bn.momentum;
+        let running_mean = bn.running_mean.value_sync().to_device(&device);
+        let running_var = bn.running_var.value_sync().to_device(&device);
+        bn.running_mean
+            .update((running_mean.mul_scalar(1.0 - m) + mean.mul_scalar(m)).detach());
+        bn.running_var
+            .update((running_var.mul_scalar(1.0 - m) + var.mul_scalar(m)).detach());
+        Tensor::from_dispatch(out)
+    } else {
+        let mean = bn.running_mean.value().to_device(&device);
+        let var = bn.running_var.value().to_device(&device);
+        Tensor::from_dispatch(<Dispatch as KernelOps>::kernel_batch_norm(
+            x.into_dispatch(),
+            bn.gamma.val().into_dispatch(),
+            bn.beta.val().into_dispatch(),
+            mean.into_dispatch(),
+            var.into_dispatch(),
+            bn.epsilon,
+        ))
+    }
+}
+
+/// 2-D average pooling (square windows as NetSpec has them) on our kernel.
+pub fn avg_pool2d(
+    x: Tensor<4>,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    count_include_pad: bool,
+) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    let g = PoolGeom {
+        planes: n * c,
+        h,
+        w,
+        kernel: [kernel; 2],
+        stride: [stride; 2],
+        padding: [padding; 2],
+        count_include_pad,
+    };
+    if !(enabled() && on_flex_f32(&x) && g.out_hw().is_some()) {
+        return burn::tensor::module::avg_pool2d(
+            x,
+            AvgPoolOptions::new([kernel, kernel])
+                .with_stride([stride, stride])
+                .with_padding([padding, padding])
+                .with_count_include_pad(count_include_pad),
+        );
+    }
+    Tensor::from_dispatch(<Dispatch as KernelOps>::kernel_avg_pool2d(
+        x.into_dispatch(),
+        g.kernel,
+        g.stride,
+        g.padding,
+        count_include_pad,
+    ))
+}
+
+// ---- Flex: the forward kernels ------------------------------------------------------------
+
+/// `t` with a dense row-major `f32` buffer (copied only when it is a strided view).
+fn dense(t: FlexTensor) -> FlexTensor {
+    if t.as_slice::<f32>().is_some() {
+        t
+    } else {
+        t.to_contiguous()
+    }
+}
+
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("a dense f32 tensor (made by `dense`)")
+}
+
+fn dims(t: &FlexTensor) -> Vec<usize> {
+    t.layout().shape().to_vec()
+}
+
+fn flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+fn norm_geom(shape: &[usize]) -> NormGeom {
+    NormGeom {
+        batch: shape[0],
+        channels: shape[1],
+        spatial: shape[2..].iter().product(),
+    }
+}
+
+fn pool_geom(
+    shape: &[usize],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    count_include_pad: bool,
+) -> PoolGeom {
+    PoolGeom {
+        planes: shape[0] * shape[1],
+        h: shape[2],
+        w: shape[3],
+        kernel,
+        stride,
+        padding,
+        count_include_pad,
+    }
+}
+
+/// Our convolution forward on flex tensors.
+fn flex_conv2d(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let (x, weight, bias) = (dense(x), dense(weight), bias.map(dense));
+    let g = conv_geom(&dims(&x), &dims(&weight), options).expect("checked by conv2d");
+    let (oh, ow) = g.out_hw().expect("checked by conv_geom");
+    let out = conv::forward(values(&x), values(&weight), bias.as_ref().map(values), &g);
+    flex(out, vec![g.batch, g.out_c, oh, ow])
+}
+
+impl KernelOps for Flex {
+    fn kernel_conv2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        flex_conv2d(x, weight, Some(bias), &options)
+    }
+
+    fn kernel_conv2d_no_bias(
+        x: FlexTensor,
+        weight: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        flex_conv2d(x, weight, None, &options)
+    }
+
+    fn kernel_batch_norm_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (x, gamma, beta) = (dense(x), dense(gamma), dense(beta));
+        let shape = dims(&x);
+        let g = norm_geom(&shape);
+        let (out, mean, var) =
+            norm::train_forward(values(&x), values(&gamma), values(&beta), epsilon, &g);
+        (
+            flex(out, shape),
+            flex(mean, vec![g.channels]),
+            flex(var, vec![g.channels]),
+        )
+    }
+
+    fn kernel_batch_norm(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        mean: FlexTensor,
+        variance: FlexTensor,
+        epsilon: f64,
+    ) -> FlexTensor {
+        let [x, gamma, beta, mean, variance] = [x, gamma, beta, mean, variance].map(dense);
+        let shape = dims(&x);
+        let out = norm::inference(
+            values(&x),
+            values(&gamma),
+            values(&beta),
+            values(&mean),
+            values(&variance),
+            epsilon,
+            &norm_geom(&shape),
+        );
+        flex(out, shape)
+    }
+
+    fn kernel_avg_pool2d(
+        x: FlexTensor,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        count_include_pad: bool,
+    ) -> FlexTensor {
+        let x = dense(x);
+        let shape = dims(&x);
+        let g = pool_geom(&shape, kernel, stride, padding, count_include_pad);
+        let (oh, ow) = g.out_hw().expect("checked by avg_pool2d");
+        flex(
+            pool::forward(values(&x), &g),
+            vec![shape[0], shape[1], oh, ow],
+        )
+    }
+}
+
+// ---- Autodiff<Flex>: the backward nodes ---------------------------------------------------
+
+/// Convolution backward with a bias (3 parents) or without (2).
+#[derive(Debug)]
+struct ConvBackward;
+
+type ConvState = (FlexTensor, FlexTensor, ConvOptions<2>);
+
+fn conv_backward<const N: usize>(ops: Ops<ConvState, N>, grads: &mut Gradients) {
+    let dy = dense(grads.consume::<Flex>(&ops.node));
+    let (x, weight, options) = ops.state;
+    let g = conv_geom(&dims(&x), &dims(&weight), &options).expect("checked in forward");
+    let parents = &ops.parents;
+    let need = [0, 1, 2].map(|i| parents.get(i).is_some_and(Option::is_some));
+    let r = conv::backward(values(&x), values(&weight), values(&dy), &g, need);
+    let shapes = [dims(&x), dims(&weight), vec![g.out_c]];
+    for ((parent, grad), shape) in parents.iter().zip([r.x, r.weight, r.bias]).zip(shapes) {
+        if let (Some(node), Some(grad)) = (parent, grad) {
+            grads.register::<Flex>(node.id, flex(grad, shape));
+        }
+    }
+}
+
+impl Backward<Flex, 3> for ConvBackward {
+    type State = ConvState;
+    fn backward(self, ops: Ops<ConvState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        conv_backward(ops, grads);
+    }
+}
+
+impl Backward<Flex, 2> for ConvBackward {
+    type State = ConvState;
+    fn backward(self, ops: Ops<ConvState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        conv_backward(ops, grads);
+    }
+}
+
+/// Batch-norm training backward: state (x, gamma, mean, variance, epsilon).
+#[derive(Debug)]
+struct NormBackward;
+
+impl Backward<Flex, 3> for NormBackward {
+    type State = (FlexTensor, FlexTensor, FlexTensor, FlexTensor, f64);
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = dense(grads.consume::<Flex>(&ops.node));
+        let (x, gamma, mean, var, eps) = ops.state;
+        let shape = dims(&x);
+        let g = norm_geom(&shape);
+        let (dx, dgamma, dbeta) = norm::train_backward(
+            values(&x),
+            values(&gamma),
+            values(&mean),
+            values(&var),
+            values(&dy),
+            eps,
+            &g,
+        );
+        let [px, pg, pb] = ops.parents;
+        let c = vec![g.channels];
+        for (parent, grad, shape) in [(px, dx, shape), (pg, dgamma, c.clone()), (pb, dbeta, c)] {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, flex(grad, shape));
+            }
+        }
+    }
+}
+
+/// Average-pooling backward: state (input shape, geometry).
+#[derive(Debug)]
+struct PoolBackward;
+
+impl Backward<Flex, 1> for PoolBackward {
+    type State = (Vec<usize>, PoolGeom);
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = dense(grads.consume::<Flex>(&ops.node));
+        let (shape, g) = ops.state;
+        let [parent] = ops.parents;
+        if let Some(node) = parent {
+            grads.register::<Flex>(node.id, flex(pool::backward(values(&dy), &g), shape));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> KernelOps for Autodiff<Flex, C> {
+    fn kernel_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let (xp, wp) = (
+            dense(x.primitive().clone()),
+            dense(weight.primitive().clone()),
+        );
+        let out = flex_conv2d(
+            xp.clone(),
+            wp.clone(),
+            Some(bias.primitive().clone()),
+            &options,
+        );
+        match ConvBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((xp, wp, options), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn kernel_conv2d_no_bias(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let (xp, wp) = (
+            dense(x.primitive().clone()),
+            dense(weight.primitive().clone()),
+        );
+        let out = flex_conv2d(xp.clone(), wp.clone(), None, &options);
+        match ConvBackward
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((xp, wp, options), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn kernel_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (xp, gp) = (
+            dense(x.primitive().clone()),
+            dense(gamma.primitive().clone()),
+        );
+        let (out, mean, var) = Flex::kernel_batch_norm_train(
+            xp.clone(),
+            gp.clone(),
+            beta.primitive().clone(),
+            epsilon,
+        );
+        let out = match NormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                prep.finish((xp, gp, mean.clone(), var.clone(), epsilon), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        };
+        (out, Self::from_inner(mean), Self::from_inner(var))
+    }
+
+    fn kernel_avg_pool2d(
+        x: FloatTensor<Self>,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        count_include_pad: bool,
+    ) -> FloatTensor<Self> {
+        let shape = dims(x.primitive());
+        let g = pool_geom(&shape, kernel, stride, padding, count_include_pad);
+        let out = Flex::kernel_avg_pool2d(
+            x.primitive().clone(),
+            kernel,
+            stride,
+            padding,
+            count_include_pad,
+        );
+        match PoolBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((shape, g), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+}
