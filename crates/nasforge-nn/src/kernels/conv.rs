@@ -3,7 +3,7 @@
 //! batch. Deterministic: the weight gradient is summed over fixed groups of samples in a fixed
 //! order, whatever the number of threads.
 
-use rayon::prelude::*;
+use super::{chunks, map};
 
 /// The shapes of one grouped-free 2-D convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,13 +122,59 @@ fn for_each_row(
     }
 }
 
-/// Writes the im2col matrix `[in_c·kh·kw, oh·ow]` of one sample `x` (`[in_c, h, w]`).
-fn im2col(x: &[f32], g: &ConvGeom, col: &mut [f32]) {
+/// Outputs narrower than this gather through an index table instead of copying row segments
+/// (a row segment of a few values costs more in bookkeeping than in copying).
+const NARROW: usize = 16;
+
+/// For each kernel offset and output position, the input offset within a channel plane it
+/// reads (`u32::MAX` in the padding): `[kh·kw, oh·ow]`.
+fn gather_table(g: &ConvGeom) -> Vec<u32> {
+    let (oh, ow) = g.out_hw().expect("checked by the caller");
+    let mut t = Vec::with_capacity(g.kh * g.kw * oh * ow);
+    for ki in 0..g.kh {
+        for kj in 0..g.kw {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let iy =
+                        (oy * g.stride[0] + ki * g.dilation[0]) as isize - g.padding[0].0 as isize;
+                    let ix =
+                        (ox * g.stride[1] + kj * g.dilation[1]) as isize - g.padding[1].0 as isize;
+                    let inside = iy >= 0 && ix >= 0 && iy < g.h as isize && ix < g.w as isize;
+                    t.push(if inside {
+                        (iy as usize * g.w + ix as usize) as u32
+                    } else {
+                        u32::MAX
+                    });
+                }
+            }
+        }
+    }
+    t
+}
+
+/// Writes the im2col matrix `[in_c·kh·kw, oh·ow]` of one sample `x` (`[in_c, h, w]`) into
+/// `col`, row `r` at `col[r·ld + at ..]` (several samples side by side share one matrix).
+fn im2col(x: &[f32], g: &ConvGeom, col: &mut [f32], table: &[u32], ld: usize, at: usize) {
     let (_, ow) = g.out_hw().expect("checked by the caller");
     let p = g.out_len();
+    if ow < NARROW {
+        let (plane, kk) = (g.h * g.w, g.kh * g.kw);
+        for c in 0..g.in_c {
+            let src = &x[c * plane..(c + 1) * plane];
+            for (t, offsets) in table.chunks_exact(p).enumerate() {
+                let row = c * kk + t;
+                let dst = &mut col[row * ld + at..row * ld + at + p];
+                for (d, &i) in dst.iter_mut().zip(offsets) {
+                    *d = if i == u32::MAX { 0.0 } else { src[i as usize] };
+                }
+            }
+        }
+        return;
+    }
     let (s, w) = (g.stride[1], g.w);
     for_each_row(g, |row, oy, input_row, (lo, hi), off| {
-        let dst = &mut col[row * p + oy * ow..row * p + (oy + 1) * ow];
+        let base = row * ld + at + oy * ow;
+        let dst = &mut col[base..base + ow];
         let Some(r) = input_row else {
             dst.fill(0.0);
             return;
@@ -147,14 +193,31 @@ fn im2col(x: &[f32], g: &ConvGeom, col: &mut [f32]) {
     });
 }
 
-/// Adds the im2col-shaped gradient `col` back into one sample's input gradient `dx`.
-fn col2im(col: &[f32], g: &ConvGeom, dx: &mut [f32]) {
+/// Adds the im2col-shaped gradient in `col` (laid out as [`im2col`] writes it) back into one
+/// sample's input gradient `dx`.
+fn col2im(col: &[f32], g: &ConvGeom, dx: &mut [f32], table: &[u32], ld: usize, at: usize) {
     let (_, ow) = g.out_hw().expect("checked by the caller");
     let p = g.out_len();
+    if ow < NARROW {
+        let (plane, kk) = (g.h * g.w, g.kh * g.kw);
+        for c in 0..g.in_c {
+            let dst = &mut dx[c * plane..(c + 1) * plane];
+            for (t, offsets) in table.chunks_exact(p).enumerate() {
+                let row = c * kk + t;
+                for (v, &i) in col[row * ld + at..row * ld + at + p].iter().zip(offsets) {
+                    if i != u32::MAX {
+                        dst[i as usize] += v;
+                    }
+                }
+            }
+        }
+        return;
+    }
     let (s, w) = (g.stride[1], g.w);
     for_each_row(g, |row, oy, input_row, (lo, hi), off| {
         let Some(r) = input_row else { return };
-        let src = &col[row * p + oy * ow..row * p + (oy + 1) * ow];
+        let base = row * ld + at + oy * ow;
+        let src = &col[base..base + ow];
         let dst = &mut dx[r * w..(r + 1) * w];
         if s == 1 {
             let start = (lo as isize + off) as usize;
@@ -220,9 +283,36 @@ fn matmul(
     }
 }
 
-/// Whether to spread samples over threads (one gemm each) rather than one gemm over threads.
-fn per_sample(batch: usize) -> bool {
-    batch >= rayon::current_num_threads()
+/// Samples whose columns go side by side into one gemm: small outputs (the 2×2 and 4×4 maps
+/// of a small network's last stages) make a per-sample gemm mostly overhead.
+const MIN_COLUMNS: usize = 256;
+
+fn samples_per_gemm(p: usize, batch: usize) -> usize {
+    (MIN_COLUMNS / p.max(1)).clamp(1, batch.max(1))
+}
+
+/// `dst[j][r][q] = src[r][j·cps + q]`: a `[rows, s·cps]` matrix back to `s` samples' `[rows, cps]`.
+fn split_samples(src: &[f32], rows: usize, cps: usize, dst: &mut [f32]) {
+    let s = dst.len() / (rows * cps);
+    for j in 0..s {
+        for r in 0..rows {
+            let from = r * s * cps + j * cps;
+            dst[(j * rows + r) * cps..(j * rows + r + 1) * cps]
+                .copy_from_slice(&src[from..from + cps]);
+        }
+    }
+}
+
+/// The inverse of [`split_samples`]: `s` samples' `[rows, cps]` side by side as `[rows, s·cps]`.
+fn join_samples(src: &[f32], rows: usize, cps: usize, dst: &mut Vec<f32>) {
+    let s = src.len() / (rows * cps);
+    dst.resize(src.len(), 0.0);
+    for j in 0..s {
+        for r in 0..rows {
+            let to = r * s * cps + j * cps;
+            dst[to..to + cps].copy_from_slice(&src[(j * rows + r) * cps..(j * rows + r + 1) * cps]);
+        }
+    }
 }
 
 /// Convolution forward: `x` `[batch, in_c, h, w]`, `weight` `[out_c, in_c, kh, kw]`, `bias`
@@ -230,49 +320,71 @@ fn per_sample(batch: usize) -> bool {
 pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvGeom) -> Vec<f32> {
     let (p, k, xs) = (g.out_len(), g.k(), g.in_len());
     let mut out = vec![0f32; g.batch * g.out_c * p];
-    let parallel_gemm = !per_sample(g.batch);
-    let sample = |n: usize, out_n: &mut [f32], col: &mut Vec<f32>| {
-        let x_n = &x[n * xs..(n + 1) * xs];
-        let rhs: &[f32] = if g.pointwise() {
-            x_n
+    if g.batch == 0 || p == 0 {
+        return out;
+    }
+    let s_per = samples_per_gemm(p, g.batch);
+    let blocks = g.batch.div_ceil(s_per);
+    // With fewer blocks than threads each gemm uses the pool itself.
+    let parallel_gemm = blocks < rayon::current_num_threads();
+    let table = gather_table(g);
+    let block = |bi: usize, out_b: &mut [f32], buf: &mut Vec<f32>| {
+        let n0 = bi * s_per;
+        let s = out_b.len() / (g.out_c * p);
+        let cols = s * p;
+        let direct = s == 1;
+        // col [k × cols], then (several samples) the gemm's [out_c × cols] result.
+        buf.resize(
+            if g.pointwise() && direct { 0 } else { k * cols }
+                + if direct { 0 } else { g.out_c * cols },
+            0.0,
+        );
+        let (col, tmp) = buf.split_at_mut(if g.pointwise() && direct { 0 } else { k * cols });
+        let rhs: &[f32] = if g.pointwise() && direct {
+            &x[n0 * xs..(n0 + 1) * xs]
         } else {
-            col.resize(k * p, 0.0);
-            im2col(x_n, g, col);
+            for j in 0..s {
+                im2col(
+                    &x[(n0 + j) * xs..(n0 + j + 1) * xs],
+                    g,
+                    col,
+                    &table,
+                    cols,
+                    j * p,
+                );
+            }
             col
         };
+        let dst: &mut [f32] = if direct { out_b } else { tmp };
         if let Some(b) = bias {
-            for (row, &v) in out_n.chunks_exact_mut(p).zip(b) {
+            for (row, &v) in dst.chunks_exact_mut(cols).zip(b) {
                 row.fill(v);
             }
         }
         matmul(
             g.out_c,
-            p,
+            cols,
             k,
-            out_n,
+            dst,
             bias.is_some(),
             weight,
             k,
             1,
             rhs,
-            p,
+            cols,
             1,
             parallel_gemm,
         );
-    };
-    if g.batch == 0 || p == 0 {
-        return out;
-    }
-    if parallel_gemm {
-        let mut col = Vec::new();
-        for (n, out_n) in out.chunks_exact_mut(g.out_c * p).enumerate() {
-            sample(n, out_n, &mut col);
+        if !direct {
+            split_samples(tmp, g.out_c, p, out_b);
         }
+    };
+    let work = if parallel_gemm {
+        0
     } else {
-        out.par_chunks_exact_mut(g.out_c * p)
-            .enumerate()
-            .for_each_init(Vec::new, |col, (n, out_n)| sample(n, out_n, col));
-    }
+        g.batch * g.out_c * p * k / 32
+    };
+    chunks(&mut out, s_per * g.out_c * p, work, block);
     out
 }
 
@@ -290,8 +402,12 @@ pub struct ConvGrads {
 pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &ConvGeom, need: [bool; 3]) -> ConvGrads {
     let [need_x, need_w, need_b] = need;
     let (p, k, xs, ys) = (g.out_len(), g.k(), g.in_len(), g.out_c * g.out_len());
-    let groups = g.batch.clamp(1, MAX_GROUPS);
-    let per_group = g.batch.div_ceil(groups).max(1);
+    // Groups of at least one gemm block each; at most MAX_GROUPS of them.
+    let per_group = g
+        .batch
+        .div_ceil(MAX_GROUPS)
+        .max(samples_per_gemm(p, g.batch))
+        .max(1);
     let groups = g.batch.div_ceil(per_group).max(1);
     let parallel_gemm = groups < rayon::current_num_threads();
     // Stride 1: the data gradient is itself a convolution of dy with the flipped, transposed
@@ -338,118 +454,178 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &ConvGeom, need: [bool
                 }
             }
         }
-        (gt, wt)
+        let table = gather_table(&gt);
+        (gt, wt, table)
     });
-    // One group: samples [gi·per_group, ...); returns its partial weight and bias gradients.
+    let table = gather_table(g);
+    let s_per = samples_per_gemm(p, g.batch);
+    let hw = g.h * g.w;
+    // One group: samples [gi·per_group, ...), in blocks of up to `s_per` samples whose columns
+    // share one gemm; returns the group's partial weight and bias gradients.
     let group = |gi: usize, mut dx_part: Option<&mut [f32]>| -> Vec<f32> {
         let mut acc = vec![0f32; if need_w { g.out_c * k } else { 0 } + g.out_c];
-        let mut col = Vec::new();
+        let (mut col, mut dyb, mut tmp) = (Vec::new(), Vec::new(), Vec::new());
         let start = gi * per_group;
         let end = (start + per_group).min(g.batch);
-        for n in start..end {
-            let x_n = &x[n * xs..(n + 1) * xs];
-            let dy_n = &dy[n * ys..(n + 1) * ys];
+        let mut n = start;
+        while n < end {
+            let s = s_per.min(end - n);
+            let cols = s * p;
+            let direct = s == 1;
+            let dy_block = &dy[n * ys..(n + s) * ys];
+            // dy of the block as [out_c × cols].
+            let dyb: &[f32] = if direct {
+                dy_block
+            } else {
+                join_samples(dy_block, g.out_c, p, &mut dyb);
+                &dyb
+            };
             if need_w {
-                let rhs: &[f32] = if g.pointwise() {
-                    x_n
+                let rhs: &[f32] = if g.pointwise() && direct {
+                    &x[n * xs..(n + 1) * xs]
                 } else {
-                    col.resize(k * p, 0.0);
-                    im2col(x_n, g, &mut col);
+                    col.resize(k * cols, 0.0);
+                    for j in 0..s {
+                        let x_j = &x[(n + j) * xs..(n + j + 1) * xs];
+                        im2col(x_j, g, &mut col, &table, cols, j * p);
+                    }
                     &col
                 };
-                // dW[out_c × k] += dy_n[out_c × p] · colᵀ[p × k]
+                // dW[out_c × k] += dy[out_c × cols] · colᵀ[cols × k]
                 matmul(
                     g.out_c,
                     k,
-                    p,
+                    cols,
                     &mut acc[..g.out_c * k],
                     true,
-                    dy_n,
-                    p,
+                    dyb,
+                    cols,
                     1,
                     rhs,
                     1,
-                    p,
+                    cols,
                     parallel_gemm,
                 );
             }
             if need_b {
                 let db = &mut acc[if need_w { g.out_c * k } else { 0 }..];
-                for (d, row) in db.iter_mut().zip(dy_n.chunks_exact(p)) {
-                    *d += sum(row);
+                for dy_n in dy_block.chunks_exact(ys) {
+                    for (d, row) in db.iter_mut().zip(dy_n.chunks_exact(p)) {
+                        *d += sum(row);
+                    }
                 }
             }
             if let Some(dx) = dx_part.as_deref_mut() {
-                let dx_n = &mut dx[(n - start) * xs..(n - start + 1) * xs];
-                if let Some((gt, wt)) = &transposed {
-                    // dx_n[in_c × h·w] = W̃[in_c × out_c·kh·kw] · im2col(dy_n)
+                let dx_b = &mut dx[(n - start) * xs..(n - start + s) * xs];
+                if let Some((gt, wt, gt_table)) = &transposed {
+                    // dx[in_c × s·h·w] = W̃[in_c × out_c·kh·kw] · im2col(dy)
                     let kt = gt.k();
-                    col.resize(kt * g.h * g.w, 0.0);
-                    im2col(dy_n, gt, &mut col);
+                    col.resize(kt * s * hw, 0.0);
+                    for j in 0..s {
+                        let dy_j = &dy_block[j * ys..(j + 1) * ys];
+                        im2col(dy_j, gt, &mut col, gt_table, s * hw, j * hw);
+                    }
+                    let dst: &mut [f32] = if direct {
+                        dx_b
+                    } else {
+                        tmp.resize(g.in_c * s * hw, 0.0);
+                        &mut tmp
+                    };
                     matmul(
                         g.in_c,
-                        g.h * g.w,
+                        s * hw,
                         kt,
-                        dx_n,
+                        dst,
                         false,
                         wt,
                         kt,
                         1,
                         &col,
-                        g.h * g.w,
+                        s * hw,
                         1,
                         parallel_gemm,
                     );
+                    if !direct {
+                        split_samples(&tmp, g.in_c, hw, dx_b);
+                    }
                 } else if g.pointwise() {
-                    // dx_n[in_c × p] = Wᵀ[in_c × out_c] · dy_n[out_c × p]
+                    // dx[in_c × cols] = Wᵀ[in_c × out_c] · dy[out_c × cols]
+                    let dst: &mut [f32] = if direct {
+                        dx_b
+                    } else {
+                        tmp.resize(k * cols, 0.0);
+                        &mut tmp
+                    };
                     matmul(
                         k,
-                        p,
+                        cols,
                         g.out_c,
-                        dx_n,
+                        dst,
                         false,
                         weight,
                         1,
                         k,
-                        dy_n,
-                        p,
+                        dyb,
+                        cols,
                         1,
                         parallel_gemm,
                     );
+                    if !direct {
+                        split_samples(&tmp, k, p, dx_b);
+                    }
                 } else {
-                    // dcol[k × p] = Wᵀ[k × out_c] · dy_n[out_c × p], then col2im
-                    col.resize(k * p, 0.0);
+                    // dcol[k × cols] = Wᵀ[k × out_c] · dy[out_c × cols], then col2im
+                    col.resize(k * cols, 0.0);
                     matmul(
                         k,
-                        p,
+                        cols,
                         g.out_c,
                         &mut col,
                         false,
                         weight,
                         1,
                         k,
-                        dy_n,
-                        p,
+                        dyb,
+                        cols,
                         1,
                         parallel_gemm,
                     );
-                    col2im(&col, g, dx_n);
+                    for j in 0..s {
+                        col2im(
+                            &col,
+                            g,
+                            &mut dx_b[j * xs..(j + 1) * xs],
+                            &table,
+                            cols,
+                            j * p,
+                        );
+                    }
                 }
             }
+            n += s;
         }
         acc
     };
     let mut dx = need_x.then(|| vec![0f32; g.batch * xs]);
+    let work = if parallel_gemm {
+        0
+    } else {
+        g.batch * g.out_c * p * k / 16
+    };
     let parts: Vec<Vec<f32>> = match dx.as_deref_mut() {
-        Some(dx) if !dx.is_empty() => dx
-            .par_chunks_mut(per_group * xs)
-            .enumerate()
-            .map(|(gi, part)| group(gi, Some(part)))
-            .collect(),
-        _ => (0..groups)
-            .into_par_iter()
-            .map(|gi| group(gi, None))
-            .collect(),
+        Some(dx) if !dx.is_empty() => {
+            // Each group writes its own samples' rows of dx and returns its partial sums.
+            let pieces: Vec<&mut [f32]> = dx.chunks_mut(per_group * xs).collect();
+            let cells: Vec<std::sync::Mutex<&mut [f32]>> =
+                pieces.into_iter().map(std::sync::Mutex::new).collect();
+            map(groups, work, |gi| {
+                let mut part = cells[gi]
+                    .lock()
+                    .expect("each group locks its own piece once");
+                group(gi, Some(&mut part))
+            })
+        }
+        _ => map(groups, work, |gi| group(gi, None)),
     };
     let mut total = vec![0f32; parts.first().map_or(0, Vec::len)];
     for part in &parts {

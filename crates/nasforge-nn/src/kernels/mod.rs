@@ -103,6 +103,51 @@ pub trait KernelOps: Backend {
     }
 }
 
+// ---- parallelism ---------------------------------------------------------------------------
+
+/// Below this much work (elements touched, or multiply-adds / 32) a kernel runs on the calling
+/// thread: waking rayon's pool from outside it costs tens of microseconds, more than a small
+/// op's whole work (the digits network's tensors are a few thousand values).
+const PARALLEL_MIN: usize = 1 << 15;
+
+/// Whether `work` is worth spreading over the pool.
+fn parallel(work: usize) -> bool {
+    work >= PARALLEL_MIN && rayon::current_num_threads() > 1
+}
+
+/// Runs `f(i, chunk_i, scratch)` on each `chunk`-sized piece of `out` (a scratch buffer per
+/// worker), over the pool when `work` pays for it. Each chunk's result does not depend on which
+/// way it ran.
+fn chunks<F>(out: &mut [f32], chunk: usize, work: usize, f: F)
+where
+    F: Fn(usize, &mut [f32], &mut Vec<f32>) + Sync + Send,
+{
+    use rayon::prelude::*;
+    if chunk == 0 || out.is_empty() {
+        return;
+    }
+    if parallel(work) {
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each_init(Vec::new, |buf, (i, c)| f(i, c, buf));
+    } else {
+        let mut buf = Vec::new();
+        for (i, c) in out.chunks_mut(chunk).enumerate() {
+            f(i, c, &mut buf);
+        }
+    }
+}
+
+/// `f(0), ..., f(n - 1)` in order, over the pool when `work` pays for it.
+fn map<T: Send>(n: usize, work: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+    use rayon::prelude::*;
+    if parallel(work) {
+        (0..n).into_par_iter().map(f).collect()
+    } else {
+        (0..n).map(f).collect()
+    }
+}
+
 // ---- switch -------------------------------------------------------------------------------
 
 /// 0: not read yet, 1: on, 2: off.

@@ -2,7 +2,7 @@
 //! pass per channel (parallel over channels, sums in f64), the normalisation in one pass per
 //! sample (parallel over samples). No temporaries beyond the output.
 
-use rayon::prelude::*;
+use super::{chunks, map};
 
 /// The layout of a batch-norm input: `batch` samples of `channels` planes of `spatial` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,12 +62,9 @@ fn plane_sum2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
 fn affine(x: &[f32], center: &[f32], scale: &[f32], shift: &[f32], g: &NormGeom) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
     let sample = g.channels * g.spatial;
-    if sample == 0 {
-        return out;
-    }
-    out.par_chunks_exact_mut(sample)
-        .zip(x.par_chunks_exact(sample))
-        .for_each(|(o, x)| {
+    chunks(&mut out, sample, x.len(), |n, o, _| {
+        let x = &x[n * sample..(n + 1) * sample];
+        {
             for (c, (o, x)) in o
                 .chunks_exact_mut(g.spatial)
                 .zip(x.chunks_exact(g.spatial))
@@ -78,7 +75,8 @@ fn affine(x: &[f32], center: &[f32], scale: &[f32], shift: &[f32], g: &NormGeom)
                     *o = (x - m) * a + b;
                 }
             }
-        });
+        }
+    });
     out
 }
 
@@ -92,26 +90,23 @@ pub fn train_forward(
     g: &NormGeom,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let m = g.count();
-    let stats: Vec<(f64, f64)> = (0..g.channels)
-        .into_par_iter()
-        .map(|c| {
-            let mean = (0..g.batch)
-                .map(|n| plane_sum(g.plane(x, n, c), |v| v))
-                .sum::<f64>()
-                / m;
-            let mf = mean as f32;
-            let var = (0..g.batch)
-                .map(|n| {
-                    plane_sum(g.plane(x, n, c), |v| {
-                        let d = v - mf;
-                        d * d
-                    })
+    let stats: Vec<(f64, f64)> = map(g.channels, 2 * x.len(), |c| {
+        let mean = (0..g.batch)
+            .map(|n| plane_sum(g.plane(x, n, c), |v| v))
+            .sum::<f64>()
+            / m;
+        let mf = mean as f32;
+        let var = (0..g.batch)
+            .map(|n| {
+                plane_sum(g.plane(x, n, c), |v| {
+                    let d = v - mf;
+                    d * d
                 })
-                .sum::<f64>()
-                / m;
-            (mean, var)
-        })
-        .collect();
+            })
+            .sum::<f64>()
+            / m;
+        (mean, var)
+    });
     let mean: Vec<f32> = stats.iter().map(|s| s.0 as f32).collect();
     let var: Vec<f32> = stats.iter().map(|s| s.1 as f32).collect();
     let out = inference(x, gamma, beta, &mean, &var, eps, g);
@@ -146,19 +141,16 @@ pub fn train_backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let m = g.count();
     // Per channel: Σ dy and Σ dy·(x − mean).
-    let sums: Vec<(f64, f64)> = (0..g.channels)
-        .into_par_iter()
-        .map(|c| {
-            let mf = mean[c];
-            (0..g.batch).fold((0.0, 0.0), |(s, sx), n| {
-                let (xp, dp) = (g.plane(x, n, c), g.plane(dy, n, c));
-                (
-                    s + plane_sum(dp, |v| v),
-                    sx + plane_sum2(xp, dp, |xv, dv| (xv - mf) * dv),
-                )
-            })
+    let sums: Vec<(f64, f64)> = map(g.channels, 2 * x.len(), |c| {
+        let mf = mean[c];
+        (0..g.batch).fold((0.0, 0.0), |(s, sx), n| {
+            let (xp, dp) = (g.plane(x, n, c), g.plane(dy, n, c));
+            (
+                s + plane_sum(dp, |v| v),
+                sx + plane_sum2(xp, dp, |xv, dv| (xv - mf) * dv),
+            )
         })
-        .collect();
+    });
     let mut dgamma = Vec::with_capacity(g.channels);
     let mut dbeta = Vec::with_capacity(g.channels);
     // dx = a·(dy − Σdy/m − (x − μ)·k) with a = γ/σ, k = Σdy(x−μ)/(m σ²), computed per channel
@@ -178,10 +170,13 @@ pub fn train_backward(
     }
     let mut dx = vec![0f32; x.len()];
     let sample = g.channels * g.spatial;
-    if sample > 0 {
-        dx.par_chunks_exact_mut(sample)
-            .zip(x.par_chunks_exact(sample).zip(dy.par_chunks_exact(sample)))
-            .for_each(|(o, (xs, ds))| {
+    {
+        chunks(&mut dx, sample, 2 * x.len(), |n, o, _| {
+            let (xs, ds) = (
+                &x[n * sample..(n + 1) * sample],
+                &dy[n * sample..(n + 1) * sample],
+            );
+            {
                 for c in 0..g.channels {
                     let r = c * g.spatial..(c + 1) * g.spatial;
                     let (ac, bc, cc, mc) = (a[c], b[c], cst[c], mean[c]);
@@ -189,7 +184,8 @@ pub fn train_backward(
                         *o = ac * dv + bc * (xv - mc) + cc;
                     }
                 }
-            });
+            }
+        });
     }
     (dx, dgamma, dbeta)
 }

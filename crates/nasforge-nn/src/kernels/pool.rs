@@ -3,7 +3,7 @@
 //! ceil mode: with `count_include_pad` the window clipped to the padded input, else the window
 //! clipped to the input.
 
-use rayon::prelude::*;
+use super::chunks;
 
 /// The shapes of one average pooling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,9 +108,10 @@ fn separable(
     scale: Option<&[f32]>,
 ) -> Vec<f32> {
     let mut out = vec![0f32; g.planes * dh * dw];
-    out.par_chunks_exact_mut(dh * dw)
-        .zip(src.par_chunks_exact(sh * sw))
-        .for_each_init(Vec::new, |tmp: &mut Vec<f32>, (o, s)| {
+    let work = g.planes * dh * dw * (g.kernel[0] + g.kernel[1]);
+    chunks(&mut out, dh * dw, work, |i, o, tmp| {
+        let s = &src[i * sh * sw..(i + 1) * sh * sw];
+        {
             let scaled: Vec<f32>;
             let s = match scale {
                 Some(inv) => {
@@ -125,7 +126,8 @@ fn separable(
                 box_sum(src_row, tmp_row, offset[1], g.kernel[1]);
             }
             box_sum_rows(tmp, o, dw, offset[0], g.kernel[0]);
-        });
+        }
+    });
     out
 }
 
@@ -142,7 +144,7 @@ pub fn forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
             g,
             None,
         );
-        out.par_chunks_exact_mut(oh * ow).for_each(|o| {
+        chunks(&mut out, oh * ow, g.planes * oh * ow, |_, o, _| {
             for (v, s) in o.iter_mut().zip(&inv) {
                 *v *= s;
             }
@@ -155,9 +157,10 @@ pub fn forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
         return out;
     }
     let windows: Vec<([usize; 4], f32)> = (0..oh * ow).map(|i| g.window(i / ow, i % ow)).collect();
-    out.par_chunks_exact_mut(oh * ow)
-        .zip(x.par_chunks_exact(plane_in))
-        .for_each(|(o, xp)| {
+    let work = g.planes * oh * ow * g.kernel[0] * g.kernel[1];
+    chunks(&mut out, oh * ow, work, |i, o, _| {
+        let xp = &x[i * plane_in..(i + 1) * plane_in];
+        {
             for (o, &([y0, y1, x0, x1], inv)) in o.iter_mut().zip(&windows) {
                 let mut s = 0f32;
                 for y in y0..y1 {
@@ -167,7 +170,8 @@ pub fn forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
                 }
                 *o = s * inv;
             }
-        });
+        }
+    });
     out
 }
 
@@ -185,9 +189,10 @@ pub fn backward(dy: &[f32], g: &PoolGeom) -> Vec<f32> {
         return dx;
     }
     let windows: Vec<([usize; 4], f32)> = (0..oh * ow).map(|i| g.window(i / ow, i % ow)).collect();
-    dx.par_chunks_exact_mut(plane_in)
-        .zip(dy.par_chunks_exact(oh * ow))
-        .for_each(|(dxp, dyp)| {
+    let work = g.planes * oh * ow * g.kernel[0] * g.kernel[1];
+    chunks(&mut dx, plane_in, work, |i, dxp, _| {
+        let dyp = &dy[i * oh * ow..(i + 1) * oh * ow];
+        {
             for (&d, &([y0, y1, x0, x1], inv)) in dyp.iter().zip(&windows) {
                 let v = d * inv;
                 for y in y0..y1 {
@@ -196,6 +201,7 @@ pub fn backward(dy: &[f32], g: &PoolGeom) -> Vec<f32> {
                     }
                 }
             }
-        });
+        }
+    });
     dx
 }

@@ -184,8 +184,26 @@ fn conv_run(
 fn convolution_matches_burn_and_a_naive_reference_on_random_shapes() {
     let mut rng = Rng(0x5eed_c04a);
     let mut seen = (false, false, false, false);
-    for case in 0..40 {
-        let g = random_conv(&mut rng);
+    // 40 random shapes (small: the kernels run them on the calling thread), then two large
+    // enough to run over the thread pool.
+    let large = |stride: usize| ConvGeom {
+        batch: 9,
+        in_c: 8,
+        h: 17,
+        w: 19,
+        out_c: 12,
+        kh: 3,
+        kw: 3,
+        stride: [stride; 2],
+        padding: [(1, 1); 2],
+        dilation: [1, 1],
+    };
+    for case in 0..42 {
+        let g = match case {
+            40 => large(1),
+            41 => large(2),
+            _ => random_conv(&mut rng),
+        };
         let (oh, ow) = g.out_hw().unwrap();
         let x = rng.values(g.batch * g.in_c * g.h * g.w);
         let w = rng.values(g.out_c * g.in_c * g.kh * g.kw);
@@ -243,9 +261,14 @@ fn convolution_module_and_its_fallbacks_agree_with_burn() {
 #[test]
 fn batch_norm_matches_burn_in_training_and_inference() {
     let mut rng = Rng(0xb47c);
+    let mut batch_one = false;
     for case in 0..24 {
         let four = case % 4 != 0;
-        let (n, c) = (1 + rng.below(6), 1 + rng.below(5));
+        let (n, c) = (
+            if case == 7 { 1 } else { 1 + rng.below(6) },
+            1 + rng.below(5),
+        );
+        batch_one |= n == 1;
         let (h, w) = (1 + rng.below(7), 1 + rng.below(7));
         let len = if four { n * c * h * w } else { n * c };
         // An offset makes the mean large against the spread, as after a ReLU or a bias.
@@ -307,6 +330,7 @@ fn batch_norm_matches_burn_in_training_and_inference() {
             );
         }
     }
+    assert!(batch_one, "the shapes include batch 1");
 }
 
 #[test]
@@ -345,13 +369,21 @@ fn batch_norm_module_updates_running_statistics_as_burn_does() {
 #[test]
 fn average_pooling_matches_burn_on_random_shapes() {
     let mut rng = Rng(0x9001);
+    let mut seen = [false; 4];
     for case in 0..30 {
         let kernel = rng.pick(&[1, 2, 3, 3, 3]);
         let padding = if kernel >= 2 { rng.pick(&[0, 1]) } else { 0 };
         let stride = rng.pick(&[1, 1, 2]);
         let count_include_pad = case % 2 == 0;
-        let (n, c) = (1 + rng.below(4), 1 + rng.below(4));
+        let (n, c) = (
+            if case == 5 { 1 } else { 1 + rng.below(4) },
+            1 + rng.below(4),
+        );
         let (h, w) = (kernel + rng.below(8), kernel + rng.below(8));
+        seen[0] |= n == 1;
+        seen[1] |= stride == 2;
+        seen[2] |= kernel == 3 && padding == 1 && stride == 1;
+        seen[3] |= padding == 0 && (h % 2 == 1 || w % 2 == 1);
         let x = rng.values(n * c * h * w);
         let run = |ours: bool| -> Vec<Vec<f32>> {
             let xt = tensor(&x, [n, c, h, w]).require_grad();
@@ -384,6 +416,10 @@ fn average_pooling_matches_burn_on_random_shapes() {
         assert_close(&format!("{what} output"), &ours[0], &burn[0]);
         assert_close(&format!("{what} dx"), &ours[1], &burn[1]);
     }
+    assert_eq!(
+        seen, [true; 4],
+        "batch 1, stride 2, 3×3 padding 1, odd sizes unpadded"
+    );
 }
 
 #[test]
