@@ -127,7 +127,8 @@ fn for_each_row(
 const NARROW: usize = 16;
 
 /// For each kernel offset and output position, the input offset within a channel plane it
-/// reads (`u32::MAX` in the padding): `[kh·kw, oh·ow]`.
+/// reads, or `h·w` (one past the plane: a zero the gather appends) in the padding:
+/// `[kh·kw, oh·ow]`.
 fn gather_table(g: &ConvGeom) -> Vec<u32> {
     let (oh, ow) = g.out_hw().expect("checked by the caller");
     let mut t = Vec::with_capacity(g.kh * g.kw * oh * ow);
@@ -143,7 +144,7 @@ fn gather_table(g: &ConvGeom) -> Vec<u32> {
                     t.push(if inside {
                         (iy as usize * g.w + ix as usize) as u32
                     } else {
-                        u32::MAX
+                        (g.h * g.w) as u32
                     });
                 }
             }
@@ -159,13 +160,15 @@ fn im2col(x: &[f32], g: &ConvGeom, col: &mut [f32], table: &[u32], ld: usize, at
     let p = g.out_len();
     if ow < NARROW {
         let (plane, kk) = (g.h * g.w, g.kh * g.kw);
+        // The plane and one zero after it, so the gather has no branch.
+        let mut src = vec![0f32; plane + 1];
         for c in 0..g.in_c {
-            let src = &x[c * plane..(c + 1) * plane];
+            src[..plane].copy_from_slice(&x[c * plane..(c + 1) * plane]);
             for (t, offsets) in table.chunks_exact(p).enumerate() {
                 let row = c * kk + t;
                 let dst = &mut col[row * ld + at..row * ld + at + p];
                 for (d, &i) in dst.iter_mut().zip(offsets) {
-                    *d = if i == u32::MAX { 0.0 } else { src[i as usize] };
+                    *d = src[i as usize];
                 }
             }
         }
@@ -200,16 +203,17 @@ fn col2im(col: &[f32], g: &ConvGeom, dx: &mut [f32], table: &[u32], ld: usize, a
     let p = g.out_len();
     if ow < NARROW {
         let (plane, kk) = (g.h * g.w, g.kh * g.kw);
+        // Scatter into the plane and one slot after it (the padding's sink), no branch.
+        let mut acc = vec![0f32; plane + 1];
         for c in 0..g.in_c {
-            let dst = &mut dx[c * plane..(c + 1) * plane];
+            acc[..plane].copy_from_slice(&dx[c * plane..(c + 1) * plane]);
             for (t, offsets) in table.chunks_exact(p).enumerate() {
                 let row = c * kk + t;
                 for (v, &i) in col[row * ld + at..row * ld + at + p].iter().zip(offsets) {
-                    if i != u32::MAX {
-                        dst[i as usize] += v;
-                    }
+                    acc[i as usize] += v;
                 }
             }
+            dx[c * plane..(c + 1) * plane].copy_from_slice(&acc[..plane]);
         }
         return;
     }

@@ -107,8 +107,10 @@ pub trait KernelOps: Backend {
 
 /// Below this much work (elements touched, or multiply-adds / 32) a kernel runs on the calling
 /// thread: waking rayon's pool from outside it costs tens of microseconds, more than a small
-/// op's whole work (the digits network's tensors are a few thousand values).
-const PARALLEL_MIN: usize = 1 << 15;
+/// op's whole work. Chosen on the digits network (tensors of 16-65 k values), where 2^15 made
+/// the 2-thread step slower than the 1-thread one and 2^18 did not; NB201's 32×32 and 16×16
+/// stages stay well above it.
+const PARALLEL_MIN: usize = 1 << 18;
 
 /// Whether `work` is worth spreading over the pool.
 fn parallel(work: usize) -> bool {
