@@ -197,12 +197,17 @@ fn bad_settings_are_refused_before_the_run_directory_exists() {
             "stopper",
         ),
         (vec!["--scheduler", "nope"], "unknown scheduler `nope`"),
+        (vec!["--device", "tpu"], "unknown device `tpu`"),
     ];
+    // A GPU device this build lacks names the cargo feature that builds it.
+    let mut cases = cases;
+    if !cfg!(feature = "cuda") {
+        cases.push((vec!["--device", "cuda"], "--features cuda"));
+    }
     // The same checks on a config file's values.
     let toml = tmp.path().join("bad.toml");
     std::fs::write(&toml, "final_seeds = 0\n").unwrap();
     let toml_case = vec!["--config", toml.to_str().unwrap()];
-    let mut cases = cases;
     cases.push((toml_case, "--final-seeds must be at least 1, got 0"));
     for (i, (extra, expected)) in cases.iter().enumerate() {
         let run = tmp.path().join(format!("run{i}"));

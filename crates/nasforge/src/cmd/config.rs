@@ -171,7 +171,7 @@ pub struct SearchConfig {
     /// Seeds of final training [default: 3].
     #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub final_seeds: Option<usize>,
-    /// Compute device: cpu [default: cpu].
+    /// Compute device: cpu [default: cpu]; cuda, wgpu, vulkan in a build with that cargo feature.
     #[arg(long)]
     pub device: Option<String>,
     /// CPU threads for training (0 = all cores) [default: 0].
@@ -286,6 +286,9 @@ impl SearchConfig {
     /// value is refused before it writes anything. Names are the flags' (`--trials`); the TOML
     /// keys are the same words with `_`.
     pub fn validate(&self) -> Result<()> {
+        if let Some(device) = &self.device {
+            nasforge_nn::device::DeviceKind::parse(device)?;
+        }
         let positive = [
             ("trials", self.trials.map(|n| n as u64)),
             ("epochs", self.epochs.map(|n| n as u64)),
