@@ -236,7 +236,7 @@ fn col2im(col: &[f32], g: &ConvGeom, dx: &mut [f32], table: &[u32], ld: usize, a
     });
 }
 
-/// `dst[m×n] (+)= lhs[m×k] · rhs[k×n]` with explicit row/column strides (elements).
+/// The convolutions' f32 product: [`super::matmul`].
 #[allow(clippy::too_many_arguments)]
 fn matmul(
     m: usize,
@@ -252,39 +252,17 @@ fn matmul(
     rhs_cs: usize,
     parallel: bool,
 ) {
-    debug_assert!(dst.len() >= m * n);
-    debug_assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
-    debug_assert!(n == 0 || k == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
-    let par = if parallel {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the slices cover every element the strides address (checked above in debug
-    // builds, and by construction of the callers' shapes), and `dst` does not alias the inputs.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
+    super::matmul(
+        m,
+        n,
+        k,
+        dst,
+        accumulate,
+        (lhs, lhs_rs, lhs_cs),
+        (rhs, rhs_rs, rhs_cs),
+        1.0,
+        parallel,
+    );
 }
 
 /// Samples whose columns go side by side into one gemm: small outputs (the 2×2 and 4×4 maps

@@ -150,6 +150,67 @@ fn map<T: Send>(n: usize, work: usize, f: impl Fn(usize) -> T + Sync + Send) -> 
     }
 }
 
+// ---- matrix product ----------------------------------------------------------------------------
+
+/// `dst[m×n] (+)= lhs[m×k] · rhs[k×n]` (f32 or f64; `accumulate` adds to `dst`), each input a
+/// slice with its row and column strides in elements; `one` is 1 of `T`. The one wrapper of the
+/// `gemm` crate's unsafe entry point (the convolutions and the float64 SynFlow engine use it).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul<T: Copy + 'static>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    accumulate: bool,
+    (lhs, lhs_rs, lhs_cs): (&[T], usize, usize),
+    (rhs, rhs_rs, rhs_cs): (&[T], usize, usize),
+    one: T,
+    parallel: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(dst.len() >= m * n, "gemm: dst too small");
+    assert!(
+        k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs,
+        "gemm: lhs too small"
+    );
+    assert!(
+        k == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs,
+        "gemm: rhs too small"
+    );
+    let par = if parallel {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts keep every element the strides address inside the slices, and `dst`
+    // (a distinct `&mut`) does not alias the inputs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            one,
+            one,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
 // ---- switch -------------------------------------------------------------------------------
 
 /// 0: not read yet, 1: on, 2: off.

@@ -68,45 +68,18 @@ fn matmul(
     dst: &mut [f64],
     acc: bool,
 ) {
-    assert!(a.len() >= m * k && b.len() >= k * n && dst.len() >= m * n);
-    if m == 0 || n == 0 {
-        return;
-    }
-    let (a_cs, a_rs) = if a_t {
-        (m as isize, 1)
-    } else {
-        (1, k as isize)
-    };
-    let parallelism = if m * n * k >= 1 << 18 {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the asserts above keep every index the strides reach inside the slices, and
-    // `dst` does not alias `a` or `b` (it is a distinct &mut).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            acc,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            1,
-            n as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        )
-    }
+    let a_strides = if a_t { (1, m) } else { (k, 1) };
+    crate::kernels::matmul(
+        m,
+        n,
+        k,
+        dst,
+        acc,
+        (a, a_strides.0, a_strides.1),
+        (b, n, 1),
+        1.0,
+        m * n * k >= 1 << 18,
+    );
 }
 
 /// A convolution's sizes.
