@@ -3,7 +3,7 @@
 //! batch. Deterministic: the weight gradient is summed over fixed groups of samples in a fixed
 //! order, whatever the number of threads.
 
-use super::{chunks, map};
+use super::{chunks, map, map_chunks};
 
 /// The shapes of one grouped-free 2-D convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -595,17 +595,9 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &ConvGeom, need: [bool
         g.batch * g.out_c * p * k / 16
     };
     let parts: Vec<Vec<f32>> = match dx.as_deref_mut() {
+        // Each group writes its own samples' rows of dx and returns its partial sums.
         Some(dx) if !dx.is_empty() => {
-            // Each group writes its own samples' rows of dx and returns its partial sums.
-            let pieces: Vec<&mut [f32]> = dx.chunks_mut(per_group * xs).collect();
-            let cells: Vec<std::sync::Mutex<&mut [f32]>> =
-                pieces.into_iter().map(std::sync::Mutex::new).collect();
-            map(groups, work, |gi| {
-                let mut part = cells[gi]
-                    .lock()
-                    .expect("each group locks its own piece once");
-                group(gi, Some(&mut part))
-            })
+            map_chunks(dx, per_group * xs, work, |gi, part| group(gi, Some(part)))
         }
         _ => map(groups, work, |gi| group(gi, None)),
     };

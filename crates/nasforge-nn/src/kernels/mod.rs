@@ -140,6 +140,28 @@ where
     }
 }
 
+/// `f(i, chunk_i)` for each `chunk`-sized piece of `out`, results in order, over the pool when
+/// `work` pays for it.
+fn map_chunks<T: Send>(
+    out: &mut [f32],
+    chunk: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [f32]) -> T + Sync + Send,
+) -> Vec<T> {
+    use rayon::prelude::*;
+    if parallel(work) {
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .map(|(i, c)| f(i, c))
+            .collect()
+    } else {
+        out.chunks_mut(chunk)
+            .enumerate()
+            .map(|(i, c)| f(i, c))
+            .collect()
+    }
+}
+
 /// `f(0), ..., f(n - 1)` in order, over the pool when `work` pays for it.
 fn map<T: Send>(n: usize, work: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
     use rayon::prelude::*;
