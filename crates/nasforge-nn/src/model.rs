@@ -4,7 +4,10 @@
 //! NetSpec itself, and its forward pass walks the nodes in topological order, freeing each
 //! intermediate tensor after its last reader. `Zero` nodes (NAS-Bench-201's `none`) are never
 //! materialised: a sum skips them. Convolution, batch norm and average pooling run on our own
-//! kernels ([`crate::kernels`]) where they cover the op, burn's otherwise.
+//! kernels ([`crate::kernels`]) where they cover the op, burn's otherwise; at inference a
+//! convolution whose only reader is a batch norm runs as one convolution with the norm folded
+//! in (the norm's node then passes its input on, so probes and per-node timings see the fused
+//! op at the convolution).
 
 use crate::kernels;
 use burn::module::{Module, ModuleVisitor, Param};
@@ -42,6 +45,10 @@ pub struct Network {
     spec: NetSpec,
     #[module(skip)]
     last_use: Vec<usize>,
+    /// For a convolution whose only reader is a batch norm: that norm's node (folded into the
+    /// convolution at inference, [`kernels::conv2d_batch_norm`]).
+    #[module(skip)]
+    folds_into: Vec<Option<usize>>,
 }
 
 /// Sees (and may replace) the output of every node that is not a symbolic zero, during
@@ -133,10 +140,29 @@ impl Network {
             }
         }
         last_use[spec.output()] = usize::MAX;
+        let mut readers = vec![0usize; nodes.len()];
+        for node in nodes {
+            for &j in &node.inputs {
+                readers[j] += 1;
+            }
+        }
+        let mut folds_into = vec![None; nodes.len()];
+        for (j, node) in nodes.iter().enumerate() {
+            if let (Op::BatchNorm { .. }, &[i]) = (&node.op, &node.inputs[..]) {
+                if matches!(nodes[i].op, Op::Conv2d { .. })
+                    && readers[i] == 1
+                    && i != spec.output()
+                    && nodes[i].shape.len() == 3
+                {
+                    folds_into[i] = Some(j);
+                }
+            }
+        }
         Network {
             layers,
             spec: spec.clone(),
             last_use,
+            folds_into,
         }
     }
 
@@ -219,6 +245,8 @@ impl Network {
             Some(Value::Vector(t)) => t.dims()[0],
             _ => 0,
         };
+        // Batch norms already applied by the convolution before them (inference only).
+        let mut folded = vec![false; nodes.len()];
         for i in 1..nodes.len() {
             let node = &nodes[i];
             // Zeros stay symbolic through ops that map 0 to 0; ops with a shift (batch norm, a
@@ -236,8 +264,24 @@ impl Network {
             let out = match (&node.op, &self.layers[i]) {
                 (Op::Conv2d { bias, .. }, Layer::Conv(conv)) => match arg(0, !bias) {
                     Value::Zeros => Value::Zeros,
-                    v => Value::Image(kernels::conv2d(conv, v.image(i))),
+                    v => {
+                        let x = v.image(i);
+                        let fused = self.folds_into[i].and_then(|j| match &self.layers[j] {
+                            Layer::Norm(bn) => kernels::conv2d_batch_norm(conv, bn, &x),
+                            _ => None,
+                        });
+                        match fused {
+                            Some(y) => {
+                                folded[self.folds_into[i].expect("fused above")] = true;
+                                Value::Image(y)
+                            }
+                            None => Value::Image(kernels::conv2d(conv, x)),
+                        }
+                    }
                 },
+                (Op::BatchNorm { .. }, Layer::Norm(_)) if folded[i] => {
+                    values[node.inputs[0]].clone().expect("computed")
+                }
                 (Op::BatchNorm { .. }, Layer::Norm(bn)) => match arg(0, false) {
                     Value::Image(t) => Value::Image(kernels::batch_norm(bn, t)),
                     Value::Vector(t) => Value::Vector(kernels::batch_norm(bn, t)),

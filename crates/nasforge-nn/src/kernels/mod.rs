@@ -361,6 +361,51 @@ pub fn batch_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
     }
 }
 
+/// A convolution followed by a batch norm, at inference (no autodiff), as one convolution whose
+/// weights and bias absorb the norm's running statistics, scale and shift:
+/// `w' = w·γ/σ`, `b' = (b − μ)·γ/σ + β` with `σ = √(var + ε)`. `None` where that does not apply
+/// (training, kernels off, a device or shape the kernels do not cover): then run the two ops.
+pub fn conv2d_batch_norm(conv: &Conv2d, bn: &BatchNorm, x: &Tensor<4>) -> Option<Tensor<4>> {
+    let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
+        return None;
+    };
+    let options = ConvOptions::new_with_padding(
+        conv.stride,
+        [(top, bottom), (left, right)],
+        conv.dilation,
+        conv.groups,
+    );
+    let weight = conv.weight.val();
+    let out_c = weight.dims()[0];
+    let applies = enabled()
+        && !x.device().is_autodiff()
+        && on_flex_f32(x)
+        && on_flex_f32(&weight)
+        && bn.gamma.shape()[0] == out_c
+        && conv_geom(&x.dims(), &weight.dims(), &options).is_some();
+    if !applies {
+        return None;
+    }
+    let device = x.device();
+    let mean = bn.running_mean.value().to_device(&device);
+    let var = bn.running_var.value().to_device(&device);
+    let scale = bn.gamma.val() / var.add_scalar(bn.epsilon).sqrt();
+    let bias = match &conv.bias {
+        Some(b) => b.val(),
+        None => Tensor::zeros([out_c], &device),
+    };
+    let bias = (bias - mean) * scale.clone() + bn.beta.val();
+    let weight = weight * scale.reshape([out_c, 1, 1, 1]);
+    Some(Tensor::from_dispatch(
+        <Dispatch as KernelOps>::kernel_conv2d(
+            x.clone().into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+            options,
+        ),
+    ))
+}
+
 /// 2-D average pooling (square windows as NetSpec has them) on our kernel.
 pub fn avg_pool2d(
     x: Tensor<4>,

@@ -449,3 +449,44 @@ fn kernels_are_deterministic_run_to_run() {
         assert_eq!(first.bias, again.bias);
     }
 }
+
+#[test]
+fn a_batch_norm_folded_into_its_convolution_matches_the_two_ops_at_inference() {
+    use burn::module::Param;
+    let dev = Device::flex();
+    let plain = |v: Vec<f32>, n: usize| Tensor::<1>::from_data(TensorData::new(v, [n]), &dev);
+    let mut rng = Rng(21);
+    for (k, pad, stride, bias) in [
+        (3, 1, 1, false),
+        (1, 0, 1, true),
+        (3, 1, 2, false),
+        (5, 2, 1, true),
+    ] {
+        let conv = Conv2dConfig::new([5, 7], [k, k])
+            .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+            .with_stride([stride, stride])
+            .with_bias(bias)
+            .init(&dev);
+        let mut bn = BatchNormConfig::new(7).init(&dev);
+        bn.gamma = Param::from_tensor(plain(rng.values(7), 7));
+        bn.beta = Param::from_tensor(plain(rng.values(7), 7));
+        bn.running_mean.update(plain(rng.values(7), 7));
+        let var = rng.values(7).iter().map(|v| v.abs() + 0.1).collect();
+        bn.running_var.update(plain(var, 7));
+        let x = Tensor::<4>::from_data(
+            TensorData::new(rng.values(3 * 5 * 9 * 11), [3, 5, 9, 11]),
+            &dev,
+        );
+        let fused = conv2d_batch_norm(&conv, &bn, &x).expect("applies at inference on flex");
+        let two_ops = bn.forward(conv.forward(x));
+        assert_close(
+            &format!("k{k} p{pad} s{stride} bias={bias}"),
+            &data(fused),
+            &data(two_ops),
+        );
+    }
+    // In training (an autodiff device) the two ops run: the norm needs the batch's statistics.
+    let conv = Conv2dConfig::new([2, 3], [3, 3]).init(&dev.clone().autodiff());
+    let bn = BatchNormConfig::new(3).init(&dev.clone().autodiff());
+    assert!(conv2d_batch_norm(&conv, &bn, &tensor(&[0.5; 2 * 25], [1, 2, 5, 5])).is_none());
+}
