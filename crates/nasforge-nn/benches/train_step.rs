@@ -19,7 +19,7 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::prelude::*;
-use nasforge_core::netspec::Op;
+use nasforge_core::netspec::{NetSpec, Op};
 use nasforge_core::space;
 use nasforge_core::Params;
 use nasforge_nn::device::DeviceKind;
@@ -68,12 +68,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn bench(name: &str, space_params: &[&str], cell: &str, batch: usize, steps: usize, warmup: usize) {
+/// The NB201-space network for `cell` under `space_params`, seeded, on the training device.
+fn network(space_params: &[&str], cell: &str) -> (NetSpec, Network) {
     let space = space::build("nb201", &Params::parse(space_params).unwrap()).unwrap();
     let spec = space.decode(&space.parse(cell).unwrap()).unwrap();
     let dev = DeviceKind::Cpu.training_device();
     dev.seed(0);
-    let mut model = Network::new(&spec, &dev);
+    let model = Network::new(&spec, &dev);
+    (spec, model)
+}
+
+fn bench(name: &str, space_params: &[&str], cell: &str, batch: usize, steps: usize, warmup: usize) {
+    let (spec, mut model) = network(space_params, cell);
+    let dev = DeviceKind::Cpu.training_device();
     let d: usize = spec.input_shape().iter().product();
     let x: Vec<f32> = (0..batch * d)
         .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
@@ -155,11 +162,7 @@ fn time_op(op: &dyn Fn(Tensor<4>) -> Tensor<4>, shape: [usize; 4], reps: usize) 
 
 /// `--breakdown`: every conv / batch-norm / avg-pool shape of the network, ours against burn's.
 fn breakdown(name: &str, space_params: &[&str], cell: &str, batch: usize, reps: usize) {
-    let space = space::build("nb201", &Params::parse(space_params).unwrap()).unwrap();
-    let spec = space.decode(&space.parse(cell).unwrap()).unwrap();
-    let dev = DeviceKind::Cpu.training_device();
-    dev.seed(0);
-    let model = Network::new(&spec, &dev);
+    let (spec, model) = network(space_params, cell);
     let nodes = spec.nodes();
     // label -> (node count, a representative node)
     let mut shapes: BTreeMap<String, (usize, usize)> = BTreeMap::new();

@@ -134,18 +134,14 @@ impl Network {
             })
             .collect();
         let mut last_use: Vec<usize> = (0..nodes.len()).collect();
+        let mut readers = vec![0usize; nodes.len()];
         for (i, node) in nodes.iter().enumerate() {
             for &j in &node.inputs {
                 last_use[j] = last_use[j].max(i);
-            }
-        }
-        last_use[spec.output()] = usize::MAX;
-        let mut readers = vec![0usize; nodes.len()];
-        for node in nodes {
-            for &j in &node.inputs {
                 readers[j] += 1;
             }
         }
+        last_use[spec.output()] = usize::MAX;
         let mut folds_into = vec![None; nodes.len()];
         for (j, node) in nodes.iter().enumerate() {
             if let (Op::BatchNorm { .. }, &[i]) = (&node.op, &node.inputs[..]) {
@@ -267,12 +263,14 @@ impl Network {
                     v => {
                         let x = v.image(i);
                         let fused = self.folds_into[i].and_then(|j| match &self.layers[j] {
-                            Layer::Norm(bn) => kernels::conv2d_batch_norm(conv, bn, &x),
+                            Layer::Norm(bn) => {
+                                kernels::conv2d_batch_norm(conv, bn, &x).map(|y| (j, y))
+                            }
                             _ => None,
                         });
                         match fused {
-                            Some(y) => {
-                                folded[self.folds_into[i].expect("fused above")] = true;
+                            Some((j, y)) => {
+                                folded[j] = true;
                                 Value::Image(y)
                             }
                             None => Value::Image(kernels::conv2d(conv, x)),

@@ -163,7 +163,7 @@ fn train_on_a_run_arch_uses_the_run_data_and_refuses_foreign_archs_on_digits() {
 #[test]
 fn bad_settings_are_refused_before_the_run_directory_exists() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: Vec<(Vec<&str>, &str)> = vec![
+    let mut cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["--evaluator", "table", "--strategy-param", "population=0"],
             "population",
@@ -200,7 +200,6 @@ fn bad_settings_are_refused_before_the_run_directory_exists() {
         (vec!["--device", "tpu"], "unknown device `tpu`"),
     ];
     // A GPU device this build lacks names the cargo feature that builds it.
-    let mut cases = cases;
     if !cfg!(feature = "cuda") {
         cases.push((vec!["--device", "cuda"], "--features cuda"));
     }

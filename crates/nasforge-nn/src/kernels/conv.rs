@@ -3,7 +3,7 @@
 //! batch. Deterministic: the weight gradient is summed over fixed groups of samples in a fixed
 //! order, whatever the number of threads.
 
-use super::{chunks, map, map_chunks};
+use super::{chunks, lane_sum, map, map_chunks};
 
 /// The shapes of one grouped-free 2-D convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,9 +128,12 @@ const NARROW: usize = 16;
 
 /// For each kernel offset and output position, the input offset within a channel plane it
 /// reads, or `h·w` (one past the plane: a zero the gather appends) in the padding:
-/// `[kh·kw, oh·ow]`.
+/// `[kh·kw, oh·ow]`. Empty for outputs of [`NARROW`] or more columns, which copy row segments.
 fn gather_table(g: &ConvGeom) -> Vec<u32> {
     let (oh, ow) = g.out_hw().expect("checked by the caller");
+    if ow >= NARROW {
+        return Vec::new();
+    }
     let mut t = Vec::with_capacity(g.kh * g.kw * oh * ow);
     for ki in 0..g.kh {
         for kj in 0..g.kw {
@@ -493,7 +496,7 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &ConvGeom, need: [bool
                 let db = &mut acc[if need_w { g.out_c * k } else { 0 }..];
                 for dy_n in dy_block.chunks_exact(ys) {
                     for (d, row) in db.iter_mut().zip(dy_n.chunks_exact(p)) {
-                        *d += sum(row);
+                        *d += lane_sum(row, |v| v) as f32;
                     }
                 }
             }
@@ -618,17 +621,4 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &ConvGeom, need: [bool
         weight: dw,
         bias: need_b.then_some(db),
     }
-}
-
-/// A sum with eight independent lanes (vectorises; deterministic for a given length).
-pub(crate) fn sum(v: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let chunks = v.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (l, x) in lanes.iter_mut().zip(c) {
-            *l += x;
-        }
-    }
-    lanes.iter().sum::<f32>() + rest.iter().sum::<f32>()
 }

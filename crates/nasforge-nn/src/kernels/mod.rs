@@ -26,7 +26,7 @@ mod tests;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::ModuleOps;
@@ -172,6 +172,20 @@ fn map<T: Send>(n: usize, work: usize, f: impl Fn(usize) -> T + Sync + Send) -> 
     }
 }
 
+/// `Σ f(x)` over `v`: eight f32 lanes (vectorises), then their total in f64. Deterministic for
+/// a given length.
+fn lane_sum(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut lanes = [0f32; 8];
+    let chunks = v.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l += f(x);
+        }
+    }
+    lanes.iter().map(|&l| l as f64).sum::<f64>() + rest.iter().map(|&x| f(x) as f64).sum::<f64>()
+}
+
 // ---- matrix product ----------------------------------------------------------------------------
 
 /// `dst[m×n] (+)= lhs[m×k] · rhs[k×n]` (f32 or f64; `accumulate` adds to `dst`), each input a
@@ -284,27 +298,34 @@ fn conv_geom(x: &[usize], weight: &[usize], options: &ConvOptions<2>) -> Option<
     (options.groups == 1 && w_in == in_c && g.out_hw().is_some()).then_some(g)
 }
 
-/// A [`Conv2d`] module's forward pass on our kernel (burn's for what it does not cover).
-pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+/// A [`Conv2d`] module's options for our kernel: `None` for a padding rule other than explicit.
+fn conv_options(conv: &Conv2d) -> Option<ConvOptions<2>> {
     let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
-        return conv.forward(x);
+        return None;
     };
-    let options = ConvOptions::new_with_padding(
+    Some(ConvOptions::new_with_padding(
         conv.stride,
         [(top, bottom), (left, right)],
         conv.dilation,
         conv.groups,
-    );
+    ))
+}
+
+/// Whether our convolution kernel covers `x` and `weight` under `options`.
+fn conv_covered(x: &Tensor<4>, weight: &Tensor<4>, options: &ConvOptions<2>) -> bool {
+    enabled()
+        && on_flex_f32(x)
+        && on_flex_f32(weight)
+        && conv_geom(&x.dims(), &weight.dims(), options).is_some()
+}
+
+/// A [`Conv2d`] module's forward pass on our kernel (burn's for what it does not cover).
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let weight = conv.weight.val();
-    let bias = conv.bias.as_ref().map(|b| b.val());
-    let covered = enabled()
-        && on_flex_f32(&x)
-        && on_flex_f32(&weight)
-        && conv_geom(&x.dims(), &weight.dims(), &options).is_some();
-    if !covered {
+    let Some(options) = conv_options(conv).filter(|o| conv_covered(&x, &weight, o)) else {
         return conv.forward(x);
-    }
-    Tensor::from_dispatch(match bias {
+    };
+    Tensor::from_dispatch(match conv.bias.as_ref().map(|b| b.val()) {
         Some(b) => <Dispatch as KernelOps>::kernel_conv2d(
             x.into_dispatch(),
             weight.into_dispatch(),
@@ -366,26 +387,11 @@ pub fn batch_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
 /// `w' = w·γ/σ`, `b' = (b − μ)·γ/σ + β` with `σ = √(var + ε)`. `None` where that does not apply
 /// (training, kernels off, a device or shape the kernels do not cover): then run the two ops.
 pub fn conv2d_batch_norm(conv: &Conv2d, bn: &BatchNorm, x: &Tensor<4>) -> Option<Tensor<4>> {
-    let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else {
-        return None;
-    };
-    let options = ConvOptions::new_with_padding(
-        conv.stride,
-        [(top, bottom), (left, right)],
-        conv.dilation,
-        conv.groups,
-    );
     let weight = conv.weight.val();
     let out_c = weight.dims()[0];
-    let applies = enabled()
-        && !x.device().is_autodiff()
-        && on_flex_f32(x)
-        && on_flex_f32(&weight)
-        && bn.gamma.shape()[0] == out_c
-        && conv_geom(&x.dims(), &weight.dims(), &options).is_some();
-    if !applies {
-        return None;
-    }
+    let options = conv_options(conv).filter(|o| {
+        !x.device().is_autodiff() && bn.gamma.shape()[0] == out_c && conv_covered(x, &weight, o)
+    })?;
     let device = x.device();
     let mean = bn.running_mean.value().to_device(&device);
     let var = bn.running_var.value().to_device(&device);
@@ -665,6 +671,26 @@ impl Backward<Flex, 1> for PoolBackward {
     }
 }
 
+/// Our convolution forward on autodiff tensors, recorded with its backward node over the
+/// `N` parents (input, weight and, for 3, the bias).
+fn tracked_conv2d<C: CheckpointStrategy, const N: usize>(
+    nodes: [NodeGuard; N],
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    options: ConvOptions<2>,
+) -> FloatTensor<Autodiff<Flex, C>>
+where
+    ConvBackward: Backward<Flex, N, State = ConvState>,
+{
+    let (x, weight) = (dense(x), dense(weight));
+    let out = flex_conv2d(x.clone(), weight.clone(), bias, &options);
+    match ConvBackward.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish((x, weight, options), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    }
+}
+
 impl<C: CheckpointStrategy> KernelOps for Autodiff<Flex, C> {
     fn kernel_conv2d(
         x: FloatTensor<Self>,
@@ -672,24 +698,13 @@ impl<C: CheckpointStrategy> KernelOps for Autodiff<Flex, C> {
         bias: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        let (xp, wp) = (
-            dense(x.primitive().clone()),
-            dense(weight.primitive().clone()),
-        );
-        let out = flex_conv2d(
-            xp.clone(),
-            wp.clone(),
+        tracked_conv2d::<C, 3>(
+            [x.node(), weight.node(), bias.node()],
+            x.primitive().clone(),
+            weight.primitive().clone(),
             Some(bias.primitive().clone()),
-            &options,
-        );
-        match ConvBackward
-            .prepare::<C>([x.node(), weight.node(), bias.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish((xp, wp, options), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+            options,
+        )
     }
 
     fn kernel_conv2d_no_bias(
@@ -697,19 +712,13 @@ impl<C: CheckpointStrategy> KernelOps for Autodiff<Flex, C> {
         weight: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        let (xp, wp) = (
-            dense(x.primitive().clone()),
-            dense(weight.primitive().clone()),
-        );
-        let out = flex_conv2d(xp.clone(), wp.clone(), None, &options);
-        match ConvBackward
-            .prepare::<C>([x.node(), weight.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish((xp, wp, options), out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+        tracked_conv2d::<C, 2>(
+            [x.node(), weight.node()],
+            x.primitive().clone(),
+            weight.primitive().clone(),
+            None,
+            options,
+        )
     }
 
     fn kernel_batch_norm_train(

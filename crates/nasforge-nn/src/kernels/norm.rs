@@ -2,7 +2,7 @@
 //! pass per channel (parallel over channels, sums in f64), the normalisation in one pass per
 //! sample (parallel over samples). No temporaries beyond the output.
 
-use super::{chunks, map};
+use super::{chunks, lane_sum, map};
 
 /// The layout of a batch-norm input: `batch` samples of `channels` planes of `spatial` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,19 +25,6 @@ impl NormGeom {
         let start = (n * self.channels + c) * self.spatial;
         &v[start..start + self.spatial]
     }
-}
-
-/// `Σ f(x)` over one plane, eight lanes in f32, then f64.
-fn plane_sum(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-    let mut lanes = [0f32; 8];
-    let chunks = v.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (l, &x) in lanes.iter_mut().zip(c) {
-            *l += f(x);
-        }
-    }
-    lanes.iter().map(|&l| l as f64).sum::<f64>() + rest.iter().map(|&x| f(x) as f64).sum::<f64>()
 }
 
 /// `Σ f(x, y)` over two planes of equal length, eight lanes in f32, then f64.
@@ -64,16 +51,14 @@ fn affine(x: &[f32], center: &[f32], scale: &[f32], shift: &[f32], g: &NormGeom)
     let sample = g.channels * g.spatial;
     chunks(&mut out, sample, x.len(), |n, o, _| {
         let x = &x[n * sample..(n + 1) * sample];
+        for (c, (o, x)) in o
+            .chunks_exact_mut(g.spatial)
+            .zip(x.chunks_exact(g.spatial))
+            .enumerate()
         {
-            for (c, (o, x)) in o
-                .chunks_exact_mut(g.spatial)
-                .zip(x.chunks_exact(g.spatial))
-                .enumerate()
-            {
-                let (m, a, b) = (center[c], scale[c], shift[c]);
-                for (o, &x) in o.iter_mut().zip(x) {
-                    *o = (x - m) * a + b;
-                }
+            let (m, a, b) = (center[c], scale[c], shift[c]);
+            for (o, &x) in o.iter_mut().zip(x) {
+                *o = (x - m) * a + b;
             }
         }
     });
@@ -92,13 +77,13 @@ pub fn train_forward(
     let m = g.count();
     let stats: Vec<(f64, f64)> = map(g.channels, 2 * x.len(), |c| {
         let mean = (0..g.batch)
-            .map(|n| plane_sum(g.plane(x, n, c), |v| v))
+            .map(|n| lane_sum(g.plane(x, n, c), |v| v))
             .sum::<f64>()
             / m;
         let mf = mean as f32;
         let var = (0..g.batch)
             .map(|n| {
-                plane_sum(g.plane(x, n, c), |v| {
+                lane_sum(g.plane(x, n, c), |v| {
                     let d = v - mf;
                     d * d
                 })
@@ -146,7 +131,7 @@ pub fn train_backward(
         (0..g.batch).fold((0.0, 0.0), |(s, sx), n| {
             let (xp, dp) = (g.plane(x, n, c), g.plane(dy, n, c));
             (
-                s + plane_sum(dp, |v| v),
+                s + lane_sum(dp, |v| v),
                 sx + plane_sum2(xp, dp, |xv, dv| (xv - mf) * dv),
             )
         })
@@ -170,22 +155,18 @@ pub fn train_backward(
     }
     let mut dx = vec![0f32; x.len()];
     let sample = g.channels * g.spatial;
-    {
-        chunks(&mut dx, sample, 2 * x.len(), |n, o, _| {
-            let (xs, ds) = (
-                &x[n * sample..(n + 1) * sample],
-                &dy[n * sample..(n + 1) * sample],
-            );
-            {
-                for c in 0..g.channels {
-                    let r = c * g.spatial..(c + 1) * g.spatial;
-                    let (ac, bc, cc, mc) = (a[c], b[c], cst[c], mean[c]);
-                    for ((o, &xv), &dv) in o[r.clone()].iter_mut().zip(&xs[r.clone()]).zip(&ds[r]) {
-                        *o = ac * dv + bc * (xv - mc) + cc;
-                    }
-                }
+    chunks(&mut dx, sample, 2 * x.len(), |n, o, _| {
+        let (xs, ds) = (
+            &x[n * sample..(n + 1) * sample],
+            &dy[n * sample..(n + 1) * sample],
+        );
+        for c in 0..g.channels {
+            let r = c * g.spatial..(c + 1) * g.spatial;
+            let (ac, bc, cc, mc) = (a[c], b[c], cst[c], mean[c]);
+            for ((o, &xv), &dv) in o[r.clone()].iter_mut().zip(&xs[r.clone()]).zip(&ds[r]) {
+                *o = ac * dv + bc * (xv - mc) + cc;
             }
-        });
-    }
+        }
+    });
     (dx, dgamma, dbeta)
 }

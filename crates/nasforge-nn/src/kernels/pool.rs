@@ -105,30 +105,28 @@ fn separable(
     (dh, dw): (usize, usize),
     offset: [isize; 2],
     g: &PoolGeom,
-    scale: Option<&[f32]>,
 ) -> Vec<f32> {
     let mut out = vec![0f32; g.planes * dh * dw];
     let work = g.planes * dh * dw * (g.kernel[0] + g.kernel[1]);
     chunks(&mut out, dh * dw, work, |i, o, tmp| {
         let s = &src[i * sh * sw..(i + 1) * sh * sw];
-        {
-            let scaled: Vec<f32>;
-            let s = match scale {
-                Some(inv) => {
-                    scaled = s.iter().zip(inv).map(|(a, b)| a * b).collect();
-                    &scaled[..]
-                }
-                None => s,
-            };
-            tmp.clear();
-            tmp.resize(sh * dw, 0.0);
-            for (src_row, tmp_row) in s.chunks_exact(sw).zip(tmp.chunks_exact_mut(dw)) {
-                box_sum(src_row, tmp_row, offset[1], g.kernel[1]);
-            }
-            box_sum_rows(tmp, o, dw, offset[0], g.kernel[0]);
+        tmp.clear();
+        tmp.resize(sh * dw, 0.0);
+        for (src_row, tmp_row) in s.chunks_exact(sw).zip(tmp.chunks_exact_mut(dw)) {
+            box_sum(src_row, tmp_row, offset[1], g.kernel[1]);
         }
+        box_sum_rows(tmp, o, dw, offset[0], g.kernel[0]);
     });
     out
+}
+
+/// `v` times the divisor map `inv` (one value per output position), plane by plane.
+fn times_divisors(v: &mut [f32], inv: &[f32], planes: usize) {
+    chunks(v, inv.len(), planes * inv.len(), |_, o, _| {
+        for (x, s) in o.iter_mut().zip(inv) {
+            *x *= s;
+        }
+    });
 }
 
 /// Forward: `x` `[planes, h, w]` → `[planes, oh, ow]`.
@@ -142,13 +140,8 @@ pub fn forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
             (oh, ow),
             [-(g.padding[0] as isize), -(g.padding[1] as isize)],
             g,
-            None,
         );
-        chunks(&mut out, oh * ow, g.planes * oh * ow, |_, o, _| {
-            for (v, s) in o.iter_mut().zip(&inv) {
-                *v *= s;
-            }
-        });
+        times_divisors(&mut out, &inv, g.planes);
         return out;
     }
     let plane_in = g.h * g.w;
@@ -160,16 +153,14 @@ pub fn forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
     let work = g.planes * oh * ow * g.kernel[0] * g.kernel[1];
     chunks(&mut out, oh * ow, work, |i, o, _| {
         let xp = &x[i * plane_in..(i + 1) * plane_in];
-        {
-            for (o, &([y0, y1, x0, x1], inv)) in o.iter_mut().zip(&windows) {
-                let mut s = 0f32;
-                for y in y0..y1 {
-                    for v in &xp[y * g.w + x0..y * g.w + x1] {
-                        s += v;
-                    }
+        for (o, &([y0, y1, x0, x1], inv)) in o.iter_mut().zip(&windows) {
+            let mut s = 0f32;
+            for y in y0..y1 {
+                for v in &xp[y * g.w + x0..y * g.w + x1] {
+                    s += v;
                 }
-                *o = s * inv;
             }
+            *o = s * inv;
         }
     });
     out
@@ -181,7 +172,9 @@ pub fn backward(dy: &[f32], g: &PoolGeom) -> Vec<f32> {
     if g.stride == [1, 1] && oh * ow > 0 {
         let inv: Vec<f32> = (0..oh * ow).map(|i| g.window(i / ow, i % ow).1).collect();
         let off = |i: usize| g.padding[i] as isize + 1 - g.kernel[i] as isize;
-        return separable(dy, (oh, ow), (g.h, g.w), [off(0), off(1)], g, Some(&inv));
+        let mut scaled = dy.to_vec();
+        times_divisors(&mut scaled, &inv, g.planes);
+        return separable(&scaled, (oh, ow), (g.h, g.w), [off(0), off(1)], g);
     }
     let plane_in = g.h * g.w;
     let mut dx = vec![0f32; g.planes * plane_in];
@@ -192,13 +185,11 @@ pub fn backward(dy: &[f32], g: &PoolGeom) -> Vec<f32> {
     let work = g.planes * oh * ow * g.kernel[0] * g.kernel[1];
     chunks(&mut dx, plane_in, work, |i, dxp, _| {
         let dyp = &dy[i * oh * ow..(i + 1) * oh * ow];
-        {
-            for (&d, &([y0, y1, x0, x1], inv)) in dyp.iter().zip(&windows) {
-                let v = d * inv;
-                for y in y0..y1 {
-                    for t in &mut dxp[y * g.w + x0..y * g.w + x1] {
-                        *t += v;
-                    }
+        for (&d, &([y0, y1, x0, x1], inv)) in dyp.iter().zip(&windows) {
+            let v = d * inv;
+            for y in y0..y1 {
+                for t in &mut dxp[y * g.w + x0..y * g.w + x1] {
+                    *t += v;
                 }
             }
         }
