@@ -122,33 +122,41 @@ fn for_each_row(
     }
 }
 
-/// Outputs narrower than this gather through an index table instead of copying row segments
-/// (a row segment of a few values costs more in bookkeeping than in copying).
+/// Outputs narrower than this are built a whole block of samples at a time: by copying rows of
+/// zero-padded planes at stride 1, through an index table otherwise (a row segment of a few
+/// values costs more in bookkeeping than in copying).
 const NARROW: usize = 16;
 
-/// For each kernel offset and output position, the input offset within a channel plane it
-/// reads, or `h·w` (one past the plane: a zero the gather appends) in the padding:
-/// `[kh·kw, oh·ow]`. Empty for outputs of [`NARROW`] or more columns, which copy row segments.
-fn gather_table(g: &ConvGeom) -> Vec<u32> {
+/// For a block of up to `samples` samples side by side, for each kernel offset and output
+/// column of the block, where that column reads relative to the start of its channel plane in
+/// the block `[samples, in_c, h, w]` followed by one zero sample: `j·in_c·h·w + offset` for
+/// sample `j`, or `samples·in_c·h·w` (in the zeros after the block, for every channel) in the
+/// padding: `[kh·kw, samples·oh·ow]`. A block of fewer samples reads a prefix of each row.
+/// Empty where nothing reads it: outputs of [`NARROW`] or more columns, which copy row
+/// segments, and, unless it is for [`col2im`], stride 1, which copies rows of padded planes.
+fn gather_table(g: &ConvGeom, samples: usize, for_col2im: bool) -> Vec<u32> {
     let (oh, ow) = g.out_hw().expect("checked by the caller");
-    if ow >= NARROW {
+    if ow >= NARROW || (g.stride == [1, 1] && !for_col2im) {
         return Vec::new();
     }
-    let mut t = Vec::with_capacity(g.kh * g.kw * oh * ow);
+    let xs = g.in_len();
+    let mut t = Vec::with_capacity(g.kh * g.kw * samples * oh * ow);
     for ki in 0..g.kh {
         for kj in 0..g.kw {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let iy =
-                        (oy * g.stride[0] + ki * g.dilation[0]) as isize - g.padding[0].0 as isize;
-                    let ix =
-                        (ox * g.stride[1] + kj * g.dilation[1]) as isize - g.padding[1].0 as isize;
-                    let inside = iy >= 0 && ix >= 0 && iy < g.h as isize && ix < g.w as isize;
-                    t.push(if inside {
-                        (iy as usize * g.w + ix as usize) as u32
-                    } else {
-                        (g.h * g.w) as u32
-                    });
+            for j in 0..samples {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let iy = (oy * g.stride[0] + ki * g.dilation[0]) as isize
+                            - g.padding[0].0 as isize;
+                        let ix = (ox * g.stride[1] + kj * g.dilation[1]) as isize
+                            - g.padding[1].0 as isize;
+                        let inside = iy >= 0 && ix >= 0 && iy < g.h as isize && ix < g.w as isize;
+                        t.push(if inside {
+                            (j * xs + iy as usize * g.w + ix as usize) as u32
+                        } else {
+                            (samples * xs) as u32
+                        });
+                    }
                 }
             }
         }
@@ -156,87 +164,157 @@ fn gather_table(g: &ConvGeom) -> Vec<u32> {
     t
 }
 
-/// Writes the im2col matrix `[in_c·kh·kw, oh·ow]` of one sample `x` (`[in_c, h, w]`) into
-/// `col`, row `r` at `col[r·ld + at ..]` (several samples side by side share one matrix).
-fn im2col(x: &[f32], g: &ConvGeom, col: &mut [f32], table: &[u32], ld: usize, at: usize) {
+/// Writes the im2col matrix `[in_c·kh·kw, s·oh·ow]` of the `s` samples in `x`
+/// (`[s, in_c, h, w]`) into `col`, the samples' columns side by side. `table` is
+/// [`gather_table`] for at least `s` samples (empty where it is not read).
+fn im2col(x: &[f32], s: usize, g: &ConvGeom, col: &mut [f32], table: &[u32]) {
     let (_, ow) = g.out_hw().expect("checked by the caller");
-    let p = g.out_len();
+    let (p, xs) = (g.out_len(), g.in_len());
+    let cols = s * p;
+    if ow < NARROW && g.stride == [1, 1] {
+        // The common widths with a constant row length: each row copy is a few moves.
+        match ow {
+            2 => im2col_rows::<2>(x, s, g, col),
+            4 => im2col_rows::<4>(x, s, g, col),
+            8 => im2col_rows::<8>(x, s, g, col),
+            _ => im2col_rows::<0>(x, s, g, col),
+        }
+        return;
+    }
     if ow < NARROW {
+        // Narrow strided maps: the block and one zero sample after it, then each im2col row
+        // written whole by one gather (contiguous writes, no per-plane copies).
         let (plane, kk) = (g.h * g.w, g.kh * g.kw);
-        // The plane and one zero after it, so the gather has no branch.
-        let mut src = vec![0f32; plane + 1];
+        let per_offset = table.len() / kk;
+        let mut src = vec![0f32; (per_offset / p + 1) * xs];
+        src[..s * xs].copy_from_slice(&x[..s * xs]);
         for c in 0..g.in_c {
-            src[..plane].copy_from_slice(&x[c * plane..(c + 1) * plane]);
-            for (t, offsets) in table.chunks_exact(p).enumerate() {
+            let src = &src[c * plane..];
+            for t in 0..kk {
                 let row = c * kk + t;
-                let dst = &mut col[row * ld + at..row * ld + at + p];
-                for (d, &i) in dst.iter_mut().zip(offsets) {
+                let offsets = &table[t * per_offset..t * per_offset + cols];
+                for (d, &i) in col[row * cols..(row + 1) * cols].iter_mut().zip(offsets) {
                     *d = src[i as usize];
                 }
             }
         }
         return;
     }
-    let (s, w) = (g.stride[1], g.w);
-    for_each_row(g, |row, oy, input_row, (lo, hi), off| {
-        let base = row * ld + at + oy * ow;
-        let dst = &mut col[base..base + ow];
-        let Some(r) = input_row else {
-            dst.fill(0.0);
-            return;
-        };
-        let src = &x[r * w..(r + 1) * w];
-        dst[..lo].fill(0.0);
-        dst[hi..].fill(0.0);
-        if s == 1 {
-            let start = (lo as isize + off) as usize;
-            dst[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
-        } else {
-            for (ox, d) in dst[lo..hi].iter_mut().enumerate() {
-                *d = src[((lo + ox) as isize * s as isize + off) as usize];
+    let (st, w) = (g.stride[1], g.w);
+    for j in 0..s {
+        let x = &x[j * xs..(j + 1) * xs];
+        for_each_row(g, |row, oy, input_row, (lo, hi), off| {
+            let base = row * cols + j * p + oy * ow;
+            let dst = &mut col[base..base + ow];
+            let Some(r) = input_row else {
+                dst.fill(0.0);
+                return;
+            };
+            let src = &x[r * w..(r + 1) * w];
+            dst[..lo].fill(0.0);
+            dst[hi..].fill(0.0);
+            if st == 1 {
+                let start = (lo as isize + off) as usize;
+                dst[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
+            } else {
+                for (ox, d) in dst[lo..hi].iter_mut().enumerate() {
+                    *d = src[((lo + ox) as isize * st as isize + off) as usize];
+                }
             }
-        }
-    });
+        });
+    }
 }
 
-/// Adds the im2col-shaped gradient in `col` (laid out as [`im2col`] writes it) back into one
-/// sample's input gradient `dx`.
-fn col2im(col: &[f32], g: &ConvGeom, dx: &mut [f32], table: &[u32], ld: usize, at: usize) {
+/// [`im2col`] of narrow stride-1 maps: per channel, the block's planes copied into zero-padded
+/// planes, then each im2col row is `oh` copies of `ow` values per sample. `W` is `ow` when it
+/// is known at compile time (the copies become a few vector moves), 0 otherwise.
+fn im2col_rows<const W: usize>(x: &[f32], s: usize, g: &ConvGeom, col: &mut [f32]) {
+    let (oh, ow) = g.out_hw().expect("checked by the caller");
+    let ow = if W == 0 { ow } else { W };
+    let (p, xs, plane) = (oh * ow, g.in_len(), g.h * g.w);
+    let cols = s * p;
+    let [(top, bottom), (left, right)] = g.padding;
+    let wp = g.w + left + right;
+    let pp = (g.h + top + bottom) * wp;
+    // Only the interior is written per channel: the padding stays zero.
+    let mut padded = vec![0f32; s * pp];
+    for c in 0..g.in_c {
+        for j in 0..s {
+            let src = &x[j * xs + c * plane..j * xs + (c + 1) * plane];
+            let dst = &mut padded[j * pp..(j + 1) * pp];
+            if W != 0 && g.w == W {
+                for (iy, row) in src.chunks_exact(W).enumerate() {
+                    let at = (iy + top) * wp + left;
+                    dst[at..at + W].copy_from_slice(row);
+                }
+            } else {
+                for (iy, row) in src.chunks_exact(g.w).enumerate() {
+                    let at = (iy + top) * wp + left;
+                    dst[at..at + g.w].copy_from_slice(row);
+                }
+            }
+        }
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let row = (c * g.kh + ki) * g.kw + kj;
+                let dst = &mut col[row * cols..(row + 1) * cols];
+                for (src, dst) in padded.chunks_exact(pp).zip(dst.chunks_exact_mut(p)) {
+                    for (oy, out) in dst.chunks_exact_mut(ow).enumerate() {
+                        let from = (oy + ki * g.dilation[0]) * wp + kj * g.dilation[1];
+                        out.copy_from_slice(&src[from..from + ow]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds the im2col-shaped gradient in `col` (`[in_c·kh·kw, s·oh·ow]`, laid out as [`im2col`]
+/// writes it) back into the input gradient `dx` of the `s` samples (`[s, in_c, h, w]`).
+fn col2im(col: &[f32], s: usize, g: &ConvGeom, dx: &mut [f32], table: &[u32]) {
     let (_, ow) = g.out_hw().expect("checked by the caller");
-    let p = g.out_len();
+    let (p, xs) = (g.out_len(), g.in_len());
+    let cols = s * p;
     if ow < NARROW {
         let (plane, kk) = (g.h * g.w, g.kh * g.kw);
-        // Scatter into the plane and one slot after it (the padding's sink), no branch.
-        let mut acc = vec![0f32; plane + 1];
+        let per_offset = table.len() / kk;
+        // Scatter whole rows into the block and one sink sample after it (the padding's),
+        // no branch.
+        let mut acc = vec![0f32; (per_offset / p + 1) * xs];
+        acc[..s * xs].copy_from_slice(&dx[..s * xs]);
         for c in 0..g.in_c {
-            acc[..plane].copy_from_slice(&dx[c * plane..(c + 1) * plane]);
-            for (t, offsets) in table.chunks_exact(p).enumerate() {
+            let acc = &mut acc[c * plane..];
+            for t in 0..kk {
                 let row = c * kk + t;
-                for (v, &i) in col[row * ld + at..row * ld + at + p].iter().zip(offsets) {
+                let offsets = &table[t * per_offset..t * per_offset + cols];
+                for (v, &i) in col[row * cols..(row + 1) * cols].iter().zip(offsets) {
                     acc[i as usize] += v;
                 }
             }
-            dx[c * plane..(c + 1) * plane].copy_from_slice(&acc[..plane]);
         }
+        dx[..s * xs].copy_from_slice(&acc[..s * xs]);
         return;
     }
-    let (s, w) = (g.stride[1], g.w);
-    for_each_row(g, |row, oy, input_row, (lo, hi), off| {
-        let Some(r) = input_row else { return };
-        let base = row * ld + at + oy * ow;
-        let src = &col[base..base + ow];
-        let dst = &mut dx[r * w..(r + 1) * w];
-        if s == 1 {
-            let start = (lo as isize + off) as usize;
-            for (d, v) in dst[start..start + hi - lo].iter_mut().zip(&src[lo..hi]) {
-                *d += v;
+    let (st, w) = (g.stride[1], g.w);
+    for j in 0..s {
+        let dx = &mut dx[j * xs..(j + 1) * xs];
+        for_each_row(g, |row, oy, input_row, (lo, hi), off| {
+            let Some(r) = input_row else { return };
+            let base = row * cols + j * p + oy * ow;
+            let src = &col[base..base + ow];
+            let dst = &mut dx[r * w..(r + 1) * w];
+            if st == 1 {
+                let start = (lo as isize + off) as usize;
+                for (d, v) in dst[start..start + hi - lo].iter_mut().zip(&src[lo..hi]) {
+                    *d += v;
+                }
+            } else {
+                for ox in lo..hi {
+                    dst[(ox as isize * st as isize + off) as usize] += src[ox];
+                }
             }
-        } else {
-            for ox in lo..hi {
-                dst[(ox as isize * s as isize + off) as usize] += src[ox];
-            }
-        }
-    });
+        });
+    }
 }
 
 /// The convolutions' f32 product: [`super::matmul`].
@@ -300,44 +378,73 @@ fn join_samples(src: &[f32], rows: usize, cps: usize, dst: &mut Vec<f32>) {
     }
 }
 
+/// The im2col matrices of a whole batch are kept from the forward pass for the weight gradient
+/// when they take at most this many values (4 MiB): small maps, where the gather costs as much
+/// as the product and the memory is small. Larger ones are gathered again in the backward pass.
+const KEEP_COL_MAX: usize = 1 << 20;
+
+/// Whether [`forward`] with `keep_col` returns the batch's im2col matrices for [`backward`].
+pub fn keeps_col(g: &ConvGeom) -> bool {
+    let p = g.out_len();
+    let direct = samples_per_gemm(p, g.batch) == 1;
+    !(g.pointwise() && direct) && g.batch * g.k() * p <= KEEP_COL_MAX
+}
+
 /// Convolution forward: `x` `[batch, in_c, h, w]`, `weight` `[out_c, in_c, kh, kw]`, `bias`
-/// `[out_c]`; returns `[batch, out_c, oh, ow]`.
-pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvGeom) -> Vec<f32> {
+/// `[out_c]`; returns `[batch, out_c, oh, ow]` and, when `keep_col` and [`keeps_col`], the
+/// batch's im2col matrices (one per block of samples that share a gemm, in order) for
+/// [`backward`].
+pub fn forward(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    g: &ConvGeom,
+    keep_col: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
     let (p, k, xs) = (g.out_len(), g.k(), g.in_len());
     let mut out = vec![0f32; g.batch * g.out_c * p];
     if g.batch == 0 || p == 0 {
-        return out;
+        return (out, None);
     }
     let s_per = samples_per_gemm(p, g.batch);
     let blocks = g.batch.div_ceil(s_per);
     // With fewer blocks than threads each gemm uses the pool itself.
     let parallel_gemm = blocks < rayon::current_num_threads();
-    let table = gather_table(g);
+    let table = gather_table(g, s_per, false);
+    let work = if parallel_gemm {
+        0
+    } else {
+        g.batch * g.out_c * p * k / 32
+    };
+    // Kept: every block's im2col matrix first, in one buffer the backward pass reads.
+    let kept = (keep_col && keeps_col(g)).then(|| {
+        let mut cols = vec![0f32; g.batch * k * p];
+        map_chunks(&mut cols, s_per * k * p, work / 8, |bi, col| {
+            let n0 = bi * s_per;
+            let s = col.len() / (k * p);
+            im2col(&x[n0 * xs..(n0 + s) * xs], s, g, col, &table);
+        });
+        cols
+    });
     let block = |bi: usize, out_b: &mut [f32], buf: &mut Vec<f32>| {
         let n0 = bi * s_per;
         let s = out_b.len() / (g.out_c * p);
         let cols = s * p;
         let direct = s == 1;
-        // col [k × cols], then (several samples) the gemm's [out_c × cols] result.
+        let gather = kept.is_none() && !(g.pointwise() && direct);
+        // col [k × cols] (unless kept or not needed), then (several samples) the gemm's
+        // [out_c × cols] result.
         buf.resize(
-            if g.pointwise() && direct { 0 } else { k * cols }
-                + if direct { 0 } else { g.out_c * cols },
+            if gather { k * cols } else { 0 } + if direct { 0 } else { g.out_c * cols },
             0.0,
         );
-        let (col, tmp) = buf.split_at_mut(if g.pointwise() && direct { 0 } else { k * cols });
-        let rhs: &[f32] = if g.pointwise() && direct {
+        let (col, tmp) = buf.split_at_mut(if gather { k * cols } else { 0 });
+        let rhs: &[f32] = if let Some(kept) = &kept {
+            &kept[n0 * k * p..(n0 + s) * k * p]
+        } else if g.pointwise() && direct {
             &x[n0 * xs..(n0 + 1) * xs]
         } else {
-            for j in 0..s {
-                im2col(
-                    &x[(n0 + j) * xs..(n0 + j + 1) * xs],
-                    g,
-                    col,
-                    &table,
-                    cols,
-                    j * p,
-                );
-            }
+            im2col(&x[n0 * xs..(n0 + s) * xs], s, g, col, &table);
             col
         };
         let dst: &mut [f32] = if direct { out_b } else { tmp };
@@ -364,13 +471,8 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvGeom) ->
             split_samples(tmp, g.out_c, p, out_b);
         }
     };
-    let work = if parallel_gemm {
-        0
-    } else {
-        g.batch * g.out_c * p * k / 32
-    };
     chunks(&mut out, s_per * g.out_c * p, work, block);
-    out
+    (out, kept)
 }
 
 /// Gradients of [`forward`]: `(dx, dweight, dbias)`, each computed only when asked for.
@@ -383,16 +485,22 @@ pub struct ConvGrads {
     pub bias: Option<Vec<f32>>,
 }
 
-/// Convolution backward from the output gradient `dy` (`[batch, out_c, oh, ow]`).
-pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &ConvGeom, need: [bool; 3]) -> ConvGrads {
+/// Convolution backward from the output gradient `dy` (`[batch, out_c, oh, ow]`); `kept` is
+/// what [`forward`] kept of the im2col matrices, if anything.
+pub fn backward(
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    g: &ConvGeom,
+    need: [bool; 3],
+    kept: Option<&[f32]>,
+) -> ConvGrads {
     let [need_x, need_w, need_b] = need;
     let (p, k, xs, ys) = (g.out_len(), g.k(), g.in_len(), g.out_c * g.out_len());
-    // Groups of at least one gemm block each; at most MAX_GROUPS of them.
-    let per_group = g
-        .batch
-        .div_ceil(MAX_GROUPS)
-        .max(samples_per_gemm(p, g.batch))
-        .max(1);
+    let s_per = samples_per_gemm(p, g.batch);
+    // Groups of whole gemm blocks (the forward's, so kept matrices line up); at most
+    // MAX_GROUPS of them.
+    let per_group = g.batch.div_ceil(MAX_GROUPS).next_multiple_of(s_per).max(1);
     let groups = g.batch.div_ceil(per_group).max(1);
     let parallel_gemm = groups < rayon::current_num_threads();
     // Stride 1: the data gradient is itself a convolution of dy with the flipped, transposed
@@ -439,11 +547,10 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &ConvGeom, need: [bool
                 }
             }
         }
-        let table = gather_table(&gt);
-        (gt, wt, table)
+        (gt, wt)
     });
-    let table = gather_table(g);
-    let s_per = samples_per_gemm(p, g.batch);
+    let col2im_used = need_x && transposed.is_none() && !g.pointwise();
+    let table = gather_table(g, s_per, col2im_used);
     let hw = g.h * g.w;
     // One group: samples [gi·per_group, ...), in blocks of up to `s_per` samples whose columns
     // share one gemm; returns the group's partial weight and bias gradients.
@@ -466,14 +573,13 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &ConvGeom, need: [bool
                 &dyb
             };
             if need_w {
-                let rhs: &[f32] = if g.pointwise() && direct {
+                let rhs: &[f32] = if let Some(kept) = kept {
+                    &kept[n * k * p..(n + s) * k * p]
+                } else if g.pointwise() && direct {
                     &x[n * xs..(n + 1) * xs]
                 } else {
                     col.resize(k * cols, 0.0);
-                    for j in 0..s {
-                        let x_j = &x[(n + j) * xs..(n + j + 1) * xs];
-                        im2col(x_j, g, &mut col, &table, cols, j * p);
-                    }
+                    im2col(&x[n * xs..(n + s) * xs], s, g, &mut col, &table);
                     &col
                 };
                 // dW[out_c × k] += dy[out_c × cols] · colᵀ[cols × k]
@@ -502,14 +608,11 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &ConvGeom, need: [bool
             }
             if let Some(dx) = dx_part.as_deref_mut() {
                 let dx_b = &mut dx[(n - start) * xs..(n - start + s) * xs];
-                if let Some((gt, wt, gt_table)) = &transposed {
+                if let Some((gt, wt)) = &transposed {
                     // dx[in_c × s·h·w] = W̃[in_c × out_c·kh·kw] · im2col(dy)
                     let kt = gt.k();
                     col.resize(kt * s * hw, 0.0);
-                    for j in 0..s {
-                        let dy_j = &dy_block[j * ys..(j + 1) * ys];
-                        im2col(dy_j, gt, &mut col, gt_table, s * hw, j * hw);
-                    }
+                    im2col(dy_block, s, gt, &mut col, &[]);
                     let dst: &mut [f32] = if direct {
                         dx_b
                     } else {
@@ -575,16 +678,7 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &ConvGeom, need: [bool
                         1,
                         parallel_gemm,
                     );
-                    for j in 0..s {
-                        col2im(
-                            &col,
-                            g,
-                            &mut dx_b[j * xs..(j + 1) * xs],
-                            &table,
-                            cols,
-                            j * p,
-                        );
-                    }
+                    col2im(&col, s, g, dx_b, &table);
                 }
             }
             n += s;

@@ -183,7 +183,7 @@ fn conv_run(
 #[test]
 fn convolution_matches_burn_and_a_naive_reference_on_random_shapes() {
     let mut rng = Rng(0x5eed_c04a);
-    let mut seen = (false, false, false, false);
+    let mut seen = [false; 8];
     // 40 random shapes (small: the kernels run them on the calling thread), then two large
     // enough to run over the thread pool.
     let large = |stride: usize| ConvGeom {
@@ -223,15 +223,21 @@ fn convolution_matches_burn_and_a_naive_reference_on_random_shapes() {
                 assert_close(&format!("{what} vs burn"), &ours[i], &burn[i]);
             }
         }
-        seen.0 |= g.batch == 1;
-        seen.1 |= g.stride[0] == 2;
-        seen.2 |= g.kh == 1 && g.kw == 1;
-        seen.3 |= g.kh == 3 && g.padding[0].0 == 1;
+        seen[0] |= g.batch == 1;
+        seen[1] |= g.stride[0] == 2;
+        seen[2] |= g.kh == 1 && g.kw == 1;
+        seen[3] |= g.kh == 3 && g.padding[0].0 == 1;
+        // The stride-1 row copies: the widths with a constant row length and another one.
+        let row_copies = g.stride == [1, 1] && g.kh * g.kw > 1;
+        for (i, width) in [2, 4, 8].into_iter().enumerate() {
+            seen[4 + i] |= row_copies && ow == width;
+        }
+        seen[7] |= row_copies && ow % 2 == 1 && ow > 1;
     }
     assert_eq!(
-        seen,
-        (true, true, true, true),
-        "the shapes cover batch 1, stride 2, 1×1, 3×3"
+        seen, [true; 8],
+        "the shapes cover batch 1, stride 2, 1×1, 3×3 padding 1, and stride-1 kernels with \
+         outputs 2, 4, 8 and an odd number wide"
     );
 }
 
@@ -423,7 +429,7 @@ fn average_pooling_matches_burn_on_random_shapes() {
 }
 
 #[test]
-fn kernels_are_deterministic_run_to_run() {
+fn kernels_are_deterministic_run_to_run_and_kept_columns_change_nothing() {
     let mut rng = Rng(77);
     let g = ConvGeom {
         batch: 37,
@@ -441,13 +447,20 @@ fn kernels_are_deterministic_run_to_run() {
     let x = rng.values(g.batch * g.in_c * g.h * g.w);
     let w = rng.values(g.out_c * g.in_c * 9);
     let dy = rng.values(g.batch * g.out_c * oh * ow);
-    let first = conv::backward(&x, &w, &dy, &g, [true; 3]);
+    let first = conv::backward(&x, &w, &dy, &g, [true; 3], None);
     for _ in 0..3 {
-        let again = conv::backward(&x, &w, &dy, &g, [true; 3]);
+        let again = conv::backward(&x, &w, &dy, &g, [true; 3], None);
         assert_eq!(first.weight, again.weight);
         assert_eq!(first.x, again.x);
         assert_eq!(first.bias, again.bias);
     }
+    // The weight gradient from the forward pass's kept im2col matrices (blocks of 2 samples
+    // here, groups of 4) is the one gathered again, bit for bit.
+    let (_, kept) = conv::forward(&x, &w, None, &g, true);
+    assert!(kept.is_some(), "a small map keeps its im2col matrices");
+    let from_kept = conv::backward(&x, &w, &dy, &g, [true; 3], kept.as_deref());
+    assert_eq!(first.weight, from_kept.weight);
+    assert_eq!(first.x, from_kept.x);
 }
 
 #[test]
