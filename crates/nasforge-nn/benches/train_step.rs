@@ -266,6 +266,10 @@ fn main() {
     } else {
         bench
     };
+    // Inside the thread pool, as nasforge's trainer runs (`kernels::in_pool`).
+    let run = move |a: &str, b: &[&str], c: &str, d: usize, e: usize, f: usize| {
+        kernels::in_pool(|| run(a, b, c, d, e, f))
+    };
     if only.as_deref().is_none_or(|n| n == "nb201") {
         run(
             "nb201",

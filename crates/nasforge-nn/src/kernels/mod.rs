@@ -106,11 +106,24 @@ pub trait KernelOps: Backend {
 // ---- parallelism ---------------------------------------------------------------------------
 
 /// Below this much work (elements touched, or multiply-adds / 32) a kernel runs on the calling
-/// thread: waking rayon's pool from outside it costs tens of microseconds, more than a small
-/// op's whole work. Chosen on the digits network (tensors of 16-65 k values), where 2^15 made
-/// the 2-thread step slower than the 1-thread one and 2^18 did not; NB201's 32×32 and 16×16
-/// stages stay well above it.
-const PARALLEL_MIN: usize = 1 << 18;
+/// thread. From inside the pool ([`in_pool`], as training and inference run) a split costs a
+/// few microseconds, about what 16 k values of an elementwise pass take; from outside it, tens
+/// of microseconds (on the digits network, 2^18 was then the best threshold; inside the pool,
+/// 2^13 to 2^15 all beat it by about a tenth of the step, 2^11 and 2^20 did not).
+const PARALLEL_MIN: usize = 1 << 14;
+
+/// Runs `f` on a thread of rayon's pool, the caller waiting for it, unless it already runs on
+/// one. Training and inference loops run this way: from inside the pool a kernel's parallel
+/// loop splits its work with the other workers as they come, while from outside every such loop
+/// is injected into the pool and the caller sleeps until it is done — a wake-up and a sleep per
+/// op, about a fifth of the digits network's training step on this 2-core machine.
+pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        f()
+    } else {
+        rayon::scope(|_| f())
+    }
+}
 
 /// Whether `work` is worth spreading over the pool.
 fn parallel(work: usize) -> bool {

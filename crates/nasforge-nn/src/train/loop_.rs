@@ -267,52 +267,61 @@ pub fn train(
     let mut stopped = false;
     for epoch in 1..=cfg.epochs {
         let t0 = std::time::Instant::now();
-        rng.shuffle(&mut order);
-        let mut loss_sum = 0.0;
-        let mut loss_n = 0usize;
-        for (step, rows) in order.chunks(cfg.batch_size).enumerate() {
-            if rows.len() < 2 {
-                continue; // batch norm needs two samples
-            }
-            let n = rows.len();
-            let augment = (cfg.augment && data.is_image()).then_some((&mut rng, cfg.flip));
-            let x =
-                Tensor::<2>::from_data(TensorData::new(gather(data, rows, augment), [n, d]), &dev);
-            let out = model.forward_flat(x);
-            let loss = match &data.targets {
-                Targets::Classes { ids, .. } => {
-                    let y: Vec<i64> = rows.iter().map(|&r| ids[r] as i64).collect();
-                    ce.forward(
-                        out,
-                        Tensor::<1, Int>::from_data(TensorData::new(y, [n]), &dev),
-                    )
+        // The epoch's steps and validation run inside the thread pool (see `kernels::in_pool`);
+        // `on_epoch` runs on the caller's thread.
+        let (trained, loss_sum, loss_n, valid) = crate::kernels::in_pool(|| {
+            let mut model = model;
+            rng.shuffle(&mut order);
+            let mut loss_sum = 0.0;
+            let mut loss_n = 0usize;
+            for (step, rows) in order.chunks(cfg.batch_size).enumerate() {
+                if rows.len() < 2 {
+                    continue; // batch norm needs two samples
                 }
-                Targets::Values(v) => {
-                    let y: Vec<f32> = rows.iter().map(|&r| v[r]).collect();
-                    let y = Tensor::<2>::from_data(TensorData::new(y, [n, 1]), &dev);
-                    MseLoss::new().forward(out, y, Reduction::Mean)
+                let n = rows.len();
+                let augment = (cfg.augment && data.is_image()).then_some((&mut rng, cfg.flip));
+                let x = Tensor::<2>::from_data(
+                    TensorData::new(gather(data, rows, augment), [n, d]),
+                    &dev,
+                );
+                let out = model.forward_flat(x);
+                let loss = match &data.targets {
+                    Targets::Classes { ids, .. } => {
+                        let y: Vec<i64> = rows.iter().map(|&r| ids[r] as i64).collect();
+                        ce.forward(
+                            out,
+                            Tensor::<1, Int>::from_data(TensorData::new(y, [n]), &dev),
+                        )
+                    }
+                    Targets::Values(v) => {
+                        let y: Vec<f32> = rows.iter().map(|&r| v[r]).collect();
+                        let y = Tensor::<2>::from_data(TensorData::new(y, [n, 1]), &dev);
+                        MseLoss::new().forward(out, y, Reduction::Mean)
+                    }
+                };
+                let value = loss.clone().into_scalar::<f32>();
+                if !value.is_finite() {
+                    return Err(TrainError::Diverged {
+                        epoch,
+                        step: step + 1,
+                        value,
+                    });
                 }
-            };
-            let value = loss.clone().into_scalar::<f32>();
-            if !value.is_finite() {
-                return Err(TrainError::Diverged {
-                    epoch,
-                    step: step + 1,
-                    value,
-                });
+                loss_sum += value as f64 * n as f64;
+                loss_n += n;
+                let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+                if let Some(max) = cfg.grad_clip {
+                    clip_global_norm(&model, &mut grads, max);
+                }
+                let lr = cfg.lr_at(step_global, batches_per_epoch, total_steps);
+                model = optim.step(lr, model, grads);
+                step_global += 1;
             }
-            loss_sum += value as f64 * n as f64;
-            loss_n += n;
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-            if let Some(max) = cfg.grad_clip {
-                clip_global_norm(&model, &mut grads, max);
-            }
-            let lr = cfg.lr_at(step_global, batches_per_epoch, total_steps);
-            model = optim.step(lr, model, grads);
-            step_global += 1;
-        }
-        let valid =
-            (!valid_rows.is_empty()).then(|| evaluate(&model.valid(), data, valid_rows, device));
+            let valid = (!valid_rows.is_empty())
+                .then(|| evaluate(&model.valid(), data, valid_rows, device));
+            Ok((model, loss_sum, loss_n, valid))
+        })?;
+        model = trained;
         let stats = EpochStats {
             epoch,
             train_loss: loss_sum / loss_n.max(1) as f64,
@@ -335,6 +344,10 @@ pub fn train(
 
 /// Runs `model` (an inference copy) on `rows` and measures accuracy or regression errors.
 pub fn evaluate(model: &Network, data: &Dataset, rows: &[usize], device: DeviceKind) -> Metric {
+    crate::kernels::in_pool(|| evaluate_here(model, data, rows, device))
+}
+
+fn evaluate_here(model: &Network, data: &Dataset, rows: &[usize], device: DeviceKind) -> Metric {
     let dev = device.device();
     let d = data.row_len();
     let mut correct = 0usize;
