@@ -378,33 +378,13 @@ fn join_samples(src: &[f32], rows: usize, cps: usize, dst: &mut Vec<f32>) {
     }
 }
 
-/// The im2col matrices of a whole batch are kept from the forward pass for the weight gradient
-/// when they take at most this many values (4 MiB): small maps, where the gather costs as much
-/// as the product and the memory is small. Larger ones are gathered again in the backward pass.
-const KEEP_COL_MAX: usize = 1 << 20;
-
-/// Whether [`forward`] with `keep_col` returns the batch's im2col matrices for [`backward`].
-pub fn keeps_col(g: &ConvGeom) -> bool {
-    let p = g.out_len();
-    let direct = samples_per_gemm(p, g.batch) == 1;
-    !(g.pointwise() && direct) && g.batch * g.k() * p <= KEEP_COL_MAX
-}
-
 /// Convolution forward: `x` `[batch, in_c, h, w]`, `weight` `[out_c, in_c, kh, kw]`, `bias`
-/// `[out_c]`; returns `[batch, out_c, oh, ow]` and, when `keep_col` and [`keeps_col`], the
-/// batch's im2col matrices (one per block of samples that share a gemm, in order) for
-/// [`backward`].
-pub fn forward(
-    x: &[f32],
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    g: &ConvGeom,
-    keep_col: bool,
-) -> (Vec<f32>, Option<Vec<f32>>) {
+/// `[out_c]`; returns `[batch, out_c, oh, ow]`.
+pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvGeom) -> Vec<f32> {
     let (p, k, xs) = (g.out_len(), g.k(), g.in_len());
     let mut out = vec![0f32; g.batch * g.out_c * p];
     if g.batch == 0 || p == 0 {
-        return (out, None);
+        return out;
     }
     let s_per = samples_per_gemm(p, g.batch);
     let blocks = g.batch.div_ceil(s_per);
@@ -416,32 +396,20 @@ pub fn forward(
     } else {
         g.batch * g.out_c * p * k / 32
     };
-    // Kept: every block's im2col matrix first, in one buffer the backward pass reads.
-    let kept = (keep_col && keeps_col(g)).then(|| {
-        let mut cols = vec![0f32; g.batch * k * p];
-        map_chunks(&mut cols, s_per * k * p, work / 8, |bi, col| {
-            let n0 = bi * s_per;
-            let s = col.len() / (k * p);
-            im2col(&x[n0 * xs..(n0 + s) * xs], s, g, col, &table);
-        });
-        cols
-    });
     let block = |bi: usize, out_b: &mut [f32], buf: &mut Vec<f32>| {
         let n0 = bi * s_per;
         let s = out_b.len() / (g.out_c * p);
         let cols = s * p;
         let direct = s == 1;
-        let gather = kept.is_none() && !(g.pointwise() && direct);
-        // col [k × cols] (unless kept or not needed), then (several samples) the gemm's
+        let gather = !(g.pointwise() && direct);
+        // col [k × cols] (unless the input is its own), then (several samples) the gemm's
         // [out_c × cols] result.
         buf.resize(
             if gather { k * cols } else { 0 } + if direct { 0 } else { g.out_c * cols },
             0.0,
         );
         let (col, tmp) = buf.split_at_mut(if gather { k * cols } else { 0 });
-        let rhs: &[f32] = if let Some(kept) = &kept {
-            &kept[n0 * k * p..(n0 + s) * k * p]
-        } else if g.pointwise() && direct {
+        let rhs: &[f32] = if !gather {
             &x[n0 * xs..(n0 + 1) * xs]
         } else {
             im2col(&x[n0 * xs..(n0 + s) * xs], s, g, col, &table);
@@ -472,7 +440,7 @@ pub fn forward(
         }
     };
     chunks(&mut out, s_per * g.out_c * p, work, block);
-    (out, kept)
+    out
 }
 
 /// Gradients of [`forward`]: `(dx, dweight, dbias)`, each computed only when asked for.
@@ -485,21 +453,12 @@ pub struct ConvGrads {
     pub bias: Option<Vec<f32>>,
 }
 
-/// Convolution backward from the output gradient `dy` (`[batch, out_c, oh, ow]`); `kept` is
-/// what [`forward`] kept of the im2col matrices, if anything.
-pub fn backward(
-    x: &[f32],
-    weight: &[f32],
-    dy: &[f32],
-    g: &ConvGeom,
-    need: [bool; 3],
-    kept: Option<&[f32]>,
-) -> ConvGrads {
+/// Convolution backward from the output gradient `dy` (`[batch, out_c, oh, ow]`).
+pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &ConvGeom, need: [bool; 3]) -> ConvGrads {
     let [need_x, need_w, need_b] = need;
     let (p, k, xs, ys) = (g.out_len(), g.k(), g.in_len(), g.out_c * g.out_len());
     let s_per = samples_per_gemm(p, g.batch);
-    // Groups of whole gemm blocks (the forward's, so kept matrices line up); at most
-    // MAX_GROUPS of them.
+    // Groups of whole gemm blocks; at most MAX_GROUPS of them.
     let per_group = g.batch.div_ceil(MAX_GROUPS).next_multiple_of(s_per).max(1);
     let groups = g.batch.div_ceil(per_group).max(1);
     let parallel_gemm = groups < rayon::current_num_threads();
@@ -573,9 +532,7 @@ pub fn backward(
                 &dyb
             };
             if need_w {
-                let rhs: &[f32] = if let Some(kept) = kept {
-                    &kept[n * k * p..(n + s) * k * p]
-                } else if g.pointwise() && direct {
+                let rhs: &[f32] = if g.pointwise() && direct {
                     &x[n * xs..(n + 1) * xs]
                 } else {
                     col.resize(k * cols, 0.0);

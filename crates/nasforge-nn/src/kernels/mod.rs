@@ -511,26 +511,18 @@ fn pool_geom(
     }
 }
 
-/// Our convolution forward on flex tensors; with `keep_col`, also what [`conv::forward`]
-/// keeps for the weight gradient.
+/// Our convolution forward on flex tensors.
 fn flex_conv2d(
     x: FlexTensor,
     weight: FlexTensor,
     bias: Option<FlexTensor>,
     options: &ConvOptions<2>,
-    keep_col: bool,
-) -> (FlexTensor, Option<Vec<f32>>) {
+) -> FlexTensor {
     let (x, weight, bias) = (dense(x), dense(weight), bias.map(dense));
     let g = conv_geom(&dims(&x), &dims(&weight), options).expect("checked by conv2d");
     let (oh, ow) = g.out_hw().expect("checked by conv_geom");
-    let (out, kept) = conv::forward(
-        values(&x),
-        values(&weight),
-        bias.as_ref().map(values),
-        &g,
-        keep_col,
-    );
-    (flex(out, vec![g.batch, g.out_c, oh, ow]), kept)
+    let out = conv::forward(values(&x), values(&weight), bias.as_ref().map(values), &g);
+    flex(out, vec![g.batch, g.out_c, oh, ow])
 }
 
 impl KernelOps for Flex {
@@ -540,7 +532,7 @@ impl KernelOps for Flex {
         bias: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        flex_conv2d(x, weight, Some(bias), &options, false).0
+        flex_conv2d(x, weight, Some(bias), &options)
     }
 
     fn kernel_conv2d_no_bias(
@@ -548,7 +540,7 @@ impl KernelOps for Flex {
         weight: FlexTensor,
         options: ConvOptions<2>,
     ) -> FlexTensor {
-        flex_conv2d(x, weight, None, &options, false).0
+        flex_conv2d(x, weight, None, &options)
     }
 
     fn kernel_batch_norm_train(
@@ -615,22 +607,15 @@ impl KernelOps for Flex {
 #[derive(Debug)]
 struct ConvBackward;
 
-/// Input, weight, options and the im2col matrices the forward pass kept.
-type ConvState = (
-    FlexTensor,
-    FlexTensor,
-    ConvOptions<2>,
-    Option<std::sync::Arc<Vec<f32>>>,
-);
+type ConvState = (FlexTensor, FlexTensor, ConvOptions<2>);
 
 fn conv_backward<const N: usize>(ops: Ops<ConvState, N>, grads: &mut Gradients) {
     let dy = dense(grads.consume::<Flex>(&ops.node));
-    let (x, weight, options, kept) = ops.state;
+    let (x, weight, options) = ops.state;
     let g = conv_geom(&dims(&x), &dims(&weight), &options).expect("checked in forward");
     let parents = &ops.parents;
     let need = [0, 1, 2].map(|i| parents.get(i).is_some_and(Option::is_some));
-    let kept = kept.as_deref().map(Vec::as_slice);
-    let r = conv::backward(values(&x), values(&weight), values(&dy), &g, need, kept);
+    let r = conv::backward(values(&x), values(&weight), values(&dy), &g, need);
     let shapes = [dims(&x), dims(&weight), vec![g.out_c]];
     for ((parent, grad), shape) in parents.iter().zip([r.x, r.weight, r.bias]).zip(shapes) {
         if let (Some(node), Some(grad)) = (parent, grad) {
@@ -700,27 +685,22 @@ impl Backward<Flex, 1> for PoolBackward {
 }
 
 /// Our convolution forward on autodiff tensors, recorded with its backward node over the
-/// `N` parents (input, weight and, for 3, the bias). `keep_col`: the weight's gradient will
-/// be wanted, so keep the im2col matrices for it when they are small.
+/// `N` parents (input, weight and, for 3, the bias).
 fn tracked_conv2d<C: CheckpointStrategy, const N: usize>(
     nodes: [NodeGuard; N],
     x: FlexTensor,
     weight: FlexTensor,
     bias: Option<FlexTensor>,
     options: ConvOptions<2>,
-    keep_col: bool,
 ) -> FloatTensor<Autodiff<Flex, C>>
 where
     ConvBackward: Backward<Flex, N, State = ConvState>,
 {
     let (x, weight) = (dense(x), dense(weight));
+    let out = flex_conv2d(x.clone(), weight.clone(), bias, &options);
     match ConvBackward.prepare::<C>(nodes).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => {
-            let (out, kept) = flex_conv2d(x.clone(), weight.clone(), bias, &options, keep_col);
-            let kept = kept.map(std::sync::Arc::new);
-            prep.finish((x, weight, options, kept), out)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(flex_conv2d(x, weight, bias, &options, false).0),
+        OpsKind::Tracked(prep) => prep.finish((x, weight, options), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
     }
 }
 
@@ -737,7 +717,6 @@ impl<C: CheckpointStrategy> KernelOps for Autodiff<Flex, C> {
             weight.primitive().clone(),
             Some(bias.primitive().clone()),
             options,
-            weight.is_tracked(),
         )
     }
 
@@ -752,7 +731,6 @@ impl<C: CheckpointStrategy> KernelOps for Autodiff<Flex, C> {
             weight.primitive().clone(),
             None,
             options,
-            weight.is_tracked(),
         )
     }
 
