@@ -3,7 +3,7 @@
 //! batch. Deterministic: the weight gradient is summed over fixed groups of samples in a fixed
 //! order, whatever the number of threads.
 
-use super::{chunks, lane_sum, map, map_chunks};
+use super::{chunks, lane_sum, map, map_chunks, with_scratch};
 
 /// The shapes of one grouped-free 2-D convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -513,9 +513,9 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &ConvGeom, need: [bool
     let hw = g.h * g.w;
     // One group: samples [gi·per_group, ...), in blocks of up to `s_per` samples whose columns
     // share one gemm; returns the group's partial weight and bias gradients.
-    let group = |gi: usize, mut dx_part: Option<&mut [f32]>| -> Vec<f32> {
+    let group_in = |gi: usize, mut dx_part: Option<&mut [f32]>, col: &mut Vec<f32>| -> Vec<f32> {
         let mut acc = vec![0f32; if need_w { g.out_c * k } else { 0 } + g.out_c];
-        let (mut col, mut dyb, mut tmp) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut dyb, mut tmp) = (Vec::new(), Vec::new());
         let start = gi * per_group;
         let end = (start + per_group).min(g.batch);
         let mut n = start;
@@ -536,8 +536,8 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &ConvGeom, need: [bool
                     &x[n * xs..(n + 1) * xs]
                 } else {
                     col.resize(k * cols, 0.0);
-                    im2col(&x[n * xs..(n + s) * xs], s, g, &mut col, &table);
-                    &col
+                    im2col(&x[n * xs..(n + s) * xs], s, g, &mut col[..], &table);
+                    &col[..]
                 };
                 // dW[out_c × k] += dy[out_c × cols] · colᵀ[cols × k]
                 matmul(
@@ -569,7 +569,7 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &ConvGeom, need: [bool
                     // dx[in_c × s·h·w] = W̃[in_c × out_c·kh·kw] · im2col(dy)
                     let kt = gt.k();
                     col.resize(kt * s * hw, 0.0);
-                    im2col(dy_block, s, gt, &mut col, &[]);
+                    im2col(dy_block, s, gt, &mut col[..], &[]);
                     let dst: &mut [f32] = if direct {
                         dx_b
                     } else {
@@ -585,7 +585,7 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &ConvGeom, need: [bool
                         wt,
                         kt,
                         1,
-                        &col,
+                        &col[..],
                         s * hw,
                         1,
                         parallel_gemm,
@@ -625,7 +625,7 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &ConvGeom, need: [bool
                         k,
                         cols,
                         g.out_c,
-                        &mut col,
+                        &mut col[..],
                         false,
                         weight,
                         1,
@@ -635,12 +635,15 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &ConvGeom, need: [bool
                         1,
                         parallel_gemm,
                     );
-                    col2im(&col, s, g, dx_b, &table);
+                    col2im(&col[..], s, g, dx_b, &table);
                 }
             }
             n += s;
         }
         acc
+    };
+    let group = |gi: usize, dx_part: Option<&mut [f32]>| -> Vec<f32> {
+        with_scratch(|col| group_in(gi, dx_part, col))
     };
     let mut dx = need_x.then(|| vec![0f32; g.batch * xs]);
     let work = if parallel_gemm {

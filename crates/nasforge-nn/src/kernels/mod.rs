@@ -144,13 +144,30 @@ where
     if parallel(work) {
         out.par_chunks_mut(chunk)
             .enumerate()
-            .for_each_init(Vec::new, |buf, (i, c)| f(i, c, buf));
+            .for_each(|(i, c)| with_scratch(|buf| f(i, c, buf)));
     } else {
-        let mut buf = Vec::new();
-        for (i, c) in out.chunks_mut(chunk).enumerate() {
-            f(i, c, &mut buf);
-        }
+        with_scratch(|buf| {
+            for (i, c) in out.chunks_mut(chunk).enumerate() {
+                f(i, c, buf);
+            }
+        });
     }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch buffer, kept across calls so that im2col matrices and
+/// gemm outputs are neither allocated nor zero-filled per op: its length and contents are what
+/// the last user left, so `f` resizes it (which zero-fills only the growth) and must write
+/// every value it reads. A call nested inside `f` on the same thread (a pool thread that steals
+/// work while it waits) gets an empty buffer of its own.
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<f32>) -> R) -> R {
+    let mut buf = SCRATCH.take();
+    let r = f(&mut buf);
+    SCRATCH.set(buf);
+    r
 }
 
 /// `f(i, chunk_i)` for each `chunk`-sized piece of `out`, results in order, over the pool when
