@@ -1,8 +1,9 @@
 //! A trained model on disk (`RUN/best/`): what `nasforge predict` needs to rebuild and run it.
 //!
 //! - `model.json`: space, space parameters, arch, task, input shape, class names, feature
-//!   names, normalisation statistics, the fill values of missing features (`--impute`) and the
-//!   data options the model was trained with;
+//!   names, normalisation statistics, the fill values of missing features (`--impute`), the
+//!   resolution images are resized to (`nasforge scale --resolutions`) and the data options
+//!   the model was trained with;
 //! - `arch.json`: the arch in the space's JSON form;
 //! - `weights.bpk`: the weights (burn's burnpack format, batch-norm statistics included).
 
@@ -43,6 +44,11 @@ pub struct ModelInfo {
     /// it reads must hold a number. (Absent from model.json files older than `--impute`.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imputer: Option<Imputer>,
+    /// The `[H, W]` the network reads: images as read (`input_shape`) are normalised, then
+    /// resized to it (bilinear, [`crate::data::bilinear`]). Set by `nasforge scale
+    /// --resolutions`; `None`: the network reads `input_shape` itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize: Option<[usize; 2]>,
 }
 
 impl ModelInfo {

@@ -2,7 +2,7 @@
 //! readers, bad input, and a study written by the version-1 schema.
 
 mod common;
-use common::{json, nasforge, stderr, stdout, text};
+use common::{digits_csv, iris, json, nasforge, stderr, stdout, text};
 
 fn code(o: &std::process::Output) -> Option<i32> {
     o.status.code()
@@ -432,26 +432,31 @@ fn a_latency_table_predicts_before_training_and_checks_against_measurement() {
 #[test]
 fn scale_trains_the_best_arch_wider_and_deeper_within_a_budget() {
     let dir = tempfile::tempdir().unwrap();
+    // A two-trial search of one epoch each, on `data` (the embedded digits when empty).
+    let search = |run: &std::path::Path, data: &[&str]| {
+        let mut args = vec![
+            "search",
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            "--final-epochs",
+            "1",
+            "--final-seeds",
+            "1",
+            "--run-dir",
+            run.to_str().unwrap(),
+            "--quiet",
+        ];
+        args.extend(data);
+        let o = nasforge(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
     let run = dir.path().join("small");
-    let o = nasforge(&[
-        "search",
-        "--space-param",
-        "channels=4",
-        "--space-param",
-        "cells=1",
-        "--trials",
-        "2",
-        "--epochs",
-        "1",
-        "--final-epochs",
-        "1",
-        "--final-seeds",
-        "1",
-        "--run-dir",
-        run.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    search(
+        &run,
+        &["--space-param", "channels=4", "--space-param", "cells=1"],
+    );
     let r = run.to_str().unwrap();
     let doc = json(&nasforge(&[
         "scale",
@@ -492,4 +497,59 @@ fn scale_trains_the_best_arch_wider_and_deeper_within_a_budget() {
         assert_eq!(code(&o), Some(2), "{target}: {}", text(&o));
         assert!(stderr(&o).contains(expected), "{target}: {}", stderr(&o));
     }
+    // Resolution: the 8x8 images resized to 12x12; MACs grow about 2.25x, the parameters
+    // (global pooling before the classifier) not at all.
+    let doc = json(&nasforge(&[
+        "scale",
+        r,
+        "--target",
+        "macs=1e9",
+        "--widths",
+        "1",
+        "--depths",
+        "1",
+        "--resolutions",
+        "1,1.5",
+        "--epochs",
+        "1",
+        "--seeds",
+        "1",
+        "--json",
+    ]));
+    let scaled = doc["scaled"].as_array().unwrap();
+    assert_eq!(scaled.len(), 2, "{doc}");
+    let (big, one) = (&scaled[0], &scaled[1]);
+    assert_eq!(big["resolution"], 1.5, "{doc}");
+    assert_eq!(big["input"], serde_json::json!([1, 12, 12]), "{doc}");
+    assert_eq!(one["input"], serde_json::json!([1, 8, 8]), "{doc}");
+    assert_eq!(big["params"], one["params"], "{doc}");
+    assert!(big["macs"].as_f64().unwrap() > 2.0 * one["macs"].as_f64().unwrap());
+    // `predict` reads 8x8 rows and resizes them as training did; the model says so.
+    let model = big["model"].as_str().unwrap();
+    let info: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(std::path::Path::new(model).join("model.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(info["resize"], serde_json::json!([12, 12]));
+    let digits = digits_csv();
+    let p = json(&nasforge(&[
+        "predict", "--model", model, "--data", &digits, "--json",
+    ]));
+    assert!(p["accuracy"].as_f64().unwrap() > 20.0, "{p}");
+    assert_eq!(p["predictions"].as_array().unwrap().len(), 1797);
+    // Tabular data has no resolution.
+    let tab = dir.path().join("iris");
+    search(&tab, &["--data", &iris(), "--target", "species"]);
+    let o = nasforge(&[
+        "scale",
+        tab.to_str().unwrap(),
+        "--target",
+        "params=1e6",
+        "--resolutions",
+        "1,2",
+    ]);
+    assert_eq!(code(&o), Some(2), "{}", text(&o));
+    assert!(stderr(&o).contains("not images"), "{}", stderr(&o));
+    let o = nasforge(&["scale", r, "--target", "macs=1e9", "--resolutions", "0"]);
+    assert_eq!(code(&o), Some(2), "{}", text(&o));
 }

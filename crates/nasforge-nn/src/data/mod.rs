@@ -11,12 +11,14 @@ mod csv;
 mod folder;
 mod idx;
 mod impute;
+mod resize;
 mod split;
 
 pub use self::csv::{csv_header, load_csv, CsvOptions};
 pub use folder::load_image_folder;
 pub use idx::load_idx;
 pub use impute::{Impute, Imputer};
+pub use resize::bilinear;
 pub use split::{Normalizer, Split, SplitFractions};
 
 use nasforge_core::{Error, Result};

@@ -61,6 +61,11 @@ impl OnnxOptions {
 
 /// Exports a saved model (`nasforge export --format onnx`).
 pub fn export_model(info: &ModelInfo, net: &Network) -> Result<Vec<u8>> {
+    if let Some([h, w]) = info.resize {
+        return Err(Error::invalid(format!(
+            "this model reads its images resized to {h}x{w} (`nasforge scale --resolutions`); ONNX export of a resized input is not supported yet: export a model scaled at resolution 1, or use `nasforge predict`"
+        )));
+    }
     export(net, &OnnxOptions::for_model(info))
 }
 

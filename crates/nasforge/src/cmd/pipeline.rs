@@ -31,6 +31,26 @@ pub struct Prepared {
     pub imputer: Option<Imputer>,
     /// The image shape the user gave, if any.
     pub image: Option<[usize; 3]>,
+    /// The shape of rows as read (before any resize).
+    pub input_shape: Vec<usize>,
+    /// The `[H, W]` images were resized to after normalisation ([`Prepared::resized`]).
+    pub resize: Option<[usize; 2]>,
+}
+
+impl Prepared {
+    /// The same data with its images resized to `h × w` (resolution scaling): the split,
+    /// statistics and fill values stay those of the rows as read.
+    pub fn resized(&self, hw: [usize; 2]) -> Result<Prepared> {
+        Ok(Prepared {
+            data: Arc::new(self.data.resized(hw)?),
+            split: self.split.clone(),
+            normalizer: self.normalizer.clone(),
+            imputer: self.imputer.clone(),
+            image: self.image,
+            input_shape: self.input_shape.clone(),
+            resize: Some(hw),
+        })
+    }
 }
 
 /// Loads the data the config names (or the embedded digits), splits it from the seed, fills
@@ -93,11 +113,13 @@ pub fn prepare_data(cfg: &SearchConfig) -> Result<Prepared> {
     let normalizer = Normalizer::fit(&data, &split.train);
     normalizer.apply(&mut data);
     Ok(Prepared {
+        input_shape: data.shape.clone(),
         data: Arc::new(data),
         split,
         normalizer,
         imputer,
         image,
+        resize: None,
     })
 }
 
@@ -267,7 +289,7 @@ pub fn final_training(
         space_params: space.1.to_vec(),
         arch: arch_text.to_string(),
         task: data.task(),
-        input_shape: data.shape.clone(),
+        input_shape: prepared.input_shape.clone(),
         classes: match &data.targets {
             Targets::Classes { names, .. } => names.clone(),
             Targets::Values(_) => Vec::new(),
@@ -277,6 +299,7 @@ pub fn final_training(
         image: prepared.image,
         normalizer: prepared.normalizer.clone(),
         imputer: prepared.imputer.clone(),
+        resize: prepared.resize,
     };
     bundle::save(best, &info, &model)?;
     let doc = serde_json::json!({

@@ -86,6 +86,9 @@ pub fn run(args: PredictArgs) -> Result<()> {
         imputer.apply(&mut d)?;
     }
     info.normalizer.apply(&mut d);
+    if let Some(hw) = info.resize {
+        d = d.resized(hw)?;
+    }
     let dev = device.device();
     let n = d.len();
     let dlen = d.row_len();

@@ -1,8 +1,9 @@
 //! `nasforge scale RUN --target params=2e6`: compound scaling (EfficientNet) of a run's best
-//! arch. The arch stays; the space's width (channels, layer widths) and depth (cells, layers)
-//! are multiplied over a small grid, every scaled network's cost comes from NetSpec, and the
-//! scaled candidates closest to the target from below are trained from scratch with the run's
-//! final recipe and scored on its test split.
+//! arch. The arch stays; the space's width (channels, layer widths), depth (cells, layers) and,
+//! for image data, input resolution (the images resized, bilinear) are multiplied over a small
+//! grid, every scaled network's cost comes from NetSpec, and the scaled candidates closest to
+//! the target from below are trained from scratch with the run's final recipe and scored on
+//! its test split.
 
 use super::config::SearchConfig;
 use super::lock::RunLock;
@@ -28,6 +29,11 @@ pub struct ScaleArgs {
     /// mlp and macro spaces keep their depth (it is part of the arch).
     #[arg(long, default_value = "1,2,3")]
     pub depths: String,
+    /// Input resolution multipliers for image data, comma separated (e.g. 1,1.25,1.5): images
+    /// are resized to round(H·r) × round(W·r) after normalisation, in training and in
+    /// `predict`; MACs and activation memory grow with r², parameters of the image spaces not.
+    #[arg(long, default_value = "1")]
+    pub resolutions: String,
     /// How many scaled candidates to train: the ones with the largest cost within the target.
     #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub train: usize,
@@ -69,9 +75,24 @@ fn times(v: &serde_json::Value, m: f64) -> serde_json::Value {
     }
 }
 
-/// The space settings scaled by width `w` and depth `d`; `None` when the space cannot scale
-/// its depth.
-fn scaled(space: &str, params: &serde_json::Value, w: f64, d: f64) -> Option<Vec<String>> {
+/// The input's height and width at resolution `r`: `HxWxC` scaled, or `None` when the space's
+/// input is not an image.
+fn resolution(params: &serde_json::Value, r: f64) -> Option<[usize; 2]> {
+    let text = params.get("input")?.as_str()?;
+    let dims: Vec<usize> = text
+        .split('x')
+        .map(|d| d.parse().ok())
+        .collect::<Option<_>>()?;
+    let &[h, w, _] = dims.as_slice() else {
+        return None;
+    };
+    let at = |v: usize| ((v as f64 * r).round() as usize).max(1);
+    Some([at(h), at(w)])
+}
+
+/// The space settings scaled by width `w`, depth `d` and resolution `r`; `None` when the space
+/// cannot scale its depth, or its input is not an image and `r` is not 1.
+fn scaled(space: &str, params: &serde_json::Value, w: f64, d: f64, r: f64) -> Option<Vec<String>> {
     let (width_keys, depth_keys): (&[&str], &[&str]) = match space {
         "nb201" => (&["channels"], &["cells"]),
         "darts" => (&["channels"], &["layers"]),
@@ -82,6 +103,11 @@ fn scaled(space: &str, params: &serde_json::Value, w: f64, d: f64) -> Option<Vec
     if depth_keys.is_empty() && d != 1.0 {
         return None;
     }
+    let hw = if r == 1.0 {
+        None
+    } else {
+        Some(resolution(params, r)?)
+    };
     Some(
         settings(params)
             .into_iter()
@@ -90,6 +116,12 @@ fn scaled(space: &str, params: &serde_json::Value, w: f64, d: f64) -> Option<Vec
                     times(&v, w)
                 } else if depth_keys.contains(&k.as_str()) {
                     times(&v, d)
+                } else if let (Some([h, w]), "input", Some(c)) = (
+                    hw,
+                    k.as_str(),
+                    v.as_str().and_then(|t| t.rsplit('x').next()),
+                ) {
+                    serde_json::json!(format!("{h}x{w}x{c}"))
                 } else {
                     v
                 };
@@ -118,12 +150,17 @@ pub fn run(args: ScaleArgs) -> Result<()> {
     };
     let widths: Vec<f64> = parse_list("--widths", &args.widths, "a positive multiplier")?;
     let depths: Vec<f64> = parse_list("--depths", &args.depths, "a positive multiplier")?;
+    let resolutions: Vec<f64> =
+        parse_list("--resolutions", &args.resolutions, "a positive multiplier")?;
     if widths
         .iter()
         .chain(&depths)
+        .chain(&resolutions)
         .any(|&m| !(m > 0.0 && m.is_finite()))
     {
-        return bad_input("--widths and --depths take positive multipliers, e.g. 0.5,1,2");
+        return bad_input(
+            "--widths, --depths and --resolutions take positive multipliers, e.g. 0.5,1,2",
+        );
     }
     let run = Run::open(&args.run)?;
     let mut cfg: SearchConfig = run.config.clone();
@@ -143,32 +180,42 @@ pub fn run(args: ScaleArgs) -> Result<()> {
     let base = build_space(&space_name, &cfg.space_param)?;
     let arch = base.parse_json(&best.arch)?;
     let base_params = base.params_json();
+    if resolutions.iter().any(|&r| r != 1.0) && resolution(&base_params, 1.0).is_none() {
+        return bad_input(format!(
+            "--resolutions: space `{space_name}` of {} reads {} rows, not images; only image data has a resolution to scale",
+            args.run.display(),
+            base_params.get("input").map(text).unwrap_or_default()
+        ));
+    }
     // Every scaled space the grid gives, with its cost.
     let mut candidates = Vec::new();
-    for &d in &depths {
-        for &w in &widths {
-            let Some(settings) = scaled(&space_name, &base_params, w, d) else {
-                continue;
-            };
-            let Ok(space) = build_space(&space_name, &settings) else {
-                continue;
-            };
-            let Ok(a) = space.arch_from_values(arch.values()) else {
-                continue;
-            };
-            let Ok(spec) = space.decode(&a) else { continue };
-            let cost = netspec_metrics(&spec)[metric];
-            candidates.push((w, d, settings, space.format(&a), spec, cost));
+    for &r in &resolutions {
+        for &d in &depths {
+            for &w in &widths {
+                let Some(settings) = scaled(&space_name, &base_params, w, d, r) else {
+                    continue;
+                };
+                let Ok(space) = build_space(&space_name, &settings) else {
+                    continue;
+                };
+                let Ok(a) = space.arch_from_values(arch.values()) else {
+                    continue;
+                };
+                let Ok(spec) = space.decode(&a) else { continue };
+                let cost = netspec_metrics(&spec)[metric];
+                let hw = (r != 1.0).then(|| resolution(&base_params, r)).flatten();
+                candidates.push((w, d, r, hw, settings, space.format(&a), spec, cost));
+            }
         }
     }
     let base_cost = netspec_metrics(&base.decode(&arch)?)[metric];
-    candidates.retain(|c| c.5 <= limit);
+    candidates.retain(|c| c.7 <= limit);
     if candidates.is_empty() {
         return bad_input(format!(
-            "no scaled network is within {metric}={limit}: the arch has {base_cost} at width and depth 1; lower --widths (e.g. 0.25,0.5) or raise the target"
+            "no scaled network is within {metric}={limit}: the arch has {base_cost} at width, depth and resolution 1; lower --widths (e.g. 0.25,0.5) or raise the target"
         ));
     }
-    candidates.sort_by(|a, b| b.5.total_cmp(&a.5));
+    candidates.sort_by(|a, b| b.7.total_cmp(&a.7));
     candidates.truncate(args.train);
     if let Some(e) = args.epochs {
         cfg.final_epochs = Some(e);
@@ -181,12 +228,17 @@ pub fn run(args: ScaleArgs) -> Result<()> {
     let prepared = pipeline::prepare_data(&cfg)?;
     let quiet = args.output.quiet || args.output.json;
     let mut rows = Vec::new();
-    for (w, d, settings, arch_text, spec, _) in &candidates {
-        let out = args.run.join("scaled").join(format!("w{w}-d{d}"));
+    for (w, d, r, hw, settings, arch_text, spec, _) in &candidates {
+        let out = args.run.join("scaled").join(if *r == 1.0 {
+            format!("w{w}-d{d}")
+        } else {
+            format!("w{w}-d{d}-r{r}")
+        });
         let bar = super::progress_bar(quiet, 1, "scale  {bar:30} {msg} [{elapsed} < {eta}]");
+        let resized = hw.map(|hw| prepared.resized(hw)).transpose()?;
         let result = pipeline::final_training(
             &cfg,
-            &prepared,
+            resized.as_ref().unwrap_or(&prepared),
             (&space_name, settings),
             arch_text,
             spec,
@@ -198,6 +250,8 @@ pub fn run(args: ScaleArgs) -> Result<()> {
         rows.push(serde_json::json!({
             "width": w,
             "depth": d,
+            "resolution": r,
+            "input": spec.input_shape(),
             "space_params": settings,
             "params": spec.params(),
             "macs": spec.macs(),
@@ -225,21 +279,22 @@ pub fn run(args: ScaleArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "scaled trial {} of {} within {metric}<={limit} (it has {} at width and depth 1); trained from scratch on train+valid, scored on test:",
+        "scaled trial {} of {} within {metric}<={limit} (it has {} at width, depth and resolution 1); trained from scratch on train+valid, scored on test:",
         best.number,
         args.run.display(),
         super::metric(base_cost)
     );
     println!(
-        "{:>6} {:>6} {:>12} {:>14} {:>18}  model",
-        "width", "depth", "params", "MACs", "test mean ± std"
+        "{:>6} {:>6} {:>6} {:>12} {:>14} {:>18}  model",
+        "width", "depth", "res", "params", "MACs", "test mean ± std"
     );
     let num = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or(f64::NAN);
     for r in &rows {
         println!(
-            "{:>6} {:>6} {:>12} {:>14} {:>11.2} ± {:<5.2}  {}",
+            "{:>6} {:>6} {:>6} {:>12} {:>14} {:>11.2} ± {:<5.2}  {}",
             super::metric(num(r, "width")),
             super::metric(num(r, "depth")),
+            super::metric(num(r, "resolution")),
             super::metric(num(r, "params")),
             super::metric(num(r, "macs")),
             num(r, "test_mean"),
