@@ -489,7 +489,10 @@ fn scale_trains_the_best_arch_wider_and_deeper_within_a_budget() {
     assert!(scaled[0]["params"].as_f64().unwrap() > base, "{doc}");
     for (target, expected) in [
         ("params=abc", "is not a number"),
-        ("widgets=5", "use params, macs or peak_memory_mb"),
+        (
+            "widgets=5",
+            "use params, macs, peak_memory_mb or latency_ms",
+        ),
         ("params", "is not METRIC=LIMIT"),
         ("params=10", "no scaled network is within params=10"),
     ] {
@@ -537,6 +540,29 @@ fn scale_trains_the_best_arch_wider_and_deeper_within_a_budget() {
     ]));
     assert!(p["accuracy"].as_f64().unwrap() > 20.0, "{p}");
     assert_eq!(p["predictions"].as_array().unwrap().len(), 1797);
+    // A latency budget: every scaled network is measured, and the one trained is within it
+    // (which of the two widths is slower on a tiny network is up to the machine's noise).
+    let doc = json(&nasforge(&[
+        "scale",
+        r,
+        "--target",
+        "latency_ms=1000",
+        "--widths",
+        "1,2",
+        "--depths",
+        "1",
+        "--train",
+        "1",
+        "--epochs",
+        "1",
+        "--seeds",
+        "1",
+        "--json",
+    ]));
+    let base = doc["base"]["latency_ms"].as_f64().unwrap();
+    let s = &doc["scaled"][0];
+    let l = s["latency_ms"].as_f64().unwrap();
+    assert!(base > 0.0 && l > 0.0 && l <= 1000.0, "{doc}");
     // Tabular data has no resolution.
     let tab = dir.path().join("iris");
     search(&tab, &["--data", &iris(), "--target", "species"]);

@@ -11,7 +11,10 @@ use super::{bad_input, build_space, parse_list, pipeline, Output};
 use crate::report::run::Run;
 use anyhow::Result;
 use clap::Args;
-use nasforge_core::study::{is_netspec_metric, netspec_metrics};
+use nasforge_core::netspec::NetSpec;
+use nasforge_core::study::{is_netspec_metric, metric, netspec_metrics};
+use nasforge_nn::latency::measure_latency;
+use nasforge_nn::model::Network;
 use std::path::PathBuf;
 
 /// Arguments of `nasforge scale`.
@@ -19,7 +22,9 @@ use std::path::PathBuf;
 pub struct ScaleArgs {
     /// The run whose best arch is scaled (a search on data).
     pub run: PathBuf,
-    /// The budget, `METRIC=LIMIT`: `params=2e6`, `macs=50e6` or `peak_memory_mb=4`.
+    /// The budget, `METRIC=LIMIT`: `params=2e6`, `macs=50e6`, `peak_memory_mb=4`, or
+    /// `latency_ms=2` (batch-1 CPU latency, measured here on every scaled network: median of 10
+    /// runs after 2 warm-ups, with the run's threads).
     #[arg(long, value_name = "METRIC=LIMIT")]
     pub target: String,
     /// Width multipliers (channels, layer widths), comma separated.
@@ -140,9 +145,10 @@ pub fn run(args: ScaleArgs) -> Result<()> {
         ));
     };
     let metric = metric.trim();
-    if !is_netspec_metric(metric) {
+    let measured = metric == metric::LATENCY_MS;
+    if !is_netspec_metric(metric) && !measured {
         return bad_input(format!(
-            "--target `{metric}`: scale judges a budget from the network's description; use params, macs or peak_memory_mb"
+            "--target `{metric}`: scale judges a budget from the network's description or its measured latency; use params, macs, peak_memory_mb or latency_ms"
         ));
     }
     let Ok(limit) = limit.trim().parse::<f64>() else {
@@ -187,6 +193,17 @@ pub fn run(args: ScaleArgs) -> Result<()> {
             base_params.get("input").map(text).unwrap_or_default()
         ));
     }
+    let device = pipeline::device(&cfg)?;
+    // A network's cost: from its description, or its latency measured on this machine (the
+    // weights do not matter for that).
+    let cost_of = |spec: &NetSpec| -> f64 {
+        if measured {
+            let model = Network::new(spec, &device.device());
+            measure_latency(&model, 1, 10, device)
+        } else {
+            netspec_metrics(spec)[metric]
+        }
+    };
     // Every scaled space the grid gives, with its cost.
     let mut candidates = Vec::new();
     for &r in &resolutions {
@@ -202,13 +219,13 @@ pub fn run(args: ScaleArgs) -> Result<()> {
                     continue;
                 };
                 let Ok(spec) = space.decode(&a) else { continue };
-                let cost = netspec_metrics(&spec)[metric];
+                let cost = cost_of(&spec);
                 let hw = (r != 1.0).then(|| resolution(&base_params, r)).flatten();
                 candidates.push((w, d, r, hw, settings, space.format(&a), spec, cost));
             }
         }
     }
-    let base_cost = netspec_metrics(&base.decode(&arch)?)[metric];
+    let base_cost = cost_of(&base.decode(&arch)?);
     candidates.retain(|c| c.7 <= limit);
     if candidates.is_empty() {
         return bad_input(format!(
@@ -224,11 +241,10 @@ pub fn run(args: ScaleArgs) -> Result<()> {
         cfg.final_seeds = Some(s);
     }
     let _lock = RunLock::acquire(&args.run, "scale")?;
-    let device = pipeline::device(&cfg)?;
     let prepared = pipeline::prepare_data(&cfg)?;
     let quiet = args.output.quiet || args.output.json;
     let mut rows = Vec::new();
-    for (w, d, r, hw, settings, arch_text, spec, _) in &candidates {
+    for (w, d, r, hw, settings, arch_text, spec, cost) in &candidates {
         let out = args.run.join("scaled").join(if *r == 1.0 {
             format!("w{w}-d{d}")
         } else {
@@ -256,6 +272,7 @@ pub fn run(args: ScaleArgs) -> Result<()> {
             "params": spec.params(),
             "macs": spec.macs(),
             "peak_memory_mb": spec.peak_memory_mb(),
+            "latency_ms": measured.then_some(cost),
             "test_mean": result.mean,
             "test_std": result.std,
             "seeds": result.seeds.len(),
@@ -285,18 +302,22 @@ pub fn run(args: ScaleArgs) -> Result<()> {
         super::metric(base_cost)
     );
     println!(
-        "{:>6} {:>6} {:>6} {:>12} {:>14} {:>18}  model",
-        "width", "depth", "res", "params", "MACs", "test mean ± std"
+        "{:>6} {:>6} {:>6} {:>12} {:>14} {:>11} {:>18}  model",
+        "width", "depth", "res", "params", "MACs", "latency ms", "test mean ± std"
     );
     let num = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or(f64::NAN);
     for r in &rows {
+        let latency = r["latency_ms"]
+            .as_f64()
+            .map_or("-".to_string(), |l| format!("{l:.3}"));
         println!(
-            "{:>6} {:>6} {:>6} {:>12} {:>14} {:>11.2} ± {:<5.2}  {}",
+            "{:>6} {:>6} {:>6} {:>12} {:>14} {:>11} {:>11.2} ± {:<5.2}  {}",
             super::metric(num(r, "width")),
             super::metric(num(r, "depth")),
             super::metric(num(r, "resolution")),
             super::metric(num(r, "params")),
             super::metric(num(r, "macs")),
+            latency,
             num(r, "test_mean"),
             num(r, "test_std"),
             r["model"].as_str().unwrap_or("")
