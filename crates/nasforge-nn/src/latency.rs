@@ -122,6 +122,72 @@ pub struct LatencyTable {
     pub ops: BTreeMap<String, f64>,
     /// Random archs profiled.
     pub archs: usize,
+    /// Whole archs measured at the end of the profile, to tell how much faster or slower the
+    /// machine runs when the table is used ([`Calibration`]); empty in tables written before.
+    #[serde(default)]
+    pub reference: Vec<Reference>,
+}
+
+/// An arch measured whole when its table was profiled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reference {
+    /// The arch in the space's text form.
+    pub arch: String,
+    /// Its measured batch-1 latency then, ms.
+    pub measured_ms: f64,
+}
+
+/// Reference archs a profile measures whole.
+const REFERENCES: usize = 5;
+
+/// The machine's speed now against when a table was profiled: the table's reference archs
+/// measured again, right before the prediction it scales. A shared or frequency-scaled CPU
+/// runs tens of percent faster or slower for minutes at a time (this project's 2-core VM
+/// does), which no per-op table can know; measured next to the prediction, the references
+/// see the same state of the machine as the arch predicted would.
+pub struct Calibration {
+    refs: Vec<(Network, f64)>,
+    repeats: usize,
+    device: DeviceKind,
+}
+
+impl Calibration {
+    /// The table's reference archs built on `device`, timed with `repeats` runs each, or
+    /// `None` for a table without them.
+    pub fn new(
+        table: &LatencyTable,
+        space: &dyn Space,
+        repeats: usize,
+        device: DeviceKind,
+    ) -> Result<Option<Self>> {
+        if table.reference.is_empty() {
+            return Ok(None);
+        }
+        let dev = device.device();
+        let refs = table
+            .reference
+            .iter()
+            .map(|r| {
+                let spec = space.decode(&space.parse(&r.arch)?)?;
+                Ok((Network::new(&spec, &dev), r.measured_ms))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Calibration {
+            refs,
+            repeats: repeats.max(1),
+            device,
+        }))
+    }
+
+    /// Latency now over latency at profile time: the median over the reference archs.
+    pub fn factor(&self) -> f64 {
+        let mut ratios: Vec<f64> = self
+            .refs
+            .iter()
+            .map(|(model, then)| measure_latency(model, 1, self.repeats, self.device) / then)
+            .collect();
+        median(&mut ratios)
+    }
 }
 
 /// A node whose key the table lacks.
@@ -264,7 +330,19 @@ pub fn profile(
         overheads.push((total - sum).max(0.0));
         progress(k + 1);
     }
+    // The references last, back to back, from a stream of their own.
+    let mut ref_rng = Rng::new(seed ^ 0x5EF_u64);
+    let mut reference = Vec::with_capacity(REFERENCES);
+    for _ in 0..REFERENCES {
+        let arch = space.sample(&mut ref_rng);
+        let model = Network::new(&space.decode(&arch)?, &dev);
+        reference.push(Reference {
+            arch: space.format(&arch),
+            measured_ms: measure_latency(&model, 1, repeats.max(1), device),
+        });
+    }
     Ok(LatencyTable {
+        reference,
         space: space.name().to_string(),
         space_params: space.params_json(),
         space_settings: Vec::new(),
@@ -295,8 +373,14 @@ pub struct CheckResult {
     pub rmse_ms: f64,
     /// Mean measured latency, ms.
     pub mean_measured_ms: f64,
-    /// Share of archs predicted within ±10% of measured.
+    /// Share of archs predicted within ±10% of measured (predictions calibrated when the
+    /// table has reference archs).
     pub within_10pct: f64,
+    /// The same share for the table's raw predictions, without calibration.
+    pub uncalibrated_within_10pct: f64,
+    /// The calibration factor measured before each arch (latency now over at profile time);
+    /// empty for a table without reference archs.
+    pub calibration: Vec<f64>,
     /// Mean absolute relative error.
     pub mean_abs_rel_error: f64,
     /// The noise floor: share of archs whose second measurement is within ±10% of the first
@@ -320,8 +404,11 @@ pub fn check(
 ) -> Result<CheckResult> {
     table.check_space(space)?;
     let dev = device.device();
+    let calibration = Calibration::new(table, space, repeats, device)?;
+    let mut factors = Vec::new();
     let mut rng = Rng::new(seed);
     let mut pairs = Vec::new();
+    let mut raw_within = 0usize;
     let mut uncovered = 0;
     let mut agree = 0usize;
     for k in 0..archs.max(1) {
@@ -332,9 +419,15 @@ pub fn check(
             continue;
         };
         let model = Network::new(&spec, &dev);
+        // As a search predicts: the references measured right before.
+        let factor = calibration.as_ref().map_or(1.0, Calibration::factor);
         let first = measure_latency(&model, 1, repeats.max(1), device);
         let again = measure_latency(&model, 1, repeats.max(1), device);
-        pairs.push((predicted, first));
+        if calibration.is_some() {
+            factors.push(factor);
+        }
+        pairs.push((predicted * factor, first));
+        raw_within += usize::from(((predicted - first) / first).abs() <= 0.10);
         agree += usize::from(((again - first) / first).abs() <= 0.10);
     }
     if pairs.is_empty() {
@@ -351,6 +444,8 @@ pub fn check(
         rmse_ms: rmse,
         mean_measured_ms: pairs.iter().map(|p| p.1).sum::<f64>() / n,
         within_10pct: rel.iter().filter(|&&r| r <= 0.10).count() as f64 / n,
+        uncalibrated_within_10pct: raw_within as f64 / n,
+        calibration: factors,
         mean_abs_rel_error: rel.iter().sum::<f64>() / n,
         remeasured_within_10pct: agree as f64 / n,
         pairs,
@@ -408,6 +503,18 @@ mod tests {
             "another input width is another node"
         );
         assert!(table.check_space(wide.as_ref()).is_err());
+        // The reference archs parse back in the space and give a positive speed factor; a
+        // table without them (written before they existed) is not calibrated.
+        assert_eq!(table.reference.len(), REFERENCES);
+        let calibration = Calibration::new(&table, s.as_ref(), 2, DeviceKind::Cpu).unwrap();
+        assert!(calibration.unwrap().factor() > 0.0);
+        let old = LatencyTable {
+            reference: Vec::new(),
+            ..table.clone()
+        };
+        assert!(Calibration::new(&old, s.as_ref(), 2, DeviceKind::Cpu)
+            .unwrap()
+            .is_none());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.json");
         table.save(&path).unwrap();

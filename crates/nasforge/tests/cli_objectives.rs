@@ -357,6 +357,15 @@ fn a_latency_table_predicts_before_training_and_checks_against_measurement() {
     ]));
     // The profiled archs themselves (seed 0) are all covered.
     assert_eq!(check["uncovered"], 0, "{check}");
+    // The table keeps five reference archs measured whole; check scales every prediction by
+    // their latency now over then, measured right before the arch.
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&table).unwrap()).unwrap();
+    assert_eq!(written["reference"].as_array().unwrap().len(), 5);
+    let factors = check["calibration"].as_array().unwrap();
+    assert_eq!(factors.len() as u64, check["archs"].as_u64().unwrap());
+    assert!(factors.iter().all(|f| f.as_f64().unwrap() > 0.0));
+    assert!(check["uncalibrated_within_10pct"].as_f64().is_some());
     let mut predicted: Vec<f64> = check["pairs"]
         .as_array()
         .unwrap()

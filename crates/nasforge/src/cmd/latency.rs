@@ -176,7 +176,7 @@ fn check(args: CheckArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else if !args.output.quiet {
         println!(
-            "{} archs of {} (seed {}): measured {:.4} ms on average; RMSE {:.4} ms; mean |error| {:.1}%; {:.0}% within ±10% (a second measurement of the same arch is within ±10% of the first for {:.0}%){}",
+            "{} archs of {} (seed {}): measured {:.4} ms on average; RMSE {:.4} ms; mean |error| {:.1}%; {:.0}% within ±10% (a second measurement of the same arch is within ±10% of the first for {:.0}%){}{}",
             result.archs,
             table.space,
             args.seed,
@@ -185,6 +185,7 @@ fn check(args: CheckArgs) -> Result<()> {
             100.0 * result.mean_abs_rel_error,
             100.0 * result.within_10pct,
             100.0 * result.remeasured_within_10pct,
+            calibration_text(&result),
             if result.uncovered > 0 {
                 format!(
                     "; {} archs left out (a node kind the profile never saw)",
@@ -196,4 +197,20 @@ fn check(args: CheckArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What `check` says of the calibration it applied.
+fn calibration_text(result: &latency::CheckResult) -> String {
+    let mut f = result.calibration.clone();
+    if f.is_empty() {
+        return "; the table has no reference archs, so predictions are not calibrated (profile it again)".into();
+    }
+    f.sort_by(f64::total_cmp);
+    format!(
+        "; calibrated by the reference archs measured before each arch (now / at profile time: median {:.2}, {:.2}-{:.2}); uncalibrated {:.0}% within ±10%",
+        f[f.len() / 2],
+        f[0],
+        f[f.len() - 1],
+        100.0 * result.uncalibrated_within_10pct
+    )
 }

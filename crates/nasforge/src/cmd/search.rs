@@ -584,13 +584,18 @@ fn search_train(
             }
             evaluator = evaluator.without_latency();
             let path = path.display().to_string();
+            // Each prediction is scaled to the machine's speed at that moment, measured on the
+            // table's reference archs (`latency::Calibration`; a few ms).
+            let calibration =
+                nasforge_nn::latency::Calibration::new(&table, space.as_ref(), 10, device)?;
             Some(Box::new(move |spec: &nasforge_core::netspec::NetSpec| {
-                let ms = table.predict(spec).map_err(|u| {
+                let raw = table.predict(spec).map_err(|u| {
                     nasforge_core::Error::invalid(format!(
                         "the latency table {path} has no time for the node `{}`; profile more archs (`nasforge latency profile --archs N`)",
                         u.0
                     ))
                 })?;
+                let ms = raw * calibration.as_ref().map_or(1.0, |c| c.factor());
                 Ok(std::collections::BTreeMap::from([(
                     study::metric::LATENCY_MS.to_string(),
                     ms,
