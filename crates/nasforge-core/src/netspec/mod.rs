@@ -13,6 +13,7 @@
 //! and concatenations are not counted.
 
 mod diagram;
+pub mod supernet;
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -323,6 +324,11 @@ impl NetSpecBuilder {
     /// The input node.
     pub fn input(&self) -> NodeId {
         0
+    }
+
+    /// The id the next node added will get.
+    pub fn next_id(&self) -> NodeId {
+        self.nodes.len()
     }
 
     /// Sets the scope recorded on the nodes added next (`stage1/cell2`).

@@ -17,6 +17,7 @@ pub use darts::DartsSpace;
 pub use mlp::MlpSpace;
 pub use nb201::Nb201Space;
 
+use crate::netspec::supernet::SuperSpec;
 use crate::netspec::NetSpec;
 use crate::rng::Rng;
 use crate::{Error, Result};
@@ -102,6 +103,15 @@ pub trait Space: Send + Sync {
 
     /// The network this arch describes.
     fn decode(&self, arch: &Arch) -> Result<NetSpec>;
+
+    /// The supernet of the space for one-shot methods: every choice built with all its
+    /// candidates ([`SuperSpec`]). An error for a space that has none yet.
+    fn supernet(&self) -> Result<SuperSpec> {
+        Err(Error::invalid(format!(
+            "space `{}` has no supernet yet; one-shot methods run on: nb201",
+            self.name()
+        )))
+    }
 
     /// The space's own text form of an arch. By default `name=label` pairs of the active
     /// choices, comma separated.

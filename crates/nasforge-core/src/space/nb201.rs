@@ -6,6 +6,7 @@
 //! classifier.
 
 use super::{Arch, CellGraph, Choice, Space, MAX_CLASSES, MAX_DEPTH, MAX_WIDTH};
+use crate::netspec::supernet::{Candidate, Mixed, SuperSpec};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
 use crate::{Error, Result};
@@ -228,12 +229,49 @@ impl Space for Nb201Space {
     }
 
     fn decode(&self, arch: &Arch) -> Result<NetSpec> {
+        let v = arch.values();
+        self.build(&mut |b, x, e| self.edge_op(b, x, v[e]))
+    }
+
+    /// Every edge of every cell a mixed module of the five ops, summed.
+    fn supernet(&self) -> Result<SuperSpec> {
+        let mut mixed = Vec::new();
+        let spec = self.build(&mut |b, x, e| {
+            let mut candidates = Vec::with_capacity(NB201_OPS.len());
+            for op in 0..NB201_OPS.len() {
+                let start = b.next_id();
+                let output = self.edge_op(b, x, op as u16)?;
+                candidates.push(Candidate {
+                    nodes: start..b.next_id(),
+                    output,
+                });
+            }
+            let outputs: Vec<NodeId> = candidates.iter().map(|c| c.output).collect();
+            let output = b.push(Op::Add, &outputs)?;
+            mixed.push(Mixed {
+                choice: e,
+                input: x,
+                candidates,
+                output,
+            });
+            Ok(output)
+        })?;
+        SuperSpec::new(spec, mixed, vec![NB201_OPS.len(); EDGES.len()])
+    }
+}
+
+impl Nb201Space {
+    /// The network with `edge(builder, input, edge index)` building each cell edge: one op for
+    /// an arch ([`Space::decode`]), all five for the supernet.
+    fn build(
+        &self,
+        edge: &mut dyn FnMut(&mut NetSpecBuilder, NodeId, usize) -> Result<NodeId>,
+    ) -> Result<NetSpec> {
         let mut b = NetSpecBuilder::new(&self.input)?;
         let c = self.channels;
         b.set_scope("stem");
         let x = b.conv(0, c, 3, 1, 1)?;
         let mut x = b.bn(x)?;
-        let v = arch.values();
         for stage in 0..3 {
             let width = c << stage;
             if stage > 0 {
@@ -261,7 +299,7 @@ impl Space for Nb201Space {
                     for (e, &(t, from)) in EDGES.iter().enumerate() {
                         if t == to {
                             b.set_scope(format!("{scope}/edge_{to}_{from}"));
-                            terms.push(self.edge_op(&mut b, nodes[from], v[e])?);
+                            terms.push(edge(&mut b, nodes[from], e)?);
                         }
                     }
                     b.set_scope(format!("{scope}/node{to}"));

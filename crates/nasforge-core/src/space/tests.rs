@@ -226,3 +226,47 @@ fn cell_graphs_show_every_op_of_the_arch() {
     assert!(g.nodes[1].contains("linear 64") && g.nodes[1].contains("gelu"));
     assert!(g.nodes[2].contains("batch_norm") && g.nodes[2].contains("dropout 0.1"));
 }
+
+#[test]
+fn the_nb201_supernet_gives_every_arch_exactly_its_stand_alone_network() {
+    let params = Params::parse(&["channels=4", "cells=2", "input=8x8x1"]).unwrap();
+    let s = build("nb201", &params).unwrap();
+    let sup = s.supernet().unwrap();
+    // One mixed module per edge of every cell: 6 edges × 3 stages × 2 cells.
+    assert_eq!(sup.mixed().len(), 6 * 3 * 2);
+    assert_eq!(sup.options(), &[5; 6]);
+    let mut rng = Rng::new(3);
+    let mut archs: Vec<Arch> = (0..40).map(|_| s.sample(&mut rng)).collect();
+    archs.push(
+        s.parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+            .unwrap(),
+    );
+    let convs = s
+        .parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+        .unwrap();
+    archs.push(convs.clone());
+    for a in &archs {
+        let (sub, origin) = sup.sub_network(a.values()).unwrap();
+        assert_eq!(sub, s.decode(a).unwrap(), "{}", s.format(a));
+        // Every node comes from its own supernet node, with the same op and weights.
+        assert_eq!(origin.len(), sub.nodes().len());
+        assert!(origin.windows(2).all(|w| w[0] < w[1]));
+        for (k, &o) in origin.iter().enumerate() {
+            assert_eq!(sub.nodes()[k].op, sup.spec().nodes()[o].op);
+            assert_eq!(sub.node_params(k), sup.spec().node_params(o));
+        }
+    }
+    // The supernet holds every candidate: more weights than the largest arch.
+    assert!(sup.spec().params() > s.decode(&convs).unwrap().params());
+    for bad in [vec![0u16; 5], vec![5u16; 6]] {
+        assert!(sup.sub_network(&bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn spaces_without_a_supernet_say_so() {
+    for s in all_spaces().iter().filter(|s| s.name() != "nb201") {
+        let e = s.supernet().unwrap_err().to_string();
+        assert!(e.contains("has no supernet yet"), "{}: {e}", s.name());
+    }
+}
