@@ -17,4 +17,5 @@ pub mod latency;
 pub mod model;
 pub mod onnx;
 pub mod proxies;
+pub mod supernet;
 pub mod train;

@@ -65,6 +65,12 @@ pub trait Probe {
         let _ = (node, op);
         t
     }
+    /// Whether node `node` is left out of this pass: it is not computed and reads as zeros (a
+    /// supernet's candidates off the sampled path). Its readers must map zeros to zeros or sum.
+    fn skip(&mut self, node: usize) -> bool {
+        let _ = node;
+        false
+    }
 }
 
 /// The probe that changes nothing.
@@ -133,6 +139,14 @@ impl Network {
                 }
             })
             .collect();
+        Self::from_layers(spec, layers)
+    }
+
+    /// The network of `spec` with the given layers, one per node (`Layer::Fixed(i)` at node `i`
+    /// for parameter-free ops): how a supernet's sub-network inherits its weights.
+    pub(crate) fn from_layers(spec: &NetSpec, layers: Vec<Layer>) -> Self {
+        let nodes = spec.nodes();
+        debug_assert_eq!(layers.len(), nodes.len());
         let mut last_use: Vec<usize> = (0..nodes.len()).collect();
         let mut readers = vec![0usize; nodes.len()];
         for (i, node) in nodes.iter().enumerate() {
@@ -258,6 +272,7 @@ impl Network {
                 }
             };
             let out = match (&node.op, &self.layers[i]) {
+                _ if probe.skip(i) => Value::Zeros,
                 (Op::Conv2d { bias, .. }, Layer::Conv(conv)) => match arg(0, !bias) {
                     Value::Zeros => Value::Zeros,
                     v => {
