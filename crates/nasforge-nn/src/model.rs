@@ -215,6 +215,16 @@ impl Network {
         total
     }
 
+    /// Sets the running-statistics momentum of every batch norm (1: the next batch's
+    /// statistics replace them; `1/(k+1)` at batch `k`: their running mean).
+    pub(crate) fn set_norm_momentum(&mut self, momentum: f64) {
+        for layer in &mut self.layers {
+            if let Layer::Norm(bn) = layer {
+                bn.momentum = momentum;
+            }
+        }
+    }
+
     /// The learned layers, one per NetSpec node (`Layer::Fixed` for parameter-free ops).
     pub fn layers(&self) -> &[Layer] {
         &self.layers

@@ -2,11 +2,22 @@
 //! choice, with its own weights), run as one-shot methods need it — one path of candidates
 //! (SPOS, GDAS, ENAS, RSPS; the others are not computed) or every candidate weighted (DARTS) —
 //! and the stand-alone network of any arch extracted with the weights it inherits.
+//!
+//! Training so far: uniform single-path training ([`Supernet::train_single_path`], SPOS / RSPS's
+//! supernet phase), and scoring a sub-network with inherited weights after recalibrating its
+//! batch-norm statistics ([`Supernet::evaluate_inherited`]).
 
+use crate::data::Dataset;
+use crate::device::DeviceKind;
 use crate::model::{Layer, Network, Probe};
+use crate::train::loop_::{rng_turn, seeded_network, train_loop};
+use crate::train::{evaluate, Control, EpochStats, Metric, TrainError, TrainSetup};
+use burn::module::RunningState;
+use burn::nn::BatchNorm;
 use burn::prelude::*;
 use nasforge_core::netspec::supernet::SuperSpec;
 use nasforge_core::netspec::Op;
+use nasforge_core::rng::Rng;
 use nasforge_core::{Error, Result};
 
 /// How a pass runs the mixed modules.
@@ -22,73 +33,26 @@ pub enum Path<'a> {
 #[derive(Debug)]
 pub struct Supernet {
     net: Network,
+    plan: Plan,
+}
+
+/// Where the choices are, apart from the weights (a training loop moves the network).
+#[derive(Debug)]
+struct Plan {
     sup: SuperSpec,
     /// Per node: the (mixed module, candidate) it belongs to.
     member: Vec<Option<(usize, usize)>>,
 }
 
-/// Leaves out the candidates off a single path, or scales each candidate's output.
-struct Router<'a> {
-    sup: &'a Supernet,
-    path: &'a Path<'a>,
-}
-
-impl Router<'_> {
-    /// The weight of node `node`'s output when it is a candidate's output (weighted path).
-    fn weight(&self, node: usize) -> Option<Tensor<1>> {
-        let Path::Weighted(w) = self.path else {
-            return None;
-        };
-        let (m, c) = self.sup.member[node]?;
-        let mixed = &self.sup.sup.mixed()[m];
-        (mixed.candidates[c].output == node).then(|| w[mixed.choice].clone().slice(c..c + 1))
-    }
-}
-
-impl Probe for Router<'_> {
-    fn image(&mut self, node: usize, _: &Op, t: Tensor<4>) -> Tensor<4> {
-        match self.weight(node) {
-            Some(w) => t * w.reshape([1, 1, 1, 1]),
-            None => t,
-        }
-    }
-    fn vector(&mut self, node: usize, _: &Op, t: Tensor<2>) -> Tensor<2> {
-        match self.weight(node) {
-            Some(w) => t * w.reshape([1, 1]),
-            None => t,
-        }
-    }
-    fn skip(&mut self, node: usize) -> bool {
-        match (self.path, self.sup.member[node]) {
-            (Path::Single(values), Some((m, c))) => {
-                values[self.sup.sup.mixed()[m].choice] as usize != c
-            }
-            _ => false,
-        }
-    }
-}
-
-impl Supernet {
-    /// The supernet of `sup` with freshly initialised weights on `device`.
-    pub fn new(sup: SuperSpec, device: &Device) -> Self {
-        let net = Network::new(sup.spec(), device);
+impl Plan {
+    fn new(sup: SuperSpec) -> Self {
         let mut member = vec![None; sup.spec().nodes().len()];
         for (m, mixed) in sup.mixed().iter().enumerate() {
             for (c, cand) in mixed.candidates.iter().enumerate() {
                 member[cand.nodes.clone()].fill(Some((m, c)));
             }
         }
-        Supernet { net, sup, member }
-    }
-
-    /// Its description.
-    pub fn spec(&self) -> &SuperSpec {
-        &self.sup
-    }
-
-    /// Its weights as a network (every candidate's).
-    pub fn network(&self) -> &Network {
-        &self.net
+        Plan { sup, member }
     }
 
     /// Checks a path against the choices: a value per choice within its options, or a weight
@@ -112,25 +76,168 @@ impl Supernet {
         }
     }
 
+    /// `net` (this plan's network) on a batch along a checked `path`.
+    fn run(&self, net: &Network, x: Tensor<2>, path: &Path) -> Tensor<2> {
+        net.forward_probed(x, &mut Router { plan: self, path })
+    }
+
+    /// A uniformly random value for every choice.
+    fn sample(&self, rng: &mut Rng) -> Vec<u16> {
+        self.sup
+            .options()
+            .iter()
+            .map(|&n| rng.below(n) as u16)
+            .collect()
+    }
+}
+
+/// Leaves out the candidates off a single path, or scales each candidate's output.
+struct Router<'a> {
+    plan: &'a Plan,
+    path: &'a Path<'a>,
+}
+
+impl Router<'_> {
+    /// The weight of node `node`'s output when it is a candidate's output (weighted path).
+    fn weight(&self, node: usize) -> Option<Tensor<1>> {
+        let Path::Weighted(w) = self.path else {
+            return None;
+        };
+        let (m, c) = self.plan.member[node]?;
+        let mixed = &self.plan.sup.mixed()[m];
+        (mixed.candidates[c].output == node).then(|| w[mixed.choice].clone().slice(c..c + 1))
+    }
+}
+
+impl Probe for Router<'_> {
+    fn image(&mut self, node: usize, _: &Op, t: Tensor<4>) -> Tensor<4> {
+        match self.weight(node) {
+            Some(w) => t * w.reshape([1, 1, 1, 1]),
+            None => t,
+        }
+    }
+    fn vector(&mut self, node: usize, _: &Op, t: Tensor<2>) -> Tensor<2> {
+        match self.weight(node) {
+            Some(w) => t * w.reshape([1, 1]),
+            None => t,
+        }
+    }
+    fn skip(&mut self, node: usize) -> bool {
+        match (self.path, self.plan.member[node]) {
+            (Path::Single(values), Some((m, c))) => {
+                values[self.plan.sup.mixed()[m].choice] as usize != c
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Supernet {
+    /// The supernet of `sup` with freshly initialised weights on `device`.
+    pub fn new(sup: SuperSpec, device: &Device) -> Self {
+        Supernet {
+            net: Network::new(sup.spec(), device),
+            plan: Plan::new(sup),
+        }
+    }
+
+    /// The supernet of `sup` with weights drawn from `seed` in module order on `device` (the
+    /// same seed, the same weights).
+    pub fn seeded(sup: SuperSpec, device: &Device, seed: u64) -> Self {
+        let _turn = rng_turn();
+        Supernet {
+            net: seeded_network(sup.spec(), device, seed),
+            plan: Plan::new(sup),
+        }
+    }
+
+    /// Its description.
+    pub fn spec(&self) -> &SuperSpec {
+        &self.plan.sup
+    }
+
+    /// Its weights as a network (every candidate's).
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
     /// Runs a batch (flat rows, as [`Network::forward_flat`]) along `path`.
     pub fn forward(&self, x: Tensor<2>, path: &Path) -> Result<Tensor<2>> {
-        self.check(path)?;
-        Ok(self.net.forward_probed(x, &mut Router { sup: self, path }))
+        self.plan.check(path)?;
+        Ok(self.plan.run(&self.net, x, path))
     }
 
     /// The stand-alone network of the arch with choice values `values`, its weights (batch-norm
     /// statistics included) those the supernet holds for it.
     pub fn extract(&self, values: &[u16]) -> Result<Network> {
-        self.check(&Path::Single(values))?;
-        let (spec, origin) = self.sup.sub_network(values)?;
+        self.plan.check(&Path::Single(values))?;
+        let (spec, origin) = self.plan.sup.sub_network(values)?;
         let layers = origin
             .iter()
             .enumerate()
             .map(|(k, &o)| match &self.net.layers()[o] {
                 Layer::Fixed(_) => Layer::Fixed(k),
+                // Running statistics of its own (a clone would share the supernet's, and
+                // recalibrating the sub-network would change them).
+                Layer::Norm(bn) => Layer::Norm(BatchNorm {
+                    running_mean: RunningState::new(bn.running_mean.value()),
+                    running_var: RunningState::new(bn.running_var.value()),
+                    ..bn.clone()
+                }),
                 learned => learned.clone(),
             })
             .collect();
         Ok(Network::from_layers(&spec, layers))
+    }
+
+    /// Uniform single-path training (SPOS; RSPS's supernet phase): every step samples a value
+    /// for each choice uniformly from the loop's generator and trains that path alone, with
+    /// the recipe, data and rows of `setup` (its validation rows are not read: a supernet epoch
+    /// has no single arch to validate). Deterministic for a seed, as [`crate::train::train`].
+    pub fn train_single_path(
+        self,
+        setup: TrainSetup<'_>,
+        seed: u64,
+        on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
+    ) -> std::result::Result<(Supernet, Vec<EpochStats>), TrainError> {
+        let _turn = rng_turn();
+        let plan = self.plan;
+        let forward = |net: &Network, x: Tensor<2>, rng: &mut Rng| {
+            let values = plan.sample(rng);
+            plan.run(net, x, &Path::Single(&values))
+        };
+        let (net, epochs, _) = train_loop(self.net, setup, seed, &forward, &|_| None, on_epoch)?;
+        Ok((Supernet { net, plan }, epochs))
+    }
+
+    /// The arch `values` scored with the weights it inherits: its network extracted, its
+    /// batch-norm statistics recomputed as the mean over the batches of `calibration` rows
+    /// (a supernet's running statistics mix every path's; SPOS recalibrates them), then
+    /// evaluated on `rows` of `data`.
+    pub fn evaluate_inherited(
+        &self,
+        values: &[u16],
+        data: &Dataset,
+        calibration: &[usize],
+        rows: &[usize],
+        batch: usize,
+        device: DeviceKind,
+    ) -> Result<Metric> {
+        let mut net = self.extract(values)?;
+        let dev = device.training_device();
+        let d = data.row_len();
+        crate::kernels::in_pool(|| {
+            let chunks = calibration.chunks(batch.max(2)).filter(|c| c.len() >= 2);
+            for (k, chunk) in chunks.enumerate() {
+                net.set_norm_momentum(1.0 / (k + 1) as f64);
+                let x: Vec<f32> = chunk.iter().flat_map(|&r| data.row(r)).copied().collect();
+                let _ = net.forward_flat(Tensor::<2>::from_data(
+                    TensorData::new(x, [chunk.len(), d]),
+                    &dev,
+                ));
+            }
+        });
+        net.set_norm_momentum(0.1);
+        Ok(evaluate(&net.valid(), data, rows, device))
     }
 }

@@ -214,19 +214,54 @@ pub fn train(
     seed: u64,
     on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
 ) -> Result<Trained, TrainError> {
-    let TrainSetup {
-        data,
-        train_rows,
-        valid_rows,
-        config: cfg,
-        device,
-    } = setup;
-    cfg.validate(train_rows.len())?;
     // burn flex draws every random number (initialisation, dropout) from one process-wide
     // generator, so concurrent trainings would interleave draws; they take turns instead.
     let _turn = rng_turn();
+    let model = seeded_network(spec, &setup.device.training_device(), seed);
+    let (data, valid_rows, device) = (setup.data, setup.valid_rows, setup.device);
+    let (model, epochs, stopped) = train_loop(
+        model,
+        setup,
+        seed,
+        &|m, x, _| m.forward_flat(x),
+        &|m| (!valid_rows.is_empty()).then(|| evaluate(&m.valid(), data, valid_rows, device)),
+        on_epoch,
+    )?;
+    Ok(Trained {
+        model: model.valid(),
+        epochs,
+        stopped,
+    })
+}
+
+/// How a training loop runs a batch through the model: `(model, rows, rng) -> outputs`; the
+/// loop's generator (after shuffling and augmentation draws) is there for sampling paths.
+pub(crate) type Forward<'a> = dyn Fn(&Network, Tensor<2>, &mut Rng) -> Tensor<2> + Sync + 'a;
+
+/// What a training loop reports as an epoch's validation.
+pub(crate) type Validate<'a> = dyn Fn(&Network) -> Option<Metric> + Sync + 'a;
+
+/// The loop of [`train`] on an already built `model` (the caller holds [`rng_turn`]): the
+/// recipe's optimiser and schedule, batches through `forward`, `validate` after each epoch.
+/// Returns the model in training mode, the epochs, and whether `on_epoch` stopped it.
+pub(crate) fn train_loop(
+    model: Network,
+    setup: TrainSetup<'_>,
+    seed: u64,
+    forward: &Forward<'_>,
+    validate: &Validate<'_>,
+    on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
+) -> Result<(Network, Vec<EpochStats>, bool), TrainError> {
+    let TrainSetup {
+        data,
+        train_rows,
+        config: cfg,
+        device,
+        ..
+    } = setup;
+    cfg.validate(train_rows.len())?;
     let dev = device.training_device();
-    let mut model = seeded_network(spec, &dev, seed);
+    let mut model = model;
     let mut optim = match cfg.optimizer {
         OptimizerConfig::Sgd {
             momentum,
@@ -284,7 +319,7 @@ pub fn train(
                     TensorData::new(gather(data, rows, augment), [n, d]),
                     &dev,
                 );
-                let out = model.forward_flat(x);
+                let out = forward(&model, x, &mut rng);
                 let loss = match &data.targets {
                     Targets::Classes { ids, .. } => {
                         let y: Vec<i64> = rows.iter().map(|&r| ids[r] as i64).collect();
@@ -317,8 +352,11 @@ pub fn train(
                 model = optim.step(lr, model, grads);
                 step_global += 1;
             }
-            let valid = (!valid_rows.is_empty())
-                .then(|| evaluate(&model.valid(), data, valid_rows, device));
+            // burn keeps batch-norm running statistics per thread until they are synced; sync
+            // them on the thread that updated them, so the next epoch (maybe on another pool
+            // thread) starts from this one's values whether or not anything validates.
+            let _ = model.valid();
+            let valid = validate(&model);
             Ok((model, loss_sum, loss_n, valid))
         })?;
         model = trained;
@@ -335,11 +373,7 @@ pub fn train(
             break;
         }
     }
-    Ok(Trained {
-        model: model.valid(),
-        epochs,
-        stopped,
-    })
+    Ok((model, epochs, stopped))
 }
 
 /// Runs `model` (an inference copy) on `rows` and measures accuracy or regression errors.

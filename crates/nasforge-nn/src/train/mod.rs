@@ -2,7 +2,7 @@
 //! per-epoch validation, divergence detection, and the final evaluation on held-out rows.
 
 pub mod config;
-mod loop_;
+pub(crate) mod loop_;
 
 pub use config::{OptimizerConfig, ScheduleConfig, TrainConfig};
 pub use loop_::{evaluate, train, Control, EpochStats, Metric, TrainError, TrainSetup, Trained};
