@@ -93,24 +93,27 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let n = d.len();
     let dlen = d.row_len();
     let mut outputs = Vec::with_capacity(n * info.classes.len().max(1));
-    for start in (0..n).step_by(256) {
-        let end = (start + 256).min(n);
-        let x = Tensor::<2>::from_data(
-            TensorData::new(
-                d.features[start * dlen..end * dlen].to_vec(),
-                [end - start, dlen],
-            ),
-            &dev,
-        );
-        outputs.extend(
-            model
-                .forward_flat(x)
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .expect("float output"),
-        );
-    }
+    // Inside the thread pool, as training and evaluation run (`kernels::in_pool`).
+    nasforge_nn::kernels::in_pool(|| {
+        for start in (0..n).step_by(256) {
+            let end = (start + 256).min(n);
+            let x = Tensor::<2>::from_data(
+                TensorData::new(
+                    d.features[start * dlen..end * dlen].to_vec(),
+                    [end - start, dlen],
+                ),
+                &dev,
+            );
+            outputs.extend(
+                model
+                    .forward_flat(x)
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .expect("float output"),
+            );
+        }
+    });
     let width = (outputs.len() / n.max(1)).max(1);
     let predictions = match info.task {
         Task::Classification => Predictions::Labels(
