@@ -19,17 +19,8 @@ use nasforge_nn::train::{train, Control, TrainConfig, TrainSetup};
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
-fn num(name: &str, default: usize) -> usize {
-    arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+mod common;
+use common::{arg, num};
 
 fn main() {
     rayon::ThreadPoolBuilder::new()

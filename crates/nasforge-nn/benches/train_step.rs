@@ -29,22 +29,8 @@ use nasforge_nn::model::{Layer, Network};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-fn text_arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-}
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::{arg, num};
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -244,15 +230,15 @@ fn breakdown(name: &str, space_params: &[&str], cell: &str, batch: usize, reps: 
 }
 
 fn main() {
-    let threads = arg("--threads", 2);
+    let threads = num("--threads", 2);
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
         .expect("first pool");
-    let steps = arg("--steps", 30);
-    let warmup = arg("--warmup", 5);
-    let only = text_arg("--net");
-    let kernels = text_arg("--kernels").unwrap_or_else(|| "ours".into());
+    let steps = num("--steps", 30);
+    let warmup = num("--warmup", 5);
+    let only = arg("--net");
+    let kernels = arg("--kernels").unwrap_or_else(|| "ours".into());
     match kernels.as_str() {
         "ours" => nasforge_nn::kernels::set_enabled(true),
         "burn" => nasforge_nn::kernels::set_enabled(false),

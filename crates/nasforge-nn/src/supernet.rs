@@ -170,7 +170,6 @@ impl Supernet {
     /// The stand-alone network of the arch with choice values `values`, its weights (batch-norm
     /// statistics included) those the supernet holds for it.
     pub fn extract(&self, values: &[u16]) -> Result<Network> {
-        self.plan.check(&Path::Single(values))?;
         let (spec, origin) = self.plan.sup.sub_network(values)?;
         let layers = origin
             .iter()
@@ -240,7 +239,6 @@ impl Supernet {
                 ));
             }
         });
-        net.set_norm_momentum(0.1);
         Ok(evaluate(&net.valid(), data, rows, device))
     }
 }

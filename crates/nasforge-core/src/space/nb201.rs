@@ -256,7 +256,8 @@ impl Space for Nb201Space {
             });
             Ok(output)
         })?;
-        SuperSpec::new(spec, mixed, vec![NB201_OPS.len(); EDGES.len()])
+        let options = self.choices.iter().map(|c| c.options.len()).collect();
+        SuperSpec::new(spec, mixed, options)
     }
 }
 

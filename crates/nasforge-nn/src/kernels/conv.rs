@@ -242,16 +242,11 @@ fn im2col_rows<const W: usize>(x: &[f32], s: usize, g: &ConvGeom, col: &mut [f32
         for j in 0..s {
             let src = &x[j * xs + c * plane..j * xs + (c + 1) * plane];
             let dst = &mut padded[j * pp..(j + 1) * pp];
+            // Input rows as wide as the output (same padding) copy with the constant length.
             if W != 0 && g.w == W {
-                for (iy, row) in src.chunks_exact(W).enumerate() {
-                    let at = (iy + top) * wp + left;
-                    dst[at..at + W].copy_from_slice(row);
-                }
+                place_rows::<W>(src, dst, W, (top, left), wp);
             } else {
-                for (iy, row) in src.chunks_exact(g.w).enumerate() {
-                    let at = (iy + top) * wp + left;
-                    dst[at..at + g.w].copy_from_slice(row);
-                }
+                place_rows::<0>(src, dst, g.w, (top, left), wp);
             }
         }
         for ki in 0..g.kh {
@@ -266,6 +261,22 @@ fn im2col_rows<const W: usize>(x: &[f32], s: usize, g: &ConvGeom, col: &mut [f32
                 }
             }
         }
+    }
+}
+
+/// Copies the rows (`w` wide; `W` when that is known at compile time, else 0) of one plane
+/// `src` into a zero-padded plane `dst` of row length `wp`, at offset `(top, left)`.
+fn place_rows<const W: usize>(
+    src: &[f32],
+    dst: &mut [f32],
+    w: usize,
+    (top, left): (usize, usize),
+    wp: usize,
+) {
+    let w = if W == 0 { w } else { W };
+    for (iy, row) in src.chunks_exact(w).enumerate() {
+        let at = (iy + top) * wp + left;
+        dst[at..at + w].copy_from_slice(row);
     }
 }
 

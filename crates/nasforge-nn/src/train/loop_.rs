@@ -224,7 +224,7 @@ pub fn train(
         setup,
         seed,
         &|m, x, _| m.forward_flat(x),
-        &|m| (!valid_rows.is_empty()).then(|| evaluate(&m.valid(), data, valid_rows, device)),
+        &|m| (!valid_rows.is_empty()).then(|| evaluate(m, data, valid_rows, device)),
         on_epoch,
     )?;
     Ok(Trained {
@@ -238,7 +238,7 @@ pub fn train(
 /// loop's generator (after shuffling and augmentation draws) is there for sampling paths.
 pub(crate) type Forward<'a> = dyn Fn(&Network, Tensor<2>, &mut Rng) -> Tensor<2> + Sync + 'a;
 
-/// What a training loop reports as an epoch's validation.
+/// What a training loop reports as an epoch's validation, given the inference copy of the model.
 pub(crate) type Validate<'a> = dyn Fn(&Network) -> Option<Metric> + Sync + 'a;
 
 /// The loop of [`train`] on an already built `model` (the caller holds [`rng_turn`]): the
@@ -352,11 +352,11 @@ pub(crate) fn train_loop(
                 model = optim.step(lr, model, grads);
                 step_global += 1;
             }
-            // burn keeps batch-norm running statistics per thread until they are synced; sync
-            // them on the thread that updated them, so the next epoch (maybe on another pool
-            // thread) starts from this one's values whether or not anything validates.
-            let _ = model.valid();
-            let valid = validate(&model);
+            // The inference copy also syncs burn's batch-norm running statistics (kept per
+            // thread until synced) on the thread that updated them, so the next epoch (maybe
+            // on another pool thread) starts from this one's values whether or not anything
+            // validates.
+            let valid = validate(&model.valid());
             Ok((model, loss_sum, loss_n, valid))
         })?;
         model = trained;

@@ -136,6 +136,20 @@ fn scaled(space: &str, params: &serde_json::Value, w: f64, d: f64, r: f64) -> Op
     )
 }
 
+/// One network of the grid.
+struct Scaled {
+    width: f64,
+    depth: f64,
+    resolution: f64,
+    /// The images' `[H, W]` when the resolution is not 1.
+    resize: Option<[usize; 2]>,
+    settings: Vec<String>,
+    arch: String,
+    spec: NetSpec,
+    /// Its value of the target's metric.
+    cost: f64,
+}
+
 /// Runs `nasforge scale`.
 pub fn run(args: ScaleArgs) -> Result<()> {
     let Some((metric, limit)) = args.target.split_once('=') else {
@@ -219,20 +233,27 @@ pub fn run(args: ScaleArgs) -> Result<()> {
                     continue;
                 };
                 let Ok(spec) = space.decode(&a) else { continue };
-                let cost = cost_of(&spec);
-                let hw = (r != 1.0).then(|| resolution(&base_params, r)).flatten();
-                candidates.push((w, d, r, hw, settings, space.format(&a), spec, cost));
+                candidates.push(Scaled {
+                    width: w,
+                    depth: d,
+                    resolution: r,
+                    resize: (r != 1.0).then(|| resolution(&base_params, r)).flatten(),
+                    settings,
+                    arch: space.format(&a),
+                    cost: cost_of(&spec),
+                    spec,
+                });
             }
         }
     }
     let base_cost = cost_of(&base.decode(&arch)?);
-    candidates.retain(|c| c.7 <= limit);
+    candidates.retain(|c| c.cost <= limit);
     if candidates.is_empty() {
         return bad_input(format!(
             "no scaled network is within {metric}={limit}: the arch has {base_cost} at width, depth and resolution 1; lower --widths (e.g. 0.25,0.5) or raise the target"
         ));
     }
-    candidates.sort_by(|a, b| b.7.total_cmp(&a.7));
+    candidates.sort_by(|a, b| b.cost.total_cmp(&a.cost));
     candidates.truncate(args.train);
     if let Some(e) = args.epochs {
         cfg.final_epochs = Some(e);
@@ -244,7 +265,17 @@ pub fn run(args: ScaleArgs) -> Result<()> {
     let prepared = pipeline::prepare_data(&cfg)?;
     let quiet = args.output.quiet || args.output.json;
     let mut rows = Vec::new();
-    for (w, d, r, hw, settings, arch_text, spec, cost) in &candidates {
+    for Scaled {
+        width: w,
+        depth: d,
+        resolution: r,
+        resize: hw,
+        settings,
+        arch: arch_text,
+        spec,
+        cost,
+    } in &candidates
+    {
         let out = args.run.join("scaled").join(if *r == 1.0 {
             format!("w{w}-d{d}")
         } else {
