@@ -144,7 +144,9 @@ const REFERENCES: usize = 5;
 /// measured again, right before the prediction it scales. A shared or frequency-scaled CPU
 /// runs tens of percent faster or slower for minutes at a time (this project's 2-core VM
 /// does), which no per-op table can know; measured next to the prediction, the references
-/// see the same state of the machine as the arch predicted would.
+/// see the same state of the machine as the arch predicted would. `latency check` reports
+/// calibrated agreement beside the raw one; `search` uses raw predictions, which are the same
+/// every time (a resumed study judges its latency constraints again).
 pub struct Calibration {
     refs: Vec<(Network, f64)>,
     repeats: usize,

@@ -420,6 +420,25 @@ fn a_latency_table_predicts_before_training_and_checks_against_measurement() {
             "nothing is measured"
         );
     }
+    // Resuming replays the study and judges the latency constraint again: the predictions
+    // must be the ones made the first time (the raw table's, not scaled to the moment), or
+    // the replay would not find its stored trials.
+    let before = trials_of(&run);
+    let o = nasforge(&[
+        "search",
+        "--resume",
+        "--run-dir",
+        run.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        json(&o)["resumed"]["replayed"].as_u64(),
+        Some(before.len() as u64),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(trials_of(&run), before);
     // Another space's table is refused.
     let other = nasforge(&[
         "search",

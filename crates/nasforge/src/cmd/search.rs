@@ -584,18 +584,17 @@ fn search_train(
             }
             evaluator = evaluator.without_latency();
             let path = path.display().to_string();
-            // Each prediction is scaled to the machine's speed at that moment, measured on the
-            // table's reference archs (`latency::Calibration`; a few ms).
-            let calibration =
-                nasforge_nn::latency::Calibration::new(&table, space.as_ref(), 10, device)?;
+            // The table's own predictions, not calibrated to the machine's speed of the moment
+            // (`latency::Calibration`, as `latency check` reports it): the study judges latency
+            // constraints before training and judges them again when a run is resumed, so a
+            // prediction must be the same every time it is made.
             Some(Box::new(move |spec: &nasforge_core::netspec::NetSpec| {
-                let raw = table.predict(spec).map_err(|u| {
+                let ms = table.predict(spec).map_err(|u| {
                     nasforge_core::Error::invalid(format!(
                         "the latency table {path} has no time for the node `{}`; profile more archs (`nasforge latency profile --archs N`)",
                         u.0
                     ))
                 })?;
-                let ms = raw * calibration.as_ref().map_or(1.0, |c| c.factor());
                 Ok(std::collections::BTreeMap::from([(
                     study::metric::LATENCY_MS.to_string(),
                     ms,
