@@ -27,6 +27,18 @@ impl Rng {
         }
     }
 
+    /// Its whole state, to continue the same stream later ([`Rng::from_state`]): a training
+    /// checkpoint stores it.
+    pub fn state(&self) -> [u64; 4] {
+        self.s
+    }
+
+    /// The generator whose state [`Rng::state`] returned; `None` for the all-zero state,
+    /// which xoshiro never reaches (a damaged checkpoint).
+    pub fn from_state(s: [u64; 4]) -> Option<Self> {
+        (s != [0; 4]).then_some(Rng { s })
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let result = (self.s[0].wrapping_add(self.s[3]))
@@ -145,6 +157,18 @@ mod tests {
             .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn a_stored_state_continues_the_stream() {
+        let mut a = Rng::new(3);
+        a.next_u64();
+        let mut b = Rng::from_state(a.state()).expect("non-zero");
+        assert_eq!(
+            (0..4).map(|_| a.next_u64()).collect::<Vec<_>>(),
+            (0..4).map(|_| b.next_u64()).collect::<Vec<_>>()
+        );
+        assert!(Rng::from_state([0; 4]).is_none());
     }
 
     #[test]

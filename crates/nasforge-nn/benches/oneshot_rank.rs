@@ -84,7 +84,7 @@ fn main() {
     let dev = DeviceKind::Cpu.training_device();
     let t = Instant::now();
     let (sn, epochs) = Supernet::seeded(space.supernet().unwrap(), &dev, seed)
-        .train_single_path(setup(&super_cfg), seed, &mut |_| Control::Continue)
+        .train_single_path(setup(&super_cfg), seed, None, &mut |_| Control::Continue)
         .expect("supernet training");
     let supernet_s = t.elapsed().as_secs_f64();
     let mut rng = Rng::new(seed ^ 0xA5C4);

@@ -3,7 +3,8 @@
 use crate::data::{Dataset, Split};
 use crate::device::DeviceKind;
 use crate::proxies::{self, Proxy, ProxyBatch, DEFAULT_BATCH};
-use crate::train::{train, Control, Metric, TrainConfig, TrainError, TrainSetup};
+use crate::supernet::Supernet;
+use crate::train::{evaluate, train, Control, Metric, TrainConfig, TrainError, TrainSetup};
 use nasforge_core::space::{Arch, Space};
 use nasforge_core::study::{metric, Cost, EvalError, Evaluation, Evaluator, Fidelity};
 use std::collections::BTreeMap;
@@ -96,16 +97,10 @@ impl TrainingEvaluator {
 
 impl Evaluator for TrainingEvaluator {
     fn metric_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = if self.data.task() == crate::data::Task::Regression {
-            vec![metric::VALID_MSE.into(), metric::VALID_MAE.into()]
-        } else {
-            vec![metric::VALID_ACCURACY.into()]
-        };
+        let mut names = quality_names(&self.data);
         names.extend([metric::TRAIN_LOSS.into(), metric::TRAIN_SECONDS.into()]);
         if self.latency {
-            names.push(metric::LATENCY_MS.into());
-            names.push(format!("latency_ms_b{}", self.latency_batch));
-            names.push(LATENCY_THREADS.into());
+            names.extend(latency_names(self.latency_batch));
         }
         names.extend(self.proxies.iter().map(|p| format!("proxy_{}", p.name())));
         names
@@ -182,16 +177,7 @@ impl Evaluator for TrainingEvaluator {
         let valid = last
             .valid
             .ok_or_else(|| EvalError::Failed("no validation rows".into()))?;
-        let mut metrics = BTreeMap::new();
-        match valid {
-            Metric::Accuracy(a) => {
-                metrics.insert(metric::VALID_ACCURACY.to_string(), a);
-            }
-            Metric::Regression { mse, mae } => {
-                metrics.insert(metric::VALID_MSE.to_string(), mse);
-                metrics.insert(metric::VALID_MAE.to_string(), mae);
-            }
-        }
+        let mut metrics = quality_metrics(valid);
         metrics.insert(metric::TRAIN_LOSS.into(), last.train_loss);
         metrics.insert(metric::TRAIN_SECONDS.into(), train_seconds);
         metrics.extend(proxy_values);
@@ -203,17 +189,150 @@ impl Evaluator for TrainingEvaluator {
             return Err(EvalError::Pruned { metrics, cost });
         }
         if self.latency {
-            metrics.insert(
-                metric::LATENCY_MS.into(),
-                measure_latency(&trained.model, 1, 10, self.device),
-            );
-            metrics.insert(
-                format!("latency_ms_b{}", self.latency_batch),
-                measure_latency(&trained.model, self.latency_batch, 5, self.device),
-            );
-            metrics.insert(LATENCY_THREADS.into(), rayon::current_num_threads() as f64);
+            metrics.extend(latency_metrics(
+                &trained.model,
+                self.latency_batch,
+                self.device,
+            ));
         }
         Ok(Evaluation { metrics, cost })
+    }
+}
+
+/// The validation metrics of the data's task.
+fn quality_names(data: &Dataset) -> Vec<String> {
+    if data.task() == crate::data::Task::Regression {
+        vec![metric::VALID_MSE.into(), metric::VALID_MAE.into()]
+    } else {
+        vec![metric::VALID_ACCURACY.into()]
+    }
+}
+
+/// A validation measurement as study metrics.
+fn quality_metrics(m: Metric) -> BTreeMap<String, f64> {
+    match m {
+        Metric::Accuracy(a) => BTreeMap::from([(metric::VALID_ACCURACY.to_string(), a)]),
+        Metric::Regression { mse, mae } => BTreeMap::from([
+            (metric::VALID_MSE.to_string(), mse),
+            (metric::VALID_MAE.to_string(), mae),
+        ]),
+    }
+}
+
+fn latency_names(batch: usize) -> [String; 3] {
+    [
+        metric::LATENCY_MS.into(),
+        format!("latency_ms_b{batch}"),
+        LATENCY_THREADS.into(),
+    ]
+}
+
+/// The inference latency of `model` at batch 1 and at `batch`, with the threads used.
+fn latency_metrics(
+    model: &crate::model::Network,
+    batch: usize,
+    device: DeviceKind,
+) -> BTreeMap<String, f64> {
+    let [b1, bn, threads] = latency_names(batch);
+    BTreeMap::from([
+        (b1, measure_latency(model, 1, 10, device)),
+        (bn, measure_latency(model, batch, 5, device)),
+        (threads, rayon::current_num_threads() as f64),
+    ])
+}
+
+/// Batches of training rows that recalibrate an inherited network's batch norms (SPOS's
+/// recipe recomputes them on a few thousand training images).
+pub const CALIBRATION_BATCHES: usize = 20;
+
+/// Scores archs with the weights they inherit from a trained supernet instead of training
+/// them (SPOS's and RSPS's search phase): each arch's network is extracted, its batch norms
+/// recalibrated on training rows, and it is scored on the validation rows. An evaluation
+/// costs no training epoch. The test rows are never touched.
+pub struct InheritedEvaluator {
+    supernet: Supernet,
+    data: Arc<Dataset>,
+    calibration: Vec<usize>,
+    valid_rows: Vec<usize>,
+    batch: usize,
+    device: DeviceKind,
+    latency: Option<usize>,
+}
+
+impl InheritedEvaluator {
+    /// An evaluator over a trained `supernet`, recalibrating on [`CALIBRATION_BATCHES`]
+    /// batches of `batch` training rows drawn with `seed`; latency measured at batch 1 and
+    /// [`LATENCY_BATCH`].
+    pub fn new(
+        supernet: Supernet,
+        data: Arc<Dataset>,
+        split: &Split,
+        batch: usize,
+        seed: u64,
+        device: DeviceKind,
+    ) -> Self {
+        let mut calibration = split.train.clone();
+        nasforge_core::rng::Rng::new(seed ^ 0xCA1B).shuffle(&mut calibration);
+        calibration.truncate(CALIBRATION_BATCHES * batch.max(2));
+        InheritedEvaluator {
+            supernet,
+            data,
+            calibration,
+            valid_rows: split.valid.clone(),
+            batch,
+            device,
+            latency: Some(LATENCY_BATCH),
+        }
+    }
+
+    /// Measures the second latency at batch `n`, or no latency at all with `None`.
+    pub fn with_latency(mut self, batch: Option<usize>) -> Self {
+        self.latency = batch.map(|n| n.max(1));
+        self
+    }
+}
+
+impl InheritedEvaluator {
+    /// What it measures on `data`, with latency at batch 1 and `latency` (when `Some`).
+    pub fn names(data: &Dataset, latency: Option<usize>) -> Vec<String> {
+        let mut names = quality_names(data);
+        names.extend(latency.into_iter().flat_map(latency_names));
+        names
+    }
+}
+
+impl Evaluator for InheritedEvaluator {
+    fn metric_names(&self) -> Vec<String> {
+        Self::names(&self.data, self.latency)
+    }
+
+    fn evaluate(
+        &mut self,
+        _: &dyn Space,
+        arch: &Arch,
+        _: &Fidelity,
+        _: &mut dyn FnMut(u64, f64) -> bool,
+    ) -> Result<Evaluation, EvalError> {
+        let start = Instant::now();
+        let net = self.supernet.inherited(
+            arch.values(),
+            &self.data,
+            &self.calibration,
+            self.batch,
+            self.device,
+        )?;
+        let mut metrics =
+            quality_metrics(evaluate(&net, &self.data, &self.valid_rows, self.device));
+        if let Some(batch) = self.latency {
+            metrics.extend(latency_metrics(&net, batch, self.device));
+        }
+        Ok(Evaluation {
+            metrics,
+            cost: Cost {
+                epochs: 0,
+                seconds: start.elapsed().as_secs_f64(),
+            },
+        })
     }
 }
 

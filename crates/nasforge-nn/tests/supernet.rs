@@ -126,7 +126,7 @@ fn single_path_training_gives_weights_that_score_sub_networks_deterministically(
     let dev = DeviceKind::Cpu.training_device();
     let run = || {
         Supernet::seeded(space.supernet().unwrap(), &dev, 5)
-            .train_single_path(setup, 5, &mut |_| Control::Continue)
+            .train_single_path(setup, 5, None, &mut |_| Control::Continue)
             .unwrap()
     };
     let (sn, epochs) = run();
@@ -170,4 +170,88 @@ fn single_path_training_gives_weights_that_score_sub_networks_deterministically(
     let losses = |e: &[EpochStats]| e.iter().map(|e| e.train_loss).collect::<Vec<_>>();
     assert_eq!(losses(&epochs), losses(&epochs_again));
     assert_eq!(scores(&again), first);
+}
+
+#[test]
+fn a_supernet_training_stopped_after_an_epoch_continues_from_its_checkpoint_to_the_same_weights() {
+    use nasforge_nn::data::{embedded_digits, Normalizer, Split, SplitFractions};
+    use nasforge_nn::supernet::Checkpoint;
+    use nasforge_nn::train::{Control, EpochStats, TrainConfig, TrainSetup};
+    let mut data = embedded_digits();
+    let split = Split::new(&data, SplitFractions::default(), 0).unwrap();
+    Normalizer::fit(&data, &split.train).apply(&mut data);
+    let space = nb201();
+    let cfg = TrainConfig {
+        epochs: 4,
+        ..Default::default()
+    };
+    let train = &split.train[..300];
+    let setup = TrainSetup {
+        data: &data,
+        train_rows: train,
+        valid_rows: &[],
+        config: &cfg,
+        device: DeviceKind::Cpu,
+    };
+    let dev = DeviceKind::Cpu.training_device();
+    let fresh = |seed| Supernet::seeded(space.supernet().unwrap(), &dev, seed);
+    let losses = |e: &[EpochStats]| e.iter().map(|e| e.train_loss).collect::<Vec<_>>();
+    let (whole, whole_epochs) = fresh(7)
+        .train_single_path(setup, 7, None, &mut |_| Control::Continue)
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = Checkpoint::new(dir.path().join("supernet"));
+    // Killed after epoch 2 (as far as the checkpoint knows).
+    let (_, first) = fresh(7)
+        .train_single_path(setup, 7, Some(&ckpt), &mut |e| {
+            if e.epoch == 2 {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
+        })
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(ckpt.epochs().unwrap().len(), 2);
+    // Continued by a supernet with other initial weights: the stored ones replace them.
+    let mut seen = Vec::new();
+    let (resumed, all) = fresh(8)
+        .train_single_path(setup, 7, Some(&ckpt), &mut |e| {
+            seen.push(e.epoch);
+            Control::Continue
+        })
+        .unwrap();
+    assert_eq!(seen, [3, 4], "only the missing epochs run");
+    assert_eq!(losses(&all), losses(&whole_epochs));
+    let x = rows(5, 64, &dev);
+    for values in [[0u16, 1, 2, 3, 4, 0], [3; 6]] {
+        let a = whole.forward(x.clone(), &Path::Single(&values)).unwrap();
+        let b = resumed.forward(x.clone(), &Path::Single(&values)).unwrap();
+        assert_eq!(max_diff(a, b), 0.0, "{values:?}");
+    }
+    // Only the last epoch's files are kept.
+    let mut names: Vec<String> = std::fs::read_dir(ckpt.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["epoch-4.bpk", "epoch-4.optim.bpk", "state.json"]);
+
+    // Another seed or recipe does not continue this training.
+    let err = fresh(7)
+        .train_single_path(setup, 9, Some(&ckpt), &mut |_| Control::Continue)
+        .expect_err("another seed");
+    assert!(err.to_string().contains("seed 7 here 9"), "{err}");
+    // Damaged files are named, never a panic.
+    std::fs::write(ckpt.dir().join("epoch-4.bpk"), b"not weights").unwrap();
+    let err = fresh(7)
+        .train_single_path(setup, 7, Some(&ckpt), &mut |_| Control::Continue)
+        .expect_err("damaged weights");
+    assert!(err.to_string().contains("epoch-4.bpk"), "{err}");
+    std::fs::write(ckpt.dir().join("state.json"), b"{").unwrap();
+    let err = fresh(7)
+        .train_single_path(setup, 7, Some(&ckpt), &mut |_| Control::Continue)
+        .expect_err("damaged state");
+    assert!(err.to_string().contains("cannot be read"), "{err}");
 }

@@ -2,23 +2,10 @@
 //! readers, bad input, and a study written by the version-1 schema.
 
 mod common;
-use common::{digits_csv, iris, json, nasforge, stderr, stdout, text};
+use common::{digits_csv, iris, json, nasforge, resume, stderr, stdout, text, trials_of};
 
 fn code(o: &std::process::Output) -> Option<i32> {
     o.status.code()
-}
-
-fn trials_of(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    let o = nasforge(&[
-        "status",
-        dir.to_str().unwrap(),
-        "--json",
-        "--last",
-        "100000",
-    ]);
-    let mut trials = json(&o)["latest"].as_array().unwrap().clone();
-    trials.sort_by_key(|t| t["number"].as_u64());
-    trials
 }
 
 #[test]
@@ -90,15 +77,7 @@ fn a_table_search_with_two_objectives_and_a_constraint_never_queries_an_arch_ove
         "a top table per objective"
     );
     // Resuming with other objectives is refused; with the same ones it continues.
-    let more = nasforge(&[
-        "search",
-        "--resume",
-        "--run-dir",
-        run.to_str().unwrap(),
-        "--trials",
-        "70",
-        "--quiet",
-    ]);
+    let more = resume(&run, &["--trials", "70", "--quiet"]);
     assert!(more.status.success(), "{}", stderr(&more));
     assert_eq!(trials_of(&run).len(), 70);
 }
@@ -307,15 +286,7 @@ fn a_version_1_run_is_read_and_resumed() {
     std::fs::write(&cfg, old).unwrap();
     let s = nasforge(&["status", run.to_str().unwrap(), "--json"]);
     assert_eq!(json(&s)["trials_complete"], 12);
-    let r = nasforge(&[
-        "search",
-        "--resume",
-        "--run-dir",
-        run.to_str().unwrap(),
-        "--trials",
-        "20",
-        "--json",
-    ]);
+    let r = resume(&run, &["--trials", "20", "--json"]);
     let doc = json(&r);
     assert_eq!(doc["resumed"]["replayed"], 12);
     let after: Vec<String> = trials_of(&run)
@@ -424,13 +395,7 @@ fn a_latency_table_predicts_before_training_and_checks_against_measurement() {
     // must be the ones made the first time (the raw table's, not scaled to the moment), or
     // the replay would not find its stored trials.
     let before = trials_of(&run);
-    let o = nasforge(&[
-        "search",
-        "--resume",
-        "--run-dir",
-        run.to_str().unwrap(),
-        "--json",
-    ]);
+    let o = resume(&run, &["--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         json(&o)["resumed"]["replayed"].as_u64(),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{nasforge, nb201_table, stderr, stdout, text};
+use common::{nasforge, nb201_table, resume, stderr, stdout, text};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,12 +22,6 @@ fn table_run(dir: &Path, trials: usize) {
         "--quiet",
     ]);
     assert!(o.status.success(), "{}", text(&o));
-}
-
-fn resume(dir: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["search", "--resume", "--run-dir", dir.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    nasforge(&args)
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! Chromium driven over the DevTools protocol.
 
 mod common;
-use common::{nasforge, nb201_table, text};
+use common::{nasforge, nb201_table, resume, text};
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -551,15 +551,7 @@ fn dashboard_in_headless_chromium_follows_a_run() {
     assert_eq!(first.as_str().unwrap(), best["best_trial"].to_string());
 
     // A sixth trial completes while the page is open: it appears without a reload.
-    let o = nasforge(&[
-        "search",
-        "--resume",
-        "--run-dir",
-        run.to_str().unwrap(),
-        "--trials",
-        "6",
-        "--quiet",
-    ]);
+    let o = resume(&run, &["--trials", "6", "--quiet"]);
     assert!(o.status.success(), "{}", text(&o));
     b.wait_for(
         "document.querySelectorAll('#trials tbody tr').length === 6",

@@ -8,14 +8,16 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::loss::{CrossEntropyLossConfig, MseLoss, Reduction};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, SgdConfig};
+use burn::optim::{
+    AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, OptimizerRecord, SgdConfig,
+};
 use burn::prelude::*;
 use nasforge_core::netspec::NetSpec;
 use nasforge_core::rng::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A quality measurement on some rows.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Metric {
     /// Classification accuracy in percent.
     Accuracy(f64),
@@ -39,7 +41,7 @@ impl Metric {
 }
 
 /// One epoch's numbers.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {
     /// 1-based epoch.
     pub epoch: usize,
@@ -226,6 +228,7 @@ pub fn train(
         &|m, x, _| m.forward_flat(x),
         &|m| (!valid_rows.is_empty()).then(|| evaluate(m, data, valid_rows, device)),
         on_epoch,
+        None,
     )?;
     Ok(Trained {
         model: model.valid(),
@@ -241,9 +244,43 @@ pub(crate) type Forward<'a> = dyn Fn(&Network, Tensor<2>, &mut Rng) -> Tensor<2>
 /// What a training loop reports as an epoch's validation, given the inference copy of the model.
 pub(crate) type Validate<'a> = dyn Fn(&Network) -> Option<Metric> + Sync + 'a;
 
+/// Where a training loop stands between two epochs: with the weights and the optimiser's
+/// state, enough to continue it as if it had never stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoopState {
+    /// Epochs finished.
+    pub epochs_done: usize,
+    /// Optimiser steps taken (where the learning-rate schedule is).
+    pub steps: usize,
+    /// The loop's generator (shuffles, augmentation, sampled paths).
+    pub rng: [u64; 4],
+    /// The training rows in their current order (each epoch shuffles the previous order).
+    pub order: Vec<usize>,
+}
+
+/// A loop after an epoch, for a checkpoint: the model in training mode, its optimiser, and
+/// the loop's state.
+pub(crate) struct Snapshot<'a> {
+    pub model: &'a Network,
+    pub optimizer: &'a ModuleOptimizer,
+    pub state: LoopState,
+    /// The epoch's numbers.
+    pub stats: &'a EpochStats,
+}
+
+/// Continuation of a loop: `start` (a stored state and optimiser record) goes on from there;
+/// `save` is called after every epoch, before `on_epoch` (a checkpoint).
+pub(crate) struct Resumable<'a> {
+    pub start: Option<(LoopState, OptimizerRecord)>,
+    pub save: &'a mut dyn FnMut(Snapshot<'_>) -> Result<(), TrainError>,
+}
+
 /// The loop of [`train`] on an already built `model` (the caller holds [`rng_turn`]): the
 /// recipe's optimiser and schedule, batches through `forward`, `validate` after each epoch.
-/// Returns the model in training mode, the epochs, and whether `on_epoch` stopped it.
+/// Returns the model in training mode, the epochs run by this call, and whether `on_epoch`
+/// stopped it. With `resumable`, it starts from a checkpoint and writes one per epoch; an
+/// interrupted run continued from its last checkpoint ends with the same weights as one never
+/// interrupted (burn's own generator, which dropout draws from, is reseeded every epoch).
 pub(crate) fn train_loop(
     model: Network,
     setup: TrainSetup<'_>,
@@ -251,6 +288,7 @@ pub(crate) fn train_loop(
     forward: &Forward<'_>,
     validate: &Validate<'_>,
     on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
+    mut resumable: Option<Resumable<'_>>,
 ) -> Result<(Network, Vec<EpochStats>, bool), TrainError> {
     let TrainSetup {
         data,
@@ -298,10 +336,39 @@ pub(crate) fn train_loop(
     let batches_per_epoch = order.len().div_ceil(cfg.batch_size);
     let total_steps = batches_per_epoch * cfg.epochs;
     let mut step_global = 0;
+    let mut first = 1;
+    if let Some((state, record)) = resumable.as_mut().and_then(|r| r.start.take()) {
+        let mut sorted = state.order.clone();
+        sorted.sort_unstable();
+        let mut rows = train_rows.to_vec();
+        rows.sort_unstable();
+        let damaged = |why: &str| {
+            Err(TrainError::Invalid(nasforge_core::Error::invalid(format!(
+                "the checkpoint does not continue this training: {why}"
+            ))))
+        };
+        if sorted != rows {
+            return damaged("its training rows differ");
+        }
+        if state.epochs_done > cfg.epochs || state.steps > state.epochs_done * batches_per_epoch {
+            return damaged("its epoch and step counts do not fit the recipe");
+        }
+        let Some(r) = Rng::from_state(state.rng) else {
+            return damaged("its generator state is zero");
+        };
+        rng = r;
+        order = state.order;
+        step_global = state.steps;
+        first = state.epochs_done + 1;
+        optim = optim.load_record(record);
+    }
     let mut epochs = Vec::new();
     let mut stopped = false;
-    for epoch in 1..=cfg.epochs {
+    for epoch in first..=cfg.epochs {
         let t0 = std::time::Instant::now();
+        // Dropout draws from burn's process-wide generator: a fixed seed per epoch keeps an
+        // epoch's draws the same whether or not the run was resumed before it.
+        dev.seed(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         // The epoch's steps and validation run inside the thread pool (see `kernels::in_pool`);
         // `on_epoch` runs on the caller's thread.
         let (trained, loss_sum, loss_n, valid) = crate::kernels::in_pool(|| {
@@ -366,6 +433,19 @@ pub(crate) fn train_loop(
             valid,
             seconds: t0.elapsed().as_secs_f64(),
         };
+        if let Some(r) = resumable.as_mut() {
+            (r.save)(Snapshot {
+                model: &model,
+                optimizer: &optim,
+                state: LoopState {
+                    epochs_done: epoch,
+                    steps: step_global,
+                    rng: rng.state(),
+                    order: order.clone(),
+                },
+                stats: &stats,
+            })?;
+        }
         let control = on_epoch(&stats);
         epochs.push(stats);
         if control == Control::Stop {

@@ -4,11 +4,11 @@
 //! after final training, `best/` (model, arch, weights, `final.json`). `--resume` reopens the
 //! study and continues without redoing any finished trial.
 
-use super::config::SearchConfig;
+use super::config::{OneShot, SearchConfig};
 use super::lock::RunLock;
 use super::pipeline::{self, Prepared};
-use super::{bad_input, build_space};
-use crate::report::run::{Activity, STUDY};
+use super::{bad_input, build_space, BadInput};
+use crate::report::run::{Activity, STUDY, SUPERNET_DIR};
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
@@ -22,7 +22,8 @@ use nasforge_core::study::{
 use nasforge_core::tabular::Table;
 use nasforge_core::Params;
 use nasforge_nn::data::Task;
-use nasforge_nn::evaluator::TrainingEvaluator;
+use nasforge_nn::evaluator::{InheritedEvaluator, TrainingEvaluator};
+use nasforge_nn::supernet::{Checkpoint, Supernet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -260,8 +261,8 @@ impl Proposer {
 
 /// Checks `goal` against what the training evaluator measures. A scheduler or a stopper ranks
 /// trials by its learning curve, so it needs that metric as the one objective.
-fn check_goal(cfg: &SearchConfig, goal: &Goal, evaluator: &TrainingEvaluator) -> Result<()> {
-    let mut names = evaluator.metric_names();
+/// `names`: what the evaluator measures; `curve`: the metric of its learning curve.
+fn check_goal(cfg: &SearchConfig, goal: &Goal, mut names: Vec<String>, curve: &str) -> Result<()> {
     if cfg.latency_table.is_some() {
         names.push(study::metric::LATENCY_MS.into());
     }
@@ -277,7 +278,6 @@ fn check_goal(cfg: &SearchConfig, goal: &Goal, evaluator: &TrainingEvaluator) ->
                 "{what} ranks trials on one objective; with several objectives use a strategy (nsga2, mo-rea, or any other through random scalarisation)"
             ));
         }
-        let curve = evaluator.curve_metric();
         if curve != goal.objectives[0].metric {
             return bad_input(format!(
                 "{what} ranks trials by their learning curve of `{curve}`; it cannot rank by `{}`",
@@ -360,28 +360,28 @@ struct Searched {
     finished: usize,
     replayed: usize,
     skipped: usize,
+    /// A one-shot method's supernet phase.
+    one_shot: Option<OneShotRun>,
 }
 
-/// Opens (or resumes) the study in `dir` (claimed by the caller) and runs it to `cfg.trials`.
+/// Writes the run's config and opens (or resumes) its study in `dir` (claimed by the caller).
 #[allow(clippy::too_many_arguments)]
-fn run_study(
+fn open_study<'s>(
     args: &SearchArgs,
     dir: &std::path::Path,
     cfg: &SearchConfig,
     goal: &Goal,
-    space: &dyn Space,
-    evaluator: &mut dyn Evaluator,
+    space: &'s dyn Space,
     quiet: bool,
     epochs: usize,
     proposer: Proposer,
     pre_metrics: Option<study::PreMetrics>,
-) -> Result<Searched> {
+) -> Result<(Study<'s>, usize)> {
     let strategy_name = cfg
         .scheduler
         .clone()
         .or_else(|| cfg.strategy.clone())
         .unwrap_or_else(|| "rea".into());
-    let trials = cfg.trials.expect("resolved");
     cfg.write(
         &dir.join("config.toml"),
         &format!("# nasforge search configuration: `nasforge search --resume --run-dir {}` continues this run.", dir.display()),
@@ -412,6 +412,20 @@ fn run_study(
         study.set_epoch_budget(b);
     }
     report_resume(args, dir, quiet, &resumed);
+    Ok((study, resumed.replayed))
+}
+
+/// Runs an opened study to `cfg.trials`, measuring with `evaluator`.
+fn run_study(
+    mut study: Study<'_>,
+    replayed: usize,
+    cfg: &SearchConfig,
+    goal: &Goal,
+    evaluator: &mut dyn Evaluator,
+    quiet: bool,
+    epochs: usize,
+) -> Result<Searched> {
+    let trials = cfg.trials.expect("resolved");
     let bar = trial_bar(quiet, trials, study.finished());
     let best = study.best()?.and_then(|t| t.value());
     let first = &goal.objectives[0];
@@ -431,8 +445,9 @@ fn run_study(
         trials: study.trials()?,
         best: study.best()?,
         finished: study.finished(),
-        replayed: resumed.replayed,
+        replayed,
         skipped: study.skipped_infeasible(),
+        one_shot: None,
     })
 }
 
@@ -497,18 +512,18 @@ fn search_table(
     evaluator.check_goal(&goal)?;
     let proposer = Proposer::build(&cfg, &goal, 0, None)?;
     let _lock = claim_run_dir(&dir, args.resume)?;
-    let searched = run_study(
+    let (study, replayed) = open_study(
         &args,
         &dir,
         &cfg,
         &goal,
         space.as_ref(),
-        &mut evaluator,
         quiet,
         0,
         proposer,
         None,
     )?;
+    let searched = run_study(study, replayed, &cfg, &goal, &mut evaluator, quiet, 0)?;
     summarize(&args, &dir, &cfg, &goal, &searched, start, None)
 }
 
@@ -532,8 +547,12 @@ fn search_train(
             "--scheduler chooses the archs and their epochs itself: drop --strategy and --stopper, or drop --scheduler",
         );
     }
+    let one_shot = cfg.one_shot()?;
     if cfg.scheduler.is_none() {
-        let default = default_strategy(&cfg);
+        let default = match one_shot {
+            Some(OneShot::Rsps) => "random",
+            _ => default_strategy(&cfg),
+        };
         cfg.strategy.get_or_insert_with(|| default.into());
     }
     if matches!(cfg.strategy.as_deref(), Some("rea" | "mo-rea")) && cfg.strategy_param.is_empty() {
@@ -547,7 +566,12 @@ fn search_train(
         };
         cfg.objective = vec![first.into()];
     }
-    cfg.trials.get_or_insert(40);
+    if one_shot.is_some() {
+        cfg.supernet_epochs.get_or_insert(DEFAULT_SUPERNET_EPOCHS);
+    }
+    // An arch scored with inherited weights costs a fraction of a second: many more trials.
+    cfg.trials
+        .get_or_insert(if one_shot.is_some() { 100 } else { 40 });
     cfg.seed.get_or_insert(0);
     cfg.target.get_or_insert_with(|| "label".into());
     let tc = pipeline::train_config(&cfg, false)?;
@@ -556,6 +580,8 @@ fn search_train(
     final_tc.validate(prepared.split.train.len() + prepared.split.valid.len())?;
     let goal = cfg.goal(None)?;
     let space = build_space(&space_name, &space_params)?;
+    // A one-shot method needs the space's supernet: checked before anything is written.
+    let supernet = one_shot.map(|_| space.supernet()).transpose()?;
     let mut evaluator = TrainingEvaluator::new(
         prepared.data.clone(),
         &prepared.split,
@@ -603,7 +629,16 @@ fn search_train(
         }
         None => None,
     };
-    check_goal(&cfg, &goal, &evaluator)?;
+    // Measured latency at batch 1 and this batch, unless a table predicts it.
+    let latency_batch = cfg.latency_table.is_none().then(|| {
+        cfg.latency_batch
+            .unwrap_or(nasforge_nn::evaluator::LATENCY_BATCH)
+    });
+    let names = match &supernet {
+        Some(_) => InheritedEvaluator::names(&prepared.data, latency_batch),
+        None => evaluator.metric_names(),
+    };
+    check_goal(&cfg, &goal, names, evaluator.curve_metric())?;
     if prepared.split.test.is_empty() {
         return bad_input(format!(
             "{}: the test split is empty ({} rows × --test-fraction {}); final training scores the best arch on it",
@@ -622,30 +657,70 @@ fn search_train(
     let _lock = claim_run_dir(&dir, args.resume)?;
     if !quiet {
         eprintln!(
-            "searching {} with {} on {} ({} train / {} valid rows held, {} test rows kept for the end)",
+            "searching {} with {}{} on {} ({} train / {} valid rows held, {} test rows kept for the end)",
             space_name,
             cfg.scheduler
                 .as_deref()
                 .or(cfg.strategy.as_deref())
                 .unwrap_or("rea"),
+            one_shot
+                .map(|m| format!(
+                    " on a {} supernet (archs scored with inherited weights)",
+                    m.name()
+                ))
+                .unwrap_or_default(),
             prepared.data.source,
             prepared.split.train.len(),
             prepared.split.valid.len(),
             prepared.split.test.len()
         );
     }
-    let searched = run_study(
+    let (study, replayed) = open_study(
         &args,
         &dir,
         &cfg,
         &goal,
         space.as_ref(),
-        &mut evaluator,
         quiet,
         tc.epochs,
         proposer,
         pre_metrics,
     )?;
+    let searched = match supernet {
+        None => run_study(
+            study,
+            replayed,
+            &cfg,
+            &goal,
+            &mut evaluator,
+            quiet,
+            tc.epochs,
+        )?,
+        Some(sup) => {
+            let method = one_shot.expect("a supernet for a one-shot method");
+            let (mut inherited, trained) = train_supernet(
+                &dir,
+                &cfg,
+                method,
+                sup,
+                &prepared,
+                device,
+                latency_batch,
+                quiet,
+            )?;
+            let mut searched = run_study(
+                study,
+                replayed,
+                &cfg,
+                &goal,
+                &mut inherited,
+                quiet,
+                tc.epochs,
+            )?;
+            searched.one_shot = Some(trained);
+            searched
+        }
+    };
     let Some(best_trial) = searched.best.clone() else {
         return summarize(&args, &dir, &cfg, &goal, &searched, start, None);
     };
@@ -757,6 +832,17 @@ fn summarize(
         if let Some(o) = doc.as_object_mut() {
             o.extend(crate::report::run::goal_json(goal, Some(&front)));
         }
+        doc["method"] = cfg.method.as_deref().unwrap_or("standard").into();
+        if let Some(r) = &searched.one_shot {
+            doc["supernet"] = serde_json::json!({
+                "method": r.method.name(),
+                "epochs": r.epochs.len(),
+                "epochs_trained_now": r.trained_now,
+                "seconds": r.seconds,
+                "final_train_loss": r.epochs.last().map(|e| e.train_loss),
+                "checkpoint": dir.join(SUPERNET_DIR),
+            });
+        }
         if let Some((r, regression)) = &final_result {
             doc["seeds"] = r.seeds.len().into();
             if *regression {
@@ -779,6 +865,16 @@ fn summarize(
     println!(
         "trials     {finished} finished ({failed} failed, {pruned} stopped early) in {seconds:.1} s; {epochs_trained} training epochs"
     );
+    if let Some(r) = &searched.one_shot {
+        println!(
+            "supernet   {}: {} epochs ({} trained now) in {:.1} s, final training loss {:.4}; archs scored with inherited weights",
+            r.method.name(),
+            r.epochs.len(),
+            r.trained_now,
+            r.seconds,
+            r.epochs.last().map_or(f64::NAN, |e| e.train_loss)
+        );
+    }
     if goal.objectives.len() > 1 || !goal.constraints.is_empty() {
         println!(
             "goal       {}; constraints {}{}",
@@ -846,6 +942,94 @@ fn summarize(
         println!("model      {}", dir.join("best").display());
     }
     Ok(())
+}
+
+/// Supernet epochs of a one-shot method when `--supernet-epochs` is not given.
+const DEFAULT_SUPERNET_EPOCHS: usize = 30;
+
+/// What a one-shot method's supernet phase leaves for the summary.
+struct OneShotRun {
+    method: OneShot,
+    epochs: Vec<nasforge_nn::train::EpochStats>,
+    /// Epochs trained by this process (the others were read from the checkpoint).
+    trained_now: usize,
+    seconds: f64,
+}
+
+/// Trains the supernet of a one-shot method (or continues it from `RUN/supernet`, stored
+/// after every epoch) and returns the evaluator that scores archs with its weights.
+#[allow(clippy::too_many_arguments)]
+fn train_supernet(
+    dir: &std::path::Path,
+    cfg: &SearchConfig,
+    method: OneShot,
+    sup: nasforge_core::netspec::supernet::SuperSpec,
+    prepared: &Prepared,
+    device: nasforge_nn::device::DeviceKind,
+    latency_batch: Option<usize>,
+    quiet: bool,
+) -> Result<(InheritedEvaluator, OneShotRun)> {
+    let start = Instant::now();
+    let mut tc = pipeline::train_config(cfg, false)?;
+    tc.epochs = cfg.supernet_epochs.expect("resolved");
+    let seed = cfg.seed.unwrap_or(0);
+    let checkpoint = Checkpoint::new(dir.join(SUPERNET_DIR));
+    let stored = checkpoint.epochs()?.len();
+    Activity::mark(dir, "training the supernet")?;
+    let bar = super::progress_bar(
+        quiet,
+        tc.epochs as u64,
+        "supernet {bar:30} epoch {pos}/{len} {msg} [{elapsed} < {eta}]",
+    );
+    bar.set_position(stored as u64);
+    if !quiet && stored > 0 {
+        eprintln!(
+            "supernet: {stored} of {} epochs read from {}",
+            tc.epochs,
+            checkpoint.dir().display()
+        );
+    }
+    let setup = nasforge_nn::train::TrainSetup {
+        data: &prepared.data,
+        train_rows: &prepared.split.train,
+        valid_rows: &[],
+        config: &tc,
+        device,
+    };
+    let (supernet, epochs) = Supernet::seeded(sup, &device.training_device(), seed)
+        .train_single_path(setup, seed, Some(&checkpoint), &mut |e| {
+            bar.set_position(e.epoch as u64);
+            bar.set_message(format!("loss {:.3}", e.train_loss));
+            nasforge_nn::train::Control::Continue
+        })
+        .map_err(|e| match e {
+            nasforge_nn::train::TrainError::Invalid(e) => {
+                anyhow::Error::new(BadInput(e.to_string()))
+            }
+            other => anyhow::anyhow!(
+                "supernet training failed: {other} ({} keeps every finished epoch)",
+                checkpoint.dir().display()
+            ),
+        })?;
+    bar.finish_and_clear();
+    let evaluator = InheritedEvaluator::new(
+        supernet,
+        prepared.data.clone(),
+        &prepared.split,
+        tc.batch_size,
+        seed,
+        device,
+    )
+    .with_latency(latency_batch);
+    Ok((
+        evaluator,
+        OneShotRun {
+            method,
+            trained_now: epochs.len() - stored,
+            epochs,
+            seconds: start.elapsed().as_secs_f64(),
+        },
+    ))
 }
 
 /// Regularized evolution, or its multi-objective form when the search has several objectives.

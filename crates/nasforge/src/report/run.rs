@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 /// The study name `nasforge search` uses in its database.
 pub const STUDY: &str = "search";
 
+/// The folder of a one-shot run's supernet checkpoint (`nasforge_nn::supernet::Checkpoint`).
+pub const SUPERNET_DIR: &str = "supernet";
+
 /// What a run's process is doing, as it last wrote it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Activity {

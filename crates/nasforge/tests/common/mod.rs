@@ -123,3 +123,24 @@ pub fn onnxruntime_agrees(
     eprintln!("{said}");
     assert!(out.status.success(), "onnxruntime disagrees:\n{said}");
 }
+
+/// `nasforge search --resume --run-dir DIR EXTRA...`.
+pub fn resume(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["search", "--resume", "--run-dir", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    nasforge(&args)
+}
+
+/// Every trial of the run in `dir`, as `status --json` shows it, in trial-number order.
+pub fn trials_of(dir: &Path) -> Vec<serde_json::Value> {
+    let o = nasforge(&[
+        "status",
+        dir.to_str().unwrap(),
+        "--json",
+        "--last",
+        "100000",
+    ]);
+    let mut trials = json(&o)["latest"].as_array().expect("trials").clone();
+    trials.sort_by_key(|t| t["number"].as_u64());
+    trials
+}

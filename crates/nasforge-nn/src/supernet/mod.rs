@@ -7,10 +7,14 @@
 //! supernet phase), and scoring a sub-network with inherited weights after recalibrating its
 //! batch-norm statistics ([`Supernet::evaluate_inherited`]).
 
+mod checkpoint;
+
+pub use checkpoint::Checkpoint;
+
 use crate::data::Dataset;
 use crate::device::DeviceKind;
 use crate::model::{Layer, Network, Probe};
-use crate::train::loop_::{rng_turn, seeded_network, train_loop};
+use crate::train::loop_::{rng_turn, seeded_network, train_loop, Resumable, Snapshot};
 use crate::train::{evaluate, Control, EpochStats, Metric, TrainError, TrainSetup};
 use burn::module::{Module, RunningState};
 use burn::nn::BatchNorm;
@@ -193,35 +197,77 @@ impl Supernet {
     /// for each choice uniformly from the loop's generator and trains that path alone, with
     /// the recipe, data and rows of `setup` (its validation rows are not read: a supernet epoch
     /// has no single arch to validate). Deterministic for a seed, as [`crate::train::train`].
+    ///
+    /// With a `checkpoint`, every epoch is stored there, and a stored training of the same
+    /// supernet, seed and recipe is continued from its last epoch (its weights replace this
+    /// supernet's); the epochs returned are all of them, stored ones first. A checkpoint of
+    /// another training is an error.
     pub fn train_single_path(
         self,
         setup: TrainSetup<'_>,
         seed: u64,
+        checkpoint: Option<&Checkpoint>,
         on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
     ) -> std::result::Result<(Supernet, Vec<EpochStats>), TrainError> {
         let _turn = rng_turn();
         let plan = self.plan;
+        let identity = checkpoint::Identity {
+            method: "single_path".into(),
+            seed,
+            options: plan.sup.options().to_vec(),
+            params: plan.sup.spec().params(),
+            recipe: setup.config.clone(),
+        };
+        let mut net = self.net;
+        let mut done = Vec::new();
+        let mut start = None;
+        if let Some(c) = checkpoint {
+            let dev = setup.device.training_device();
+            if let Some(stored) = c.load(&identity, &plan.sup, &dev)? {
+                net = stored.net;
+                done = stored.epochs;
+                start = Some((stored.loop_state, stored.optimizer));
+            }
+        }
         let forward = |net: &Network, x: Tensor<2>, rng: &mut Rng| {
             let values = plan.sample(rng);
             plan.run(net, x, &Path::Single(&values))
         };
-        let (net, epochs, _) = train_loop(self.net, setup, seed, &forward, &|_| None, on_epoch)?;
-        Ok((Supernet { net, plan }, epochs))
+        let mut all = done;
+        let mut save = |snap: Snapshot<'_>| {
+            all.push(snap.stats.clone());
+            match checkpoint {
+                Some(c) => c.save(&identity, snap, &all),
+                None => Ok(()),
+            }
+        };
+        let (net, _, _) = train_loop(
+            net,
+            setup,
+            seed,
+            &forward,
+            &|_| None,
+            on_epoch,
+            Some(Resumable {
+                start,
+                save: &mut save,
+            }),
+        )?;
+        Ok((Supernet { net, plan }, all))
     }
 
-    /// The arch `values` scored with the weights it inherits: its network extracted, its
-    /// batch-norm statistics recomputed as the mean over the batches of `calibration` rows
-    /// (a supernet's running statistics mix every path's; SPOS recalibrates them), then
-    /// evaluated on `rows` of `data`.
-    pub fn evaluate_inherited(
+    /// The stand-alone network of the arch `values` with the weights it inherits, ready for
+    /// inference: extracted, then its batch-norm statistics recomputed as the mean over the
+    /// batches of `calibration` rows (a supernet's running statistics mix every path's; SPOS
+    /// recalibrates them).
+    pub fn inherited(
         &self,
         values: &[u16],
         data: &Dataset,
         calibration: &[usize],
-        rows: &[usize],
         batch: usize,
         device: DeviceKind,
-    ) -> Result<Metric> {
+    ) -> Result<Network> {
         // Without gradients: a tracked forward pass that never runs backward leaves its graph
         // (and every activation in it) behind in burn's autodiff server — 50 MB per arch on
         // the 8×8 digits, an out-of-memory kill after 14 archs on 28×28 MNIST.
@@ -239,6 +285,21 @@ impl Supernet {
                 ));
             }
         });
-        Ok(evaluate(&net.valid(), data, rows, device))
+        Ok(net.valid())
+    }
+
+    /// The arch `values` scored on `rows` of `data` with the weights it inherits, batch norms
+    /// recalibrated on `calibration` rows ([`Supernet::inherited`]).
+    pub fn evaluate_inherited(
+        &self,
+        values: &[u16],
+        data: &Dataset,
+        calibration: &[usize],
+        rows: &[usize],
+        batch: usize,
+        device: DeviceKind,
+    ) -> Result<Metric> {
+        let net = self.inherited(values, data, calibration, batch, device)?;
+        Ok(evaluate(&net, data, rows, device))
     }
 }

@@ -1,0 +1,229 @@
+//! One-shot methods end to end: a supernet trained once, archs scored with inherited weights
+//! as trials of a normal study, final training from scratch; the supernet checkpoint survives
+//! kill -9; methods refused where they cannot work.
+
+mod common;
+use common::{json, nasforge, resume, stderr, text, trials_of};
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A small one-shot search on the embedded digits, quick in a debug build.
+fn one_shot(method: &str, supernet_epochs: &str, trials: &str) -> Vec<String> {
+    [
+        "--method",
+        method,
+        "--supernet-epochs",
+        supernet_epochs,
+        "--trials",
+        trials,
+        "--final-seeds",
+        "1",
+        "--final-epochs",
+        "1",
+        "--space-param",
+        "channels=4",
+        "--space-param",
+        "cells=1",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn search(dir: &Path, args: &[String], extra: &[&str]) -> std::process::Output {
+    let mut all = vec!["search", "--run-dir", dir.to_str().unwrap()];
+    all.extend(args.iter().map(String::as_str));
+    all.extend_from_slice(extra);
+    nasforge(&all)
+}
+
+#[test]
+fn spos_scores_archs_with_inherited_weights_and_a_resume_reuses_the_supernet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let v = json(&search(&run, &one_shot("spos", "3", "6"), &["--json"]));
+    assert_eq!(v["method"], "spos");
+    assert_eq!(v["strategy"], "rea");
+    assert_eq!(v["trials"], 6);
+    assert_eq!(v["epochs_trained"], 0, "no candidate is trained alone");
+    let sn = &v["supernet"];
+    assert_eq!(sn["epochs"], 3);
+    assert_eq!(sn["epochs_trained_now"], 3);
+    assert!(sn["final_train_loss"].as_f64().unwrap().is_finite());
+    assert!(run.join("supernet/state.json").exists());
+    // Final training from scratch, scored on the test split, as every search.
+    let acc = v["test_accuracy_mean"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&acc), "{acc}");
+    assert!(run.join("best/weights.bpk").exists());
+    let trials = trials_of(&run);
+    assert_eq!(trials.len(), 6);
+    for t in &trials {
+        let m = &t["metrics"];
+        let a = m["valid_accuracy"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&a), "{t}");
+        assert!(m["latency_ms"].as_f64().unwrap() > 0.0, "{t}");
+        assert!(m["params"].as_f64().unwrap() > 0.0, "{t}");
+    }
+    // Scores differ between archs: they come from the weights each arch inherits.
+    let distinct: std::collections::BTreeSet<u64> = trials
+        .iter()
+        .map(|t| t["metrics"]["valid_accuracy"].as_f64().unwrap().to_bits())
+        .collect();
+    assert!(distinct.len() > 1, "{trials:?}");
+
+    // A resume asking for more trials keeps the six, reads the supernet, trains no epoch.
+    let o = resume(&run, &["--trials", "9", "--json"]);
+    let again = json(&o);
+    assert_eq!(again["trials"], 9);
+    assert_eq!(again["resumed"]["replayed"], 6);
+    assert_eq!(again["supernet"]["epochs"], 3);
+    assert_eq!(again["supernet"]["epochs_trained_now"], 0);
+    let after = trials_of(&run);
+    assert_eq!(
+        after[..6],
+        trials[..],
+        "finished trials are kept as they were"
+    );
+}
+
+#[test]
+fn rsps_is_random_search_on_the_supernet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let v = json(&search(&run, &one_shot("rsps", "1", "4"), &["--json"]));
+    assert_eq!(v["method"], "rsps");
+    assert_eq!(v["strategy"], "random");
+    assert_eq!(v["trials"], 4);
+}
+
+#[test]
+fn a_supernet_killed_mid_training_resumes_from_its_last_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let mut args = vec![
+        "search".to_string(),
+        "--run-dir".into(),
+        run.to_str().unwrap().into(),
+        "--quiet".into(),
+    ];
+    args.extend(one_shot("spos", "8", "3"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nasforge"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = run.join("supernet/state.json");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !state.exists() {
+        assert!(Instant::now() < deadline, "no supernet epoch was stored");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the search ended early"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = resume(&run, &["--json"]);
+    let v = json(&o);
+    let now = v["supernet"]["epochs_trained_now"].as_u64().unwrap();
+    assert_eq!(v["supernet"]["epochs"], 8);
+    assert!(
+        now < 8,
+        "finished epochs are not trained again ({now} of 8)"
+    );
+    assert_eq!(v["trials"], 3);
+    assert!(run.join("best/weights.bpk").exists());
+    // Only the last epoch's files are left.
+    let files = std::fs::read_dir(run.join("supernet")).unwrap().count();
+    assert_eq!(files, 3);
+}
+
+#[test]
+fn one_shot_methods_refuse_what_they_cannot_do_before_writing_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (one_shot("darts", "1", "2"), "not built yet"),
+        (one_shot("bogus", "1", "2"), "is not standard, spos or rsps"),
+        (
+            ["--method", "spos", "--space", "darts"]
+                .map(String::from)
+                .to_vec(),
+            "has no supernet yet",
+        ),
+        (
+            [
+                one_shot("spos", "1", "2"),
+                vec!["--evaluator".into(), "table".into()],
+            ]
+            .concat(),
+            "no weights to share",
+        ),
+        (
+            [
+                one_shot("spos", "1", "2"),
+                vec!["--scheduler".into(), "asha".into()],
+            ]
+            .concat(),
+            "drop --scheduler",
+        ),
+        (
+            [
+                one_shot("rsps", "1", "2"),
+                vec!["--strategy".into(), "rea".into()],
+            ]
+            .concat(),
+            "random search on a supernet",
+        ),
+        (
+            vec!["--supernet-epochs".into(), "3".into()],
+            "add --method spos or rsps",
+        ),
+        (one_shot("spos", "0", "2"), "--supernet-epochs"),
+    ];
+    for (k, (args, needle)) in cases.iter().enumerate() {
+        let run = tmp.path().join(format!("run{k}"));
+        let o = search(&run, args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert!(!run.join("config.toml").exists(), "{args:?} wrote a run");
+    }
+}
+
+#[test]
+fn a_damaged_or_foreign_supernet_checkpoint_is_refused_on_resume_and_nothing_is_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    json(&search(&a, &one_shot("spos", "1", "2"), &["--json"]));
+    json(&search(
+        &b,
+        &one_shot("spos", "1", "2"),
+        &["--json", "--seed", "1"],
+    ));
+    // Run b's supernet in run a: another seed's weights never continue a's search.
+    std::fs::remove_dir_all(a.join("supernet")).unwrap();
+    copy_dir(&b.join("supernet"), &a.join("supernet"));
+    let o = resume(&a, &["--trials", "3"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(stderr(&o).contains("seed 1 here 0"), "{}", stderr(&o));
+    // A damaged state file names the folder and what to do.
+    std::fs::write(b.join("supernet/state.json"), "{ not json").unwrap();
+    let o = resume(&b, &["--trials", "3"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        stderr(&o).contains("cannot be read") && stderr(&o).contains("Move the folder away"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(trials_of(&b).len(), 2, "the finished trials are kept");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
