@@ -4,7 +4,7 @@ use crate::data::{Dataset, Split};
 use crate::device::DeviceKind;
 use crate::proxies::{self, Proxy, ProxyBatch, DEFAULT_BATCH};
 use crate::supernet::Supernet;
-use crate::train::{evaluate, train, Control, Metric, TrainConfig, TrainError, TrainSetup};
+use crate::train::{evaluate, train, Control, Metric, TrainConfig, TrainSetup};
 use nasforge_core::space::{Arch, Space};
 use nasforge_core::study::{metric, Cost, EvalError, Evaluation, Evaluator, Fidelity};
 use std::collections::BTreeMap;
@@ -168,10 +168,7 @@ impl Evaluator for TrainingEvaluator {
                 Control::Continue
             },
         )
-        .map_err(|e| match e {
-            TrainError::Diverged { .. } => EvalError::Failed(e.to_string()),
-            TrainError::Invalid(e) => EvalError::Failed(e.to_string()),
-        })?;
+        .map_err(|e| EvalError::Failed(e.to_string()))?;
         let train_seconds = start.elapsed().as_secs_f64();
         let last = trained.epochs.last().expect("at least one epoch");
         let valid = last

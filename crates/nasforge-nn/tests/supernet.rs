@@ -6,6 +6,7 @@ use burn::tensor::activation::softmax;
 use nasforge_core::rng::Rng;
 use nasforge_core::space::{self, Space};
 use nasforge_core::Params;
+use nasforge_nn::data::{embedded_digits, Dataset, Normalizer, Split, SplitFractions};
 use nasforge_nn::device::DeviceKind;
 use nasforge_nn::supernet::{Path, Supernet};
 
@@ -19,6 +20,14 @@ fn rows(n: usize, d: usize, dev: &Device) -> Tensor<2> {
         .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
         .collect();
     Tensor::<2>::from_data(TensorData::new(v, [n, d]), dev)
+}
+
+/// The embedded digits, split with seed 0 and normalised on the training rows.
+fn normalised_digits() -> (Dataset, Split) {
+    let mut data = embedded_digits();
+    let split = Split::new(&data, SplitFractions::default(), 0).unwrap();
+    Normalizer::fit(&data, &split.train).apply(&mut data);
+    (data, split)
 }
 
 fn max_diff(a: Tensor<2>, b: Tensor<2>) -> f32 {
@@ -103,11 +112,8 @@ fn a_path_that_does_not_fit_the_choices_is_an_error() {
 
 #[test]
 fn single_path_training_gives_weights_that_score_sub_networks_deterministically() {
-    use nasforge_nn::data::{embedded_digits, Normalizer, Split, SplitFractions};
     use nasforge_nn::train::{Control, EpochStats, TrainConfig, TrainSetup};
-    let mut data = embedded_digits();
-    let split = Split::new(&data, SplitFractions::default(), 0).unwrap();
-    Normalizer::fit(&data, &split.train).apply(&mut data);
+    let (data, split) = normalised_digits();
     let space = nb201();
     // SPOS shares weights among 5^6 paths: it needs more epochs than one network (a measured
     // run: 3 epochs gave 9-35% with inherited weights, 10 epochs 16-70%, where each arch
@@ -174,12 +180,9 @@ fn single_path_training_gives_weights_that_score_sub_networks_deterministically(
 
 #[test]
 fn a_supernet_training_stopped_after_an_epoch_continues_from_its_checkpoint_to_the_same_weights() {
-    use nasforge_nn::data::{embedded_digits, Normalizer, Split, SplitFractions};
     use nasforge_nn::supernet::Checkpoint;
     use nasforge_nn::train::{Control, EpochStats, TrainConfig, TrainSetup};
-    let mut data = embedded_digits();
-    let split = Split::new(&data, SplitFractions::default(), 0).unwrap();
-    Normalizer::fit(&data, &split.train).apply(&mut data);
+    let (data, split) = normalised_digits();
     let space = nb201();
     let cfg = TrainConfig {
         epochs: 4,
@@ -254,4 +257,157 @@ fn a_supernet_training_stopped_after_an_epoch_continues_from_its_checkpoint_to_t
         .train_single_path(setup, 7, Some(&ckpt), &mut |_| Control::Continue)
         .expect_err("damaged state");
     assert!(err.to_string().contains("cannot be read"), "{err}");
+}
+
+#[test]
+fn a_sampled_path_with_straight_through_weights_computes_the_single_path() {
+    let space = nb201();
+    let dev = DeviceKind::Cpu.training_device();
+    let sn = Supernet::seeded(space.supernet().unwrap(), &dev, 3);
+    let x = rows(4, 64, &dev);
+    let values = [1u16, 3, 0, 2, 4, 1];
+    // One-hot in value (y - y + onehot), as GDAS' hard sample.
+    let w: Vec<Tensor<1>> = values
+        .iter()
+        .map(|&v| {
+            let y = softmax(
+                Tensor::<1>::from_data([0.3f32, 0.1, 0.2, 0.5, 0.4], &dev),
+                0,
+            );
+            let mut h = vec![0f32; 5];
+            h[v as usize] = 1.0;
+            y.clone() - y.detach() + Tensor::<1>::from_data(TensorData::new(h, [5]), &dev)
+        })
+        .collect();
+    let single = sn.forward(x.clone(), &Path::Single(&values)).unwrap();
+    let sampled = sn.forward(x, &Path::Sampled(&values, &w)).unwrap();
+    assert!(max_diff(single, sampled) <= 1e-5);
+}
+
+/// Digits with 300 training and 200 validation rows.
+fn small_digits() -> (Dataset, Split) {
+    let (data, mut split) = normalised_digits();
+    split.train.truncate(300);
+    split.valid.truncate(200);
+    (data, split)
+}
+
+#[test]
+fn darts_and_gdas_learn_alpha_record_each_epochs_arch_and_resume_to_the_same_alpha() {
+    use nasforge_nn::supernet::{ArchConfig, Checkpoint, Guard};
+    use nasforge_nn::train::{Control, TrainConfig, TrainSetup};
+    let (data, split) = small_digits();
+    let space = nb201();
+    let cfg = TrainConfig {
+        epochs: 3,
+        ..Default::default()
+    };
+    let setup = TrainSetup {
+        data: &data,
+        train_rows: &split.train,
+        valid_rows: &split.valid,
+        config: &cfg,
+        device: DeviceKind::Cpu,
+    };
+    let dev = DeviceKind::Cpu.training_device();
+    let fresh = || Supernet::seeded(space.supernet().unwrap(), &dev, 4);
+    for arch in [ArchConfig::darts(Guard::AuxSkip), ArchConfig::gdas()] {
+        let (_, epochs, st) = fresh()
+            .train_relaxed(setup, 4, arch, None, &mut |_| Control::Continue)
+            .unwrap();
+        assert_eq!(epochs.len(), 3);
+        // 300 rows / 64 = 5 steps per epoch, one α step before each.
+        assert_eq!(st.steps, 15, "{}", arch.method());
+        assert_eq!(st.history.len(), 3);
+        for h in &st.history {
+            assert_eq!(h.derived.len(), 6);
+            space.arch_from_values(&h.derived).unwrap();
+            for p in &h.probs {
+                assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+            }
+        }
+        assert_eq!(st.history[2].derived, st.derived());
+        // α left their 1e-3 start: the validation loss moved them (Adam: ≈ lr per step).
+        let moved = st.alpha.iter().flatten().fold(0f32, |m, a| m.max(a.abs()));
+        assert!(moved > 0.01, "{} {:?}", arch.method(), st.alpha);
+
+        // Stopped after epoch 1, continued from the checkpoint: the same α and history.
+        let dir = tempfile::tempdir().unwrap();
+        let ckpt = Checkpoint::new(dir.path().join("supernet"));
+        fresh()
+            .train_relaxed(setup, 4, arch, Some(&ckpt), &mut |e| {
+                if e.epoch == 1 {
+                    Control::Stop
+                } else {
+                    Control::Continue
+                }
+            })
+            .unwrap();
+        assert_eq!(ckpt.arch().unwrap().unwrap().history.len(), 1);
+        let (_, all, resumed) = fresh()
+            .train_relaxed(setup, 4, arch, Some(&ckpt), &mut |_| Control::Continue)
+            .unwrap();
+        let losses = |e: &[nasforge_nn::train::EpochStats]| {
+            e.iter().map(|e| e.train_loss).collect::<Vec<_>>()
+        };
+        assert_eq!(losses(&all), losses(&epochs), "{}", arch.method());
+        assert_eq!(resumed, st, "{}", arch.method());
+        // The other method's settings do not continue this checkpoint.
+        let other = if arch.method() == "darts" {
+            ArchConfig::gdas()
+        } else {
+            ArchConfig::darts(Guard::AuxSkip)
+        };
+        let err = fresh()
+            .train_relaxed(setup, 4, other, Some(&ckpt), &mut |_| Control::Continue)
+            .expect_err("another method");
+        assert!(err.to_string().contains("method"), "{err}");
+    }
+}
+
+#[test]
+fn alpha_that_become_nan_stop_the_training_with_an_error_that_says_so() {
+    use nasforge_nn::supernet::{ArchConfig, Guard};
+    use nasforge_nn::train::{Control, TrainConfig, TrainError, TrainSetup};
+    let (mut data, split) = small_digits();
+    // A validation row with a NaN pixel: the α step's loss, and so α, become NaN.
+    let d = data.row_len();
+    data.features[split.valid[0] * d] = f32::NAN;
+    let cfg = TrainConfig {
+        epochs: 2,
+        ..Default::default()
+    };
+    let setup = TrainSetup {
+        data: &data,
+        train_rows: &split.train,
+        valid_rows: &split.valid[..1].repeat(2),
+        config: &cfg,
+        device: DeviceKind::Cpu,
+    };
+    let dev = DeviceKind::Cpu.training_device();
+    let space = nb201();
+    for arch in [ArchConfig::darts(Guard::None), ArchConfig::gdas()] {
+        let err = Supernet::seeded(space.supernet().unwrap(), &dev, 1)
+            .train_relaxed(setup, 1, arch, None, &mut |_| Control::Continue)
+            .expect_err("NaN α");
+        assert!(
+            matches!(err, TrainError::ArchDiverged { epoch: 1, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("architecture parameters"), "{err}");
+    }
+    // Without validation rows there is nothing to take α steps on.
+    let err = Supernet::seeded(space.supernet().unwrap(), &dev, 1)
+        .train_relaxed(
+            TrainSetup {
+                valid_rows: &[],
+                ..setup
+            },
+            1,
+            ArchConfig::gdas(),
+            None,
+            &mut |_| Control::Continue,
+        )
+        .expect_err("no validation rows");
+    assert!(err.to_string().contains("validation"), "{err}");
 }

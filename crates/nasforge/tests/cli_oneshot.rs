@@ -1,6 +1,7 @@
 //! One-shot methods end to end: a supernet trained once, archs scored with inherited weights
-//! as trials of a normal study, final training from scratch; the supernet checkpoint survives
-//! kill -9; methods refused where they cannot work.
+//! as trials of a normal study (a strategy's for SPOS / RSPS, each epoch's derived arch for
+//! DARTS / GDAS), final training from scratch; the supernet checkpoint survives kill -9;
+//! methods refused where they cannot work.
 
 mod common;
 use common::{json, nasforge, resume, stderr, text, trials_of};
@@ -145,8 +146,10 @@ fn a_supernet_killed_mid_training_resumes_from_its_last_epoch() {
 fn one_shot_methods_refuse_what_they_cannot_do_before_writing_anything() {
     let tmp = tempfile::tempdir().unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (one_shot("darts", "1", "2"), "not built yet"),
-        (one_shot("bogus", "1", "2"), "is not standard, spos or rsps"),
+        (
+            one_shot("bogus", "1", "2"),
+            "is not standard, spos, rsps, darts or gdas",
+        ),
         (
             ["--method", "spos", "--space", "darts"]
                 .map(String::from)
@@ -179,9 +182,51 @@ fn one_shot_methods_refuse_what_they_cannot_do_before_writing_anything() {
         ),
         (
             vec!["--supernet-epochs".into(), "3".into()],
-            "add --method spos or rsps",
+            "add --method spos, rsps, darts or gdas",
         ),
         (one_shot("spos", "0", "2"), "--supernet-epochs"),
+        (
+            [
+                one_shot("darts", "1", "2"),
+                vec!["--strategy".into(), "rea".into()],
+            ]
+            .concat(),
+            "derives its archs",
+        ),
+        (
+            [
+                one_shot("darts", "1", "2"),
+                vec!["--collapse-guard".into(), "sometimes".into()],
+            ]
+            .concat(),
+            "is not beta-decay, aux-skip or none",
+        ),
+        (
+            [
+                one_shot("gdas", "1", "2"),
+                vec!["--collapse-guard".into(), "none".into()],
+            ]
+            .concat(),
+            "drop --collapse-guard",
+        ),
+        (
+            [
+                one_shot("gdas", "1", "2"),
+                vec!["--arch-lr".into(), "0".into()],
+            ]
+            .concat(),
+            "--arch-lr must be a positive number",
+        ),
+        (
+            [
+                one_shot("spos", "1", "2"),
+                vec!["--arch-lr".into(), "0.1".into()],
+            ]
+            .concat(),
+            "has no architecture parameters",
+        ),
+        (vec!["--arch-lr".into(), "0.1".into()], "add one"),
+        (one_shot("enas", "1", "2"), "not built yet"),
     ];
     for (k, (args, needle)) in cases.iter().enumerate() {
         let run = tmp.path().join(format!("run{k}"));
@@ -225,5 +270,64 @@ fn copy_dir(from: &Path, to: &Path) {
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
         std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn gdas_and_darts_make_each_epochs_derived_arch_a_trial_and_a_resume_keeps_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (method, guard) in [("gdas", None), ("darts", Some("none")), ("darts", None)] {
+        let run = tmp
+            .path()
+            .join(format!("{method}-{}", guard.unwrap_or("default")));
+        let mut extra = vec!["--json"];
+        if let Some(g) = guard {
+            extra.extend(["--collapse-guard", g]);
+        }
+        let v = json(&search(&run, &one_shot(method, "3", "10"), &extra));
+        assert_eq!(v["method"], method);
+        assert_eq!(v["epochs_trained"], 0, "no candidate is trained alone");
+        let sn = &v["supernet"];
+        assert_eq!(sn["epochs"], 3);
+        let derived = sn["derived"].as_str().expect("the last epoch's arch");
+        // One trial per distinct derived arch, at most one per epoch, in epoch order.
+        let state: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(run.join("supernet/state.json")).unwrap(),
+        )
+        .unwrap();
+        let history = state["arch"]["history"].as_array().expect("α history");
+        assert_eq!(history.len(), 3);
+        let trials = trials_of(&run);
+        assert!((1..=3).contains(&trials.len()), "{trials:?}");
+        assert_eq!(v["trials"], trials.len());
+        assert!(
+            trials.iter().any(|t| t["arch"]["arch"] == derived),
+            "{derived} {trials:?}"
+        );
+        for t in &trials {
+            let a = t["metrics"]["valid_accuracy"].as_f64().unwrap();
+            assert!((0.0..=100.0).contains(&a), "{t}");
+        }
+        assert!(run.join("best/weights.bpk").exists());
+        let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+        assert!(cfg.contains("arch_lr = 0.003"), "{cfg}");
+        if method == "darts" {
+            let want = format!("collapse_guard = \"{}\"", guard.unwrap_or("beta-decay"));
+            assert!(cfg.contains(&want), "{cfg}");
+        }
+
+        // The report plots the supernet's loss and, per edge, softmax(α) over epochs.
+        let r = nasforge(&["report", run.to_str().unwrap(), "--quiet"]);
+        assert!(r.status.success(), "{}", text(&r));
+        let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+        assert!(html.contains("id=\"supernet_loss\""), "{method}");
+        assert_eq!(html.matches("id=\"alpha_").count(), 6, "one plot per edge");
+
+        // A resume reads the supernet and α, replays the trials, trains nothing.
+        let again = json(&resume(&run, &["--json"]));
+        assert_eq!(again["resumed"]["replayed"], trials.len());
+        assert_eq!(again["supernet"]["epochs_trained_now"], 0);
+        assert_eq!(again["supernet"]["derived"], derived);
+        assert_eq!(trials_of(&run).len(), trials.len());
     }
 }

@@ -25,7 +25,9 @@ pub use goal::{
     MetricInfo, Objective, METRICS,
 };
 pub use memory::MemoryStorage;
-pub use proposer::{Proposal, Proposer, SchedulerProposer, StrategyProposer};
+pub use proposer::{
+    ArchList, ListProposer, Proposal, Proposer, SchedulerProposer, StrategyProposer,
+};
 pub use sqlite::SqliteStorage;
 pub use storage::{FinishedTrial, NewTrial, Storage, StudyRecord};
 

@@ -222,3 +222,94 @@ impl Proposer for SchedulerProposer {
         }
     }
 }
+
+/// The archs a [`ListProposer`] hands out, shared with whoever fills it (a one-shot method
+/// appends each supernet epoch's derived arch).
+pub type ArchList = std::sync::Arc<std::sync::Mutex<Vec<Arch>>>;
+
+/// Proposes the archs of a list in its order, each once (an arch already asked is passed
+/// over), until the list runs out: a one-shot method's derived archs, fixed by its supernet
+/// training before any trial runs.
+pub struct ListProposer {
+    name: String,
+    archs: ArchList,
+    next: usize,
+    next_id: u64,
+}
+
+impl ListProposer {
+    /// A proposer named `name` (the method) over `archs`.
+    pub fn new(name: impl Into<String>, archs: ArchList) -> Self {
+        ListProposer {
+            name: name.into(),
+            archs,
+            next: 0,
+            next_id: 0,
+        }
+    }
+}
+
+impl Proposer for ListProposer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn propose(&mut self, _: &dyn Space, history: &History) -> Option<Proposal> {
+        let archs = self.archs.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(arch) = archs.get(self.next) {
+            self.next += 1;
+            if !history.contains(arch) {
+                let id = self.next_id;
+                self.next_id += 1;
+                return Some(Proposal {
+                    id,
+                    arch: arch.clone(),
+                    fidelity: Fidelity::default(),
+                });
+            }
+        }
+        None
+    }
+
+    fn observe(
+        &mut self,
+        _: &dyn Space,
+        proposal: &Proposal,
+        feedback: &Feedback,
+        h: &mut History,
+    ) {
+        h.record(&proposal.arch, feedback.first_score());
+    }
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+    use crate::space;
+
+    #[test]
+    fn a_list_proposer_hands_out_each_arch_once_in_order_and_sees_appended_ones() {
+        let space = space::build("nb201", &Default::default()).unwrap();
+        let a = space.arch_from_values(&[0, 1, 2, 3, 4, 0]).unwrap();
+        let b = space.arch_from_values(&[1, 1, 1, 1, 1, 1]).unwrap();
+        let list: ArchList = Default::default();
+        list.lock()
+            .unwrap()
+            .extend([a.clone(), a.clone(), b.clone()]);
+        let mut p = ListProposer::new("darts", list.clone());
+        let mut h = History::new();
+        let mut got = Vec::new();
+        while let Some(prop) = p.propose(space.as_ref(), &h) {
+            h.mark_asked(&prop.arch);
+            got.push(prop.arch);
+        }
+        assert_eq!(got, [a.clone(), b.clone()], "the repeated arch once");
+        list.lock()
+            .unwrap()
+            .extend([b, a.clone(), space.arch_from_values(&[2; 6]).unwrap()]);
+        let next = p.propose(space.as_ref(), &h).unwrap();
+        assert_eq!(next.arch.values(), [2; 6]);
+        assert!(p.propose(space.as_ref(), &h).is_none());
+        assert_eq!(p.name(), "darts");
+    }
+}

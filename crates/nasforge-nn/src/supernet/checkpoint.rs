@@ -7,6 +7,7 @@
 //! is replaced in one rename, then older epochs' files are removed: whatever moment a kill
 //! comes, `state.json` names files that are complete.
 
+use super::{ArchConfig, ArchState};
 use crate::model::Network;
 use crate::train::loop_::Snapshot;
 use crate::train::{EpochStats, LoopState, TrainConfig, TrainError};
@@ -42,6 +43,9 @@ pub(crate) struct Identity {
     pub params: u64,
     /// The recipe.
     pub recipe: TrainConfig,
+    /// The architecture parameters' settings (DARTS, GDAS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<ArchConfig>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -53,6 +57,9 @@ struct State {
     epochs: Vec<EpochStats>,
     weights: String,
     optimizer: String,
+    /// The architecture parameters and their history (DARTS, GDAS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    arch: Option<ArchState>,
 }
 
 /// A stored training to continue.
@@ -61,6 +68,7 @@ pub(crate) struct Stored {
     pub loop_state: LoopState,
     pub optimizer: OptimizerRecord,
     pub epochs: Vec<EpochStats>,
+    pub arch: Option<ArchState>,
 }
 
 impl Checkpoint {
@@ -78,6 +86,12 @@ impl Checkpoint {
     /// `report` reads.
     pub fn epochs(&self) -> Result<Vec<EpochStats>> {
         Ok(self.read_state()?.map(|s| s.epochs).unwrap_or_default())
+    }
+
+    /// The architecture parameters stored so far (DARTS, GDAS; `None` for the other methods
+    /// or when nothing is stored), with every finished epoch's derived arch.
+    pub fn arch(&self) -> Result<Option<ArchState>> {
+        Ok(self.read_state()?.and_then(|s| s.arch))
     }
 
     fn state_path(&self) -> PathBuf {
@@ -101,7 +115,7 @@ impl Checkpoint {
         Ok(Some(state))
     }
 
-    fn damaged(&self, why: &dyn std::fmt::Display) -> Error {
+    pub(crate) fn damaged(&self, why: &dyn std::fmt::Display) -> Error {
         Error::invalid(format!(
             "the supernet checkpoint in {} cannot be read ({why}). Move the folder away to train \
              the supernet again from its first epoch (the same seed gives the same weights)",
@@ -147,6 +161,7 @@ impl Checkpoint {
             loop_state: state.loop_state,
             optimizer,
             epochs: state.epochs,
+            arch: state.arch,
         }))
     }
 
@@ -157,6 +172,7 @@ impl Checkpoint {
         identity: &Identity,
         snap: Snapshot<'_>,
         epochs: &[EpochStats],
+        arch: Option<&ArchState>,
     ) -> std::result::Result<(), TrainError> {
         let io = |path: &Path, e: std::io::Error| TrainError::Invalid(Error::io(path, e));
         std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
@@ -183,6 +199,7 @@ impl Checkpoint {
             epochs: epochs.to_vec(),
             weights: weights.clone(),
             optimizer: optimizer.clone(),
+            arch: arch.cloned(),
         };
         let tmp = self.dir.join("state.json.tmp");
         let text = serde_json::to_string(&state).expect("serialisable");
@@ -221,6 +238,9 @@ fn differences(stored: &Identity, now: &Identity) -> String {
     }
     if stored.recipe != now.recipe {
         out.push("another training recipe".into());
+    }
+    if stored.arch != now.arch {
+        out.push("other architecture-parameter settings".into());
     }
     out.join("; ")
 }

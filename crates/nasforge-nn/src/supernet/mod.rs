@@ -3,18 +3,23 @@
 //! (SPOS, GDAS, ENAS, RSPS; the others are not computed) or every candidate weighted (DARTS) —
 //! and the stand-alone network of any arch extracted with the weights it inherits.
 //!
-//! Training so far: uniform single-path training ([`Supernet::train_single_path`], SPOS / RSPS's
-//! supernet phase), and scoring a sub-network with inherited weights after recalibrating its
-//! batch-norm statistics ([`Supernet::evaluate_inherited`]).
+//! Training: uniform single-path training ([`Supernet::train_single_path`], SPOS / RSPS's
+//! supernet phase), DARTS and GDAS with architecture parameters ([`Supernet::train_relaxed`]),
+//! each checkpointed per epoch ([`Checkpoint`]); and scoring a sub-network with inherited
+//! weights after recalibrating its batch-norm statistics ([`Supernet::evaluate_inherited`]).
 
 mod checkpoint;
+mod relax;
 
 pub use checkpoint::Checkpoint;
+pub use relax::{
+    ArchConfig, ArchEpoch, ArchState, Guard, Relaxation, DEFAULT_ARCH_LR, DEFAULT_BETA_DECAY,
+};
 
 use crate::data::Dataset;
 use crate::device::DeviceKind;
 use crate::model::{Layer, Network, Probe};
-use crate::train::loop_::{rng_turn, seeded_network, train_loop, Resumable, Snapshot};
+use crate::train::loop_::{rng_turn, seeded_network, train_loop, Loss, Resumable, Snapshot};
 use crate::train::{evaluate, Control, EpochStats, Metric, TrainError, TrainSetup};
 use burn::module::{Module, RunningState};
 use burn::nn::BatchNorm;
@@ -31,7 +36,22 @@ pub enum Path<'a> {
     /// Every candidate, its output times its weight: per choice, a `[options]` tensor (DARTS'
     /// softmax of α; gradients flow into it).
     Weighted(&'a [Tensor<1>]),
+    /// One candidate per choice, as `Single`, its output times its entry of the choice's
+    /// weight vector (GDAS' straight-through sample: 1 in value, α's gradient through it).
+    Sampled(&'a [u16], &'a [Tensor<1>]),
 }
+
+/// How a supernet training runs a step's batch: `(plan, network, rows, loop generator,
+/// architecture parameters) -> outputs`.
+type StepForward<'a> = dyn Fn(
+        &Plan,
+        &Network,
+        Tensor<2>,
+        &mut Rng,
+        Option<&mut ArchState>,
+    ) -> std::result::Result<Tensor<2>, TrainError>
+    + Sync
+    + 'a;
 
 /// A supernet's weights and where its choices are.
 #[derive(Debug)]
@@ -63,12 +83,18 @@ impl Plan {
     /// vector per choice of its options' length.
     fn check(&self, path: &Path) -> Result<()> {
         let options = self.sup.options();
+        let weights_fit = |w: &[Tensor<1>]| {
+            w.len() == options.len() && w.iter().zip(options).all(|(w, &n)| w.dims() == [n])
+        };
         let ok = match path {
             Path::Single(v) => {
                 v.len() == options.len() && v.iter().zip(options).all(|(&v, &n)| (v as usize) < n)
             }
-            Path::Weighted(w) => {
-                w.len() == options.len() && w.iter().zip(options).all(|(w, &n)| w.dims() == [n])
+            Path::Weighted(w) => weights_fit(w),
+            Path::Sampled(v, w) => {
+                weights_fit(w)
+                    && v.len() == options.len()
+                    && v.iter().zip(options).all(|(&v, &n)| (v as usize) < n)
             }
         };
         if ok {
@@ -104,7 +130,7 @@ struct Router<'a> {
 impl Router<'_> {
     /// The weight of node `node`'s output when it is a candidate's output (weighted path).
     fn weight(&self, node: usize) -> Option<Tensor<1>> {
-        let Path::Weighted(w) = self.path else {
+        let (Path::Weighted(w) | Path::Sampled(_, w)) = self.path else {
             return None;
         };
         let (m, c) = self.plan.member[node]?;
@@ -128,7 +154,7 @@ impl Probe for Router<'_> {
     }
     fn skip(&mut self, node: usize) -> bool {
         match (self.path, self.plan.member[node]) {
-            (Path::Single(values), Some((m, c))) => {
+            (Path::Single(values) | Path::Sampled(values, _), Some((m, c))) => {
                 values[self.plan.sup.mixed()[m].choice] as usize != c
             }
             _ => false,
@@ -209,35 +235,140 @@ impl Supernet {
         checkpoint: Option<&Checkpoint>,
         on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
     ) -> std::result::Result<(Supernet, Vec<EpochStats>), TrainError> {
+        let identity = self.identity("single_path", seed, &setup, None);
+        let forward =
+            |plan: &Plan, net: &Network, x: Tensor<2>, rng: &mut Rng, _: Option<&mut ArchState>| {
+                let values = plan.sample(rng);
+                Ok(plan.run(net, x, &Path::Single(&values)))
+            };
+        let (sn, epochs, _) =
+            self.train_stored(setup, seed, identity, checkpoint, &forward, None, on_epoch)?;
+        Ok((sn, epochs))
+    }
+
+    /// DARTS or GDAS (see [`relax`]'s docs): architecture parameters α trained beside the
+    /// weights, an α step on a batch of `setup`'s validation rows before every weight step on
+    /// its training rows. Deterministic for a seed; with a `checkpoint`, every epoch (α, their
+    /// optimiser and history included) is stored and a stored training continued, as
+    /// [`Supernet::train_single_path`]. Returns the supernet, every epoch, and α with the arch
+    /// each epoch derived.
+    pub fn train_relaxed(
+        self,
+        setup: TrainSetup<'_>,
+        seed: u64,
+        arch: ArchConfig,
+        checkpoint: Option<&Checkpoint>,
+        on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
+    ) -> std::result::Result<(Supernet, Vec<EpochStats>, ArchState), TrainError> {
+        arch.validate()?;
+        if setup.valid_rows.len() < 2 {
+            return Err(TrainError::Invalid(Error::invalid(format!(
+                "{} takes its architecture steps on validation rows, and there are {}: give the validation split at least 2 rows",
+                arch.method(),
+                setup.valid_rows.len()
+            ))));
+        }
+        let identity = self.identity(arch.method(), seed, &setup, Some(arch));
+        let state = ArchState::new(self.plan.sup.options(), &mut Rng::new(seed ^ 0xA1FA));
+        let (n, batch) = (setup.train_rows.len(), setup.config.batch_size);
+        let per_epoch = n / batch + usize::from(n % batch >= 2);
+        let dev = setup.device.training_device();
+        let relaxed = relax::Relaxed {
+            cfg: arch,
+            data: setup.data,
+            valid_rows: setup.valid_rows,
+            batch,
+            total_steps: (per_epoch * setup.config.epochs) as u64,
+            loss: Loss::new(setup.config, &dev),
+            skip: relax::identity_options(&self.plan),
+            device: dev,
+        };
+        let forward = |plan: &Plan,
+                       net: &Network,
+                       x: Tensor<2>,
+                       rng: &mut Rng,
+                       st: Option<&mut ArchState>| {
+            relaxed.step(plan, net, x, rng, st.expect("architecture parameters"))
+        };
+        let (sn, epochs, st) = self.train_stored(
+            setup,
+            seed,
+            identity,
+            checkpoint,
+            &forward,
+            Some(state),
+            on_epoch,
+        )?;
+        Ok((sn, epochs, st.expect("architecture parameters")))
+    }
+
+    /// What a checkpoint of this supernet's training by `method` must match.
+    fn identity(
+        &self,
+        method: &str,
+        seed: u64,
+        setup: &TrainSetup<'_>,
+        arch: Option<ArchConfig>,
+    ) -> checkpoint::Identity {
+        checkpoint::Identity {
+            method: method.into(),
+            seed,
+            options: self.plan.sup.options().to_vec(),
+            params: self.plan.sup.spec().params(),
+            recipe: setup.config.clone(),
+            arch,
+        }
+    }
+
+    /// The loop every supernet training shares: `forward` runs a step's batch along the
+    /// method's path; with a `checkpoint`, every epoch is stored (with `arch`, the relaxed
+    /// methods' architecture parameters, when given) and a stored training of the same
+    /// `identity` is continued. Returns the supernet, every epoch (stored ones first) and the
+    /// architecture parameters at the end.
+    #[allow(clippy::too_many_arguments)]
+    fn train_stored(
+        self,
+        setup: TrainSetup<'_>,
+        seed: u64,
+        identity: checkpoint::Identity,
+        checkpoint: Option<&Checkpoint>,
+        forward: &StepForward<'_>,
+        arch: Option<ArchState>,
+        on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
+    ) -> std::result::Result<(Supernet, Vec<EpochStats>, Option<ArchState>), TrainError> {
         let _turn = rng_turn();
         let plan = self.plan;
-        let identity = checkpoint::Identity {
-            method: "single_path".into(),
-            seed,
-            options: plan.sup.options().to_vec(),
-            params: plan.sup.spec().params(),
-            recipe: setup.config.clone(),
-        };
         let mut net = self.net;
         let mut done = Vec::new();
         let mut start = None;
+        let mut arch = arch;
         if let Some(c) = checkpoint {
             let dev = setup.device.training_device();
             if let Some(stored) = c.load(&identity, &plan.sup, &dev)? {
                 net = stored.net;
                 done = stored.epochs;
                 start = Some((stored.loop_state, stored.optimizer));
+                if arch.is_some() {
+                    arch = Some(stored.arch.ok_or_else(|| {
+                        TrainError::Invalid(c.damaged(&"no architecture parameters"))
+                    })?);
+                }
             }
         }
-        let forward = |net: &Network, x: Tensor<2>, rng: &mut Rng| {
-            let values = plan.sample(rng);
-            plan.run(net, x, &Path::Single(&values))
+        let arch = std::sync::Mutex::new(arch);
+        let step = |net: &Network, x: Tensor<2>, rng: &mut Rng| {
+            let mut a = arch.lock().unwrap_or_else(|e| e.into_inner());
+            forward(&plan, net, x, rng, a.as_mut())
         };
         let mut all = done;
         let mut save = |snap: Snapshot<'_>| {
             all.push(snap.stats.clone());
+            let mut a = arch.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(a) = a.as_mut() {
+                a.end_epoch(snap.stats.epoch);
+            }
             match checkpoint {
-                Some(c) => c.save(&identity, snap, &all),
+                Some(c) => c.save(&identity, snap, &all, a.as_ref()),
                 None => Ok(()),
             }
         };
@@ -245,7 +376,7 @@ impl Supernet {
             net,
             setup,
             seed,
-            &forward,
+            &step,
             &|_| None,
             on_epoch,
             Some(Resumable {
@@ -253,7 +384,8 @@ impl Supernet {
                 save: &mut save,
             }),
         )?;
-        Ok((Supernet { net, plan }, all))
+        let arch = arch.into_inner().unwrap_or_else(|e| e.into_inner());
+        Ok((Supernet { net, plan }, all, arch))
     }
 
     /// The stand-alone network of the arch `values` with the weights it inherits, ready for

@@ -75,6 +75,16 @@ pub enum TrainError {
         /// The loss value.
         value: f32,
     },
+    /// A one-shot method's architecture parameters α became NaN or infinite.
+    #[error("the architecture parameters α became {value} at epoch {epoch} (validation loss {loss}): the architecture step diverged (try a lower architecture learning rate, arch_lr)")]
+    ArchDiverged {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// The first non-finite α value.
+        value: f32,
+        /// The validation loss of that step.
+        loss: f32,
+    },
     /// The recipe does not fit the data.
     #[error(transparent)]
     Invalid(#[from] nasforge_core::Error),
@@ -152,7 +162,11 @@ fn clip_global_norm(model: &Network, grads: &mut GradientsParams, max: f64) {
 
 /// Copies rows into a batch, applying random crop (zero padding of 1/8 of the side) and
 /// horizontal flips to images when `augment` is on.
-fn gather(data: &Dataset, rows: &[usize], augment: Option<(&mut Rng, bool)>) -> Vec<f32> {
+pub(crate) fn gather(
+    data: &Dataset,
+    rows: &[usize],
+    augment: Option<(&mut Rng, bool)>,
+) -> Vec<f32> {
     let d = data.row_len();
     let mut out = Vec::with_capacity(rows.len() * d);
     match (augment, &data.shape[..]) {
@@ -192,6 +206,44 @@ fn gather(data: &Dataset, rows: &[usize], augment: Option<(&mut Rng, bool)>) -> 
     out
 }
 
+/// The recipe's training loss: cross-entropy (with its label smoothing) for classes, mean
+/// squared error for values.
+pub(crate) struct Loss {
+    ce: burn::nn::loss::CrossEntropyLoss,
+    dev: Device,
+}
+
+impl Loss {
+    pub(crate) fn new(cfg: &TrainConfig, dev: &Device) -> Self {
+        let ce = CrossEntropyLossConfig::new()
+            .with_smoothing((cfg.label_smoothing > 0.0).then_some(cfg.label_smoothing as f32))
+            .init(dev);
+        Loss {
+            ce,
+            dev: dev.clone(),
+        }
+    }
+
+    /// The mean loss of `out`, the outputs for `rows` of `data`.
+    pub(crate) fn of(&self, data: &Dataset, rows: &[usize], out: Tensor<2>) -> Tensor<1> {
+        let n = rows.len();
+        match &data.targets {
+            Targets::Classes { ids, .. } => {
+                let y: Vec<i64> = rows.iter().map(|&r| ids[r] as i64).collect();
+                self.ce.forward(
+                    out,
+                    Tensor::<1, Int>::from_data(TensorData::new(y, [n]), &self.dev),
+                )
+            }
+            Targets::Values(v) => {
+                let y: Vec<f32> = rows.iter().map(|&r| v[r]).collect();
+                let y = Tensor::<2>::from_data(TensorData::new(y, [n, 1]), &self.dev);
+                MseLoss::new().forward(out, y, Reduction::Mean)
+            }
+        }
+    }
+}
+
 /// What a training run reads: the data (already normalised), which rows to train and validate
 /// on, the recipe and the device.
 #[derive(Clone, Copy)]
@@ -225,7 +277,7 @@ pub fn train(
         model,
         setup,
         seed,
-        &|m, x, _| m.forward_flat(x),
+        &|m, x, _| Ok(m.forward_flat(x)),
         &|m| (!valid_rows.is_empty()).then(|| evaluate(m, data, valid_rows, device)),
         on_epoch,
         None,
@@ -239,7 +291,9 @@ pub fn train(
 
 /// How a training loop runs a batch through the model: `(model, rows, rng) -> outputs`; the
 /// loop's generator (after shuffling and augmentation draws) is there for sampling paths.
-pub(crate) type Forward<'a> = dyn Fn(&Network, Tensor<2>, &mut Rng) -> Tensor<2> + Sync + 'a;
+/// A forward pass may fail (a one-shot method's architecture step that diverged).
+pub(crate) type Forward<'a> =
+    dyn Fn(&Network, Tensor<2>, &mut Rng) -> Result<Tensor<2>, TrainError> + Sync + 'a;
 
 /// What a training loop reports as an epoch's validation, given the inference copy of the model.
 pub(crate) type Validate<'a> = dyn Fn(&Network) -> Option<Metric> + Sync + 'a;
@@ -327,9 +381,7 @@ pub(crate) fn train_loop(
             .with_weight_decay(weight_decay as f32)
             .init(),
     };
-    let ce = CrossEntropyLossConfig::new()
-        .with_smoothing((cfg.label_smoothing > 0.0).then_some(cfg.label_smoothing as f32))
-        .init(&dev);
+    let loss_fn = Loss::new(cfg, &dev);
     let d = data.row_len();
     let mut rng = Rng::new(seed ^ 0x7EA1_u64);
     let mut order = train_rows.to_vec();
@@ -386,21 +438,8 @@ pub(crate) fn train_loop(
                     TensorData::new(gather(data, rows, augment), [n, d]),
                     &dev,
                 );
-                let out = forward(&model, x, &mut rng);
-                let loss = match &data.targets {
-                    Targets::Classes { ids, .. } => {
-                        let y: Vec<i64> = rows.iter().map(|&r| ids[r] as i64).collect();
-                        ce.forward(
-                            out,
-                            Tensor::<1, Int>::from_data(TensorData::new(y, [n]), &dev),
-                        )
-                    }
-                    Targets::Values(v) => {
-                        let y: Vec<f32> = rows.iter().map(|&r| v[r]).collect();
-                        let y = Tensor::<2>::from_data(TensorData::new(y, [n, 1]), &dev);
-                        MseLoss::new().forward(out, y, Reduction::Mean)
-                    }
-                };
+                let out = forward(&model, x, &mut rng)?;
+                let loss = loss_fn.of(data, rows, out);
                 let value = loss.clone().into_scalar::<f32>();
                 if !value.is_finite() {
                     return Err(TrainError::Diverged {

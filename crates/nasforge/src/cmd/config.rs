@@ -50,12 +50,20 @@ pub struct SearchConfig {
     /// How archs are estimated during the search: `standard` (each candidate trained alone),
     /// `spos` (one weight-sharing supernet trained by uniform single-path sampling, then the
     /// strategy searches it scoring archs with inherited weights), `rsps` (the same supernet,
-    /// searched at random) [default: standard].
+    /// searched at random), `darts` / `gdas` (architecture parameters learned with the
+    /// supernet; each epoch's derived arch is a trial) [default: standard].
     #[arg(long)]
     pub method: Option<String>,
     /// Epochs of supernet training for a one-shot --method [default: 30].
     #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub supernet_epochs: Option<usize>,
+    /// Learning rate of the architecture parameters of --method darts or gdas [default: 0.003].
+    #[arg(long)]
+    pub arch_lr: Option<f64>,
+    /// DARTS' guard against collapsing onto parameter-free ops: `aux-skip` (DARTS-' auxiliary
+    /// skip connection, decaying to 0) or `none` [default: aux-skip].
+    #[arg(long)]
+    pub collapse_guard: Option<String>,
     /// How candidates are measured: `train` (on data) or `table` (benchmark look-up)
     /// [default: table when --table is given, else train].
     #[arg(long)]
@@ -261,7 +269,7 @@ impl SearchConfig {
     /// `self` with every setting that `over` gives replaced.
     pub fn overlay(mut self, over: &SearchConfig) -> Self {
         overlay!(self, over;
-            space, strategy, method, supernet_epochs, evaluator, table, direction, data, target, task, image, labels,
+            space, strategy, method, supernet_epochs, arch_lr, collapse_guard, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, trials, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
             flip, final_epochs, final_seeds, device, threads, scheduler, min_epochs, stopper, epoch_budget, impute, record_proxies, latency_table, latency_batch;
@@ -273,7 +281,7 @@ impl SearchConfig {
     pub fn resume_conflicts(&self, given: &SearchConfig) -> Vec<String> {
         let mut out = Vec::new();
         conflicts!(self, given, out;
-            space, strategy, method, supernet_epochs, evaluator, table, direction, data, target, task, image, labels,
+            space, strategy, method, supernet_epochs, arch_lr, collapse_guard, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
             flip, final_epochs, final_seeds, device, scheduler, min_epochs, stopper, record_proxies, impute, latency_table, latency_batch;
@@ -288,23 +296,26 @@ impl SearchConfig {
             None | Some("standard") => {
                 if self.supernet_epochs.is_some() {
                     return bad_input(
-                        "--supernet-epochs sets a one-shot method's supernet training; add --method spos or rsps",
+                        "--supernet-epochs sets a one-shot method's supernet training; add --method spos, rsps, darts or gdas",
+                    );
+                }
+                if self.arch_lr.is_some() || self.collapse_guard.is_some() {
+                    return bad_input(
+                        "--arch-lr and --collapse-guard set the architecture parameters of --method darts or gdas; add one",
                     );
                 }
                 return Ok(None);
             }
             Some("spos") => OneShot::Spos,
             Some("rsps") => OneShot::Rsps,
-            Some(m @ ("darts" | "gdas" | "enas" | "ofa")) => {
+            Some("darts") => OneShot::Darts,
+            Some("gdas") => OneShot::Gdas,
+            Some(m @ ("enas" | "ofa")) => {
                 return bad_input(format!(
-                    "--method {m} is not built yet; the methods are standard, spos and rsps (README: not there yet)"
-                ))
+                "--method {m} is not built yet; the methods are {METHODS} (README: not there yet)"
+            ))
             }
-            Some(other) => {
-                return bad_input(format!(
-                    "--method `{other}` is not standard, spos or rsps"
-                ))
-            }
+            Some(other) => return bad_input(format!("--method `{other}` is not {METHODS}")),
         };
         let name = method.name();
         let refuse =
@@ -326,6 +337,34 @@ impl SearchConfig {
                 "--record-proxies",
                 "scores trained weights, not networks at initialisation",
             );
+        }
+        if method.relaxed() && self.strategy.is_some() {
+            return refuse(
+                "--strategy",
+                "derives its archs from the architecture parameters it learns, one per epoch",
+            );
+        }
+        if !method.relaxed() && self.arch_lr.is_some() {
+            return refuse("--arch-lr", "has no architecture parameters");
+        }
+        if let Some(lr) = self.arch_lr {
+            if !(lr.is_finite() && lr > 0.0) {
+                return bad_input(format!("--arch-lr must be a positive number, got {lr}"));
+            }
+        }
+        match (method, self.collapse_guard.as_deref()) {
+            (_, None) | (OneShot::Darts, Some("beta-decay" | "aux-skip" | "none")) => {}
+            (OneShot::Darts, Some(other)) => {
+                return bad_input(format!(
+                    "--collapse-guard `{other}` is not beta-decay, aux-skip or none"
+                ))
+            }
+            (_, Some(_)) => {
+                return refuse(
+                    "--collapse-guard",
+                    "does not collapse as DARTS does (the guard is DARTS')",
+                )
+            }
         }
         if method == OneShot::Rsps && self.strategy.as_deref().is_some_and(|s| s != "random") {
             return refuse(
@@ -480,6 +519,9 @@ impl SearchConfig {
     }
 }
 
+/// The `--method` names, for messages.
+const METHODS: &str = "standard, spos, rsps, darts or gdas";
+
 /// A one-shot method of `--method`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OneShot {
@@ -487,6 +529,10 @@ pub enum OneShot {
     Spos,
     /// Random search with parameter sharing: the same supernet, searched at random.
     Rsps,
+    /// DARTS (first order) with architecture parameters.
+    Darts,
+    /// GDAS: Gumbel-sampled single paths with architecture parameters.
+    Gdas,
 }
 
 impl OneShot {
@@ -495,7 +541,15 @@ impl OneShot {
         match self {
             OneShot::Spos => "spos",
             OneShot::Rsps => "rsps",
+            OneShot::Darts => "darts",
+            OneShot::Gdas => "gdas",
         }
+    }
+
+    /// Whether it learns architecture parameters and derives its archs from them (DARTS,
+    /// GDAS) rather than searching the trained supernet with a strategy.
+    pub fn relaxed(self) -> bool {
+        matches!(self, OneShot::Darts | OneShot::Gdas)
     }
 }
 
@@ -631,8 +685,11 @@ const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  na
 # epoch_budget = 400           # stop once the trials trained this many epochs in total
 # record_proxies = "synflow"   # zero-cost proxies stored with every trial (the report plots them)
 # method = "standard"          # or one-shot: "spos" (a weight-sharing supernet searched by the
-                               # strategy), "rsps" (the same supernet searched at random)
+                               # strategy), "rsps" (the same supernet searched at random),
+                               # "darts", "gdas" (architecture parameters; an arch per epoch)
 # supernet_epochs = 30         # supernet training of a one-shot method
+# arch_lr = 0.003              # darts / gdas: learning rate of the architecture parameters
+# collapse_guard = "aux-skip"  # darts: DARTS-' auxiliary skip against collapse, or "none"
 # trials = 40
 # seed = 0
 # objective = "valid_accuracy" # valid_mse for regression; a list for a Pareto front,

@@ -23,7 +23,9 @@ use nasforge_core::tabular::Table;
 use nasforge_core::Params;
 use nasforge_nn::data::Task;
 use nasforge_nn::evaluator::{InheritedEvaluator, TrainingEvaluator};
-use nasforge_nn::supernet::{Checkpoint, Supernet};
+use nasforge_nn::supernet::{
+    ArchConfig, ArchState, Checkpoint, Guard, Supernet, DEFAULT_BETA_DECAY,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -377,11 +379,15 @@ fn open_study<'s>(
     proposer: Proposer,
     pre_metrics: Option<study::PreMetrics>,
 ) -> Result<(Study<'s>, usize)> {
-    let strategy_name = cfg
-        .scheduler
-        .clone()
-        .or_else(|| cfg.strategy.clone())
-        .unwrap_or_else(|| "rea".into());
+    let strategy_name = match cfg.one_shot()? {
+        // DARTS and GDAS derive their archs themselves.
+        Some(m) if m.relaxed() => m.name().into(),
+        _ => cfg
+            .scheduler
+            .clone()
+            .or_else(|| cfg.strategy.clone())
+            .unwrap_or_else(|| "rea".into()),
+    };
     cfg.write(
         &dir.join("config.toml"),
         &format!("# nasforge search configuration: `nasforge search --resume --run-dir {}` continues this run.", dir.display()),
@@ -548,7 +554,7 @@ fn search_train(
         );
     }
     let one_shot = cfg.one_shot()?;
-    if cfg.scheduler.is_none() {
+    if cfg.scheduler.is_none() && !one_shot.is_some_and(OneShot::relaxed) {
         let default = match one_shot {
             Some(OneShot::Rsps) => "random",
             _ => default_strategy(&cfg),
@@ -566,8 +572,18 @@ fn search_train(
         };
         cfg.objective = vec![first.into()];
     }
-    if one_shot.is_some() {
-        cfg.supernet_epochs.get_or_insert(DEFAULT_SUPERNET_EPOCHS);
+    if let Some(m) = one_shot {
+        let epochs = *cfg.supernet_epochs.get_or_insert(DEFAULT_SUPERNET_EPOCHS);
+        if m.relaxed() {
+            cfg.arch_lr
+                .get_or_insert(nasforge_nn::supernet::DEFAULT_ARCH_LR);
+            if m == OneShot::Darts {
+                cfg.collapse_guard
+                    .get_or_insert_with(|| "beta-decay".into());
+            }
+            // At most one derived arch per epoch.
+            cfg.trials.get_or_insert(epochs);
+        }
     }
     // An arch scored with inherited weights costs a fraction of a second: many more trials.
     cfg.trials
@@ -647,27 +663,45 @@ fn search_train(
             cfg.test_fraction.unwrap_or(0.15)
         ));
     }
-    // Training rows only: nothing of the validation or test split reaches the search.
-    let proposer = Proposer::build(
-        &cfg,
-        &goal,
-        tc.epochs,
-        Some((prepared.data.clone(), prepared.split.train.clone())),
-    )?;
+    // DARTS and GDAS propose each epoch's derived arch: those of the epochs already stored
+    // now (a resumed study replays its trials from them), the others once trained.
+    let derived: Option<study::ArchList> =
+        one_shot.filter(|m| m.relaxed()).map(|_| Default::default());
+    let proposer = match (&derived, one_shot) {
+        (Some(list), Some(m)) => {
+            *list.lock().expect("not shared yet") = stored_derived(&dir, space.as_ref())?;
+            Proposer {
+                proposer: Box::new(study::ListProposer::new(m.name(), list.clone())),
+                stopper: None,
+            }
+        }
+        // Training rows only: nothing of the validation or test split reaches the search.
+        _ => Proposer::build(
+            &cfg,
+            &goal,
+            tc.epochs,
+            Some((prepared.data.clone(), prepared.split.train.clone())),
+        )?,
+    };
     let _lock = claim_run_dir(&dir, args.resume)?;
     if !quiet {
         eprintln!(
             "searching {} with {}{} on {} ({} train / {} valid rows held, {} test rows kept for the end)",
             space_name,
-            cfg.scheduler
-                .as_deref()
-                .or(cfg.strategy.as_deref())
-                .unwrap_or("rea"),
+            match one_shot {
+                Some(m) if m.relaxed() => m.name(),
+                _ => cfg
+                    .scheduler
+                    .as_deref()
+                    .or(cfg.strategy.as_deref())
+                    .unwrap_or("rea"),
+            },
             one_shot
-                .map(|m| format!(
-                    " on a {} supernet (archs scored with inherited weights)",
-                    m.name()
-                ))
+                .map(|m| if m.relaxed() {
+                    " (each supernet epoch's derived arch scored with inherited weights)".to_string()
+                } else {
+                    format!(" on a {} supernet (archs scored with inherited weights)", m.name())
+                })
                 .unwrap_or_default(),
             prepared.data.source,
             prepared.split.train.len(),
@@ -698,7 +732,7 @@ fn search_train(
         )?,
         Some(sup) => {
             let method = one_shot.expect("a supernet for a one-shot method");
-            let (mut inherited, trained) = train_supernet(
+            let (mut inherited, mut trained) = train_supernet(
                 &dir,
                 &cfg,
                 method,
@@ -708,6 +742,16 @@ fn search_train(
                 latency_batch,
                 quiet,
             )?;
+            if let (Some(list), Some(st)) = (&derived, &trained.arch) {
+                let archs: Result<Vec<Arch>> = st
+                    .history
+                    .iter()
+                    .map(|h| Ok(space.arch_from_values(&h.derived)?))
+                    .collect();
+                let archs = archs?;
+                trained.derived = archs.last().map(|a| space.format(a));
+                *list.lock().unwrap_or_else(|e| e.into_inner()) = archs;
+            }
             let mut searched = run_study(
                 study,
                 replayed,
@@ -840,6 +884,7 @@ fn summarize(
                 "epochs_trained_now": r.trained_now,
                 "seconds": r.seconds,
                 "final_train_loss": r.epochs.last().map(|e| e.train_loss),
+                "derived": r.derived,
                 "checkpoint": dir.join(SUPERNET_DIR),
             });
         }
@@ -874,6 +919,9 @@ fn summarize(
             r.seconds,
             r.epochs.last().map_or(f64::NAN, |e| e.train_loss)
         );
+        if let Some(d) = &r.derived {
+            println!("derived    {d} (the last epoch's argmax α; every epoch's is a trial)");
+        }
     }
     if goal.objectives.len() > 1 || !goal.constraints.is_empty() {
         println!(
@@ -951,6 +999,10 @@ const DEFAULT_SUPERNET_EPOCHS: usize = 30;
 struct OneShotRun {
     method: OneShot,
     epochs: Vec<nasforge_nn::train::EpochStats>,
+    /// DARTS' and GDAS' architecture parameters and each epoch's derived arch.
+    arch: Option<ArchState>,
+    /// The last epoch's derived arch (DARTS, GDAS), formatted.
+    derived: Option<String>,
     /// Epochs trained by this process (the others were read from the checkpoint).
     trained_now: usize,
     seconds: f64,
@@ -992,25 +1044,32 @@ fn train_supernet(
     let setup = nasforge_nn::train::TrainSetup {
         data: &prepared.data,
         train_rows: &prepared.split.train,
-        valid_rows: &[],
+        // DARTS' and GDAS' architecture steps; single-path training reads none.
+        valid_rows: &prepared.split.valid,
         config: &tc,
         device,
     };
-    let (supernet, epochs) = Supernet::seeded(sup, &device.training_device(), seed)
-        .train_single_path(setup, seed, Some(&checkpoint), &mut |e| {
-            bar.set_position(e.epoch as u64);
-            bar.set_message(format!("loss {:.3}", e.train_loss));
-            nasforge_nn::train::Control::Continue
-        })
-        .map_err(|e| match e {
-            nasforge_nn::train::TrainError::Invalid(e) => {
-                anyhow::Error::new(BadInput(e.to_string()))
-            }
-            other => anyhow::anyhow!(
-                "supernet training failed: {other} ({} keeps every finished epoch)",
-                checkpoint.dir().display()
-            ),
-        })?;
+    let mut on_epoch = |e: &nasforge_nn::train::EpochStats| {
+        bar.set_position(e.epoch as u64);
+        bar.set_message(format!("loss {:.3}", e.train_loss));
+        nasforge_nn::train::Control::Continue
+    };
+    let supernet = Supernet::seeded(sup, &device.training_device(), seed);
+    let trained = match arch_config(cfg, method) {
+        Some(arch) => supernet
+            .train_relaxed(setup, seed, arch, Some(&checkpoint), &mut on_epoch)
+            .map(|(s, e, a)| (s, e, Some(a))),
+        None => supernet
+            .train_single_path(setup, seed, Some(&checkpoint), &mut on_epoch)
+            .map(|(s, e)| (s, e, None)),
+    };
+    let (supernet, epochs, arch) = trained.map_err(|e| match e {
+        nasforge_nn::train::TrainError::Invalid(e) => anyhow::Error::new(BadInput(e.to_string())),
+        other => anyhow::anyhow!(
+            "supernet training failed: {other} ({} keeps every finished epoch)",
+            checkpoint.dir().display()
+        ),
+    })?;
     bar.finish_and_clear();
     let evaluator = InheritedEvaluator::new(
         supernet,
@@ -1025,11 +1084,49 @@ fn train_supernet(
         evaluator,
         OneShotRun {
             method,
+            arch,
+            derived: None,
             trained_now: epochs.len() - stored,
             epochs,
             seconds: start.elapsed().as_secs_f64(),
         },
     ))
+}
+
+/// The architecture parameters' settings of DARTS and GDAS (`None` for the other methods).
+fn arch_config(cfg: &SearchConfig, method: OneShot) -> Option<ArchConfig> {
+    let arch = match method {
+        OneShot::Darts => ArchConfig::darts(match cfg.collapse_guard.as_deref() {
+            Some("none") => Guard::None,
+            Some("aux-skip") => Guard::AuxSkip,
+            _ => Guard::BetaDecay {
+                lambda: DEFAULT_BETA_DECAY,
+            },
+        }),
+        OneShot::Gdas => ArchConfig::gdas(),
+        OneShot::Spos | OneShot::Rsps => return None,
+    };
+    Some(ArchConfig {
+        lr: cfg.arch_lr.unwrap_or(arch.lr),
+        ..arch
+    })
+}
+
+/// The archs derived by the epochs stored in the run's supernet checkpoint (none when nothing
+/// is stored).
+fn stored_derived(dir: &std::path::Path, space: &dyn Space) -> Result<Vec<Arch>> {
+    let stored = Checkpoint::new(dir.join(SUPERNET_DIR))
+        .arch()
+        .map_err(|e| BadInput(e.to_string()))?;
+    let history = stored.map(|s| s.history).unwrap_or_default();
+    history
+        .iter()
+        .map(|h| {
+            space
+                .arch_from_values(&h.derived)
+                .map_err(|e| BadInput(format!("{}: {e}", dir.join(SUPERNET_DIR).display())).into())
+        })
+        .collect()
 }
 
 /// Regularized evolution, or its multi-objective form when the search has several objectives.

@@ -5,6 +5,7 @@ use super::svg::{cell_diagram, Chart, Mark, Series, PALETTE};
 use nasforge_core::space;
 use nasforge_core::study::{Trial, TrialState};
 use nasforge_core::Params;
+use nasforge_nn::supernet::Checkpoint;
 
 /// One figure: an id (file name stem, HTML anchor), a title, the SVG and a caption.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -356,6 +357,75 @@ fn proxies(run: &Run) -> Vec<Figure> {
         .collect()
 }
 
+/// A one-shot run's supernet training: the loss per epoch and, for DARTS and GDAS, softmax(α)
+/// of every option per choice over epochs (how the method made up its mind, and whether it
+/// drifted onto parameter-free ops). Nothing for other runs or an unreadable checkpoint.
+fn supernet(run: &Run) -> Vec<Figure> {
+    let checkpoint = Checkpoint::new(run.dir.join(super::run::SUPERNET_DIR));
+    let epochs = checkpoint.epochs().unwrap_or_default();
+    if epochs.is_empty() {
+        return Vec::new();
+    }
+    let method = run.config.method.clone().unwrap_or_default();
+    let mut chart = Chart::new(
+        "Supernet training loss",
+        "supernet epoch",
+        "mean training loss",
+    );
+    let mut s = Series::new("", Mark::Line, PALETTE[0]);
+    s.points = epochs
+        .iter()
+        .map(|e| (e.epoch as f64, e.train_loss))
+        .collect();
+    chart.series.push(s);
+    let mut out = vec![Figure {
+        id: "supernet_loss".into(),
+        title: "Supernet training loss".into(),
+        svg: chart.render(),
+        caption: format!(
+            "The {method} supernet's mean training loss per epoch ({} epochs).",
+            epochs.len()
+        ),
+    }];
+    let (Ok(Some(arch)), Ok(space)) = (
+        checkpoint.arch(),
+        space::build(
+            &run.record.space,
+            &Params::parse(&run.config.space_param).unwrap_or_default(),
+        ),
+    ) else {
+        return out;
+    };
+    for (k, choice) in space.choices().iter().enumerate() {
+        let title = format!("softmax(α) of {}", choice.name);
+        let mut chart = Chart::new(title.clone(), "supernet epoch", "probability");
+        for (o, label) in choice.options.iter().enumerate() {
+            let mut s = Series::new(label.clone(), Mark::Line, PALETTE[o % PALETTE.len()]);
+            s.points = arch
+                .history
+                .iter()
+                .filter_map(|h| Some((h.epoch as f64, *h.probs.get(k)?.get(o)?)))
+                .collect();
+            chart.series.push(s);
+        }
+        let last = arch
+            .history
+            .last()
+            .and_then(|h| choice.options.get(*h.derived.get(k)? as usize));
+        out.push(Figure {
+            id: format!("alpha_{}", choice.name),
+            title,
+            svg: chart.render(),
+            caption: format!(
+                "{method}'s architecture weights for {} after each epoch; the largest is the derived op{}.",
+                choice.name,
+                last.map(|l| format!(" (last epoch: {l})")).unwrap_or_default()
+            ),
+        });
+    }
+    out
+}
+
 /// Diagrams of the best arch (one per cell type), or none when there is no best yet.
 pub fn arch_diagrams(run: &Run, arch: &serde_json::Value) -> Vec<Figure> {
     let Ok(space) = space::build(
@@ -414,6 +484,7 @@ pub fn figures(run: &Run) -> Vec<Figure> {
     );
     out.extend(learning_curves(run));
     out.extend(proxies(run));
+    out.extend(supernet(run));
     out
 }
 

@@ -1,0 +1,532 @@
+//! Gradient-based one-shot methods: architecture parameters α (one logit per option of every
+//! choice) learned beside the supernet's weights, DARTS (first order) and GDAS.
+//!
+//! Every training step first takes an α step on a batch drawn from the validation rows, then
+//! the weight step on the loop's training batch with α held fixed — DARTS' first-order
+//! alternation:
+//! - **DARTS** runs every candidate, its output weighted by softmax(α). Left alone it tends to
+//!   collapse onto parameter-free ops (skip connections win the early gradient race; all
+//!   `skip_connect` on NAS-Bench-201 scores 54.30% on CIFAR-10). The guard, on by default, is
+//!   DARTS-' auxiliary skip connection (Chu et al., ICLR 2021): every mixed module whose choice
+//!   has an identity option gets `β·x` on top of its weighted sum, with β falling linearly
+//!   from 1 to 0 over the training. The skip path's benefit to the weights no longer has to be
+//!   paid for by α, so α rank the ops on their own merit.
+//! - **GDAS** (Dong & Yang, CVPR 2019) draws one candidate per choice with the Gumbel-max trick
+//!   and runs it alone; in the α step its output is multiplied by the hard straight-through
+//!   Gumbel-softmax weight (1 in value), so α get the relaxed sample's gradient. The
+//!   temperature τ falls linearly from 10 to 0.1.
+//!
+//! α have their own Adam optimiser (β₁ 0.5, β₂ 0.999, L2 decay), as in DARTS. After every epoch
+//! the derived arch (argmax α per choice) and softmax(α) are recorded in the [`ArchState`].
+
+use super::{Path, Plan};
+use crate::data::Dataset;
+use crate::model::Network;
+use crate::train::loop_::{gather, Loss};
+use crate::train::TrainError;
+use burn::module::Module;
+use burn::prelude::*;
+use burn::tensor::activation::{log_softmax, softmax};
+use nasforge_core::netspec::Op;
+use nasforge_core::rng::Rng;
+use serde::{Deserialize, Serialize};
+
+/// The α learning rate. DARTS' 3e-4 is meant for tens of thousands of steps on CIFAR-10; a
+/// search on a few thousand rows takes a few hundred, and α would barely leave their start.
+pub const DEFAULT_ARCH_LR: f64 = 3e-3;
+
+/// L2 decay of α (DARTS' 1e-3).
+pub const DEFAULT_ARCH_WEIGHT_DECAY: f64 = 1e-3;
+
+const ADAM_BETA1: f64 = 0.5;
+const ADAM_BETA2: f64 = 0.999;
+const ADAM_EPS: f64 = 1e-8;
+
+/// DARTS' guard against collapsing onto parameter-free ops.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Guard {
+    /// α alone.
+    None,
+    /// DARTS-' auxiliary skip connection: `β·x` on every mixed module with an identity option,
+    /// β falling linearly from 1 to 0.
+    AuxSkip,
+    /// β-DARTS' Beta-Decay regularisation: `lambda` times the mean over choices of
+    /// logsumexp(α) added to the α loss (its gradient, softmax(α), holds back the options
+    /// that dominate).
+    BetaDecay {
+        /// The regularisation's weight.
+        lambda: f64,
+    },
+}
+
+/// β-DARTS' weight of the Beta-Decay term.
+pub const DEFAULT_BETA_DECAY: f64 = 0.5;
+
+/// How α shape a training step.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Relaxation {
+    /// Every candidate weighted by softmax(α), with a guard against collapse.
+    Darts {
+        /// The guard.
+        guard: Guard,
+    },
+    /// One Gumbel-max sample per choice, straight-through gradient, τ from `tau_max` down to
+    /// `tau_min`, linearly.
+    Gdas {
+        /// Temperature at the first step.
+        tau_max: f64,
+        /// Temperature at the last step.
+        tau_min: f64,
+    },
+}
+
+/// The architecture parameters' method and optimiser settings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArchConfig {
+    /// The method.
+    pub relaxation: Relaxation,
+    /// Adam's learning rate for α.
+    pub lr: f64,
+    /// L2 decay of α.
+    pub weight_decay: f64,
+}
+
+impl ArchConfig {
+    /// DARTS (first order) with `guard`.
+    pub fn darts(guard: Guard) -> Self {
+        Self::with(Relaxation::Darts { guard })
+    }
+
+    /// GDAS with τ from 10 to 0.1.
+    pub fn gdas() -> Self {
+        Self::with(Relaxation::Gdas {
+            tau_max: 10.0,
+            tau_min: 0.1,
+        })
+    }
+
+    fn with(relaxation: Relaxation) -> Self {
+        ArchConfig {
+            relaxation,
+            lr: DEFAULT_ARCH_LR,
+            weight_decay: DEFAULT_ARCH_WEIGHT_DECAY,
+        }
+    }
+
+    /// The method's name (`darts`, `gdas`): what a checkpoint records.
+    pub fn method(&self) -> &'static str {
+        match self.relaxation {
+            Relaxation::Darts { .. } => "darts",
+            Relaxation::Gdas { .. } => "gdas",
+        }
+    }
+
+    /// Checks the numbers.
+    pub fn validate(&self) -> nasforge_core::Result<()> {
+        let bad = |what: &str, v: f64| {
+            Err(nasforge_core::Error::invalid(format!(
+                "the architecture {what} must be a finite positive number (got {v})"
+            )))
+        };
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("learning rate", self.lr);
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad("weight decay", self.weight_decay);
+        }
+        if let Relaxation::Darts {
+            guard: Guard::BetaDecay { lambda },
+        } = self.relaxation
+        {
+            if !(lambda.is_finite() && lambda >= 0.0) {
+                return bad("Beta-Decay weight", lambda);
+            }
+        }
+        if let Relaxation::Gdas { tau_max, tau_min } = self.relaxation {
+            if !(tau_min.is_finite() && tau_min > 0.0 && tau_max.is_finite() && tau_max >= tau_min)
+            {
+                return bad("temperature range", tau_min);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What one finished epoch left in α.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArchEpoch {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Per choice, softmax(α) over its options.
+    pub probs: Vec<Vec<f64>>,
+    /// The derived arch: per choice, the option with the largest α.
+    pub derived: Vec<u16>,
+}
+
+/// α, their optimiser's state, and their history: what a checkpoint stores beside the weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArchState {
+    /// Per choice, one logit per option.
+    pub alpha: Vec<Vec<f32>>,
+    adam_m: Vec<Vec<f32>>,
+    adam_v: Vec<Vec<f32>>,
+    /// α steps taken.
+    pub steps: u64,
+    /// One entry per finished epoch.
+    pub history: Vec<ArchEpoch>,
+}
+
+impl ArchState {
+    /// α near zero (DARTS' 1e-3·N(0, 1)) for choices with `options` options each.
+    pub(super) fn new(options: &[usize], rng: &mut Rng) -> Self {
+        let alpha: Vec<Vec<f32>> = options
+            .iter()
+            .map(|&n| (0..n).map(|_| (1e-3 * rng.normal()) as f32).collect())
+            .collect();
+        let zeros: Vec<Vec<f32>> = options.iter().map(|&n| vec![0.0; n]).collect();
+        ArchState {
+            alpha,
+            adam_m: zeros.clone(),
+            adam_v: zeros,
+            steps: 0,
+            history: Vec::new(),
+        }
+    }
+
+    /// softmax(α) per choice.
+    pub fn probs(&self) -> Vec<Vec<f64>> {
+        self.alpha.iter().map(|a| softmax_host(a)).collect()
+    }
+
+    /// The derived arch's choice values: the largest α per choice (the first on ties).
+    pub fn derived(&self) -> Vec<u16> {
+        self.alpha
+            .iter()
+            .map(|a| argmax(a.iter().copied()))
+            .collect()
+    }
+
+    /// Records the end of `epoch` (replacing a record of it or later ones).
+    pub(super) fn end_epoch(&mut self, epoch: usize) {
+        self.history.retain(|h| h.epoch < epoch);
+        self.history.push(ArchEpoch {
+            epoch,
+            probs: self.probs(),
+            derived: self.derived(),
+        });
+    }
+
+    /// One Adam step with gradient `grads` (per choice, per option).
+    fn adam(&mut self, grads: &[Vec<f32>], cfg: &ArchConfig) {
+        self.steps += 1;
+        let t = self.steps as i32;
+        let (c1, c2) = (1.0 - ADAM_BETA1.powi(t), 1.0 - ADAM_BETA2.powi(t));
+        for (k, g) in grads.iter().enumerate() {
+            for (i, &g) in g.iter().enumerate() {
+                let a = self.alpha[k][i] as f64;
+                let g = g as f64 + cfg.weight_decay * a;
+                let m = ADAM_BETA1 * self.adam_m[k][i] as f64 + (1.0 - ADAM_BETA1) * g;
+                let v = ADAM_BETA2 * self.adam_v[k][i] as f64 + (1.0 - ADAM_BETA2) * g * g;
+                self.adam_m[k][i] = m as f32;
+                self.adam_v[k][i] = v as f32;
+                self.alpha[k][i] = (a - cfg.lr * (m / c1) / ((v / c2).sqrt() + ADAM_EPS)) as f32;
+            }
+        }
+    }
+}
+
+fn softmax_host(a: &[f32]) -> Vec<f64> {
+    let max = a.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+    let e: Vec<f64> = a.iter().map(|&v| (v as f64 - max).exp()).collect();
+    let sum: f64 = e.iter().sum();
+    e.into_iter().map(|v| v / sum).collect()
+}
+
+fn argmax(values: impl Iterator<Item = f32>) -> u16 {
+    let mut best = (0u16, f32::NEG_INFINITY);
+    for (i, v) in values.enumerate() {
+        if v > best.1 {
+            best = (i as u16, v);
+        }
+    }
+    best.0
+}
+
+/// A Gumbel-max sample of softmax(`alpha`): the option drawn and the noise that drew it.
+fn gumbel_max(alpha: &[f32], rng: &mut Rng) -> (u16, Vec<f32>) {
+    let noise: Vec<f32> = alpha
+        .iter()
+        .map(|_| {
+            let u = rng.next_f64().clamp(1e-12, 1.0 - 1e-12);
+            -(-u.ln()).ln() as f32
+        })
+        .collect();
+    let drawn = argmax(alpha.iter().zip(&noise).map(|(a, g)| a + g));
+    (drawn, noise)
+}
+
+/// Per choice, the option whose candidate is the identity (DARTS-' auxiliary skip goes there).
+pub(super) fn identity_options(plan: &Plan) -> Vec<Option<usize>> {
+    let mut out = vec![None; plan.sup.options().len()];
+    let nodes = plan.sup.spec().nodes();
+    for m in plan.sup.mixed() {
+        for (c, cand) in m.candidates.iter().enumerate() {
+            let own = &nodes[cand.nodes.clone()];
+            if own.len() == 1 && matches!(own[0].op, Op::Identity) {
+                out[m.choice] = Some(c);
+            }
+        }
+    }
+    out
+}
+
+/// A relaxed method's training step, for [`super::Supernet::train_relaxed`].
+pub(super) struct Relaxed<'a> {
+    pub cfg: ArchConfig,
+    pub data: &'a Dataset,
+    pub valid_rows: &'a [usize],
+    pub batch: usize,
+    /// α steps of the whole training (the schedules' length).
+    pub total_steps: u64,
+    pub loss: Loss,
+    /// Per choice, its identity option.
+    pub skip: Vec<Option<usize>>,
+    pub device: Device,
+}
+
+impl Relaxed<'_> {
+    /// How far the training is, 0 to 1.
+    fn progress(&self, st: &ArchState) -> f64 {
+        (st.steps as f64 / self.total_steps.max(1) as f64).min(1.0)
+    }
+
+    /// DARTS-' β now (0 without the guard).
+    fn aux_beta(&self, st: &ArchState) -> f64 {
+        match self.cfg.relaxation {
+            Relaxation::Darts {
+                guard: Guard::AuxSkip,
+            } => 1.0 - self.progress(st),
+            _ => 0.0,
+        }
+    }
+
+    fn constant(&self, values: Vec<f32>) -> Tensor<1> {
+        let n = values.len();
+        Tensor::<1>::from_data(TensorData::new(values, [n]), &self.device)
+    }
+
+    /// `beta` at option `at` of `n`, zeros elsewhere.
+    fn one_hot(&self, n: usize, at: usize, beta: f64) -> Tensor<1> {
+        let mut v = vec![0.0; n];
+        v[at] = beta as f32;
+        self.constant(v)
+    }
+
+    /// The α step, then the training batch's outputs along the method's path with α fixed.
+    pub fn step(
+        &self,
+        plan: &Plan,
+        net: &Network,
+        x: Tensor<2>,
+        rng: &mut Rng,
+        st: &mut ArchState,
+    ) -> Result<Tensor<2>, TrainError> {
+        self.arch_step(plan, net, rng, st)?;
+        Ok(match self.cfg.relaxation {
+            Relaxation::Darts { .. } => {
+                let beta = self.aux_beta(st);
+                let w: Vec<Tensor<1>> = st
+                    .alpha
+                    .iter()
+                    .enumerate()
+                    .map(|(k, a)| {
+                        let mut p: Vec<f32> = softmax_host(a).iter().map(|&p| p as f32).collect();
+                        if let Some(s) = self.skip[k] {
+                            p[s] += beta as f32;
+                        }
+                        self.constant(p)
+                    })
+                    .collect();
+                plan.run(net, x, &Path::Weighted(&w))
+            }
+            Relaxation::Gdas { .. } => {
+                let values: Vec<u16> = st.alpha.iter().map(|a| gumbel_max(a, rng).0).collect();
+                plan.run(net, x, &Path::Single(&values))
+            }
+        })
+    }
+
+    /// One Adam step of α on a batch of validation rows (weights fixed).
+    fn arch_step(
+        &self,
+        plan: &Plan,
+        net: &Network,
+        rng: &mut Rng,
+        st: &mut ArchState,
+    ) -> Result<(), TrainError> {
+        let n = self.batch.min(self.valid_rows.len()).max(2);
+        let rows: Vec<usize> = (0..n)
+            .map(|_| self.valid_rows[rng.below(self.valid_rows.len())])
+            .collect();
+        let x = Tensor::<2>::from_data(
+            TensorData::new(gather(self.data, &rows, None), [n, self.data.row_len()]),
+            &self.device,
+        );
+        let alpha: Vec<Tensor<1>> = st
+            .alpha
+            .iter()
+            .map(|a| self.constant(a.clone()).require_grad())
+            .collect();
+        // The weights take no gradient here: α's alone.
+        let frozen = net.clone().no_grad();
+        let out = match self.cfg.relaxation {
+            Relaxation::Darts { .. } => {
+                let beta = self.aux_beta(st);
+                let w: Vec<Tensor<1>> = alpha
+                    .iter()
+                    .enumerate()
+                    .map(|(k, a)| {
+                        let p = softmax(a.clone(), 0);
+                        match self.skip[k] {
+                            Some(s) if beta > 0.0 => p + self.one_hot(a.dims()[0], s, beta),
+                            _ => p,
+                        }
+                    })
+                    .collect();
+                plan.run(&frozen, x, &Path::Weighted(&w))
+            }
+            Relaxation::Gdas { tau_max, tau_min } => {
+                let tau = tau_max - (tau_max - tau_min) * self.progress(st);
+                let mut values = Vec::with_capacity(alpha.len());
+                let mut w = Vec::with_capacity(alpha.len());
+                for (a, host) in alpha.iter().zip(&st.alpha) {
+                    let (drawn, noise) = gumbel_max(host, rng);
+                    let y = softmax(
+                        (log_softmax(a.clone(), 0) + self.constant(noise)).div_scalar(tau),
+                        0,
+                    );
+                    // Straight through: the one-hot sample in value, y's gradient.
+                    let hard = self.one_hot(host.len(), drawn as usize, 1.0);
+                    w.push(y.clone() - y.detach() + hard);
+                    values.push(drawn);
+                }
+                plan.run(&frozen, x, &Path::Sampled(&values, &w))
+            }
+        };
+        let loss = self.loss.of(self.data, &rows, out);
+        let value = loss.clone().into_scalar::<f32>();
+        // A sample whose every candidate reads zeros (a cell cut off by `none` edges: its
+        // outputs stay symbolic zeros and never meet α) leaves the loss without α in it.
+        let grads = loss.is_tracked().then(|| loss.backward());
+        let g: Vec<Vec<f32>> = alpha
+            .iter()
+            .map(|a| match grads.as_ref().and_then(|grads| a.grad(grads)) {
+                Some(g) => g
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .expect("floats"),
+                None => vec![0.0; a.dims()[0]],
+            })
+            .collect();
+        let mut g = g;
+        if let Relaxation::Darts {
+            guard: Guard::BetaDecay { lambda },
+        } = self.cfg.relaxation
+        {
+            // ∂/∂α of λ·mean_k logsumexp(α_k) is λ·softmax(α_k)/K.
+            let k = st.alpha.len() as f64;
+            for (g, a) in g.iter_mut().zip(&st.alpha) {
+                for (g, p) in g.iter_mut().zip(softmax_host(a)) {
+                    *g += (lambda * p / k) as f32;
+                }
+            }
+        }
+        st.adam(&g, &self.cfg);
+        if let Some(&bad) = st.alpha.iter().flatten().find(|v| !v.is_finite()) {
+            return Err(TrainError::ArchDiverged {
+                epoch: st.history.len() + 1,
+                value: bad,
+                loss: value,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adam_moves_alpha_against_the_gradient_by_about_the_learning_rate() {
+        let mut st = ArchState::new(&[3], &mut Rng::new(1));
+        let before = st.alpha[0].clone();
+        let cfg = ArchConfig {
+            weight_decay: 0.0,
+            ..ArchConfig::darts(Guard::AuxSkip)
+        };
+        st.adam(&[vec![1.0, -2.0, 0.0]], &cfg);
+        let d: Vec<f64> = st.alpha[0]
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| (a - b) as f64)
+            .collect();
+        // Adam's first step is lr·sign(g) (bias-corrected moments).
+        assert!((d[0] + cfg.lr).abs() < 1e-6, "{d:?}");
+        assert!((d[1] - cfg.lr).abs() < 1e-6, "{d:?}");
+        assert!(d[2].abs() < 1e-9, "{d:?}");
+        assert_eq!(st.steps, 1);
+    }
+
+    #[test]
+    fn gumbel_max_draws_options_in_proportion_to_softmax_alpha() {
+        let alpha = [0.0f32, (2.0f32).ln(), (5.0f32).ln()]; // softmax 1/8, 2/8, 5/8
+        let mut rng = Rng::new(7);
+        let mut counts = [0usize; 3];
+        let n = 40_000;
+        for _ in 0..n {
+            counts[gumbel_max(&alpha, &mut rng).0 as usize] += 1;
+        }
+        for (c, p) in counts.iter().zip([1.0 / 8.0, 2.0 / 8.0, 5.0 / 8.0]) {
+            let f = *c as f64 / n as f64;
+            assert!((f - p).abs() < 0.01, "{counts:?}");
+        }
+    }
+
+    #[test]
+    fn derived_arch_and_history_follow_alpha() {
+        let mut st = ArchState::new(&[3, 2], &mut Rng::new(3));
+        st.alpha = vec![vec![0.1, 0.7, 0.7], vec![-1.0, -2.0]];
+        assert_eq!(st.derived(), vec![1, 0], "the first of tied options");
+        st.end_epoch(1);
+        st.end_epoch(2);
+        st.end_epoch(2);
+        assert_eq!(st.history.len(), 2);
+        let p = &st.history[1].probs;
+        assert!((p[0].iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(p[1][0] > p[1][1]);
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let mut c = ArchConfig::gdas();
+        assert!(c.validate().is_ok());
+        c.lr = f64::NAN;
+        assert!(c.validate().is_err());
+        let c = ArchConfig {
+            relaxation: Relaxation::Gdas {
+                tau_max: 0.1,
+                tau_min: 1.0,
+            },
+            ..ArchConfig::gdas()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("temperature"));
+    }
+}
