@@ -411,3 +411,40 @@ fn alpha_that_become_nan_stop_the_training_with_an_error_that_says_so() {
         .expect_err("no validation rows");
     assert!(err.to_string().contains("validation"), "{err}");
 }
+
+#[test]
+fn second_order_darts_trains_and_its_alpha_differ_from_the_first_orders() {
+    use nasforge_nn::supernet::{ArchConfig, Guard};
+    use nasforge_nn::train::{Control, TrainConfig, TrainSetup};
+    let (data, split) = small_digits();
+    let space = nb201();
+    let cfg = TrainConfig {
+        epochs: 1,
+        ..Default::default()
+    };
+    let setup = TrainSetup {
+        data: &data,
+        train_rows: &split.train,
+        valid_rows: &split.valid,
+        config: &cfg,
+        device: DeviceKind::Cpu,
+    };
+    let dev = DeviceKind::Cpu.training_device();
+    let run = |arch| {
+        Supernet::seeded(space.supernet().unwrap(), &dev, 2)
+            .train_relaxed(setup, 2, arch, None, &mut |_| Control::Continue)
+            .unwrap()
+    };
+    let (_, e2, second) = run(ArchConfig::darts_second_order(Guard::None));
+    let (_, _, first) = run(ArchConfig::darts(Guard::None));
+    assert!(e2[0].train_loss.is_finite());
+    assert_eq!(second.steps, first.steps);
+    assert!(second.alpha.iter().flatten().all(|a| a.is_finite()));
+    let apart = second
+        .alpha
+        .iter()
+        .flatten()
+        .zip(first.alpha.iter().flatten())
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(apart > 1e-4, "the unrolled term changes α ({apart})");
+}

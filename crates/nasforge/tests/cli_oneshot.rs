@@ -226,6 +226,22 @@ fn one_shot_methods_refuse_what_they_cannot_do_before_writing_anything() {
             "has no architecture parameters",
         ),
         (vec!["--arch-lr".into(), "0.1".into()], "add one"),
+        (
+            [
+                one_shot("darts", "1", "2"),
+                vec!["--darts-order".into(), "3".into()],
+            ]
+            .concat(),
+            "--darts-order is 1 or 2",
+        ),
+        (
+            [
+                one_shot("gdas", "1", "2"),
+                vec!["--darts-order".into(), "2".into()],
+            ]
+            .concat(),
+            "is not DARTS",
+        ),
         (one_shot("enas", "1", "2"), "not built yet"),
     ];
     for (k, (args, needle)) in cases.iter().enumerate() {
@@ -282,7 +298,8 @@ fn gdas_and_darts_make_each_epochs_derived_arch_a_trial_and_a_resume_keeps_them(
             .join(format!("{method}-{}", guard.unwrap_or("default")));
         let mut extra = vec!["--json"];
         if let Some(g) = guard {
-            extra.extend(["--collapse-guard", g]);
+            // Second order with no guard: the unrolled α step end to end.
+            extra.extend(["--collapse-guard", g, "--darts-order", "2"]);
         }
         let v = json(&search(&run, &one_shot(method, "3", "10"), &extra));
         assert_eq!(v["method"], method);
@@ -314,6 +331,8 @@ fn gdas_and_darts_make_each_epochs_derived_arch_a_trial_and_a_resume_keeps_them(
         if method == "darts" {
             let want = format!("collapse_guard = \"{}\"", guard.unwrap_or("beta-decay"));
             assert!(cfg.contains(&want), "{cfg}");
+            let order = if guard.is_some() { 2 } else { 1 };
+            assert!(cfg.contains(&format!("darts_order = {order}")), "{cfg}");
         }
 
         // The report plots the supernet's loss and, per edge, softmax(α) over epochs.

@@ -277,6 +277,8 @@ impl Supernet {
             cfg: arch,
             data: setup.data,
             valid_rows: setup.valid_rows,
+            train_rows: setup.train_rows,
+            weight_lr: setup.config.lr,
             batch,
             total_steps: (per_epoch * setup.config.epochs) as u64,
             loss: Loss::new(setup.config, &dev),

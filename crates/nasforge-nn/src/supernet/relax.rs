@@ -22,10 +22,12 @@
 use super::{Path, Plan};
 use crate::data::Dataset;
 use crate::model::Network;
-use crate::train::loop_::{gather, Loss};
+use crate::train::loop_::{gather, global_norm, Loss};
 use crate::train::TrainError;
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
+use burn::tensor::Gradients;
 use burn::tensor::activation::{log_softmax, softmax};
 use nasforge_core::netspec::Op;
 use nasforge_core::rng::Rng;
@@ -71,6 +73,10 @@ pub enum Relaxation {
     Darts {
         /// The guard.
         guard: Guard,
+        /// DARTS' second-order α gradient: through one unrolled weight step, its
+        /// Hessian-vector product by finite differences (about 2.5× the first order's time).
+        #[serde(default)]
+        second_order: bool,
     },
     /// One Gumbel-max sample per choice, straight-through gradient, τ from `tau_max` down to
     /// `tau_min`, linearly.
@@ -96,7 +102,18 @@ pub struct ArchConfig {
 impl ArchConfig {
     /// DARTS (first order) with `guard`.
     pub fn darts(guard: Guard) -> Self {
-        Self::with(Relaxation::Darts { guard })
+        Self::with(Relaxation::Darts {
+            guard,
+            second_order: false,
+        })
+    }
+
+    /// DARTS with the second-order α gradient.
+    pub fn darts_second_order(guard: Guard) -> Self {
+        Self::with(Relaxation::Darts {
+            guard,
+            second_order: true,
+        })
     }
 
     /// GDAS with τ from 10 to 0.1.
@@ -138,6 +155,7 @@ impl ArchConfig {
         }
         if let Relaxation::Darts {
             guard: Guard::BetaDecay { lambda },
+            ..
         } = self.relaxation
         {
             if !(lambda.is_finite() && lambda >= 0.0) {
@@ -287,6 +305,10 @@ pub(super) struct Relaxed<'a> {
     pub cfg: ArchConfig,
     pub data: &'a Dataset,
     pub valid_rows: &'a [usize],
+    /// Training rows (second-order DARTS draws its own training batch).
+    pub train_rows: &'a [usize],
+    /// The weights' learning rate: the step second-order DARTS unrolls.
+    pub weight_lr: f64,
     pub batch: usize,
     /// α steps of the whole training (the schedules' length).
     pub total_steps: u64,
@@ -307,6 +329,7 @@ impl Relaxed<'_> {
         match self.cfg.relaxation {
             Relaxation::Darts {
                 guard: Guard::AuxSkip,
+                ..
             } => 1.0 - self.progress(st),
             _ => 0.0,
         }
@@ -336,19 +359,9 @@ impl Relaxed<'_> {
         self.arch_step(plan, net, rng, st)?;
         Ok(match self.cfg.relaxation {
             Relaxation::Darts { .. } => {
-                let beta = self.aux_beta(st);
-                let w: Vec<Tensor<1>> = st
-                    .alpha
-                    .iter()
-                    .enumerate()
-                    .map(|(k, a)| {
-                        let mut p: Vec<f32> = softmax_host(a).iter().map(|&p| p as f32).collect();
-                        if let Some(s) = self.skip[k] {
-                            p[s] += beta as f32;
-                        }
-                        self.constant(p)
-                    })
-                    .collect();
+                let alpha: Vec<Tensor<1>> =
+                    st.alpha.iter().map(|a| self.constant(a.clone())).collect();
+                let w = self.darts_weights(&alpha, self.aux_beta(st));
                 plan.run(net, x, &Path::Weighted(&w))
             }
             Relaxation::Gdas { .. } => {
@@ -356,6 +369,40 @@ impl Relaxed<'_> {
                 plan.run(net, x, &Path::Single(&values))
             }
         })
+    }
+
+    /// `batch` rows drawn at random from `rows`, and their inputs.
+    fn draw(&self, rows: &[usize], rng: &mut Rng) -> (Vec<usize>, Tensor<2>) {
+        let n = self.batch.min(rows.len()).max(2);
+        let drawn: Vec<usize> = (0..n).map(|_| rows[rng.below(rows.len())]).collect();
+        let x = Tensor::<2>::from_data(
+            TensorData::new(gather(self.data, &drawn, None), [n, self.data.row_len()]),
+            &self.device,
+        );
+        (drawn, x)
+    }
+
+    /// α as leaves that take gradients.
+    fn leaves(&self, alpha: &[Vec<f32>]) -> Vec<Tensor<1>> {
+        alpha
+            .iter()
+            .map(|a| self.constant(a.clone()).require_grad())
+            .collect()
+    }
+
+    /// DARTS' per-choice weights: softmax(α), plus β on the identity option (aux-skip).
+    fn darts_weights(&self, alpha: &[Tensor<1>], beta: f64) -> Vec<Tensor<1>> {
+        alpha
+            .iter()
+            .enumerate()
+            .map(|(k, a)| {
+                let p = softmax(a.clone(), 0);
+                match self.skip[k] {
+                    Some(s) if beta > 0.0 => p + self.one_hot(a.dims()[0], s, beta),
+                    _ => p,
+                }
+            })
+            .collect()
     }
 
     /// One Adam step of α on a batch of validation rows (weights fixed).
@@ -366,38 +413,33 @@ impl Relaxed<'_> {
         rng: &mut Rng,
         st: &mut ArchState,
     ) -> Result<(), TrainError> {
-        let n = self.batch.min(self.valid_rows.len()).max(2);
-        let rows: Vec<usize> = (0..n)
-            .map(|_| self.valid_rows[rng.below(self.valid_rows.len())])
-            .collect();
-        let x = Tensor::<2>::from_data(
-            TensorData::new(gather(self.data, &rows, None), [n, self.data.row_len()]),
-            &self.device,
-        );
-        let alpha: Vec<Tensor<1>> = st
-            .alpha
-            .iter()
-            .map(|a| self.constant(a.clone()).require_grad())
-            .collect();
-        // The weights take no gradient here: α's alone.
-        let frozen = net.clone().no_grad();
-        let out = match self.cfg.relaxation {
+        let (rows, x) = self.draw(self.valid_rows, rng);
+        let (g, value) = match self.cfg.relaxation {
+            Relaxation::Darts {
+                second_order: true, ..
+            } => {
+                let train = self.draw(self.train_rows, rng);
+                let mut u = NetUnroll {
+                    relaxed: self,
+                    plan,
+                    alpha: &st.alpha,
+                    beta: self.aux_beta(st),
+                    train: (&train.0, train.1),
+                    valid: (&rows, x),
+                    valid_loss: f32::NAN,
+                };
+                let g = unrolled_alpha_grad(&mut u, net, self.weight_lr);
+                (g, u.valid_loss)
+            }
             Relaxation::Darts { .. } => {
-                let beta = self.aux_beta(st);
-                let w: Vec<Tensor<1>> = alpha
-                    .iter()
-                    .enumerate()
-                    .map(|(k, a)| {
-                        let p = softmax(a.clone(), 0);
-                        match self.skip[k] {
-                            Some(s) if beta > 0.0 => p + self.one_hot(a.dims()[0], s, beta),
-                            _ => p,
-                        }
-                    })
-                    .collect();
-                plan.run(&frozen, x, &Path::Weighted(&w))
+                let alpha = self.leaves(&st.alpha);
+                let w = self.darts_weights(&alpha, self.aux_beta(st));
+                // The weights take no gradient here: α's alone.
+                let out = plan.run(&net.clone().no_grad(), x, &Path::Weighted(&w));
+                self.alpha_grads(&alpha, self.loss.of(self.data, &rows, out))
             }
             Relaxation::Gdas { tau_max, tau_min } => {
+                let alpha = self.leaves(&st.alpha);
                 let tau = tau_max - (tau_max - tau_min) * self.progress(st);
                 let mut values = Vec::with_capacity(alpha.len());
                 let mut w = Vec::with_capacity(alpha.len());
@@ -412,28 +454,14 @@ impl Relaxed<'_> {
                     w.push(y.clone() - y.detach() + hard);
                     values.push(drawn);
                 }
-                plan.run(&frozen, x, &Path::Sampled(&values, &w))
+                let out = plan.run(&net.clone().no_grad(), x, &Path::Sampled(&values, &w));
+                self.alpha_grads(&alpha, self.loss.of(self.data, &rows, out))
             }
         };
-        let loss = self.loss.of(self.data, &rows, out);
-        let value = loss.clone().into_scalar::<f32>();
-        // A sample whose every candidate reads zeros (a cell cut off by `none` edges: its
-        // outputs stay symbolic zeros and never meet α) leaves the loss without α in it.
-        let grads = loss.is_tracked().then(|| loss.backward());
-        let g: Vec<Vec<f32>> = alpha
-            .iter()
-            .map(|a| match grads.as_ref().and_then(|grads| a.grad(grads)) {
-                Some(g) => g
-                    .into_data()
-                    .convert::<f32>()
-                    .try_to_vec::<f32>()
-                    .expect("floats"),
-                None => vec![0.0; a.dims()[0]],
-            })
-            .collect();
         let mut g = g;
         if let Relaxation::Darts {
             guard: Guard::BetaDecay { lambda },
+            ..
         } = self.cfg.relaxation
         {
             // ∂/∂α of λ·mean_k logsumexp(α_k) is λ·softmax(α_k)/K.
@@ -453,6 +481,154 @@ impl Relaxed<'_> {
             });
         }
         Ok(())
+    }
+
+    /// The gradient of `loss` for every α leaf (zeros where α did not reach it), and the loss.
+    fn alpha_grads(&self, alpha: &[Tensor<1>], loss: Tensor<1>) -> (Vec<Vec<f32>>, f32) {
+        let value = loss.clone().into_scalar::<f32>();
+        // A sample whose every candidate reads zeros (a cell cut off by `none` edges: its
+        // outputs stay symbolic zeros and never meet α) leaves the loss without α in it.
+        let grads = loss.is_tracked().then(|| loss.backward());
+        (grads_of(alpha, grads.as_ref()), value)
+    }
+}
+
+/// Every α leaf's gradient in `grads` (zeros where α did not reach the loss).
+fn grads_of(alpha: &[Tensor<1>], grads: Option<&Gradients>) -> Vec<Vec<f32>> {
+    alpha
+        .iter()
+        .map(|a| match grads.and_then(|grads| a.grad(grads)) {
+            Some(g) => g
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .expect("floats"),
+            None => vec![0.0; a.dims()[0]],
+        })
+        .collect()
+}
+
+/// The bi-level problem that second-order DARTS differentiates through: weights `W` with
+/// gradients `G`, α fixed in the implementor, a training and a validation batch.
+pub(crate) trait Unroll {
+    /// Weights.
+    type W;
+    /// A gradient with respect to the weights.
+    type G;
+    /// ∇w L_train(w, α).
+    fn train_grad_w(&mut self, w: &Self::W) -> Self::G;
+    /// ∇α L_valid(w, α) and ∇w L_valid(w, α).
+    fn valid_grads(&mut self, w: &Self::W) -> (Vec<Vec<f32>>, Self::G);
+    /// ∇α L_train(w, α).
+    fn train_grad_alpha(&mut self, w: &Self::W) -> Vec<Vec<f32>>;
+    /// `w + c·g`.
+    fn axpy(&self, w: &Self::W, c: f64, g: &Self::G) -> Self::W;
+    /// The L2 norm of `g` (a gradient at `w`).
+    fn norm(&self, w: &Self::W, g: &Self::G) -> f64;
+}
+
+/// DARTS' second-order α gradient: the gradient of L_valid(w − ξ∇w L_train(w, α), α), the
+/// mixed second derivative by a central difference along ∇w' L_valid —
+/// `∇α L_valid(w', α) − ξ (∇α L_train(w⁺, α) − ∇α L_train(w⁻, α)) / 2ε` with
+/// `w± = w ± ε ∇w' L_valid(w', α)`, `ε = 0.01 / ‖∇w' L_valid‖` (Liu et al., eq. 7-8).
+pub(crate) fn unrolled_alpha_grad<U: Unroll>(u: &mut U, w: &U::W, xi: f64) -> Vec<Vec<f32>> {
+    let g_train = u.train_grad_w(w);
+    let unrolled = u.axpy(w, -xi, &g_train);
+    let (g_alpha, g_valid) = u.valid_grads(&unrolled);
+    let norm = u.norm(&unrolled, &g_valid);
+    if !(norm.is_finite() && norm > 0.0) {
+        return g_alpha;
+    }
+    let eps = 0.01 / norm;
+    let plus = u.train_grad_alpha(&u.axpy(w, eps, &g_valid));
+    let minus = u.train_grad_alpha(&u.axpy(w, -eps, &g_valid));
+    g_alpha
+        .iter()
+        .zip(plus.iter().zip(&minus))
+        .map(|(ga, (p, m))| {
+            ga.iter()
+                .zip(p.iter().zip(m))
+                .map(|(&ga, (&p, &m))| {
+                    (ga as f64 - xi * (p as f64 - m as f64) / (2.0 * eps)) as f32
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Second-order DARTS on the supernet: weights are networks, gradients burn's.
+struct NetUnroll<'a> {
+    relaxed: &'a Relaxed<'a>,
+    plan: &'a Plan,
+    alpha: &'a [Vec<f32>],
+    beta: f64,
+    train: (&'a [usize], Tensor<2>),
+    valid: (&'a [usize], Tensor<2>),
+    /// The validation loss at the unrolled weights (for an error message).
+    valid_loss: f32,
+}
+
+impl NetUnroll<'_> {
+    /// The loss of `w` on `batch` with α as `alpha`'s tensors.
+    fn loss(&self, w: &Network, alpha: &[Tensor<1>], batch: &(&[usize], Tensor<2>)) -> Tensor<1> {
+        let r = self.relaxed;
+        let weights = r.darts_weights(alpha, self.beta);
+        let out = self.plan.run(w, batch.1.clone(), &Path::Weighted(&weights));
+        r.loss.of(r.data, batch.0, out)
+    }
+
+    /// α as constants.
+    fn fixed_alpha(&self) -> Vec<Tensor<1>> {
+        self.alpha
+            .iter()
+            .map(|a| self.relaxed.constant(a.clone()))
+            .collect()
+    }
+}
+
+impl Unroll for NetUnroll<'_> {
+    type W = Network;
+    type G = GradientsParams;
+
+    fn train_grad_w(&mut self, w: &Network) -> GradientsParams {
+        let loss = self.loss(w, &self.fixed_alpha(), &self.train);
+        GradientsParams::from_grads(loss.backward(), w)
+    }
+
+    fn valid_grads(&mut self, w: &Network) -> (Vec<Vec<f32>>, GradientsParams) {
+        let alpha = self.relaxed.leaves(self.alpha);
+        let loss = self.loss(w, &alpha, &self.valid);
+        self.valid_loss = loss.clone().into_scalar::<f32>();
+        let grads = loss.backward();
+        let g = grads_of(&alpha, Some(&grads));
+        (g, GradientsParams::from_grads(grads, w))
+    }
+
+    fn train_grad_alpha(&mut self, w: &Network) -> Vec<Vec<f32>> {
+        let alpha = self.relaxed.leaves(self.alpha);
+        let loss = self.loss(&w.clone().no_grad(), &alpha, &self.train);
+        self.relaxed.alpha_grads(&alpha, loss).0
+    }
+
+    fn axpy(&self, w: &Network, c: f64, g: &GradientsParams) -> Network {
+        struct Axpy<'a>(&'a GradientsParams, f64);
+        impl ModuleMapper for Axpy<'_> {
+            fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+                let (g, c) = (self.0.get::<D>(p.id), self.1);
+                p.map(|t| match g {
+                    // A fresh leaf: the unrolled weights take gradients of their own.
+                    Some(g) => (t.inner() + g.inner().mul_scalar(c))
+                        .autodiff()
+                        .require_grad(),
+                    None => t,
+                })
+            }
+        }
+        w.clone().map(&mut Axpy(g, c))
+    }
+
+    fn norm(&self, w: &Network, g: &GradientsParams) -> f64 {
+        global_norm(w, g).unwrap_or(0.0)
     }
 }
 
@@ -508,6 +684,79 @@ mod tests {
         let p = &st.history[1].probs;
         assert!((p[0].iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert!(p[1][0] > p[1][1]);
+    }
+
+    /// softplus(w·α) summed as the training loss, a quadratic in w coupled to α as the
+    /// validation loss: smooth, not quadratic, and its unrolled hypergradient has a closed form.
+    struct Toy {
+        alpha: Vec<f64>,
+        b: Vec<f64>,
+    }
+
+    fn sigmoid(x: f64) -> f64 {
+        1.0 / (1.0 + (-x).exp())
+    }
+
+    impl Unroll for Toy {
+        type W = Vec<f64>;
+        type G = Vec<f64>;
+        fn train_grad_w(&mut self, w: &Vec<f64>) -> Vec<f64> {
+            w.iter()
+                .zip(&self.alpha)
+                .map(|(w, a)| a * sigmoid(w * a))
+                .collect()
+        }
+        fn valid_grads(&mut self, w: &Vec<f64>) -> (Vec<Vec<f32>>, Vec<f64>) {
+            let ga = w
+                .iter()
+                .zip(&self.alpha)
+                .map(|(w, a)| (0.1 * a * w) as f32)
+                .collect();
+            let gw = w
+                .iter()
+                .zip(&self.b)
+                .zip(&self.alpha)
+                .map(|((w, b), a)| w - b + 0.05 * a * a)
+                .collect();
+            (vec![ga], gw)
+        }
+        fn train_grad_alpha(&mut self, w: &Vec<f64>) -> Vec<Vec<f32>> {
+            vec![w
+                .iter()
+                .zip(&self.alpha)
+                .map(|(w, a)| (w * sigmoid(w * a)) as f32)
+                .collect()]
+        }
+        fn axpy(&self, w: &Vec<f64>, c: f64, g: &Vec<f64>) -> Vec<f64> {
+            w.iter().zip(g).map(|(w, g)| w + c * g).collect()
+        }
+        fn norm(&self, _: &Vec<f64>, g: &Vec<f64>) -> f64 {
+            g.iter().map(|g| g * g).sum::<f64>().sqrt()
+        }
+    }
+
+    #[test]
+    fn the_second_order_hypergradient_matches_the_exact_one_on_a_toy_problem() {
+        let alpha = vec![0.7, -1.3, 0.2, 2.1];
+        let w = vec![0.5, 1.5, -0.8, 0.1];
+        let b = vec![1.0, -0.5, 0.3, 0.9];
+        let xi = 0.1;
+        let mut toy = Toy {
+            alpha: alpha.clone(),
+            b: b.clone(),
+        };
+        let got = unrolled_alpha_grad(&mut toy, &w, xi);
+        // d/dα_i of L_valid(w', α) with w'_i = w_i − ξ α_i σ(w_i α_i).
+        for i in 0..4 {
+            let (a, s) = (alpha[i], sigmoid(w[i] * alpha[i]));
+            let unrolled = w[i] - xi * a * s;
+            let dw = -xi * (s + a * w[i] * s * (1.0 - s));
+            let exact = (unrolled - b[i] + 0.05 * a * a) * dw + 0.1 * a * unrolled;
+            let g = got[0][i] as f64;
+            assert!((g - exact).abs() < 1e-5, "α_{i}: {g} vs {exact}");
+            // (The first-order gradient, 0.1·α·w', misses the unrolled term.)
+            assert!((0.1 * a * unrolled - exact).abs() > 1e-3, "α_{i}");
+        }
     }
 
     #[test]

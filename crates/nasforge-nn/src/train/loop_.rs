@@ -128,9 +128,8 @@ impl ModuleVisitor for Materialize {
     }
 }
 
-/// Scales the gradients so that their global L2 norm is at most `max` (burn's own clipping
-/// works per tensor, unlike the usual recipe).
-fn clip_global_norm(model: &Network, grads: &mut GradientsParams, max: f64) {
+/// The global L2 norm of `grads` over `model`'s parameters (`None` when none has a gradient).
+pub(crate) fn global_norm(model: &Network, grads: &GradientsParams) -> Option<f64> {
     struct Norm<'a>(&'a GradientsParams, Option<Tensor<1>>);
     impl ModuleVisitor for Norm<'_> {
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
@@ -143,6 +142,14 @@ fn clip_global_norm(model: &Network, grads: &mut GradientsParams, max: f64) {
             }
         }
     }
+    let mut n = Norm(grads, None);
+    model.visit(&mut n);
+    n.1.map(|total| (total.into_scalar::<f32>() as f64).sqrt())
+}
+
+/// Scales the gradients so that their global L2 norm is at most `max` (burn's own clipping
+/// works per tensor, unlike the usual recipe).
+fn clip_global_norm(model: &Network, grads: &mut GradientsParams, max: f64) {
     struct Scale<'a>(&'a mut GradientsParams, f64);
     impl ModuleVisitor for Scale<'_> {
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
@@ -151,10 +158,9 @@ fn clip_global_norm(model: &Network, grads: &mut GradientsParams, max: f64) {
             }
         }
     }
-    let mut n = Norm(grads, None);
-    model.visit(&mut n);
-    let Some(total) = n.1 else { return };
-    let norm = (total.into_scalar::<f32>() as f64).sqrt();
+    let Some(norm) = global_norm(model, grads) else {
+        return;
+    };
     if norm > max {
         model.visit(&mut Scale(grads, max / (norm + 1e-6)));
     }

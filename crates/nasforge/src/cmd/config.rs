@@ -64,6 +64,10 @@ pub struct SearchConfig {
     /// skip connection, decaying to 0) or `none` [default: aux-skip].
     #[arg(long)]
     pub collapse_guard: Option<String>,
+    /// DARTS' α gradient: 1 (first order) or 2 (second order: through one unrolled weight
+    /// step, about 2.5× slower) [default: 1].
+    #[arg(long)]
+    pub darts_order: Option<u8>,
     /// How candidates are measured: `train` (on data) or `table` (benchmark look-up)
     /// [default: table when --table is given, else train].
     #[arg(long)]
@@ -269,7 +273,7 @@ impl SearchConfig {
     /// `self` with every setting that `over` gives replaced.
     pub fn overlay(mut self, over: &SearchConfig) -> Self {
         overlay!(self, over;
-            space, strategy, method, supernet_epochs, arch_lr, collapse_guard, evaluator, table, direction, data, target, task, image, labels,
+            space, strategy, method, supernet_epochs, arch_lr, collapse_guard, darts_order, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, trials, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
             flip, final_epochs, final_seeds, device, threads, scheduler, min_epochs, stopper, epoch_budget, impute, record_proxies, latency_table, latency_batch;
@@ -281,7 +285,7 @@ impl SearchConfig {
     pub fn resume_conflicts(&self, given: &SearchConfig) -> Vec<String> {
         let mut out = Vec::new();
         conflicts!(self, given, out;
-            space, strategy, method, supernet_epochs, arch_lr, collapse_guard, evaluator, table, direction, data, target, task, image, labels,
+            space, strategy, method, supernet_epochs, arch_lr, collapse_guard, darts_order, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
             flip, final_epochs, final_seeds, device, scheduler, min_epochs, stopper, record_proxies, impute, latency_table, latency_batch;
@@ -299,9 +303,12 @@ impl SearchConfig {
                         "--supernet-epochs sets a one-shot method's supernet training; add --method spos, rsps, darts or gdas",
                     );
                 }
-                if self.arch_lr.is_some() || self.collapse_guard.is_some() {
+                if self.arch_lr.is_some()
+                    || self.collapse_guard.is_some()
+                    || self.darts_order.is_some()
+                {
                     return bad_input(
-                        "--arch-lr and --collapse-guard set the architecture parameters of --method darts or gdas; add one",
+                        "--arch-lr, --collapse-guard and --darts-order set the architecture parameters of --method darts or gdas; add one",
                     );
                 }
                 return Ok(None);
@@ -351,6 +358,13 @@ impl SearchConfig {
             if !(lr.is_finite() && lr > 0.0) {
                 return bad_input(format!("--arch-lr must be a positive number, got {lr}"));
             }
+        }
+        match (method, self.darts_order) {
+            (_, None) | (OneShot::Darts, Some(1 | 2)) => {}
+            (OneShot::Darts, Some(n)) => {
+                return bad_input(format!("--darts-order is 1 or 2, got {n}"))
+            }
+            (_, Some(_)) => return refuse("--darts-order", "is not DARTS"),
         }
         match (method, self.collapse_guard.as_deref()) {
             (_, None) | (OneShot::Darts, Some("beta-decay" | "aux-skip" | "none")) => {}
@@ -689,7 +703,8 @@ const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  na
                                # "darts", "gdas" (architecture parameters; an arch per epoch)
 # supernet_epochs = 30         # supernet training of a one-shot method
 # arch_lr = 0.003              # darts / gdas: learning rate of the architecture parameters
-# collapse_guard = "aux-skip"  # darts: DARTS-' auxiliary skip against collapse, or "none"
+# collapse_guard = "beta-decay"  # darts: β-DARTS' regulariser against collapse, "aux-skip", "none"
+# darts_order = 1              # darts: 2 for the second-order α gradient
 # trials = 40
 # seed = 0
 # objective = "valid_accuracy" # valid_mse for regression; a list for a Pareto front,

@@ -580,6 +580,7 @@ fn search_train(
             if m == OneShot::Darts {
                 cfg.collapse_guard
                     .get_or_insert_with(|| "beta-decay".into());
+                cfg.darts_order.get_or_insert(1);
             }
             // At most one derived arch per epoch.
             cfg.trials.get_or_insert(epochs);
@@ -1096,13 +1097,20 @@ fn train_supernet(
 /// The architecture parameters' settings of DARTS and GDAS (`None` for the other methods).
 fn arch_config(cfg: &SearchConfig, method: OneShot) -> Option<ArchConfig> {
     let arch = match method {
-        OneShot::Darts => ArchConfig::darts(match cfg.collapse_guard.as_deref() {
-            Some("none") => Guard::None,
-            Some("aux-skip") => Guard::AuxSkip,
-            _ => Guard::BetaDecay {
-                lambda: DEFAULT_BETA_DECAY,
-            },
-        }),
+        OneShot::Darts => {
+            let guard = match cfg.collapse_guard.as_deref() {
+                Some("none") => Guard::None,
+                Some("aux-skip") => Guard::AuxSkip,
+                _ => Guard::BetaDecay {
+                    lambda: DEFAULT_BETA_DECAY,
+                },
+            };
+            if cfg.darts_order == Some(2) {
+                ArchConfig::darts_second_order(guard)
+            } else {
+                ArchConfig::darts(guard)
+            }
+        }
         OneShot::Gdas => ArchConfig::gdas(),
         OneShot::Spos | OneShot::Rsps => return None,
     };
