@@ -359,9 +359,7 @@ impl Relaxed<'_> {
         self.arch_step(plan, net, rng, st)?;
         Ok(match self.cfg.relaxation {
             Relaxation::Darts { .. } => {
-                let alpha: Vec<Tensor<1>> =
-                    st.alpha.iter().map(|a| self.constant(a.clone())).collect();
-                let w = self.darts_weights(&alpha, self.aux_beta(st));
+                let w = self.darts_weights(&self.constants(&st.alpha), self.aux_beta(st));
                 plan.run(net, x, &Path::Weighted(&w))
             }
             Relaxation::Gdas { .. } => {
@@ -382,11 +380,16 @@ impl Relaxed<'_> {
         (drawn, x)
     }
 
+    /// α as constants.
+    fn constants(&self, alpha: &[Vec<f32>]) -> Vec<Tensor<1>> {
+        alpha.iter().map(|a| self.constant(a.clone())).collect()
+    }
+
     /// α as leaves that take gradients.
     fn leaves(&self, alpha: &[Vec<f32>]) -> Vec<Tensor<1>> {
-        alpha
-            .iter()
-            .map(|a| self.constant(a.clone()).require_grad())
+        self.constants(alpha)
+            .into_iter()
+            .map(Tensor::require_grad)
             .collect()
     }
 
@@ -576,14 +579,6 @@ impl NetUnroll<'_> {
         let out = self.plan.run(w, batch.1.clone(), &Path::Weighted(&weights));
         r.loss.of(r.data, batch.0, out)
     }
-
-    /// α as constants.
-    fn fixed_alpha(&self) -> Vec<Tensor<1>> {
-        self.alpha
-            .iter()
-            .map(|a| self.relaxed.constant(a.clone()))
-            .collect()
-    }
 }
 
 impl Unroll for NetUnroll<'_> {
@@ -591,7 +586,7 @@ impl Unroll for NetUnroll<'_> {
     type G = GradientsParams;
 
     fn train_grad_w(&mut self, w: &Network) -> GradientsParams {
-        let loss = self.loss(w, &self.fixed_alpha(), &self.train);
+        let loss = self.loss(w, &self.relaxed.constants(self.alpha), &self.train);
         GradientsParams::from_grads(loss.backward(), w)
     }
 
