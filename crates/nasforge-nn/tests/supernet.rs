@@ -293,7 +293,7 @@ fn small_digits() -> (Dataset, Split) {
 }
 
 #[test]
-fn darts_and_gdas_learn_alpha_record_each_epochs_arch_and_resume_to_the_same_alpha() {
+fn darts_gdas_and_enas_learn_alpha_record_each_epochs_arch_and_resume_to_the_same_alpha() {
     use nasforge_nn::supernet::{ArchConfig, Checkpoint, Guard};
     use nasforge_nn::train::{Control, TrainConfig, TrainSetup};
     let (data, split) = small_digits();
@@ -311,7 +311,11 @@ fn darts_and_gdas_learn_alpha_record_each_epochs_arch_and_resume_to_the_same_alp
     };
     let dev = DeviceKind::Cpu.training_device();
     let fresh = || Supernet::seeded(space.supernet().unwrap(), &dev, 4);
-    for arch in [ArchConfig::darts(Guard::AuxSkip), ArchConfig::gdas()] {
+    for arch in [
+        ArchConfig::darts(Guard::AuxSkip),
+        ArchConfig::gdas(),
+        ArchConfig::enas(),
+    ] {
         let (_, epochs, st) = fresh()
             .train_relaxed(setup, 4, arch, None, &mut |_| Control::Continue)
             .unwrap();
@@ -386,7 +390,11 @@ fn alpha_that_become_nan_stop_the_training_with_an_error_that_says_so() {
     };
     let dev = DeviceKind::Cpu.training_device();
     let space = nb201();
-    for arch in [ArchConfig::darts(Guard::None), ArchConfig::gdas()] {
+    for arch in [
+        ArchConfig::darts(Guard::None),
+        ArchConfig::gdas(),
+        ArchConfig::enas(),
+    ] {
         let err = Supernet::seeded(space.supernet().unwrap(), &dev, 1)
             .train_relaxed(setup, 1, arch, None, &mut |_| Control::Continue)
             .expect_err("NaN α");

@@ -148,7 +148,7 @@ fn one_shot_methods_refuse_what_they_cannot_do_before_writing_anything() {
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
             one_shot("bogus", "1", "2"),
-            "is not standard, spos, rsps, darts or gdas",
+            "is not standard, spos, rsps, darts, gdas or enas",
         ),
         (
             ["--method", "spos", "--space", "darts"]
@@ -182,7 +182,7 @@ fn one_shot_methods_refuse_what_they_cannot_do_before_writing_anything() {
         ),
         (
             vec!["--supernet-epochs".into(), "3".into()],
-            "add --method spos, rsps, darts or gdas",
+            "add --method spos, rsps, darts, gdas or enas",
         ),
         (one_shot("spos", "0", "2"), "--supernet-epochs"),
         (
@@ -242,7 +242,7 @@ fn one_shot_methods_refuse_what_they_cannot_do_before_writing_anything() {
             .concat(),
             "is not DARTS",
         ),
-        (one_shot("enas", "1", "2"), "not built yet"),
+        (one_shot("ofa", "1", "2"), "not built yet"),
     ];
     for (k, (args, needle)) in cases.iter().enumerate() {
         let run = tmp.path().join(format!("run{k}"));
@@ -290,9 +290,14 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 #[test]
-fn gdas_and_darts_make_each_epochs_derived_arch_a_trial_and_a_resume_keeps_them() {
+fn gdas_enas_and_darts_make_each_epochs_derived_arch_a_trial_and_a_resume_keeps_them() {
     let tmp = tempfile::tempdir().unwrap();
-    for (method, guard) in [("gdas", None), ("darts", Some("none")), ("darts", None)] {
+    for (method, guard) in [
+        ("gdas", None),
+        ("enas", None),
+        ("darts", Some("none")),
+        ("darts", None),
+    ] {
         let run = tmp
             .path()
             .join(format!("{method}-{}", guard.unwrap_or("default")));

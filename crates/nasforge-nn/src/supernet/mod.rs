@@ -4,7 +4,7 @@
 //! and the stand-alone network of any arch extracted with the weights it inherits.
 //!
 //! Training: uniform single-path training ([`Supernet::train_single_path`], SPOS / RSPS's
-//! supernet phase), DARTS and GDAS with architecture parameters ([`Supernet::train_relaxed`]),
+//! supernet phase), DARTS, GDAS and ENAS with architecture parameters ([`Supernet::train_relaxed`]),
 //! each checkpointed per epoch ([`Checkpoint`]); and scoring a sub-network with inherited
 //! weights after recalibrating its batch-norm statistics ([`Supernet::evaluate_inherited`]).
 
@@ -246,7 +246,7 @@ impl Supernet {
         Ok((sn, epochs))
     }
 
-    /// DARTS or GDAS (see [`relax`]'s docs): architecture parameters α trained beside the
+    /// DARTS, GDAS or ENAS (see [`Relaxation`] and docs/ONESHOT.md): architecture parameters α trained beside the
     /// weights, an α step on a batch of `setup`'s validation rows before every weight step on
     /// its training rows. Deterministic for a seed; with a `checkpoint`, every epoch (α, their
     /// optimiser and history included) is stored and a stored training continued, as

@@ -1,20 +1,22 @@
-//! Gradient-based one-shot methods: architecture parameters α (one logit per option of every
-//! choice) learned beside the supernet's weights, DARTS (first order) and GDAS.
+//! One-shot methods with architecture parameters α (one logit per option of every choice)
+//! learned beside the supernet's weights: DARTS (first and second order), GDAS and ENAS.
 //!
 //! Every training step first takes an α step on a batch drawn from the validation rows, then
-//! the weight step on the loop's training batch with α held fixed — DARTS' first-order
-//! alternation:
-//! - **DARTS** runs every candidate, its output weighted by softmax(α). Left alone it tends to
-//!   collapse onto parameter-free ops (skip connections win the early gradient race; all
-//!   `skip_connect` on NAS-Bench-201 scores 54.30% on CIFAR-10). The guard, on by default, is
-//!   DARTS-' auxiliary skip connection (Chu et al., ICLR 2021): every mixed module whose choice
-//!   has an identity option gets `β·x` on top of its weighted sum, with β falling linearly
-//!   from 1 to 0 over the training. The skip path's benefit to the weights no longer has to be
-//!   paid for by α, so α rank the ops on their own merit.
+//! the weight step on the loop's training batch with α held fixed:
+//! - **DARTS** (Liu et al., ICLR 2019) runs every candidate, its output weighted by
+//!   softmax(α). First order differentiates the validation loss at the current weights; second
+//!   order through one unrolled weight step ([`unrolled_alpha_grad`]). Left alone DARTS tends to
+//!   collapse onto parameter-free ops (all `skip_connect` on NAS-Bench-201 scores 54.30% on
+//!   CIFAR-10); [`Guard`] picks the fix: β-DARTS' Beta-Decay regularisation (Ye et al., CVPR
+//!   2022; the CLI's default) or DARTS-' auxiliary skip connection (Chu et al., ICLR 2021;
+//!   measured to collapse on the digits, docs/ONESHOT.md).
 //! - **GDAS** (Dong & Yang, CVPR 2019) draws one candidate per choice with the Gumbel-max trick
 //!   and runs it alone; in the α step its output is multiplied by the hard straight-through
 //!   Gumbel-softmax weight (1 in value), so α get the relaxed sample's gradient. The
 //!   temperature τ falls linearly from 10 to 0.1.
+//! - **ENAS** (Pham et al., ICML 2018) with α as the logits of its controller (a softmax policy
+//!   per choice): the weight step trains a path drawn from the policy, the α step follows the
+//!   REINFORCE gradient of minus a drawn path's validation loss ([`policy_gradient`]).
 //!
 //! α have their own Adam optimiser (β₁ 0.5, β₂ 0.999, L2 decay), as in DARTS. After every epoch
 //! the derived arch (argmax α per choice) and softmax(α) are recorded in the [`ArchState`].
@@ -86,6 +88,16 @@ pub enum Relaxation {
         /// Temperature at the last step.
         tau_min: f64,
     },
+    /// ENAS: α are the logits of a REINFORCE controller (a softmax policy per choice). Each
+    /// weight step trains a path drawn from the policy; each α step draws a path, rewards it
+    /// with minus its loss on a validation batch under the shared weights, and follows the
+    /// policy gradient against a moving-average baseline, with an entropy bonus.
+    Enas {
+        /// Weight of the policy's entropy in the controller's objective.
+        entropy: f64,
+        /// Decay of the reward's moving average (the baseline).
+        baseline_decay: f64,
+    },
 }
 
 /// The architecture parameters' method and optimiser settings.
@@ -116,6 +128,14 @@ impl ArchConfig {
         })
     }
 
+    /// ENAS' controller (entropy weight 1e-4, baseline decay 0.95).
+    pub fn enas() -> Self {
+        Self::with(Relaxation::Enas {
+            entropy: 1e-4,
+            baseline_decay: 0.95,
+        })
+    }
+
     /// GDAS with τ from 10 to 0.1.
     pub fn gdas() -> Self {
         Self::with(Relaxation::Gdas {
@@ -137,6 +157,7 @@ impl ArchConfig {
         match self.relaxation {
             Relaxation::Darts { .. } => "darts",
             Relaxation::Gdas { .. } => "gdas",
+            Relaxation::Enas { .. } => "enas",
         }
     }
 
@@ -160,6 +181,18 @@ impl ArchConfig {
         {
             if !(lambda.is_finite() && lambda >= 0.0) {
                 return bad("Beta-Decay weight", lambda);
+            }
+        }
+        if let Relaxation::Enas {
+            entropy,
+            baseline_decay,
+        } = self.relaxation
+        {
+            if !(entropy.is_finite() && entropy >= 0.0) {
+                return bad("entropy weight", entropy);
+            }
+            if !(0.0..1.0).contains(&baseline_decay) {
+                return bad("baseline decay (below 1)", baseline_decay);
             }
         }
         if let Relaxation::Gdas { tau_max, tau_min } = self.relaxation {
@@ -194,6 +227,9 @@ pub struct ArchState {
     pub steps: u64,
     /// One entry per finished epoch.
     pub history: Vec<ArchEpoch>,
+    /// ENAS' reward baseline (the moving average of rewards so far).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
 }
 
 impl ArchState {
@@ -210,6 +246,7 @@ impl ArchState {
             adam_v: zeros,
             steps: 0,
             history: Vec::new(),
+            baseline: None,
         }
     }
 
@@ -283,6 +320,33 @@ fn gumbel_max(alpha: &[f32], rng: &mut Rng) -> (u16, Vec<f32>) {
         .collect();
     let drawn = argmax(alpha.iter().zip(&noise).map(|(a, g)| a + g));
     (drawn, noise)
+}
+
+/// The gradient to descend for REINFORCE on softmax policies with logits `alpha`: minus
+/// `advantage · ∇ log π(values)` minus `entropy · ∇ H(π)`, per choice
+/// (∇_α log π(v) = onehot(v) − p; ∂H/∂α_i = −p_i (log p_i + H)).
+fn policy_gradient(
+    alpha: &[Vec<f32>],
+    values: &[u16],
+    advantage: f64,
+    entropy: f64,
+) -> Vec<Vec<f32>> {
+    alpha
+        .iter()
+        .zip(values)
+        .map(|(a, &v)| {
+            let p = softmax_host(a);
+            let h: f64 = -p.iter().map(|&p| p * p.max(1e-300).ln()).sum::<f64>();
+            p.iter()
+                .enumerate()
+                .map(|(i, &pi)| {
+                    let log_grad = f64::from(u8::from(i == v as usize)) - pi;
+                    let h_grad = -pi * (pi.max(1e-300).ln() + h);
+                    (-(advantage * log_grad) - entropy * h_grad) as f32
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Per choice, the option whose candidate is the identity (DARTS-' auxiliary skip goes there).
@@ -362,7 +426,7 @@ impl Relaxed<'_> {
                 let w = self.darts_weights(&self.constants(&st.alpha), self.aux_beta(st));
                 plan.run(net, x, &Path::Weighted(&w))
             }
-            Relaxation::Gdas { .. } => {
+            Relaxation::Gdas { .. } | Relaxation::Enas { .. } => {
                 let values: Vec<u16> = st.alpha.iter().map(|a| gumbel_max(a, rng).0).collect();
                 plan.run(net, x, &Path::Single(&values))
             }
@@ -459,6 +523,26 @@ impl Relaxed<'_> {
                 }
                 let out = plan.run(&net.clone().no_grad(), x, &Path::Sampled(&values, &w));
                 self.alpha_grads(&alpha, self.loss.of(self.data, &rows, out))
+            }
+            Relaxation::Enas {
+                entropy,
+                baseline_decay,
+            } => {
+                // A path from the policy, rewarded with minus its validation loss; no graph.
+                let values: Vec<u16> = st.alpha.iter().map(|a| gumbel_max(a, rng).0).collect();
+                let out = plan.run(&net.clone().no_grad(), x, &Path::Single(&values));
+                let loss = self.loss.of(self.data, &rows, out.detach());
+                let value = loss.into_scalar::<f32>();
+                let reward = -(value as f64);
+                let baseline = *st.baseline.get_or_insert(reward);
+                let advantage = reward - baseline;
+                if reward.is_finite() {
+                    st.baseline = Some(baseline_decay * baseline + (1.0 - baseline_decay) * reward);
+                }
+                (
+                    policy_gradient(&st.alpha, &values, advantage, entropy),
+                    value,
+                )
             }
         };
         let mut g = g;
@@ -752,6 +836,28 @@ mod tests {
             // (The first-order gradient, 0.1·α·w', misses the unrolled term.)
             assert!((0.1 * a * unrolled - exact).abs() > 1e-3, "α_{i}");
         }
+    }
+
+    #[test]
+    fn the_policy_gradient_favours_rewarded_paths_and_its_entropy_term_flattens() {
+        let alpha = vec![vec![0.0f32, 0.5, -0.5]];
+        // Better than the baseline: descending the gradient raises the drawn option's logit.
+        let g = policy_gradient(&alpha, &[2], 1.0, 0.0);
+        assert!(g[0][2] < 0.0 && g[0][0] > 0.0 && g[0][1] > 0.0, "{g:?}");
+        assert!(g[0].iter().map(|&x| x as f64).sum::<f64>().abs() < 1e-6);
+        // Worse: lowers it.
+        assert!(policy_gradient(&alpha, &[2], -1.0, 0.0)[0][2] > 0.0);
+        // Entropy alone pushes the most likely option down, the least likely up.
+        let e = policy_gradient(&alpha, &[0], 0.0, 1.0);
+        assert!(e[0][1] > 0.0 && e[0][2] < 0.0, "{e:?}");
+        // Against a finite difference of -H.
+        let h = |a: &[f32]| -softmax_host(a).iter().map(|p| p * p.ln()).sum::<f64>();
+        let mut up = alpha[0].clone();
+        up[1] += 1e-3;
+        let mut down = alpha[0].clone();
+        down[1] -= 1e-3;
+        let fd = -(h(&up) - h(&down)) / 2e-3;
+        assert!((e[0][1] as f64 - fd).abs() < 1e-4, "{} {fd}", e[0][1]);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Training a [`Network`] on a [`Dataset`]: mini-batch SGD/Adam/AdamW with a schedule,
+//! Training a [`Network`](crate::model::Network) on a [`Dataset`](crate::data::Dataset): mini-batch SGD/Adam/AdamW with a schedule,
 //! per-epoch validation, divergence detection, and the final evaluation on held-out rows.
 
 pub mod config;

@@ -50,14 +50,14 @@ pub struct SearchConfig {
     /// How archs are estimated during the search: `standard` (each candidate trained alone),
     /// `spos` (one weight-sharing supernet trained by uniform single-path sampling, then the
     /// strategy searches it scoring archs with inherited weights), `rsps` (the same supernet,
-    /// searched at random), `darts` / `gdas` (architecture parameters learned with the
-    /// supernet; each epoch's derived arch is a trial) [default: standard].
+    /// searched at random), `darts` / `gdas` / `enas` (architecture parameters or a controller
+    /// learned with the supernet; each epoch's derived arch is a trial) [default: standard].
     #[arg(long)]
     pub method: Option<String>,
     /// Epochs of supernet training for a one-shot --method [default: 30].
     #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub supernet_epochs: Option<usize>,
-    /// Learning rate of the architecture parameters of --method darts or gdas [default: 0.003].
+    /// Learning rate of the architecture parameters of --method darts, gdas or enas [default: 0.003].
     #[arg(long)]
     pub arch_lr: Option<f64>,
     /// DARTS' guard against collapsing onto parameter-free ops: `aux-skip` (DARTS-' auxiliary
@@ -300,7 +300,7 @@ impl SearchConfig {
             None | Some("standard") => {
                 if self.supernet_epochs.is_some() {
                     return bad_input(
-                        "--supernet-epochs sets a one-shot method's supernet training; add --method spos, rsps, darts or gdas",
+                        "--supernet-epochs sets a one-shot method's supernet training; add --method spos, rsps, darts, gdas or enas",
                     );
                 }
                 if self.arch_lr.is_some()
@@ -308,7 +308,7 @@ impl SearchConfig {
                     || self.darts_order.is_some()
                 {
                     return bad_input(
-                        "--arch-lr, --collapse-guard and --darts-order set the architecture parameters of --method darts or gdas; add one",
+                        "--arch-lr, --collapse-guard and --darts-order set the architecture parameters of --method darts, gdas or enas; add one",
                     );
                 }
                 return Ok(None);
@@ -317,7 +317,8 @@ impl SearchConfig {
             Some("rsps") => OneShot::Rsps,
             Some("darts") => OneShot::Darts,
             Some("gdas") => OneShot::Gdas,
-            Some(m @ ("enas" | "ofa")) => {
+            Some("enas") => OneShot::Enas,
+            Some(m @ "ofa") => {
                 return bad_input(format!(
                 "--method {m} is not built yet; the methods are {METHODS} (README: not there yet)"
             ))
@@ -534,7 +535,7 @@ impl SearchConfig {
 }
 
 /// The `--method` names, for messages.
-const METHODS: &str = "standard, spos, rsps, darts or gdas";
+const METHODS: &str = "standard, spos, rsps, darts, gdas or enas";
 
 /// A one-shot method of `--method`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -547,6 +548,8 @@ pub enum OneShot {
     Darts,
     /// GDAS: Gumbel-sampled single paths with architecture parameters.
     Gdas,
+    /// ENAS: a REINFORCE controller samples the paths the shared weights train.
+    Enas,
 }
 
 impl OneShot {
@@ -557,13 +560,14 @@ impl OneShot {
             OneShot::Rsps => "rsps",
             OneShot::Darts => "darts",
             OneShot::Gdas => "gdas",
+            OneShot::Enas => "enas",
         }
     }
 
     /// Whether it learns architecture parameters and derives its archs from them (DARTS,
     /// GDAS) rather than searching the trained supernet with a strategy.
     pub fn relaxed(self) -> bool {
-        matches!(self, OneShot::Darts | OneShot::Gdas)
+        matches!(self, OneShot::Darts | OneShot::Gdas | OneShot::Enas)
     }
 }
 
@@ -700,9 +704,9 @@ const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  na
 # record_proxies = "synflow"   # zero-cost proxies stored with every trial (the report plots them)
 # method = "standard"          # or one-shot: "spos" (a weight-sharing supernet searched by the
                                # strategy), "rsps" (the same supernet searched at random),
-                               # "darts", "gdas" (architecture parameters; an arch per epoch)
+                               # "darts", "gdas", "enas" (architecture parameters; an arch per epoch)
 # supernet_epochs = 30         # supernet training of a one-shot method
-# arch_lr = 0.003              # darts / gdas: learning rate of the architecture parameters
+# arch_lr = 0.003              # darts / gdas / enas: learning rate of the architecture parameters
 # collapse_guard = "beta-decay"  # darts: β-DARTS' regulariser against collapse, "aux-skip", "none"
 # darts_order = 1              # darts: 2 for the second-order α gradient
 # trials = 40

@@ -380,7 +380,7 @@ fn open_study<'s>(
     pre_metrics: Option<study::PreMetrics>,
 ) -> Result<(Study<'s>, usize)> {
     let strategy_name = match cfg.one_shot()? {
-        // DARTS and GDAS derive their archs themselves.
+        // DARTS, GDAS and ENAS derive their archs themselves.
         Some(m) if m.relaxed() => m.name().into(),
         _ => cfg
             .scheduler
@@ -664,7 +664,7 @@ fn search_train(
             cfg.test_fraction.unwrap_or(0.15)
         ));
     }
-    // DARTS and GDAS propose each epoch's derived arch: those of the epochs already stored
+    // DARTS, GDAS and ENAS propose each epoch's derived arch: those of the epochs already stored
     // now (a resumed study replays its trials from them), the others once trained.
     let derived: Option<study::ArchList> =
         one_shot.filter(|m| m.relaxed()).map(|_| Default::default());
@@ -1094,7 +1094,7 @@ fn train_supernet(
     ))
 }
 
-/// The architecture parameters' settings of DARTS and GDAS (`None` for the other methods).
+/// The architecture parameters' settings of DARTS, GDAS and ENAS (`None` for the other methods).
 fn arch_config(cfg: &SearchConfig, method: OneShot) -> Option<ArchConfig> {
     let arch = match method {
         OneShot::Darts => {
@@ -1112,6 +1112,7 @@ fn arch_config(cfg: &SearchConfig, method: OneShot) -> Option<ArchConfig> {
             }
         }
         OneShot::Gdas => ArchConfig::gdas(),
+        OneShot::Enas => ArchConfig::enas(),
         OneShot::Spos | OneShot::Rsps => return None,
     };
     Some(ArchConfig {

@@ -357,7 +357,7 @@ fn proxies(run: &Run) -> Vec<Figure> {
         .collect()
 }
 
-/// A one-shot run's supernet training: the loss per epoch and, for DARTS and GDAS, softmax(α)
+/// A one-shot run's supernet training: the loss per epoch and, for DARTS, GDAS and ENAS, softmax(α)
 /// of every option per choice over epochs (how the method made up its mind, and whether it
 /// drifted onto parameter-free ops). Nothing for other runs or an unreadable checkpoint.
 fn supernet(run: &Run) -> Vec<Figure> {
