@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch peer of `nasforge search --method darts` (first order): time per supernet epoch.
+"""PyTorch peer of `nasforge search --method darts|spos`: time per supernet epoch.
 
 The NAS-Bench-201 supernet of the embedded digits' search (C=16, one cell per stage, 8x8x1
 input, 10 classes; torch_step.py's stem, reduction blocks and head), every cell edge a mixed
@@ -8,10 +8,13 @@ does). One epoch is nasforge's: ceil(train_rows / batch) steps (a final batch of
 2 rows skipped), each an alpha step on a validation batch (Adam lr 3e-3, betas (0.5, 0.999),
 weight decay 1e-3; gradients for alpha only, torch.autograd.grad) then a weight step on the
 training batch with alpha fixed (SGD lr 0.05, Nesterov momentum 0.9, weight decay 5e-4).
-Data are random tensors of the digits' shape (time does not depend on values).
+With --method spos a step instead trains one path, an op per edge drawn uniformly, the other
+ops not computed (no alpha step). Data are random tensors of the digits' shape (time does not
+depend on values).
 
 Run through run_torch.sh, which sets up the venv:
   NASFORGE_TORCH_SCRIPT=darts_torch.py benches/peer/run_torch.sh --threads 2 --epochs 5 --json
+  NASFORGE_TORCH_SCRIPT=darts_torch.py benches/peer/run_torch.sh --method spos --epochs 5 --json
 """
 
 import argparse
@@ -40,6 +43,8 @@ class MixedOp(nn.Module):
         )
 
     def forward(self, x, w):
+        if isinstance(w, int):  # one path: only the chosen op runs
+            return self.ops[w](x)
         return sum(wk * op(x) for wk, op in zip(w, self.ops))
 
 
@@ -98,6 +103,7 @@ def main():
     ap.add_argument("--train-rows", type=int, default=1259)
     ap.add_argument("--valid-rows", type=int, default=269)
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--method", choices=("darts", "spos"), default="darts")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -122,17 +128,22 @@ def main():
             rows = order[k : k + args.batch]
             if len(rows) < 2:
                 continue
-            v = torch.randint(0, args.valid_rows, (args.batch,))
-            a_loss = F.cross_entropy(net(xv[v], F.softmax(alpha, dim=-1)), yv[v])
-            (g,) = torch.autograd.grad(a_loss, [alpha])
-            alpha.grad = g
-            a_opt.step()
+            if args.method == "spos":
+                weights = [int(k) for k in torch.randint(0, len(OP_NAMES), (6,))]
+            else:
+                v = torch.randint(0, args.valid_rows, (args.batch,))
+                a_loss = F.cross_entropy(net(xv[v], F.softmax(alpha, dim=-1)), yv[v])
+                (g,) = torch.autograd.grad(a_loss, [alpha])
+                alpha.grad = g
+                a_opt.step()
+                weights = F.softmax(alpha, dim=-1).detach()
             w_opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(net(xt[rows], F.softmax(alpha, dim=-1).detach()), yt[rows])
+            loss = F.cross_entropy(net(xt[rows], weights), yt[rows])
             loss.backward()
             w_opt.step()
         epochs.append(time.perf_counter() - t0)
     res = {
+        "method": args.method,
         "threads": args.threads,
         "epochs": len(epochs),
         "epoch_s": [round(e, 3) for e in epochs],
