@@ -76,7 +76,7 @@ pub enum Relaxation {
         /// The guard.
         guard: Guard,
         /// DARTS' second-order α gradient: through one unrolled weight step, its
-        /// Hessian-vector product by finite differences (about 2.5× the first order's time).
+        /// Hessian-vector product by finite differences (about 2× the first order's time).
         #[serde(default)]
         second_order: bool,
     },

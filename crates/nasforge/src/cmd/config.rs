@@ -60,12 +60,13 @@ pub struct SearchConfig {
     /// Learning rate of the architecture parameters of --method darts, gdas or enas [default: 0.003].
     #[arg(long)]
     pub arch_lr: Option<f64>,
-    /// DARTS' guard against collapsing onto parameter-free ops: `aux-skip` (DARTS-' auxiliary
-    /// skip connection, decaying to 0) or `none` [default: aux-skip].
+    /// DARTS' guard against collapsing onto parameter-free ops: `beta-decay` (β-DARTS'
+    /// regulariser on α), `aux-skip` (DARTS-' auxiliary skip connection, decaying to 0) or
+    /// `none` [default: beta-decay].
     #[arg(long)]
     pub collapse_guard: Option<String>,
     /// DARTS' α gradient: 1 (first order) or 2 (second order: through one unrolled weight
-    /// step, about 2.5× slower) [default: 1].
+    /// step, about 2× slower) [default: 1].
     #[arg(long)]
     pub darts_order: Option<u8>,
     /// How candidates are measured: `train` (on data) or `table` (benchmark look-up)
