@@ -243,7 +243,8 @@ fn latency_metrics(
 pub const CALIBRATION_BATCHES: usize = 20;
 
 /// Scores archs with the weights they inherit from a trained supernet instead of training
-/// them (SPOS's and RSPS's search phase): each arch's network is extracted, its batch norms
+/// them (the search phase of every one-shot method: SPOS's and RSPS's strategies, DARTS',
+/// GDAS' and ENAS' derived archs): each arch's network is extracted, its batch norms
 /// recalibrated on training rows, and it is scored on the validation rows. An evaluation
 /// costs no training epoch. The test rows are never touched.
 pub struct InheritedEvaluator {

@@ -379,15 +379,7 @@ fn open_study<'s>(
     proposer: Proposer,
     pre_metrics: Option<study::PreMetrics>,
 ) -> Result<(Study<'s>, usize)> {
-    let strategy_name = match cfg.one_shot()? {
-        // DARTS, GDAS and ENAS derive their archs themselves.
-        Some(m) if m.relaxed() => m.name().into(),
-        _ => cfg
-            .scheduler
-            .clone()
-            .or_else(|| cfg.strategy.clone())
-            .unwrap_or_else(|| "rea".into()),
-    };
+    let strategy_name = proposer_name(cfg, cfg.one_shot()?).to_string();
     cfg.write(
         &dir.join("config.toml"),
         &format!("# nasforge search configuration: `nasforge search --resume --run-dir {}` continues this run.", dir.display()),
@@ -689,14 +681,7 @@ fn search_train(
         eprintln!(
             "searching {} with {}{} on {} ({} train / {} valid rows held, {} test rows kept for the end)",
             space_name,
-            match one_shot {
-                Some(m) if m.relaxed() => m.name(),
-                _ => cfg
-                    .scheduler
-                    .as_deref()
-                    .or(cfg.strategy.as_deref())
-                    .unwrap_or("rea"),
-            },
+            proposer_name(&cfg, one_shot),
             one_shot
                 .map(|m| if m.relaxed() {
                     " (each supernet epoch's derived arch scored with inherited weights)".to_string()
@@ -744,12 +729,7 @@ fn search_train(
                 quiet,
             )?;
             if let (Some(list), Some(st)) = (&derived, &trained.arch) {
-                let archs: Result<Vec<Arch>> = st
-                    .history
-                    .iter()
-                    .map(|h| Ok(space.arch_from_values(&h.derived)?))
-                    .collect();
-                let archs = archs?;
+                let archs = derived_archs(st, space.as_ref())?;
                 trained.derived = archs.last().map(|a| space.format(a));
                 *list.lock().unwrap_or_else(|e| e.into_inner()) = archs;
             }
@@ -1000,9 +980,9 @@ const DEFAULT_SUPERNET_EPOCHS: usize = 30;
 struct OneShotRun {
     method: OneShot,
     epochs: Vec<nasforge_nn::train::EpochStats>,
-    /// DARTS' and GDAS' architecture parameters and each epoch's derived arch.
+    /// The architecture parameters of DARTS, GDAS or ENAS, with each epoch's derived arch.
     arch: Option<ArchState>,
-    /// The last epoch's derived arch (DARTS, GDAS), formatted.
+    /// The last epoch's derived arch (DARTS, GDAS, ENAS), formatted.
     derived: Option<String>,
     /// Epochs trained by this process (the others were read from the checkpoint).
     trained_now: usize,
@@ -1121,21 +1101,39 @@ fn arch_config(cfg: &SearchConfig, method: OneShot) -> Option<ArchConfig> {
     })
 }
 
+/// The arch each finished epoch of `st` derived, in epoch order.
+fn derived_archs(st: &ArchState, space: &dyn Space) -> nasforge_core::Result<Vec<Arch>> {
+    st.history
+        .iter()
+        .map(|h| space.arch_from_values(&h.derived))
+        .collect()
+}
+
 /// The archs derived by the epochs stored in the run's supernet checkpoint (none when nothing
 /// is stored).
 fn stored_derived(dir: &std::path::Path, space: &dyn Space) -> Result<Vec<Arch>> {
-    let stored = Checkpoint::new(dir.join(SUPERNET_DIR))
+    let folder = dir.join(SUPERNET_DIR);
+    let damaged = |e: nasforge_core::Error| BadInput(format!("{}: {e}", folder.display()));
+    match Checkpoint::new(&folder)
         .arch()
-        .map_err(|e| BadInput(e.to_string()))?;
-    let history = stored.map(|s| s.history).unwrap_or_default();
-    history
-        .iter()
-        .map(|h| {
-            space
-                .arch_from_values(&h.derived)
-                .map_err(|e| BadInput(format!("{}: {e}", dir.join(SUPERNET_DIR).display())).into())
-        })
-        .collect()
+        .map_err(|e| BadInput(e.to_string()))?
+    {
+        Some(st) => Ok(derived_archs(&st, space).map_err(damaged)?),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// What proposes the archs, as runs and the progress line name it: a relaxed one-shot method
+/// (it derives its archs itself), else the scheduler or the strategy.
+fn proposer_name(cfg: &SearchConfig, one_shot: Option<OneShot>) -> &str {
+    match one_shot {
+        Some(m) if m.relaxed() => m.name(),
+        _ => cfg
+            .scheduler
+            .as_deref()
+            .or(cfg.strategy.as_deref())
+            .unwrap_or("rea"),
+    }
 }
 
 /// Regularized evolution, or its multi-objective form when the search has several objectives.
