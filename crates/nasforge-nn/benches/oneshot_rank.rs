@@ -8,15 +8,19 @@
 //! [--channels 8] [--cells 1] [--supernet-epochs 30] [--alone-epochs 10] [--archs 50]
 //! [--seed 0] [--threads 2]`; without `--data`, the embedded 8×8 digits.
 
+use burn::prelude::*;
 use nasforge_core::rng::Rng;
 use nasforge_core::space;
 use nasforge_core::stats::{kendall, spearman};
 use nasforge_core::Params;
-use nasforge_nn::data::{self, CsvOptions, Normalizer, Split, SplitFractions, Targets};
+use nasforge_nn::data::{self, CsvOptions, Dataset, Normalizer, Split, SplitFractions, Targets};
 use nasforge_nn::device::DeviceKind;
+use nasforge_nn::kernels::in_pool;
+use nasforge_nn::model::Network;
 use nasforge_nn::supernet::Supernet;
-use nasforge_nn::train::{train, Control, TrainConfig, TrainSetup};
-use std::collections::BTreeSet;
+use nasforge_nn::train::{evaluate, train, Control, TrainConfig, TrainSetup};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::time::Instant;
 
 mod common;
@@ -82,6 +86,22 @@ fn main() {
         device: DeviceKind::Cpu,
     };
     let dev = DeviceKind::Cpu.training_device();
+    let data_key = format!("{} {}", data.source, settings.join(" "));
+    let cache_path = arg("--cache");
+    let mut cache: BTreeMap<(String, u64, usize), f64> = BTreeMap::new();
+    if let Some(p) = &cache_path {
+        for line in std::fs::read_to_string(p).unwrap_or_default().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("a cache line");
+            if v["data"] == data_key.as_str() {
+                let key = (
+                    v["arch"].as_str().expect("arch").to_string(),
+                    v["seed"].as_u64().expect("seed"),
+                    v["epochs"].as_u64().expect("epochs") as usize,
+                );
+                cache.insert(key, v["alone"].as_f64().expect("alone"));
+            }
+        }
+    }
     let t = Instant::now();
     let (sn, epochs) = Supernet::seeded(space.supernet().unwrap(), &dev, seed)
         .train_single_path(setup(&super_cfg), seed, None, &mut |_| Control::Continue)
@@ -89,49 +109,111 @@ fn main() {
     let supernet_s = t.elapsed().as_secs_f64();
     let mut rng = Rng::new(seed ^ 0xA5C4);
     let mut seen = BTreeSet::new();
-    let (mut inherited, mut alone) = (Vec::new(), Vec::new());
+    let (mut accuracy, mut neg_loss, mut alone, mut params) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let t = Instant::now();
-    while inherited.len() < num("--archs", 50) {
+    while accuracy.len() < num("--archs", 50) {
         let arch = space.sample(&mut rng);
-        if !seen.insert(space.format(&arch)) {
+        let key = space.format(&arch);
+        if !seen.insert(key.clone()) {
             continue;
         }
-        let shared = sn
-            .evaluate_inherited(
-                arch.values(),
-                &data,
-                &split.train,
-                &split.valid,
-                64,
-                DeviceKind::Cpu,
-            )
-            .expect("an arch of the space")
-            .score();
+        let net = sn
+            .inherited(arch.values(), &data, &split.train, 64, DeviceKind::Cpu)
+            .expect("an arch of the space");
+        let acc = evaluate(&net, &data, &split.valid, DeviceKind::Cpu).score();
+        let nll = cross_entropy(&net, &data, &split.valid);
         let spec = space.decode(&arch).unwrap();
-        let trained =
-            train(&spec, setup(&alone_cfg), seed, &mut |_| Control::Continue).expect("training");
-        let own = trained
-            .epochs
-            .last()
-            .and_then(|e| e.valid)
-            .expect("validation rows")
-            .score();
+        let mut own = Vec::new();
+        for s in 0..num("--alone-seeds", 1) as u64 {
+            let k = (key.clone(), seed + s, alone_cfg.epochs);
+            let a = match cache.get(&k) {
+                Some(&a) => a,
+                None => {
+                    let trained = train(&spec, setup(&alone_cfg), seed + s, &mut |_| {
+                        Control::Continue
+                    })
+                    .expect("training");
+                    let a = trained
+                        .epochs
+                        .last()
+                        .and_then(|e| e.valid)
+                        .expect("validation rows")
+                        .score();
+                    if let Some(p) = &cache_path {
+                        let line = serde_json::json!({
+                            "arch": key, "seed": seed + s, "epochs": alone_cfg.epochs,
+                            "alone": a, "data": data_key,
+                        });
+                        let mut f = std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(p)
+                            .expect("a writable cache");
+                        writeln!(f, "{line}").expect("cache written");
+                    }
+                    cache.insert(k, a);
+                    a
+                }
+            };
+            own.push(a);
+        }
+        let own = own.iter().sum::<f64>() / own.len() as f64;
         println!(
-            "{{\"arch\": \"{}\", \"inherited\": {shared:.2}, \"alone\": {own:.2}}}",
-            space.format(&arch)
+            "{{\"arch\": \"{key}\", \"inherited\": {acc:.2}, \"inherited_loss\": {nll:.4}, \"alone\": {own:.2}}}"
         );
-        inherited.push(shared);
+        accuracy.push(acc);
+        neg_loss.push(-nll);
         alone.push(own);
+        params.push(spec.params() as f64);
     }
     println!(
-        "{{\"archs\": {}, \"kendall_tau\": {:.3}, \"spearman_rho\": {:.3}, \"supernet_epochs\": {}, \"supernet_last_loss\": {:.3}, \"supernet_seconds\": {supernet_s:.0}, \"alone_epochs\": {}, \"scoring_seconds\": {:.0}, \"data\": \"{}\"}}",
-        inherited.len(),
-        kendall(&inherited, &alone),
-        spearman(&inherited, &alone),
+        "{{\"archs\": {}, \"kendall_tau\": {:.3}, \"spearman_rho\": {:.3}, \"kendall_tau_loss\": {:.3}, \"spearman_rho_loss\": {:.3}, \"kendall_tau_params\": {:.3}, \"supernet_epochs\": {}, \"supernet_last_loss\": {:.3}, \"supernet_seconds\": {supernet_s:.0}, \"alone_epochs\": {}, \"alone_seeds\": {}, \"scoring_seconds\": {:.0}, \"data\": \"{}\"}}",
+        accuracy.len(),
+        kendall(&accuracy, &alone),
+        spearman(&accuracy, &alone),
+        kendall(&neg_loss, &alone),
+        spearman(&neg_loss, &alone),
+        kendall(&params, &alone),
         super_cfg.epochs,
         epochs.last().map_or(f64::NAN, |e| e.train_loss),
         alone_cfg.epochs,
+        num("--alone-seeds", 1),
         t.elapsed().as_secs_f64(),
         data.source
     );
+}
+
+/// Mean cross-entropy of `net` on `rows` (classification data).
+fn cross_entropy(net: &Network, data: &Dataset, rows: &[usize]) -> f64 {
+    let Targets::Classes { ids, .. } = &data.targets else {
+        panic!("classification data needed")
+    };
+    let dev = DeviceKind::Cpu.device();
+    let d = data.row_len();
+    let mut total = 0.0;
+    for chunk in rows.chunks(256) {
+        let x: Vec<f32> = chunk.iter().flat_map(|&r| data.row(r)).copied().collect();
+        let out = in_pool(|| {
+            net.forward_flat(Tensor::<2>::from_data(
+                TensorData::new(x, [chunk.len(), d]),
+                &dev,
+            ))
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("float logits")
+        });
+        let k = out.len() / chunk.len();
+        for (logits, &r) in out.chunks(k).zip(chunk) {
+            let m = logits.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
+            let lse = m + logits
+                .iter()
+                .map(|&l| (l as f64 - m).exp())
+                .sum::<f64>()
+                .ln();
+            total += lse - logits[ids[r] as usize] as f64;
+        }
+    }
+    total / rows.len() as f64
 }

@@ -69,7 +69,8 @@ pub fn symbolic_zeros(spec: &NetSpec) -> Vec<bool> {
             | Op::GlobalAvgPool
             | Op::Flatten
             | Op::Crop { .. }
-            | Op::Dropout { .. } => first,
+            | Op::Dropout { .. }
+            | Op::ChannelMask { .. } => first,
             Op::Conv2d { bias, .. } => first && !bias,
             Op::Add => n.inputs.iter().all(|&j| zero[j]),
             Op::Input | Op::BatchNorm { .. } | Op::Linear { .. } | Op::Concat => false,

@@ -387,6 +387,24 @@ impl Network {
             Op::Silu => unary(&silu, &silu, args.remove(0)),
             Op::Tanh => unary(&|t| t.tanh(), &|t| t.tanh(), args.remove(0)),
             Op::Identity => args.remove(0),
+            Op::ChannelMask { keep } => {
+                let mask = |c: usize, device: &Device| {
+                    let v: Vec<f32> = (0..c).map(|k| f32::from(u8::from(k < keep))).collect();
+                    Tensor::<1>::from_data(TensorData::new(v, [c]), device)
+                };
+                match args.remove(0) {
+                    Value::Zeros => Value::Zeros,
+                    Value::Vector(t) => {
+                        let m = mask(t.dims()[1], &t.device());
+                        Value::Vector(t * m.unsqueeze::<2>())
+                    }
+                    Value::Image(t) => {
+                        let c = t.dims()[1];
+                        let m = mask(c, &t.device()).reshape([1, c, 1, 1]);
+                        Value::Image(t * m)
+                    }
+                }
+            }
             Op::Zero { .. } => Value::Zeros,
             Op::MaxPool {
                 kernel,

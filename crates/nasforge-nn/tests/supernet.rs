@@ -73,6 +73,51 @@ fn an_extracted_sub_network_is_the_stand_alone_network_with_the_supernets_weight
 }
 
 #[test]
+fn an_mlp_sub_network_inherits_the_leading_slice_of_the_widest_layers() {
+    let params = Params::parse(&["max_depth=3", "widths=4,8,16", "input=6", "classes=3"]).unwrap();
+    let space = space::build("mlp", &params).unwrap();
+    let dev = DeviceKind::Cpu.training_device();
+    let sn = Supernet::seeded(space.supernet().unwrap(), &dev, 4);
+    let options = sn.spec().options().to_vec();
+    let dropout = options.len() - 2;
+    let x = rows(5, 6, &dev);
+    let mut rng = Rng::new(11);
+    let mut depths = std::collections::BTreeSet::new();
+    for _ in 0..12 {
+        let mut arch = space.sample(&mut rng);
+        // Dropout 0, so that the passes compare without random masks.
+        let mut v = arch.values().to_vec();
+        v[dropout] = 0;
+        arch = space.arch_from_values(&v).unwrap();
+        depths.insert(v[0]);
+        let spec = space.decode(&arch).unwrap();
+        let net = sn.extract(arch.values()).unwrap();
+        assert_eq!(net.spec(), &spec, "{}", space.format(&arch));
+        assert_eq!(net.trainable_params() as u64, spec.params());
+        let alone = net.forward_flat(x.clone());
+        let single = sn.forward(x.clone(), &Path::Single(arch.values())).unwrap();
+        assert!(
+            max_diff(alone.clone(), single) <= 1e-5,
+            "{}",
+            space.format(&arch)
+        );
+        let onehot: Vec<Tensor<1>> = arch
+            .values()
+            .iter()
+            .zip(&options)
+            .map(|(&v, &n)| {
+                let mut w = vec![0f32; n];
+                w[v as usize] = 1.0;
+                Tensor::<1>::from_data(TensorData::new(w, [n]), &dev)
+            })
+            .collect();
+        let weighted = sn.forward(x.clone(), &Path::Weighted(&onehot)).unwrap();
+        assert!(max_diff(alone, weighted) <= 1e-5, "{}", space.format(&arch));
+    }
+    assert!(depths.len() > 1);
+}
+
+#[test]
 fn weighted_passes_send_gradients_to_the_architecture_weights() {
     let space = nb201();
     let dev = DeviceKind::Cpu.training_device();

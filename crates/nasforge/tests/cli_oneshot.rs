@@ -4,7 +4,7 @@
 //! methods refused where they cannot work.
 
 mod common;
-use common::{json, nasforge, resume, stderr, text, trials_of};
+use common::{iris, json, nasforge, resume, stderr, text, trials_of};
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -89,6 +89,37 @@ fn spos_scores_archs_with_inherited_weights_and_a_resume_reuses_the_supernet() {
 }
 
 #[test]
+fn one_shot_methods_search_the_mlp_space_of_a_table_and_train_the_sub_network_they_pick() {
+    let tmp = tempfile::tempdir().unwrap();
+    for method in ["spos", "darts"] {
+        let run = tmp.path().join(method);
+        let args = [
+            "--data",
+            &iris(),
+            "--target",
+            "species",
+            "--space-param",
+            "max_depth=2",
+            "--space-param",
+            "widths=8,16",
+            "--json",
+        ];
+        // The digits' nb201 parameters left out.
+        let flags = &one_shot(method, "2", "4")[..10];
+        let v = json(&search(&run, flags, &args));
+        assert_eq!(v["space"], "mlp", "{method}");
+        assert_eq!(v["method"], method);
+        assert_eq!(v["supernet"]["epochs"], 2);
+        // The arch trained finally is an MLP of the space, scored on the test split.
+        let arch = v["arch"].as_str().unwrap();
+        assert!(arch.starts_with("depth="), "{arch}");
+        let acc = v["test_accuracy_mean"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&acc), "{acc}");
+        assert!(run.join("best/weights.bpk").exists());
+    }
+}
+
+#[test]
 fn rsps_is_random_search_on_the_supernet() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
@@ -151,7 +182,7 @@ fn one_shot_methods_refuse_what_they_cannot_do_before_writing_anything() {
             "is not standard, spos, rsps, darts, gdas or enas",
         ),
         (
-            ["--method", "spos", "--space", "darts"]
+            ["--method", "spos", "--space", "macro"]
                 .map(String::from)
                 .to_vec(),
             "has no supernet yet",

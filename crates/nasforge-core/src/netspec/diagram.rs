@@ -59,6 +59,7 @@ pub fn describe(op: &Op, in_channels: usize) -> String {
         Op::Zero { stride } if stride > 1 => format!("zero /s{stride}"),
         Op::Crop { offset } => format!("crop {offset}"),
         Op::Dropout { p } => format!("dropout {p}"),
+        Op::ChannelMask { keep } => format!("keep {keep} of {in_channels}"),
         ref other => other.kind().to_string(),
     }
 }

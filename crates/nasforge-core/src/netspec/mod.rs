@@ -110,6 +110,13 @@ pub enum Op {
         /// Drop probability.
         p: f64,
     },
+    /// Keeps the first `keep` channels (features) and zeros the rest: a supernet's elastic
+    /// width. Only supernets hold it; extracting a sub-network narrows the layer before it
+    /// instead ([`supernet::SuperSpec::sub_network`]).
+    ChannelMask {
+        /// Channels kept.
+        keep: usize,
+    },
 }
 
 impl Op {
@@ -134,6 +141,7 @@ impl Op {
             Op::Zero { .. } => "zero",
             Op::Crop { .. } => "crop",
             Op::Dropout { .. } => "dropout",
+            Op::ChannelMask { .. } => "channel_mask",
         }
     }
 }
@@ -568,6 +576,12 @@ impl NetSpecBuilder {
             | Op::Silu
             | Op::Identity
             | Op::Dropout { .. } => s.clone(),
+            Op::ChannelMask { keep } => {
+                if keep == 0 || keep > s[0] {
+                    return Err(self.fail(op, format!("cannot keep {keep} of {} channels", s[0])));
+                }
+                s.clone()
+            }
         })
     }
 

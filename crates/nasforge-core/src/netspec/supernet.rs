@@ -9,6 +9,13 @@
 //! stand-alone network of any arch, with the supernet node each of its nodes inherits weights
 //! from. In cell spaces one choice (an edge of the cell) is a mixed module in every cell: the
 //! modules share the choice, each has its own weights.
+//!
+//! Elastic choices (the MLP space's widths and depth) use two more devices. A width is a
+//! mixed module of [`Op::ChannelMask`] candidates after a full-width layer: a sub-network
+//! narrows that layer to the kept channels and inherits the leading slice of its weights
+//! (Once-for-all's channel slicing). A depth is a *pass-through* module whose candidates are
+//! identities of the layers' outputs: a sub-network reads the chosen layer directly and drops
+//! the layers after it. A dropout of probability 0 is no node in a sub-network.
 
 use super::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::{Error, Result};
@@ -34,6 +41,9 @@ pub struct Mixed {
     pub candidates: Vec<Candidate>,
     /// The node summing the candidates' outputs: where a trainer puts the module's result.
     pub output: NodeId,
+    /// Each candidate is one identity of an earlier node (which need not be `input`), which a
+    /// sub-network reads directly: a depth choice.
+    pub pass_through: bool,
 }
 
 /// A supernet: the network with every candidate, and where its choices are.
@@ -71,6 +81,14 @@ impl SuperSpec {
                     "node {} is not the sum of the candidates' outputs",
                     m.output
                 ));
+            }
+            let single_identity = |c: &Candidate| {
+                c.nodes.len() == 1
+                    && c.output == c.nodes.start
+                    && nodes[c.output].op == Op::Identity
+            };
+            if m.pass_through && !m.candidates.iter().all(single_identity) {
+                return bad("a pass-through module's candidates must be single identities".into());
             }
             for c in &m.candidates {
                 if c.nodes.is_empty()
@@ -111,8 +129,11 @@ impl SuperSpec {
 
     /// The stand-alone network of the arch whose choice values are `values`: the supernet
     /// without the candidates not chosen and without the mixed modules' sums (their readers
-    /// read the chosen candidate's output instead). Returns it with, for each of its nodes, the
-    /// supernet node it comes from (and inherits weights from).
+    /// read the chosen candidate's output instead), without what no longer reaches the output
+    /// (layers past a chosen depth), without channel masks (the layer before a mask keeps only
+    /// its channels), pass-through identities and dropouts of probability 0. Returns it with,
+    /// for each of its nodes, the supernet node it comes from (and inherits weights from: all
+    /// of them, or the leading slice where a mask narrowed it).
     pub fn sub_network(&self, values: &[u16]) -> Result<(NetSpec, Vec<NodeId>)> {
         if values.len() != self.options.len() {
             return Err(Error::invalid(format!(
@@ -122,9 +143,9 @@ impl SuperSpec {
             )));
         }
         let nodes = self.spec.nodes();
-        // Per supernet node: dropped (None), or where its value is in the sub-network.
+        // Per supernet node: left out with its candidate, or standing for another node.
         let mut skip = vec![false; nodes.len()];
-        let mut sum_of: Vec<Option<NodeId>> = vec![None; nodes.len()];
+        let mut alias: Vec<Option<NodeId>> = vec![None; nodes.len()];
         for m in &self.mixed {
             let chosen = values[m.choice] as usize;
             let Some(pick) = m.candidates.get(chosen) else {
@@ -140,30 +161,104 @@ impl SuperSpec {
                     skip[c.nodes.clone()].fill(true);
                 }
             }
-            sum_of[m.output] = Some(pick.output);
+            alias[m.output] = Some(pick.output);
+            if m.pass_through {
+                alias[pick.output] = Some(nodes[pick.output].inputs[0]);
+            }
+        }
+        for (id, node) in nodes.iter().enumerate() {
+            if matches!(node.op, Op::ChannelMask { .. }) || node.op == (Op::Dropout { p: 0.0 }) {
+                alias[id] = Some(node.inputs[0]);
+            }
+        }
+        // The node a reader of `id` reads, and the masks on the way.
+        let resolve = |mut id: NodeId, masks: &mut Vec<NodeId>| {
+            while let Some(a) = alias[id] {
+                if matches!(nodes[id].op, Op::ChannelMask { .. }) {
+                    masks.push(id);
+                }
+                id = a;
+            }
+            id
+        };
+        // What the output needs, from the output back (inputs come before their readers).
+        let mut needed = vec![false; nodes.len()];
+        let mut masks = Vec::new();
+        let out = resolve(self.spec.output(), &mut masks);
+        needed[out] = true;
+        for id in (1..nodes.len()).rev() {
+            if needed[id] {
+                for &j in &nodes[id].inputs {
+                    needed[resolve(j, &mut masks)] = true;
+                }
+            }
+        }
+        // Each mask narrows the layer that makes its channels, through channel-wise ops.
+        let mut narrow: Vec<Option<usize>> = vec![None; nodes.len()];
+        for &m in &masks {
+            let Op::ChannelMask { keep } = nodes[m].op else {
+                unreachable!("masks only")
+            };
+            let mut at = resolve(nodes[m].inputs[0], &mut Vec::new());
+            loop {
+                match nodes[at].op {
+                    Op::Linear { .. } | Op::Conv2d { groups: 1, .. } => break,
+                    Op::BatchNorm { .. }
+                    | Op::Relu
+                    | Op::Gelu
+                    | Op::Tanh
+                    | Op::Silu
+                    | Op::Identity
+                    | Op::Dropout { .. } => at = resolve(nodes[at].inputs[0], &mut Vec::new()),
+                    ref op => {
+                        return Err(Error::invalid(format!(
+                            "channel mask {m} reaches a {} (node {at}) before a linear layer or convolution",
+                            op.kind()
+                        )))
+                    }
+                }
+            }
+            match narrow[at] {
+                Some(k) if k != keep => {
+                    return Err(Error::invalid(format!(
+                        "node {at} is narrowed to both {k} and {keep} channels"
+                    )))
+                }
+                _ => narrow[at] = Some(keep),
+            }
         }
         let mut b = NetSpecBuilder::new(self.spec.input_shape())?;
         let mut at: Vec<Option<NodeId>> = vec![None; nodes.len()];
         at[0] = Some(0);
         let mut origin = vec![0];
         for (id, node) in nodes.iter().enumerate().skip(1) {
-            if skip[id] {
-                continue;
-            }
-            if let Some(pick) = sum_of[id] {
-                at[id] = at[pick];
+            if skip[id] || alias[id].is_some() || !needed[id] {
                 continue;
             }
             let inputs = node
                 .inputs
                 .iter()
-                .map(|&j| at[j].expect("inputs come first and are kept"))
+                .map(|&j| at[resolve(j, &mut Vec::new())].expect("inputs come first and are kept"))
                 .collect::<Vec<_>>();
+            let op = match (&node.op, narrow[id]) {
+                (Op::Linear { bias, .. }, Some(keep)) => Op::Linear {
+                    out_features: keep,
+                    bias: *bias,
+                },
+                (Op::Conv2d { .. }, Some(keep)) => {
+                    let mut op = node.op.clone();
+                    if let Op::Conv2d { out_channels, .. } = &mut op {
+                        *out_channels = keep;
+                    }
+                    op
+                }
+                (op, _) => op.clone(),
+            };
             b.set_scope(node.scope.clone());
-            at[id] = Some(b.push(node.op.clone(), &inputs)?);
+            at[id] = Some(b.push(op, &inputs)?);
             origin.push(id);
         }
-        let output = at[self.spec.output()].expect("the output is never a candidate");
+        let output = at[out].expect("the output is never a candidate");
         Ok((b.finish(output), origin))
     }
 }

@@ -2,7 +2,8 @@
 //! batch norm on or off.
 
 use super::{Arch, CellGraph, Choice, Space, MAX_CLASSES, MAX_DEPTH, MAX_WIDTH};
-use crate::netspec::{NetSpec, NetSpecBuilder, Op};
+use crate::netspec::supernet::{Candidate, Mixed, SuperSpec};
+use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
 use crate::{Error, Result};
 
@@ -122,15 +123,14 @@ impl Space for MlpSpace {
         })
     }
 
+    fn supernet(&self) -> Result<SuperSpec> {
+        self.build_supernet()
+    }
+
     fn decode(&self, arch: &Arch) -> Result<NetSpec> {
         let v = arch.values();
         let depth = v[0] as usize + 1;
-        let act = match MLP_ACTIVATIONS[v[self.max_depth + 1] as usize] {
-            "relu" => Op::Relu,
-            "gelu" => Op::Gelu,
-            "tanh" => Op::Tanh,
-            _ => Op::Silu,
-        };
+        let act = activation(v[self.max_depth + 1]);
         let dropout = self.dropouts[v[self.max_depth + 2] as usize];
         let bn = v[self.max_depth + 3] == 1;
         let mut b = NetSpecBuilder::new(&[self.features])?;
@@ -162,5 +162,123 @@ impl Space for MlpSpace {
             &[x],
         )?;
         Ok(b.finish(out))
+    }
+}
+
+/// The op of activation option `k`.
+fn activation(k: u16) -> Op {
+    match MLP_ACTIVATIONS[k as usize] {
+        "relu" => Op::Relu,
+        "gelu" => Op::Gelu,
+        "tanh" => Op::Tanh,
+        _ => Op::Silu,
+    }
+}
+
+impl MlpSpace {
+    /// The supernet: every layer up to `max_depth` at the widest width, each followed by its
+    /// choices as mixed modules — batch norm (a linear layer with bias, or one without bias
+    /// and a batch norm: two sets of weights), activation, dropout, and the width as channel
+    /// masks (a narrower layer inherits the leading slice of the widest one's weights) — then
+    /// the depth as a pass-through module over the layers' outputs, then the head.
+    fn build_supernet(&self) -> Result<SuperSpec> {
+        let widest = *self.widths.iter().max().expect("widths are never empty");
+        let (act_choice, drop_choice, bn_choice) =
+            (self.max_depth + 1, self.max_depth + 2, self.max_depth + 3);
+        let mut b = NetSpecBuilder::new(&[self.features])?;
+        let mut mixed = Vec::new();
+        // Candidates made by `make(builder, input, option)` reading `x`, and their sum.
+        let mut module = |b: &mut NetSpecBuilder,
+                          x: NodeId,
+                          choice: usize,
+                          options: usize,
+                          make: &dyn Fn(&mut NetSpecBuilder, NodeId, usize) -> Result<NodeId>|
+         -> Result<NodeId> {
+            let mut candidates = Vec::with_capacity(options);
+            for k in 0..options {
+                let start = b.next_id();
+                let output = make(b, x, k)?;
+                candidates.push(Candidate {
+                    nodes: start..b.next_id(),
+                    output,
+                });
+            }
+            let outputs: Vec<NodeId> = candidates.iter().map(|c| c.output).collect();
+            let output = b.push(Op::Add, &outputs)?;
+            mixed.push(Mixed {
+                choice,
+                input: x,
+                candidates,
+                output,
+                pass_through: false,
+            });
+            Ok(output)
+        };
+        let mut x = b.input();
+        let mut layers = Vec::with_capacity(self.max_depth);
+        for l in 1..=self.max_depth {
+            b.set_scope(format!("layer{l}"));
+            x = module(&mut b, x, bn_choice, 2, &|b, x, bn| {
+                let y = b.push(
+                    Op::Linear {
+                        out_features: widest,
+                        bias: bn == 0,
+                    },
+                    &[x],
+                )?;
+                if bn == 1 {
+                    b.bn(y)
+                } else {
+                    Ok(y)
+                }
+            })?;
+            x = module(&mut b, x, act_choice, MLP_ACTIVATIONS.len(), &|b, x, k| {
+                b.push(activation(k as u16), &[x])
+            })?;
+            x = module(&mut b, x, drop_choice, self.dropouts.len(), &|b, x, k| {
+                b.push(
+                    Op::Dropout {
+                        p: self.dropouts[k],
+                    },
+                    &[x],
+                )
+            })?;
+            x = module(&mut b, x, l, self.widths.len(), &|b, x, k| {
+                b.push(
+                    Op::ChannelMask {
+                        keep: self.widths[k],
+                    },
+                    &[x],
+                )
+            })?;
+            layers.push(x);
+        }
+        b.set_scope("head");
+        let mut candidates = Vec::with_capacity(layers.len());
+        for &layer in &layers {
+            let id = b.push(Op::Identity, &[layer])?;
+            candidates.push(Candidate {
+                nodes: id..id + 1,
+                output: id,
+            });
+        }
+        let outputs: Vec<NodeId> = candidates.iter().map(|c| c.output).collect();
+        let depth = b.push(Op::Add, &outputs)?;
+        mixed.push(Mixed {
+            choice: 0,
+            input: layers[0],
+            candidates,
+            output: depth,
+            pass_through: true,
+        });
+        let out = b.push(
+            Op::Linear {
+                out_features: self.classes,
+                bias: true,
+            },
+            &[depth],
+        )?;
+        let options = self.choices.iter().map(|c| c.options.len()).collect();
+        SuperSpec::new(b.finish(out), mixed, options)
     }
 }

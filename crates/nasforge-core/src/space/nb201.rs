@@ -253,6 +253,7 @@ impl Space for Nb201Space {
                 input: x,
                 candidates,
                 output,
+                pass_through: false,
             });
             Ok(output)
         })?;

@@ -264,8 +264,44 @@ fn the_nb201_supernet_gives_every_arch_exactly_its_stand_alone_network() {
 }
 
 #[test]
+fn the_mlp_supernet_gives_every_arch_exactly_its_stand_alone_network() {
+    let params = Params::parse(&["max_depth=3", "widths=8,16,32", "input=5", "classes=3"]).unwrap();
+    let s = build("mlp", &params).unwrap();
+    let sup = s.supernet().unwrap();
+    // Per layer: batch norm, activation, dropout and width modules; then the depth.
+    assert_eq!(sup.mixed().len(), 3 * 4 + 1);
+    let mut rng = Rng::new(5);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..300 {
+        let a = s.sample(&mut rng);
+        let (sub, origin) = sup.sub_network(a.values()).unwrap();
+        assert_eq!(sub, s.decode(&a).unwrap(), "{}", s.format(&a));
+        assert_eq!(origin.len(), sub.nodes().len());
+        assert!(origin.windows(2).all(|w| w[0] < w[1]));
+        // Each node comes from a supernet node of its kind, at least as wide.
+        for (k, &o) in origin.iter().enumerate() {
+            let (mine, theirs) = (&sub.nodes()[k], &sup.spec().nodes()[o]);
+            assert_eq!(mine.op.kind(), theirs.op.kind());
+            assert!(sub.node_params(k) <= sup.spec().node_params(o));
+            assert!(mine.shape[0] <= theirs.shape[0]);
+        }
+        seen.insert(sub.params());
+    }
+    assert!(seen.len() > 50, "{} distinct sizes", seen.len());
+    // Inactive widths do not matter: the same values but a deeper layer's width give the
+    // same network.
+    let mut v = vec![0u16; s.choices().len()];
+    let base = sup.sub_network(&v).unwrap().0;
+    v[3] = 2;
+    assert_eq!(sup.sub_network(&v).unwrap().0, base);
+}
+
+#[test]
 fn spaces_without_a_supernet_say_so() {
-    for s in all_spaces().iter().filter(|s| s.name() != "nb201") {
+    for s in all_spaces()
+        .iter()
+        .filter(|s| !["nb201", "mlp"].contains(&s.name()))
+    {
         let e = s.supernet().unwrap_err().to_string();
         assert!(e.contains("has no supernet yet"), "{}: {e}", s.name());
     }

@@ -21,8 +21,9 @@ use crate::device::DeviceKind;
 use crate::model::{Layer, Network, Probe};
 use crate::train::loop_::{rng_turn, seeded_network, train_loop, Loss, Resumable, Snapshot};
 use crate::train::{evaluate, Control, EpochStats, Metric, TrainError, TrainSetup};
-use burn::module::{Module, RunningState};
-use burn::nn::BatchNorm;
+use burn::module::{Module, Param, RunningState};
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, Linear};
 use burn::prelude::*;
 use nasforge_core::netspec::supernet::SuperSpec;
 use nasforge_core::netspec::Op;
@@ -121,6 +122,15 @@ impl Plan {
     }
 }
 
+/// `p` itself when it has shape `dims`, else a parameter of its leading slice of that shape.
+fn lead<const D: usize>(p: &Param<Tensor<D>>, dims: [usize; D]) -> Param<Tensor<D>> {
+    if p.dims() == dims {
+        p.clone()
+    } else {
+        Param::from_tensor(p.val().slice(dims.map(|d| 0..d)).detach())
+    }
+}
+
 /// Leaves out the candidates off a single path, or scales each candidate's output.
 struct Router<'a> {
     plan: &'a Plan,
@@ -198,22 +208,43 @@ impl Supernet {
     }
 
     /// The stand-alone network of the arch with choice values `values`, its weights (batch-norm
-    /// statistics included) those the supernet holds for it.
+    /// statistics included) those the supernet holds for it: a layer narrowed by a width
+    /// choice takes the leading slice of the widest layer's (the first rows and columns).
     pub fn extract(&self, values: &[u16]) -> Result<Network> {
         let (spec, origin) = self.plan.sup.sub_network(values)?;
+        let nodes = spec.nodes();
         let layers = origin
             .iter()
             .enumerate()
-            .map(|(k, &o)| match &self.net.layers()[o] {
-                Layer::Fixed(_) => Layer::Fixed(k),
-                // Running statistics of its own (a clone would share the supernet's, and
-                // recalibrating the sub-network would change them).
-                Layer::Norm(bn) => Layer::Norm(BatchNorm {
-                    running_mean: RunningState::new(bn.running_mean.value()),
-                    running_var: RunningState::new(bn.running_var.value()),
-                    ..bn.clone()
-                }),
-                learned => learned.clone(),
+            .map(|(k, &o)| {
+                let out = nodes[k].shape[0];
+                let input = nodes[k].inputs.first().map_or(0, |&j| nodes[j].shape[0]);
+                match &self.net.layers()[o] {
+                    Layer::Fixed(_) => Layer::Fixed(k),
+                    // Running statistics of its own (a clone would share the supernet's, and
+                    // recalibrating the sub-network would change them).
+                    Layer::Norm(bn) => Layer::Norm(BatchNorm {
+                        gamma: lead(&bn.gamma, [out]),
+                        beta: lead(&bn.beta, [out]),
+                        running_mean: RunningState::new(bn.running_mean.value().slice(0..out)),
+                        running_var: RunningState::new(bn.running_var.value().slice(0..out)),
+                        ..bn.clone()
+                    }),
+                    Layer::Linear(lin) => Layer::Linear(Linear {
+                        weight: lead(&lin.weight, [input, out]),
+                        bias: lin.bias.as_ref().map(|b| lead(b, [out])),
+                    }),
+                    Layer::Conv(conv) => {
+                        let [_, per_group, kh, kw] = conv.weight.dims();
+                        let per_group = per_group.min(input / conv.groups);
+                        Layer::Conv(Conv2d {
+                            weight: lead(&conv.weight, [out, per_group, kh, kw]),
+                            bias: conv.bias.as_ref().map(|b| lead(b, [out])),
+                            ..conv.clone()
+                        })
+                    }
+                    learned => learned.clone(),
+                }
             })
             .collect();
         Ok(Network::from_layers(&spec, layers))
