@@ -283,6 +283,20 @@ impl InheritedEvaluator {
         }
     }
 
+    /// The arch `values` scored on `rows` with the weights it inherits (batch norms
+    /// recalibrated as for every evaluation): how once-for-all reports a sub-network's test
+    /// accuracy.
+    pub fn score(&self, values: &[u16], rows: &[usize]) -> nasforge_core::Result<Metric> {
+        let net = self.supernet.inherited(
+            values,
+            &self.data,
+            &self.calibration,
+            self.batch,
+            self.device,
+        )?;
+        Ok(evaluate(&net, &self.data, rows, self.device))
+    }
+
     /// Measures the second latency at batch `n`, or no latency at all with `None`.
     pub fn with_latency(mut self, batch: Option<usize>) -> Self {
         self.latency = batch.map(|n| n.max(1));

@@ -118,6 +118,59 @@ fn an_mlp_sub_network_inherits_the_leading_slice_of_the_widest_layers() {
 }
 
 #[test]
+fn progressive_shrinking_trains_the_largest_mlp_first_then_every_width_then_every_depth() {
+    use nasforge_nn::supernet::{shrinking_stage, ShrinkStage::*};
+    use nasforge_nn::train::{Control, TrainConfig, TrainSetup};
+    let stages = |n: usize| (1..=n).map(|e| shrinking_stage(e, n)).collect::<Vec<_>>();
+    assert_eq!(stages(1), [Largest]);
+    assert_eq!(stages(4), [Largest, Width, Width, Depth]);
+    assert_eq!(
+        stages(10),
+        [Largest, Largest, Largest, Width, Width, Width, Depth, Depth, Depth, Depth]
+    );
+    let (data, split) = normalised_digits();
+    let params = Params::parse(&["max_depth=2", "widths=16,64", "input=64", "classes=10"]).unwrap();
+    let space = space::build("mlp", &params).unwrap();
+    let cfg = TrainConfig {
+        epochs: 12,
+        ..Default::default()
+    };
+    let setup = TrainSetup {
+        data: &data,
+        train_rows: &split.train,
+        valid_rows: &split.valid,
+        config: &cfg,
+        device: DeviceKind::Cpu,
+    };
+    let dev = DeviceKind::Cpu.training_device();
+    let (sn, epochs) = Supernet::seeded(space.supernet().unwrap(), &dev, 6)
+        .train_progressive(setup, 6, None, &mut |_| Control::Continue)
+        .unwrap();
+    assert_eq!(epochs.len(), 12);
+    // The largest network and the smallest (one layer of 16, batch norm, relu, no dropout)
+    // both score far above the 10% of chance with the weights they inherit.
+    for values in [[1u16, 1, 1, 0, 0, 1], [0, 0, 0, 0, 0, 1]] {
+        let acc = sn
+            .evaluate_inherited(
+                &values,
+                &data,
+                &split.train,
+                &split.valid,
+                64,
+                DeviceKind::Cpu,
+            )
+            .unwrap()
+            .score();
+        assert!(acc > 60.0, "{values:?}: {acc}");
+    }
+    // The NAS-Bench-201 supernet has nothing elastic to shrink.
+    let e = Supernet::seeded(nb201().supernet().unwrap(), &dev, 6)
+        .train_progressive(setup, 6, None, &mut |_| Control::Continue)
+        .unwrap_err();
+    assert!(e.to_string().contains("elastic"), "{e}");
+}
+
+#[test]
 fn weighted_passes_send_gradients_to_the_architecture_weights() {
     let space = nb201();
     let dev = DeviceKind::Cpu.training_device();

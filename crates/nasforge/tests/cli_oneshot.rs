@@ -120,6 +120,54 @@ fn one_shot_methods_search_the_mlp_space_of_a_table_and_train_the_sub_network_th
 }
 
 #[test]
+fn once_for_all_picks_a_sub_network_per_budget_and_trains_each_from_scratch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("ofa");
+    let args = [
+        "--data",
+        &iris(),
+        "--target",
+        "species",
+        "--space-param",
+        "max_depth=2",
+        "--space-param",
+        "widths=4,8,16",
+        "--budget",
+        "params<=100",
+        "--budget",
+        "params<=200",
+        "--budget",
+        "macs<=1000",
+        "--json",
+    ];
+    let v = json(&search(&run, &one_shot("ofa", "3", "12")[..10], &args));
+    assert_eq!(v["method"], "ofa");
+    assert_eq!(v["strategy"], "mo-rea", "several objectives by default");
+    let budgets = v["budgets"].as_array().unwrap();
+    assert_eq!(budgets.len(), 3);
+    // The smallest MLP here has 35 parameters (4 features -> 4 -> 3 classes), the largest
+    // 451: twelve trials may or may not include one under 100. Every pick is within its
+    // budget and was scored both ways.
+    for b in budgets {
+        let metric = b["metric"].as_str().unwrap();
+        let limit = b["limit"].as_f64().unwrap();
+        let Some(arch) = b["arch"].as_str() else {
+            continue;
+        };
+        assert!(arch.starts_with("depth="), "{arch}");
+        assert!(b["metrics"][metric].as_f64().unwrap() <= limit, "{b}");
+        for k in ["inherited_test", "scratch_test_mean"] {
+            let acc = b[k].as_f64().unwrap();
+            assert!((0.0..=100.0).contains(&acc), "{k} {acc}");
+        }
+        assert!(Path::new(b["model"].as_str().unwrap())
+            .join("weights.bpk")
+            .exists());
+    }
+    assert!(budgets.iter().filter(|b| b["arch"].is_string()).count() >= 2);
+}
+
+#[test]
 fn rsps_is_random_search_on_the_supernet() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
@@ -179,7 +227,7 @@ fn one_shot_methods_refuse_what_they_cannot_do_before_writing_anything() {
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
             one_shot("bogus", "1", "2"),
-            "is not standard, spos, rsps, darts, gdas or enas",
+            "is not standard, spos, rsps, darts, gdas, enas or ofa",
         ),
         (
             ["--method", "spos", "--space", "macro"]
@@ -213,7 +261,7 @@ fn one_shot_methods_refuse_what_they_cannot_do_before_writing_anything() {
         ),
         (
             vec!["--supernet-epochs".into(), "3".into()],
-            "add --method spos, rsps, darts, gdas or enas",
+            "add --method spos, rsps, darts, gdas, enas or ofa",
         ),
         (one_shot("spos", "0", "2"), "--supernet-epochs"),
         (
@@ -273,7 +321,35 @@ fn one_shot_methods_refuse_what_they_cannot_do_before_writing_anything() {
             .concat(),
             "is not DARTS",
         ),
-        (one_shot("ofa", "1", "2"), "not built yet"),
+        (one_shot("ofa", "1", "2"), "give at least one --budget"),
+        (
+            [
+                one_shot("ofa", "1", "2"),
+                vec!["--budget".into(), "params<=5000".into()],
+            ]
+            .concat(),
+            "has none; use --space mlp",
+        ),
+        (
+            [
+                one_shot("ofa", "1", "2"),
+                vec!["--budget".into(), "valid_accuracy>=90".into()],
+            ]
+            .concat(),
+            "METRIC params, macs or latency_ms",
+        ),
+        (
+            [
+                one_shot("spos", "1", "2"),
+                vec!["--budget".into(), "params<=5000".into()],
+            ]
+            .concat(),
+            "drop --budget",
+        ),
+        (
+            vec!["--budget".into(), "params<=5000".into()],
+            "add --method ofa",
+        ),
     ];
     for (k, (args, needle)) in cases.iter().enumerate() {
         let run = tmp.path().join(format!("run{k}"));

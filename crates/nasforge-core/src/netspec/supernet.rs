@@ -46,6 +46,15 @@ pub struct Mixed {
     pub pass_through: bool,
 }
 
+/// An elastic choice of a supernet ([`SuperSpec::elastic`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Elastic {
+    /// The option of the largest network: the widest width, the deepest depth.
+    pub largest: u16,
+    /// A depth (else a width).
+    pub depth: bool,
+}
+
 /// A supernet: the network with every candidate, and where its choices are.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SuperSpec {
@@ -125,6 +134,37 @@ impl SuperSpec {
     /// Options per choice.
     pub fn options(&self) -> &[usize] {
         &self.options
+    }
+
+    /// Per choice, whether it is elastic — a width (its modules' candidates are channel
+    /// masks) or a depth (a pass-through module) — and its largest option: the one keeping
+    /// the most channels, or the deepest layer. Once-for-all shrinks these progressively.
+    pub fn elastic(&self) -> Vec<Option<Elastic>> {
+        let nodes = self.spec.nodes();
+        let mut out = vec![None; self.options.len()];
+        for m in &self.mixed {
+            let keeps: Option<Vec<usize>> = m
+                .candidates
+                .iter()
+                .map(|c| match nodes[c.output].op {
+                    Op::ChannelMask { keep } => Some(keep),
+                    _ => None,
+                })
+                .collect();
+            if m.pass_through {
+                out[m.choice] = Some(Elastic {
+                    largest: (m.candidates.len() - 1) as u16,
+                    depth: true,
+                });
+            } else if let Some(keeps) = keeps {
+                let widest = (0..keeps.len()).max_by_key(|&k| keeps[k]).unwrap_or(0);
+                out[m.choice] = Some(Elastic {
+                    largest: widest as u16,
+                    depth: false,
+                });
+            }
+        }
+        out
     }
 
     /// The stand-alone network of the arch whose choice values are `values`: the supernet

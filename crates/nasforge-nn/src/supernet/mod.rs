@@ -42,13 +42,14 @@ pub enum Path<'a> {
     Sampled(&'a [u16], &'a [Tensor<1>]),
 }
 
-/// How a supernet training runs a step's batch: `(plan, network, rows, loop generator,
+/// How a supernet training runs a step's batch: `(plan, network, rows, loop generator, epoch,
 /// architecture parameters) -> outputs`.
 type StepForward<'a> = dyn Fn(
         &Plan,
         &Network,
         Tensor<2>,
         &mut Rng,
+        usize,
         Option<&mut ArchState>,
     ) -> std::result::Result<Tensor<2>, TrainError>
     + Sync
@@ -119,6 +120,31 @@ impl Plan {
             .iter()
             .map(|&n| rng.below(n) as u16)
             .collect()
+    }
+}
+
+/// A stage of progressive shrinking: what is drawn besides the non-elastic choices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShrinkStage {
+    /// The largest widths and depth.
+    Largest,
+    /// Every width, the largest depth.
+    Width,
+    /// Every width and depth.
+    Depth,
+}
+
+/// The stage of epoch `epoch` (from 1) of `epochs`: the first quarter `Largest`, up to 60%
+/// `Width`, the rest `Depth` (each stage at least one epoch when there are three or more).
+pub fn shrinking_stage(epoch: usize, epochs: usize) -> ShrinkStage {
+    let largest = epochs.div_ceil(4).max(1);
+    let width = (epochs * 3).div_ceil(5).max(largest + 1);
+    if epoch <= largest {
+        ShrinkStage::Largest
+    } else if epoch <= width {
+        ShrinkStage::Width
+    } else {
+        ShrinkStage::Depth
     }
 }
 
@@ -267,11 +293,60 @@ impl Supernet {
         on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
     ) -> std::result::Result<(Supernet, Vec<EpochStats>), TrainError> {
         let identity = self.identity("single_path", seed, &setup, None);
-        let forward =
-            |plan: &Plan, net: &Network, x: Tensor<2>, rng: &mut Rng, _: Option<&mut ArchState>| {
-                let values = plan.sample(rng);
-                Ok(plan.run(net, x, &Path::Single(&values)))
-            };
+        let forward = |plan: &Plan,
+                       net: &Network,
+                       x: Tensor<2>,
+                       rng: &mut Rng,
+                       _,
+                       _: Option<&mut ArchState>| {
+            let values = plan.sample(rng);
+            Ok(plan.run(net, x, &Path::Single(&values)))
+        };
+        let (sn, epochs, _) =
+            self.train_stored(setup, seed, identity, checkpoint, &forward, None, on_epoch)?;
+        Ok((sn, epochs))
+    }
+
+    /// Once-for-all's progressive shrinking over the supernet's elastic choices (widths and
+    /// depth): the first quarter of the epochs trains the largest network (the other choices
+    /// drawn uniformly), up to 60% the widths are drawn too, then the depth as well — a path
+    /// per step, as [`Supernet::train_single_path`], checkpointed and resumed the same way.
+    /// A supernet without elastic choices is an error.
+    pub fn train_progressive(
+        self,
+        setup: TrainSetup<'_>,
+        seed: u64,
+        checkpoint: Option<&Checkpoint>,
+        on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
+    ) -> std::result::Result<(Supernet, Vec<EpochStats>), TrainError> {
+        let elastic = self.plan.sup.elastic();
+        if elastic.iter().all(Option::is_none) {
+            return Err(TrainError::Invalid(Error::invalid(
+                "progressive shrinking needs a supernet with elastic widths or depth (the mlp space's)",
+            )));
+        }
+        let epochs = setup.config.epochs;
+        let identity = self.identity("progressive_shrinking", seed, &setup, None);
+        let forward = |plan: &Plan,
+                       net: &Network,
+                       x: Tensor<2>,
+                       rng: &mut Rng,
+                       epoch: usize,
+                       _: Option<&mut ArchState>| {
+            let stage = shrinking_stage(epoch, epochs);
+            let mut values = plan.sample(rng);
+            for (v, e) in values.iter_mut().zip(&elastic) {
+                let fixed = e.is_some_and(|e| match stage {
+                    ShrinkStage::Largest => true,
+                    ShrinkStage::Width => e.depth,
+                    ShrinkStage::Depth => false,
+                });
+                if let (true, Some(e)) = (fixed, e) {
+                    *v = e.largest;
+                }
+            }
+            Ok(plan.run(net, x, &Path::Single(&values)))
+        };
         let (sn, epochs, _) =
             self.train_stored(setup, seed, identity, checkpoint, &forward, None, on_epoch)?;
         Ok((sn, epochs))
@@ -320,6 +395,7 @@ impl Supernet {
                        net: &Network,
                        x: Tensor<2>,
                        rng: &mut Rng,
+                       _,
                        st: Option<&mut ArchState>| {
             relaxed.step(plan, net, x, rng, st.expect("architecture parameters"))
         };
@@ -389,9 +465,9 @@ impl Supernet {
             }
         }
         let arch = std::sync::Mutex::new(arch);
-        let step = |net: &Network, x: Tensor<2>, rng: &mut Rng| {
+        let step = |net: &Network, x: Tensor<2>, rng: &mut Rng, epoch: usize| {
             let mut a = arch.lock().unwrap_or_else(|e| e.into_inner());
-            forward(&plan, net, x, rng, a.as_mut())
+            forward(&plan, net, x, rng, epoch, a.as_mut())
         };
         let mut all = done;
         let mut save = |snap: Snapshot<'_>| {

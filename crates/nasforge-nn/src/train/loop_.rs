@@ -283,7 +283,7 @@ pub fn train(
         model,
         setup,
         seed,
-        &|m, x, _| Ok(m.forward_flat(x)),
+        &|m, x, _, _| Ok(m.forward_flat(x)),
         &|m| (!valid_rows.is_empty()).then(|| evaluate(m, data, valid_rows, device)),
         on_epoch,
         None,
@@ -295,11 +295,12 @@ pub fn train(
     })
 }
 
-/// How a training loop runs a batch through the model: `(model, rows, rng) -> outputs`; the
-/// loop's generator (after shuffling and augmentation draws) is there for sampling paths.
-/// A forward pass may fail (a one-shot method's architecture step that diverged).
+/// How a training loop runs a batch through the model: `(model, rows, rng, epoch) -> outputs`;
+/// the loop's generator (after shuffling and augmentation draws) is there for sampling paths,
+/// the epoch (from 1) for schedules of them. A forward pass may fail (a one-shot method's
+/// architecture step that diverged).
 pub(crate) type Forward<'a> =
-    dyn Fn(&Network, Tensor<2>, &mut Rng) -> Result<Tensor<2>, TrainError> + Sync + 'a;
+    dyn Fn(&Network, Tensor<2>, &mut Rng, usize) -> Result<Tensor<2>, TrainError> + Sync + 'a;
 
 /// What a training loop reports as an epoch's validation, given the inference copy of the model.
 pub(crate) type Validate<'a> = dyn Fn(&Network) -> Option<Metric> + Sync + 'a;
@@ -444,7 +445,7 @@ pub(crate) fn train_loop(
                     TensorData::new(gather(data, rows, augment), [n, d]),
                     &dev,
                 );
-                let out = forward(&model, x, &mut rng)?;
+                let out = forward(&model, x, &mut rng, epoch)?;
                 let loss = loss_fn.of(data, rows, out);
                 let value = loss.clone().into_scalar::<f32>();
                 if !value.is_finite() {

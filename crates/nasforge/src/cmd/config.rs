@@ -7,7 +7,7 @@
 use super::bad_input;
 use anyhow::{Context, Result};
 use clap::Args;
-use nasforge_core::study::{Constraint, Direction, Goal, Objective};
+use nasforge_core::study::{self, Bound, Constraint, Direction, Goal, Objective};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -51,9 +51,16 @@ pub struct SearchConfig {
     /// `spos` (one weight-sharing supernet trained by uniform single-path sampling, then the
     /// strategy searches it scoring archs with inherited weights), `rsps` (the same supernet,
     /// searched at random), `darts` / `gdas` / `enas` (architecture parameters or a controller
-    /// learned with the supernet; each epoch's derived arch is a trial) [default: standard].
+    /// learned with the supernet; each epoch's derived arch is a trial), `ofa` (once-for-all:
+    /// an elastic supernet trained by progressive shrinking, then one sub-network per
+    /// --budget, scored with inherited weights and trained from scratch) [default: standard].
     #[arg(long)]
     pub method: Option<String>,
+    /// A budget of --method ofa, `METRIC<=LIMIT` (repeatable): `params<=20000`,
+    /// `macs<=1e5`, `latency_ms<=0.2`; the best sub-network under each is reported.
+    #[arg(long, value_name = "METRIC<=LIMIT")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budget: Vec<String>,
     /// Epochs of supernet training for a one-shot --method [default: 30].
     #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub supernet_epochs: Option<usize>,
@@ -278,7 +285,7 @@ impl SearchConfig {
             valid_fraction, test_fraction, trials, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
             flip, final_epochs, final_seeds, device, threads, scheduler, min_epochs, stopper, epoch_budget, impute, record_proxies, latency_table, latency_batch;
-            space_param, strategy_param, drop, scheduler_param, stopper_param, objective, constraint);
+            space_param, strategy_param, drop, scheduler_param, stopper_param, objective, constraint, budget);
         self
     }
 
@@ -290,7 +297,7 @@ impl SearchConfig {
             valid_fraction, test_fraction, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
             flip, final_epochs, final_seeds, device, scheduler, min_epochs, stopper, record_proxies, impute, latency_table, latency_batch;
-            space_param, strategy_param, drop, scheduler_param, stopper_param, objective, constraint);
+            space_param, strategy_param, drop, scheduler_param, stopper_param, objective, constraint, budget);
         out
     }
 
@@ -301,7 +308,7 @@ impl SearchConfig {
             None | Some("standard") => {
                 if self.supernet_epochs.is_some() {
                     return bad_input(
-                        "--supernet-epochs sets a one-shot method's supernet training; add --method spos, rsps, darts, gdas or enas",
+                        "--supernet-epochs sets a one-shot method's supernet training; add --method spos, rsps, darts, gdas, enas or ofa",
                     );
                 }
                 if self.arch_lr.is_some()
@@ -312,6 +319,11 @@ impl SearchConfig {
                         "--arch-lr, --collapse-guard and --darts-order set the architecture parameters of --method darts, gdas or enas; add one",
                     );
                 }
+                if !self.budget.is_empty() {
+                    return bad_input(
+                        "--budget picks sub-networks of a once-for-all supernet; add --method ofa",
+                    );
+                }
                 return Ok(None);
             }
             Some("spos") => OneShot::Spos,
@@ -319,16 +331,24 @@ impl SearchConfig {
             Some("darts") => OneShot::Darts,
             Some("gdas") => OneShot::Gdas,
             Some("enas") => OneShot::Enas,
-            Some(m @ "ofa") => {
-                return bad_input(format!(
-                "--method {m} is not built yet; the methods are {METHODS} (README: not there yet)"
-            ))
-            }
+            Some("ofa") => OneShot::Ofa,
             Some(other) => return bad_input(format!("--method `{other}` is not {METHODS}")),
         };
         let name = method.name();
         let refuse =
             |what: &str, why: &str| bad_input(format!("--method {name} {why}; drop {what}"));
+        match (method, self.budget.is_empty()) {
+            (OneShot::Ofa, true) => {
+                return bad_input(
+                    "--method ofa picks one sub-network per budget: give at least one --budget METRIC<=LIMIT (params, macs or latency_ms), e.g. --budget params<=20000",
+                )
+            }
+            (OneShot::Ofa, false) => {
+                self.budgets()?;
+            }
+            (_, false) => return refuse("--budget", "has no budgets (--method ofa has)"),
+            (_, true) => {}
+        }
         if self.evaluator.as_deref() == Some("table") || self.table.is_some() {
             return refuse(
                 "--table/--evaluator table",
@@ -389,6 +409,27 @@ impl SearchConfig {
             );
         }
         Ok(Some(method))
+    }
+
+    /// The `--budget`s of --method ofa, parsed: each `METRIC<=LIMIT` on params, macs or
+    /// latency_ms.
+    pub fn budgets(&self) -> Result<Vec<Constraint>> {
+        let mut out = Vec::new();
+        for text in &self.budget {
+            let b = Constraint::parse(text).map_err(|e| super::BadInput(e.to_string()))?;
+            let metrics = [
+                study::metric::PARAMS,
+                study::metric::MACS,
+                study::metric::LATENCY_MS,
+            ];
+            if !metrics.contains(&b.metric.as_str()) || b.bound != Bound::AtMost {
+                return bad_input(format!(
+                    "--budget `{text}`: a budget is METRIC<=LIMIT with METRIC params, macs or latency_ms"
+                ));
+            }
+            out.push(b);
+        }
+        Ok(out)
     }
 
     /// The objectives and constraints, parsed ([`parse_goal`]).
@@ -536,7 +577,7 @@ impl SearchConfig {
 }
 
 /// The `--method` names, for messages.
-const METHODS: &str = "standard, spos, rsps, darts, gdas or enas";
+const METHODS: &str = "standard, spos, rsps, darts, gdas, enas or ofa";
 
 /// A one-shot method of `--method`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -551,6 +592,9 @@ pub enum OneShot {
     Gdas,
     /// ENAS: a REINFORCE controller samples the paths the shared weights train.
     Enas,
+    /// Once-for-all: an elastic supernet trained by progressive shrinking, searched by any
+    /// strategy, one sub-network picked per budget.
+    Ofa,
 }
 
 impl OneShot {
@@ -562,6 +606,7 @@ impl OneShot {
             OneShot::Darts => "darts",
             OneShot::Gdas => "gdas",
             OneShot::Enas => "enas",
+            OneShot::Ofa => "ofa",
         }
     }
 

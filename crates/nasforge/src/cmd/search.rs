@@ -546,6 +546,21 @@ fn search_train(
         );
     }
     let one_shot = cfg.one_shot()?;
+    if one_shot == Some(OneShot::Ofa) && cfg.objective.is_empty() {
+        // Accuracy against each budget's metric: the front holds a pick for every budget.
+        let first = if regression {
+            study::metric::VALID_MSE
+        } else {
+            study::metric::VALID_ACCURACY
+        };
+        cfg.objective = vec![first.into()];
+        for b in cfg.budgets()? {
+            let o = format!("{}:min", b.metric);
+            if !cfg.objective.contains(&o) {
+                cfg.objective.push(o);
+            }
+        }
+    }
     if cfg.scheduler.is_none() && !one_shot.is_some_and(OneShot::relaxed) {
         let default = match one_shot {
             Some(OneShot::Rsps) => "random",
@@ -591,6 +606,13 @@ fn search_train(
     let space = build_space(&space_name, &space_params)?;
     // A one-shot method needs the space's supernet: checked before anything is written.
     let supernet = one_shot.map(|_| space.supernet()).transpose()?;
+    if let (Some(OneShot::Ofa), Some(sup)) = (one_shot, &supernet) {
+        if sup.elastic().iter().all(Option::is_none) {
+            return bad_input(format!(
+                "--method ofa shrinks elastic widths and depths, and the `{space_name}` space has none; use --space mlp"
+            ));
+        }
+    }
     let mut evaluator = TrainingEvaluator::new(
         prepared.data.clone(),
         &prepared.split,
@@ -742,6 +764,20 @@ fn search_train(
                 quiet,
                 tc.epochs,
             )?;
+            if method == OneShot::Ofa {
+                trained.budgets = budget_picks(
+                    &dir,
+                    &cfg,
+                    &goal,
+                    &searched.trials,
+                    space.as_ref(),
+                    &inherited,
+                    &prepared,
+                    (&space_name, &space_params),
+                    device,
+                    quiet,
+                )?;
+            }
             searched.one_shot = Some(trained);
             searched
         }
@@ -868,6 +904,9 @@ fn summarize(
                 "derived": r.derived,
                 "checkpoint": dir.join(SUPERNET_DIR),
             });
+            if r.method == OneShot::Ofa {
+                doc["budgets"] = r.budgets.iter().map(BudgetPick::json).collect();
+            }
         }
         if let Some((r, regression)) = &final_result {
             doc["seeds"] = r.seeds.len().into();
@@ -902,6 +941,24 @@ fn summarize(
         );
         if let Some(d) = &r.derived {
             println!("derived    {d} (the last epoch's argmax α; every epoch's is a trial)");
+        }
+        for b in &r.budgets {
+            match &b.pick {
+                None => println!("budget     {}: no trial within it", b.budget),
+                Some(p) => println!(
+                    "budget     {}: trial {}, {} = {}; test {:.2} with inherited weights, {:.2} ± {:.2} from scratch ({} seeds; {})\n           {}",
+                    b.budget,
+                    p.trial.number,
+                    b.budget.metric,
+                    super::metric(p.trial.metrics[&b.budget.metric]),
+                    p.inherited_test,
+                    p.scratch.mean,
+                    p.scratch.std,
+                    p.scratch.seeds.len(),
+                    p.model.display(),
+                    p.arch
+                ),
+            }
         }
     }
     if goal.objectives.len() > 1 || !goal.constraints.is_empty() {
@@ -987,6 +1044,120 @@ struct OneShotRun {
     /// Epochs trained by this process (the others were read from the checkpoint).
     trained_now: usize,
     seconds: f64,
+    /// Once-for-all: the sub-network picked for each budget.
+    budgets: Vec<BudgetPick>,
+}
+
+/// Once-for-all's sub-network for one budget: the best trial within it, scored on the test
+/// split with the weights it inherits and trained from scratch.
+struct BudgetPick {
+    budget: study::Constraint,
+    /// `None` when no trial fits the budget.
+    pick: Option<Picked>,
+}
+
+struct Picked {
+    trial: study::Trial,
+    arch: String,
+    /// Test accuracy (or MSE) with inherited weights, batch norms recalibrated.
+    inherited_test: f64,
+    /// The same arch trained from scratch on train + valid, `--final-seeds` seeds.
+    scratch: nasforge_nn::final_train::FinalResult,
+    model: PathBuf,
+}
+
+impl BudgetPick {
+    fn json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "budget": self.budget.to_string(),
+            "metric": self.budget.metric,
+            "limit": self.budget.limit,
+        });
+        if let Some(p) = &self.pick {
+            v["trial"] = p.trial.number.into();
+            v["arch"] = p.arch.clone().into();
+            v["metrics"] = serde_json::to_value(&p.trial.metrics).unwrap_or_default();
+            v["inherited_test"] = p.inherited_test.into();
+            v["scratch_test_mean"] = p.scratch.mean.into();
+            v["scratch_test_std"] = p.scratch.std.into();
+            v["scratch_seeds"] = p.scratch.seeds.len().into();
+            v["model"] = p.model.display().to_string().into();
+        }
+        v
+    }
+}
+
+/// For each `--budget`: the finished trial with the best first objective among those within
+/// it, its test score with inherited weights, and the arch trained from scratch (final
+/// recipe and seeds) into `RUN/budgets/<k>`.
+#[allow(clippy::too_many_arguments)]
+fn budget_picks(
+    dir: &std::path::Path,
+    cfg: &SearchConfig,
+    goal: &Goal,
+    trials: &[study::Trial],
+    space: &dyn Space,
+    inherited: &InheritedEvaluator,
+    prepared: &Prepared,
+    space_id: (&str, &[String]),
+    device: nasforge_nn::device::DeviceKind,
+    quiet: bool,
+) -> Result<Vec<BudgetPick>> {
+    let first = &goal.objectives[0];
+    let mut out = Vec::new();
+    for (k, budget) in cfg.budgets()?.into_iter().enumerate() {
+        let within = trials.iter().filter(|t| {
+            t.state == TrialState::Complete
+                && t.violation.unwrap_or(0.0) == 0.0
+                && t.metrics
+                    .get(&budget.metric)
+                    .is_some_and(|&v| budget.violation(v) == 0.0)
+        });
+        let best = within
+            .filter_map(|t| t.metrics.get(&first.metric).map(|&v| (t, v)))
+            .max_by(|a, b| {
+                let (a, b) = match first.direction {
+                    study::Direction::Maximize => (a.1, b.1),
+                    study::Direction::Minimize => (b.1, a.1),
+                };
+                a.total_cmp(&b)
+            })
+            .map(|(t, _)| t.clone());
+        let Some(trial) = best else {
+            out.push(BudgetPick { budget, pick: None });
+            continue;
+        };
+        let arch = space.parse_json(&trial.arch)?;
+        let text = space.format(&arch);
+        let inherited_test = nasforge_nn::evaluator::objective_value(
+            inherited.score(arch.values(), &prepared.split.test)?,
+        );
+        Activity::mark(dir, &format!("training the pick for {budget} from scratch"))?;
+        let bar = super::progress_bar(quiet, 1, "budget {bar:30} {msg} [{elapsed} < {eta}]");
+        let model = dir.join("budgets").join(k.to_string());
+        let scratch = pipeline::final_training(
+            cfg,
+            prepared,
+            space_id,
+            &text,
+            &space.decode(&arch)?,
+            &model,
+            device,
+            &bar,
+        )?;
+        bar.finish_and_clear();
+        out.push(BudgetPick {
+            budget,
+            pick: Some(Picked {
+                trial,
+                arch: text,
+                inherited_test,
+                scratch,
+                model,
+            }),
+        });
+    }
+    Ok(out)
 }
 
 /// Trains the supernet of a one-shot method (or continues it from `RUN/supernet`, stored
@@ -1040,6 +1211,9 @@ fn train_supernet(
         Some(arch) => supernet
             .train_relaxed(setup, seed, arch, Some(&checkpoint), &mut on_epoch)
             .map(|(s, e, a)| (s, e, Some(a))),
+        None if method == OneShot::Ofa => supernet
+            .train_progressive(setup, seed, Some(&checkpoint), &mut on_epoch)
+            .map(|(s, e)| (s, e, None)),
         None => supernet
             .train_single_path(setup, seed, Some(&checkpoint), &mut on_epoch)
             .map(|(s, e)| (s, e, None)),
@@ -1067,6 +1241,7 @@ fn train_supernet(
             method,
             arch,
             derived: None,
+            budgets: Vec::new(),
             trained_now: epochs.len() - stored,
             epochs,
             seconds: start.elapsed().as_secs_f64(),
@@ -1093,7 +1268,7 @@ fn arch_config(cfg: &SearchConfig, method: OneShot) -> Option<ArchConfig> {
         }
         OneShot::Gdas => ArchConfig::gdas(),
         OneShot::Enas => ArchConfig::enas(),
-        OneShot::Spos | OneShot::Rsps => return None,
+        OneShot::Spos | OneShot::Rsps | OneShot::Ofa => return None,
     };
     Some(ArchConfig {
         lr: cfg.arch_lr.unwrap_or(arch.lr),
