@@ -750,7 +750,9 @@ const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  na
 # record_proxies = "synflow"   # zero-cost proxies stored with every trial (the report plots them)
 # method = "standard"          # or one-shot: "spos" (a weight-sharing supernet searched by the
                                # strategy), "rsps" (the same supernet searched at random),
-                               # "darts", "gdas", "enas" (architecture parameters; an arch per epoch)
+                               # "darts", "gdas", "enas" (architecture parameters; an arch per epoch),
+                               # "ofa" (once-for-all on mlp: a sub-network per budget)
+# budget = ["params<=20000", "params<=100000"]  # ofa: METRIC<=LIMIT on params, macs, latency_ms
 # supernet_epochs = 30         # supernet training of a one-shot method
 # arch_lr = 0.003              # darts / gdas / enas: learning rate of the architecture parameters
 # collapse_guard = "beta-decay"  # darts: β-DARTS' regulariser against collapse, "aux-skip", "none"
