@@ -49,6 +49,10 @@ pub struct Network {
     /// convolution at inference, [`kernels::conv2d_batch_norm`]).
     #[module(skip)]
     folds_into: Vec<Option<usize>>,
+    /// Batch norms normalise with the batch's statistics and update their running ones, on
+    /// any device ([`Network::set_batch_statistics`]).
+    #[module(skip)]
+    batch_stats: bool,
 }
 
 /// Sees (and may replace) the output of every node that is not a symbolic zero, during
@@ -173,6 +177,7 @@ impl Network {
             spec: spec.clone(),
             last_use,
             folds_into,
+            batch_stats: false,
         }
     }
 
@@ -213,6 +218,14 @@ impl Network {
             }
         }
         total
+    }
+
+    /// With `on`, every batch norm normalises with the batch's own statistics and updates its
+    /// running statistics, on the inference device too (no autodiff graph, which burn keeps
+    /// for a forward pass that never runs backward): how a supernet's sub-network
+    /// recalibrates its batch norms. Off, the device and the layers decide, as always.
+    pub(crate) fn set_batch_statistics(&mut self, on: bool) {
+        self.batch_stats = on;
     }
 
     /// Sets the running-statistics momentum of every batch norm (1: the next batch's
@@ -287,7 +300,8 @@ impl Network {
                     Value::Zeros => Value::Zeros,
                     v => {
                         let x = v.image(i);
-                        let fused = self.folds_into[i].and_then(|j| match &self.layers[j] {
+                        let fold = self.folds_into[i].filter(|_| !self.batch_stats);
+                        let fused = fold.and_then(|j| match &self.layers[j] {
                             Layer::Norm(bn) => {
                                 kernels::conv2d_batch_norm(conv, bn, &x).map(|y| (j, y))
                             }
@@ -302,6 +316,13 @@ impl Network {
                         }
                     }
                 },
+                (Op::BatchNorm { .. }, Layer::Norm(bn)) if self.batch_stats => {
+                    match arg(0, false) {
+                        Value::Image(t) => Value::Image(batch_statistics_norm(bn, t)),
+                        Value::Vector(t) => Value::Vector(batch_statistics_norm(bn, t)),
+                        Value::Zeros => unreachable!("materialised above"),
+                    }
+                }
                 (Op::BatchNorm { .. }, Layer::Norm(_)) if folded[i] => {
                     values[node.inputs[0]].clone().expect("computed")
                 }
@@ -510,4 +531,19 @@ impl Network {
             }
         }
     }
+}
+
+/// Batch normalisation with the batch's statistics, updating the running statistics as burn's
+/// training pass does (`running = (1 − momentum)·running + momentum·batch`), on any device.
+fn batch_statistics_norm<const D: usize>(bn: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    let r = burn::tensor::module::batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon);
+    let m = bn.momentum;
+    let device = r.output.device();
+    let mean = bn.running_mean.value_sync().to_device(&device);
+    let var = bn.running_var.value_sync().to_device(&device);
+    bn.running_mean
+        .update(mean.mul_scalar(1.0 - m) + r.mean.mul_scalar(m));
+    bn.running_var
+        .update(var.mul_scalar(1.0 - m) + r.variance.mul_scalar(m));
+    r.output
 }

@@ -171,6 +171,41 @@ fn progressive_shrinking_trains_the_largest_mlp_first_then_every_width_then_ever
 }
 
 #[test]
+fn a_darts_cell_sub_network_is_the_single_path_with_the_supernets_weights() {
+    let params = Params::parse(&["channels=4", "layers=3", "input=8x8x1"]).unwrap();
+    let space = space::build("darts", &params).unwrap();
+    let dev = DeviceKind::Cpu.training_device();
+    let sn = Supernet::seeded(space.supernet().unwrap(), &dev, 7);
+    let options = sn.spec().options().to_vec();
+    let x = rows(4, 64, &dev);
+    let mut rng = Rng::new(13);
+    for _ in 0..4 {
+        let arch = space.sample(&mut rng);
+        let net = sn.extract(arch.values()).unwrap();
+        assert_eq!(net.spec(), &space.decode(&arch).unwrap());
+        let alone = net.forward_flat(x.clone());
+        let single = sn.forward(x.clone(), &Path::Single(arch.values())).unwrap();
+        assert!(
+            max_diff(alone.clone(), single) <= 1e-5,
+            "{}",
+            space.format(&arch)
+        );
+        let onehot: Vec<Tensor<1>> = arch
+            .values()
+            .iter()
+            .zip(&options)
+            .map(|(&v, &n)| {
+                let mut w = vec![0f32; n];
+                w[v as usize] = 1.0;
+                Tensor::<1>::from_data(TensorData::new(w, [n]), &dev)
+            })
+            .collect();
+        let weighted = sn.forward(x.clone(), &Path::Weighted(&onehot)).unwrap();
+        assert!(max_diff(alone, weighted) <= 1e-4, "{}", space.format(&arch));
+    }
+}
+
+#[test]
 fn weighted_passes_send_gradients_to_the_architecture_weights() {
     let space = nb201();
     let dev = DeviceKind::Cpu.training_device();

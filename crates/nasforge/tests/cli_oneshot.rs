@@ -168,6 +168,34 @@ fn once_for_all_picks_a_sub_network_per_budget_and_trains_each_from_scratch() {
 }
 
 #[test]
+fn one_shot_methods_search_the_darts_cell_space() {
+    let tmp = tempfile::tempdir().unwrap();
+    for method in ["spos", "gdas"] {
+        let run = tmp.path().join(method);
+        let args = [
+            "--space",
+            "darts",
+            "--space-param",
+            "channels=4",
+            "--space-param",
+            "layers=3",
+            "--json",
+        ];
+        let v = json(&search(&run, &one_shot(method, "1", "3")[..10], &args));
+        assert_eq!(v["space"], "darts", "{method}");
+        assert_eq!(v["supernet"]["epochs"], 1);
+        // A DARTS genotype, trained from scratch and scored on the test split.
+        let arch = v["arch"].as_str().unwrap();
+        assert!(
+            arch.contains("normal=[") && arch.contains("reduce=["),
+            "{arch}"
+        );
+        let acc = v["test_accuracy_mean"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&acc), "{acc}");
+    }
+}
+
+#[test]
 fn rsps_is_random_search_on_the_supernet() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");

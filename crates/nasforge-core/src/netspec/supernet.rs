@@ -167,6 +167,35 @@ impl SuperSpec {
         out
     }
 
+    /// The supernet nodes a single path along `values` computes: those that reach the output
+    /// without passing a candidate that is not chosen (layers past a chosen depth, inputs a
+    /// cell does not choose, and the candidates not chosen are not). `values` must fit the
+    /// options ([`SuperSpec::sub_network`] checks them).
+    pub fn live(&self, values: &[u16]) -> Vec<bool> {
+        let nodes = self.spec.nodes();
+        let mut off = vec![false; nodes.len()];
+        for m in &self.mixed {
+            let chosen = values.get(m.choice).map_or(usize::MAX, |&v| v as usize);
+            for (i, c) in m.candidates.iter().enumerate() {
+                if i != chosen {
+                    off[c.nodes.clone()].fill(true);
+                }
+            }
+        }
+        let mut live = vec![false; nodes.len()];
+        live[self.spec.output()] = true;
+        for id in (0..nodes.len()).rev() {
+            if live[id] && !off[id] {
+                for &j in &nodes[id].inputs {
+                    live[j] = !off[j];
+                }
+            } else {
+                live[id] = false;
+            }
+        }
+        live
+    }
+
     /// The stand-alone network of the arch whose choice values are `values`: the supernet
     /// without the candidates not chosen and without the mixed modules' sums (their readers
     /// read the chosen candidate's output instead), without what no longer reaches the output

@@ -8,6 +8,7 @@
 
 use super::nb201::relu_conv_bn;
 use super::{option_index, Arch, CellGraph, Choice, Space, MAX_CLASSES, MAX_DEPTH, MAX_WIDTH};
+use crate::netspec::supernet::{Candidate, Mixed, SuperSpec};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
 use crate::{Error, Result};
@@ -317,6 +318,102 @@ impl Space for DartsSpace {
     }
 
     fn decode(&self, arch: &Arch) -> Result<NetSpec> {
+        self.build(&mut |b, states, cell, k, reduction, scope| {
+            let edges = self.edges(arch, cell);
+            let mut terms = Vec::with_capacity(2);
+            for &(op, input) in &edges[k] {
+                b.set_scope(format!("{scope}/node{}_from{input}", k + 2));
+                let stride = if reduction && input < 2 { 2 } else { 1 };
+                terms.push(self.op(b, states[input], op, stride)?);
+            }
+            b.set_scope(format!("{scope}/node{}", k + 2));
+            b.add(&terms)
+        })
+    }
+
+    fn supernet(&self) -> Result<SuperSpec> {
+        let mut mixed = Vec::new();
+        let spec = self.build(&mut |b, states, cell, k, reduction, scope| {
+            let base = cell * NODES * 3 + k * 3;
+            let n = k + 2;
+            // Every op on every input either slot may take (slot a the lower-numbered input
+            // 0..n-1, slot b the higher 1..n), the slot's op choice shared by its inputs.
+            let mut slots: [Vec<Option<NodeId>>; 2] = [vec![None; n], vec![None; n]];
+            for (slot, inputs) in [(0, 0..n - 1), (1, 1..n)] {
+                for m in inputs {
+                    b.set_scope(format!("{scope}/node{n}_from{m}"));
+                    let stride = if reduction && m < 2 { 2 } else { 1 };
+                    let mut candidates = Vec::with_capacity(DARTS_OPS.len());
+                    for op in 0..DARTS_OPS.len() {
+                        let start = b.next_id();
+                        let output = self.op(b, states[m], op, stride)?;
+                        candidates.push(Candidate {
+                            nodes: start..b.next_id(),
+                            output,
+                        });
+                    }
+                    let outputs: Vec<NodeId> = candidates.iter().map(|c| c.output).collect();
+                    let output = b.push(Op::Add, &outputs)?;
+                    mixed.push(Mixed {
+                        choice: base + 1 + slot,
+                        input: states[m],
+                        candidates,
+                        output,
+                        pass_through: false,
+                    });
+                    slots[slot][m] = Some(output);
+                }
+            }
+            // The node for every pair of inputs, then the pair choice passing one through.
+            b.set_scope(format!("{scope}/node{n}"));
+            let sums = self.pairs[k]
+                .iter()
+                .map(|&(i, j)| {
+                    let (a, c) = (slots[0][i], slots[1][j]);
+                    b.add(&[a.expect("slot a reads i"), c.expect("slot b reads j")])
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut candidates = Vec::with_capacity(sums.len());
+            for &sum in &sums {
+                let id = b.push(Op::Identity, &[sum])?;
+                candidates.push(Candidate {
+                    nodes: id..id + 1,
+                    output: id,
+                });
+            }
+            let outputs: Vec<NodeId> = candidates.iter().map(|c| c.output).collect();
+            let output = b.push(Op::Add, &outputs)?;
+            mixed.push(Mixed {
+                choice: base,
+                input: sums[0],
+                candidates,
+                output,
+                pass_through: true,
+            });
+            Ok(output)
+        })?;
+        let options = self.choices.iter().map(|c| c.options.len()).collect();
+        SuperSpec::new(spec, mixed, options)
+    }
+}
+
+impl DartsSpace {
+    /// The network with `node(builder, cell states, cell type, node index, reduction, scope)`
+    /// building each intermediate node of each cell: two ops for an arch
+    /// ([`Space::decode`]), every op on every input with the choices as mixed modules for the
+    /// supernet.
+    #[allow(clippy::type_complexity)]
+    fn build(
+        &self,
+        node: &mut dyn FnMut(
+            &mut NetSpecBuilder,
+            &[NodeId],
+            usize,
+            usize,
+            bool,
+            &str,
+        ) -> Result<NodeId>,
+    ) -> Result<NetSpec> {
         let mut b = NetSpecBuilder::new(&self.input)?;
         let c = self.channels;
         b.set_scope("stem");
@@ -341,15 +438,9 @@ impl Space for DartsSpace {
             };
             let p1 = relu_conv_bn(&mut b, s1, c_curr, 1, 1, 0)?;
             let mut states = vec![p0, p1];
-            for (k, edges) in self.edges(arch, cell).iter().enumerate() {
-                let mut terms = Vec::with_capacity(2);
-                for &(op, input) in edges {
-                    b.set_scope(format!("{scope}/node{}_from{input}", k + 2));
-                    let stride = if reduction && input < 2 { 2 } else { 1 };
-                    terms.push(self.op(&mut b, states[input], op, stride)?);
-                }
-                b.set_scope(format!("{scope}/node{}", k + 2));
-                states.push(b.add(&terms)?);
+            for k in 0..NODES {
+                let out = node(&mut b, &states, cell, k, reduction, &scope)?;
+                states.push(out);
             }
             b.set_scope(format!("{scope}/concat"));
             let out = b.push(Op::Concat, &states[2..])?;

@@ -297,10 +297,35 @@ fn the_mlp_supernet_gives_every_arch_exactly_its_stand_alone_network() {
 }
 
 #[test]
+fn the_darts_supernet_gives_every_arch_exactly_its_stand_alone_network() {
+    let params = Params::parse(&["channels=4", "layers=3", "input=8x8x1"]).unwrap();
+    let s = build("darts", &params).unwrap();
+    let sup = s.supernet().unwrap();
+    // Per cell and node: an op module per input each slot may take, and the pair choice.
+    // Nodes 2..5 have 2..5 earlier states: slot modules 2·(n-1), pair modules 1.
+    let per_cell: usize = (2..6).map(|n| 2 * (n - 1) + 1).sum();
+    assert_eq!(sup.mixed().len(), 3 * per_cell);
+    let mut rng = Rng::new(8);
+    for _ in 0..30 {
+        let a = s.sample(&mut rng);
+        let (sub, origin) = sup.sub_network(a.values()).unwrap();
+        assert_eq!(sub, s.decode(&a).unwrap(), "{}", s.format(&a));
+        assert_eq!(origin.len(), sub.nodes().len());
+        for (k, &o) in origin.iter().enumerate() {
+            assert_eq!(sub.nodes()[k].op, sup.spec().nodes()[o].op);
+            assert_eq!(sub.node_params(k), sup.spec().node_params(o));
+        }
+        // A single path computes the sub-network's nodes and no op of an input left unchosen.
+        let live = sup.live(a.values()).iter().filter(|&&l| l).count();
+        assert!(live >= sub.nodes().len() && live < sup.spec().nodes().len() / 3);
+    }
+}
+
+#[test]
 fn spaces_without_a_supernet_say_so() {
     for s in all_spaces()
         .iter()
-        .filter(|s| !["nb201", "mlp"].contains(&s.name()))
+        .filter(|s| !["nb201", "mlp", "darts"].contains(&s.name()))
     {
         let e = s.supernet().unwrap_err().to_string();
         assert!(e.contains("has no supernet yet"), "{}: {e}", s.name());
