@@ -106,6 +106,23 @@ pub trait Scheduler: Send {
 
     /// The ladder it schedules on.
     fn rungs(&self) -> &Rungs;
+
+    /// Whether it can share a study with other workers ([`Scheduler::note_foreign`]):
+    /// only a scheduler that never waits for a rung to fill.
+    fn is_asynchronous(&self) -> bool {
+        false
+    }
+
+    /// A job another worker runs (`None`) or ran (`Some(score)`, `Some(None)`: failed or
+    /// pruned): it is never handed out again, and a score ranks in its rung.
+    fn note_foreign(
+        &mut self,
+        _space: &dyn Space,
+        _arch: &Arch,
+        _rung: usize,
+        _outcome: Option<Option<f64>>,
+    ) {
+    }
 }
 
 /// A description of a registered scheduler.
@@ -453,6 +470,28 @@ impl Scheduler for Asha {
     fn report(&mut self, _: &dyn Space, job: &Job, score: Option<f64>) {
         if let Some(s) = score {
             self.ladder.results[job.rung].push((job.arch.clone(), s));
+        }
+    }
+
+    fn is_asynchronous(&self) -> bool {
+        true
+    }
+
+    fn note_foreign(
+        &mut self,
+        _: &dyn Space,
+        arch: &Arch,
+        rung: usize,
+        outcome: Option<Option<f64>>,
+    ) {
+        self.seen.mark_asked(arch);
+        if rung > 0 {
+            self.promoted[rung - 1].mark_asked(arch);
+        }
+        if let Some(Some(s)) = outcome {
+            if !self.ladder.results[rung].iter().any(|(a, _)| a == arch) {
+                self.ladder.results[rung].push((arch.clone(), s));
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! In-memory storage, for benchmarks, tests and throw-away studies.
 
-use super::storage::{FinishedTrial, NewTrial, Storage, StudyRecord};
+use super::storage::{
+    counts, same_outcome, stale_error, Created, FinishedTrial, NewTrial, Storage, StudyRecord, Told,
+};
 use super::{now, Trial, TrialState};
 use crate::{Error, Result};
 
@@ -115,10 +117,117 @@ impl Storage for MemoryStorage {
     }
 
     fn trials(&self, study: &str) -> Result<Vec<Trial>> {
+        self.trials_from(study, 0)
+    }
+
+    fn create_trial_if(
+        &mut self,
+        study: &str,
+        t: &NewTrial,
+        limit: Option<u64>,
+    ) -> Result<Created> {
+        let trials = self.trials_mut(study)?;
+        let counting = |x: &&Trial| counts(x.state, x.error.as_deref());
+        if trials
+            .iter()
+            .filter(counting)
+            .any(|x| x.arch_key == t.arch_key && x.fidelity == t.fidelity)
+        {
+            return Ok(Created::Taken);
+        }
+        if limit.is_some_and(|l| trials.iter().filter(counting).count() as u64 >= l) {
+            return Ok(Created::Full);
+        }
+        self.create_trial(study, t).map(Created::Number)
+    }
+
+    fn trials_from(&self, study: &str, from: u64) -> Result<Vec<Trial>> {
         self.studies
             .iter()
             .find(|(r, _)| r.name == study)
-            .map(|(_, t)| t.clone())
+            .map(|(_, t)| t.iter().skip(from as usize).cloned().collect())
             .ok_or_else(|| Error::Storage(format!("no study named `{study}`")))
+    }
+
+    fn reap_stale(&mut self, study: &str, grace: f64, max_retry: u32) -> Result<Vec<u64>> {
+        let at = now();
+        let mut again = Vec::new();
+        let mut failed = Vec::new();
+        let trials = self.trials_mut(study)?;
+        for i in 0..trials.len() {
+            let t = &trials[i];
+            let beat = t.heartbeat_at.unwrap_or(t.created_at);
+            if t.state != TrialState::Running || beat >= at - grace {
+                continue;
+            }
+            let t = &mut trials[i];
+            t.state = TrialState::Failed;
+            t.error = Some(stale_error(&t.worker, at - beat));
+            t.finished_at = Some(at);
+            failed.push(t.number);
+            let t = &trials[i];
+            let before = trials
+                .iter()
+                .filter(|x| {
+                    x.arch_key == t.arch_key
+                        && x.fidelity == t.fidelity
+                        && x.state == TrialState::Failed
+                        && x.error
+                            .as_deref()
+                            .is_some_and(|e| e.starts_with(super::STALE))
+                })
+                .count();
+            if before as u64 <= u64::from(max_retry) {
+                again.push(NewTrial {
+                    arch_key: t.arch_key.clone(),
+                    arch: t.arch.clone(),
+                    fidelity: t.fidelity.clone(),
+                    state: TrialState::Queued,
+                    worker: String::new(),
+                });
+            }
+        }
+        for t in &again {
+            self.create_trial(study, t)?;
+        }
+        Ok(failed)
+    }
+
+    fn claim_queued(&mut self, study: &str, worker: &str) -> Result<Option<Trial>> {
+        let at = now();
+        let trials = self.trials_mut(study)?;
+        let Some(t) = trials.iter_mut().find(|t| t.state == TrialState::Queued) else {
+            return Ok(None);
+        };
+        t.state = TrialState::Running;
+        t.worker = worker.to_string();
+        t.started_at = Some(at);
+        t.heartbeat_at = Some(at);
+        Ok(Some(t.clone()))
+    }
+
+    fn finish_owned(
+        &mut self,
+        study: &str,
+        number: u64,
+        worker: &str,
+        end: &FinishedTrial,
+    ) -> Result<Told> {
+        let t = self.trial_mut(study, number)?;
+        if t.state == TrialState::Running && t.worker == worker {
+            self.finish_trial(study, number, end)?;
+            return Ok(Told::Stored);
+        }
+        Ok(if t.worker == worker && same_outcome(t, end) {
+            Told::Repeated
+        } else {
+            Told::Lost
+        })
+    }
+
+    fn reopen(&self) -> Result<Box<dyn Storage>> {
+        Err(Error::Storage(
+            "an in-memory study lives in one process and cannot be opened twice".into(),
+        ))
     }
 }

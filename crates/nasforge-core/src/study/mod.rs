@@ -16,6 +16,7 @@ mod evaluator;
 mod goal;
 mod memory;
 mod proposer;
+mod shared;
 mod sqlite;
 mod storage;
 
@@ -28,8 +29,9 @@ pub use memory::MemoryStorage;
 pub use proposer::{
     ArchList, ListProposer, Proposal, Proposer, SchedulerProposer, StrategyProposer,
 };
+pub use shared::Sharing;
 pub use sqlite::SqliteStorage;
-pub use storage::{FinishedTrial, NewTrial, Storage, StudyRecord};
+pub use storage::{Created, FinishedTrial, NewTrial, Storage, StudyRecord, Told};
 
 use crate::space::{Arch, Space};
 use crate::stopper::Stopper;
@@ -291,16 +293,15 @@ fn open_stored(storage: &mut dyn Storage, record: &StudyRecord) -> Result<(Vec<T
 /// How the error of a trial left running by a stopped process begins.
 const INTERRUPTED: &str = "interrupted";
 
+/// How the error of a trial whose worker stopped heart-beating begins.
+const STALE: &str = "stale";
+
 impl Trial {
-    /// Whether this trial was left running by a process that stopped: it does not count as a
-    /// finished trial (its arch is evaluated again by the next run), so readers skip it when
-    /// they count trials.
+    /// Whether this trial was left running by a process that stopped (or, in a study shared
+    /// by workers, failed as stale when its worker went silent): it does not count as a
+    /// finished trial (its arch is evaluated again), so readers skip it when they count trials.
     pub fn was_interrupted(&self) -> bool {
-        self.state == TrialState::Failed
-            && self
-                .error
-                .as_deref()
-                .is_some_and(|e| e.starts_with(INTERRUPTED))
+        !storage::counts(self.state, self.error.as_deref())
     }
 
     /// The first objective's value, once complete.
@@ -400,6 +401,8 @@ pub type PreMetrics = Box<dyn Fn(&crate::netspec::NetSpec) -> Result<BTreeMap<St
 struct Taken {
     proposal: Proposal,
     netspec: BTreeMap<String, f64>,
+    /// Not proposed by this worker's proposer (a queued trial it claimed).
+    foreign: bool,
 }
 
 /// A search in progress: proposer + storage + the history the proposer sees.
@@ -424,9 +427,43 @@ pub struct Study<'s> {
     /// The least violation among skipped archs, with the arch, for the error message.
     closest: Option<(f64, String)>,
     pre_metrics: Option<PreMetrics>,
+    /// Set when the study is shared with other workers ([`Study::join`]).
+    shared: Option<shared::SharedState>,
 }
 
 impl<'s> Study<'s> {
+    /// A study over `storage` with nothing replayed yet.
+    fn new(
+        storage: Box<dyn Storage>,
+        record: StudyRecord,
+        goal: Goal,
+        space: &'s dyn Space,
+        proposer: Box<dyn Proposer>,
+        worker: &str,
+        pre_metrics: Option<PreMetrics>,
+    ) -> Self {
+        Study {
+            record,
+            goal,
+            space,
+            proposer,
+            storage,
+            history: History::new(),
+            worker: worker.to_string(),
+            pending: BTreeMap::new(),
+            held: None,
+            finished: 0,
+            spent: 0,
+            stopper: None,
+            epoch_budget: None,
+            max_infeasible: MAX_INFEASIBLE,
+            skipped: 0,
+            closest: None,
+            pre_metrics,
+            shared: None,
+        }
+    }
+
     /// Opens the study `record.name` in `storage`, creating it if it does not exist. An
     /// existing study is resumed: its finished trials are replayed into `proposer` (propose,
     /// then observe, in order — so a deterministic proposer ends in the state an uninterrupted
@@ -459,25 +496,7 @@ impl<'s> Study<'s> {
             return Err(Error::invalid("a study needs at least one objective"));
         }
         let (replay, interrupted) = open_stored(storage.as_mut(), &record)?;
-        let mut study = Study {
-            record,
-            goal,
-            space,
-            proposer,
-            storage,
-            history: History::new(),
-            worker: worker.to_string(),
-            pending: BTreeMap::new(),
-            held: None,
-            finished: 0,
-            spent: 0,
-            stopper: None,
-            epoch_budget: None,
-            max_infeasible: MAX_INFEASIBLE,
-            skipped: 0,
-            closest: None,
-            pre_metrics,
-        };
+        let mut study = Study::new(storage, record, goal, space, proposer, worker, pre_metrics);
         for t in &replay {
             let Some(taken) = study.take()? else {
                 return Err(Error::invalid(format!(
@@ -576,20 +595,14 @@ impl<'s> Study<'s> {
                 return Ok(None);
             };
             self.history.mark_asked(&proposal.arch);
-            let netspec = match self.space.decode(&proposal.arch) {
-                Ok(spec) => {
-                    let mut m = netspec_metrics(&spec);
-                    if let Some(f) = &self.pre_metrics {
-                        m.extend(f(&spec)?);
-                    }
-                    m
-                }
-                // The evaluator will fail it with the reason.
-                Err(_) => BTreeMap::new(),
-            };
+            let netspec = self.pre_training_metrics(&proposal.arch)?;
             let violation = self.goal.violation_before_training(&netspec);
             if violation <= 0.0 {
-                return Ok(Some(Taken { proposal, netspec }));
+                return Ok(Some(Taken {
+                    proposal,
+                    netspec,
+                    foreign: false,
+                }));
             }
             self.skipped += 1;
             in_a_row += 1;
@@ -612,6 +625,32 @@ impl<'s> Study<'s> {
         }
     }
 
+    /// What is known of `arch` before training: NetSpec's metrics and the pre-metrics (none
+    /// for an arch the space cannot decode: the evaluator fails it with the reason).
+    fn pre_training_metrics(&self, arch: &Arch) -> Result<BTreeMap<String, f64>> {
+        Ok(match self.space.decode(arch) {
+            Ok(spec) => {
+                let mut m = netspec_metrics(&spec);
+                if let Some(f) = &self.pre_metrics {
+                    m.extend(f(&spec)?);
+                }
+                m
+            }
+            Err(_) => BTreeMap::new(),
+        })
+    }
+
+    /// The stored form of a proposal, running on this worker.
+    fn new_trial(&self, p: &Proposal) -> NewTrial {
+        NewTrial {
+            arch_key: self.space.key(&p.arch),
+            arch: self.space.to_json(&p.arch),
+            fidelity: p.fidelity.clone(),
+            state: TrialState::Running,
+            worker: self.worker.clone(),
+        }
+    }
+
     fn describe_netspec(&self, arch: &Arch, netspec: &BTreeMap<String, f64>) -> String {
         let parts: Vec<String> = self
             .goal
@@ -625,6 +664,9 @@ impl<'s> Study<'s> {
     /// The next trial, stored as `running`; `None` when the proposer has nothing left or the
     /// next job would overrun the epoch budget.
     pub fn ask(&mut self) -> Result<Option<Ask>> {
+        if self.shared.is_some() {
+            return self.ask_shared();
+        }
         let Some(taken) = self.take()? else {
             return Ok(None);
         };
@@ -635,16 +677,9 @@ impl<'s> Study<'s> {
             }
         }
         let p = &taken.proposal;
-        let number = self.storage.create_trial(
-            &self.record.name,
-            &NewTrial {
-                arch_key: self.space.key(&p.arch),
-                arch: self.space.to_json(&p.arch),
-                fidelity: p.fidelity.clone(),
-                state: TrialState::Running,
-                worker: self.worker.clone(),
-            },
-        )?;
+        let number = self
+            .storage
+            .create_trial(&self.record.name, &self.new_trial(p))?;
         let ask = Ask {
             number,
             arch: p.arch.clone(),
@@ -672,11 +707,34 @@ impl<'s> Study<'s> {
             ))
         })?;
         let finished = FinishedTrial::judge(&self.goal, &taken.netspec, outcome);
-        self.storage
-            .finish_trial(&self.record.name, number, &finished)?;
+        if self.shared.is_some() {
+            let told =
+                self.storage
+                    .finish_owned(&self.record.name, number, &self.worker, &finished)?;
+            if told == Told::Lost {
+                // The trial was failed as stale and queued again: its re-run's outcome is
+                // the one that counts, and the proposer learns it from the storage.
+                self.count_lost();
+                return Ok(());
+            }
+        } else {
+            self.storage
+                .finish_trial(&self.record.name, number, &finished)?;
+        }
         let feedback = finished.feedback(&self.goal);
-        self.proposer
-            .observe(self.space, &taken.proposal, &feedback, &mut self.history);
+        let p = &taken.proposal;
+        if taken.foreign {
+            self.proposer.observe_foreign(
+                self.space,
+                &p.arch,
+                &p.fidelity,
+                Some(&feedback),
+                &mut self.history,
+            );
+        } else {
+            self.proposer
+                .observe(self.space, p, &feedback, &mut self.history);
+        }
         self.spent += u64::from(finished.cost.epochs);
         self.finished += 1;
         Ok(())
@@ -695,7 +753,9 @@ impl<'s> Study<'s> {
     /// Runs trials until `trials` have finished (resumed ones count), the proposer has
     /// nothing left, or the epoch budget is spent, calling `progress` after each. Evaluation
     /// failures end that trial as failed and the search goes on; storage errors stop the run
-    /// (every trial finished so far is already stored).
+    /// (every trial finished so far is already stored). A worker of a shared study
+    /// ([`Study::join`]) counts every worker's trials against `trials` and stops once the
+    /// study holds that many and none is unfinished.
     pub fn optimize(
         &mut self,
         evaluator: &mut dyn Evaluator,
@@ -703,10 +763,16 @@ impl<'s> Study<'s> {
         mut progress: impl FnMut(&Study<'s>, &Trial),
     ) -> Result<()> {
         let sign = self.goal.objectives[0].sign();
-        while self.finished < trials && self.epoch_budget.is_none_or(|b| self.spent < b) {
+        let shared = self.shared.is_some();
+        if shared {
+            self.set_limit(trials);
+        }
+        while (shared || self.finished < trials) && self.epoch_budget.is_none_or(|b| self.spent < b)
+        {
             let Some(ask) = self.ask()? else {
                 break;
             };
+            self.beat_for(Some(ask.number));
             let name = &self.record.name;
             let storage = &mut self.storage;
             let stopper = &self.stopper;
@@ -722,6 +788,7 @@ impl<'s> Study<'s> {
                         .as_ref()
                         .is_some_and(|(s, total)| s.should_stop(&curve, *total))
                 });
+            self.beat_for(None);
             if let Some(e) = report_err {
                 return Err(e);
             }

@@ -46,6 +46,27 @@ pub trait Proposer: Send {
         feedback: &Feedback,
         history: &mut History,
     );
+
+    /// Whether it can share a study with other workers ([`Proposer::observe_foreign`]).
+    fn shares(&self) -> bool {
+        false
+    }
+
+    /// A job it did not propose: another worker's, running (`None`) or finished. It is
+    /// never proposed again, and a finished one is learnt from as if proposed here.
+    fn observe_foreign(
+        &mut self,
+        _space: &dyn Space,
+        arch: &Arch,
+        _fidelity: &Fidelity,
+        feedback: Option<&Feedback>,
+        history: &mut History,
+    ) {
+        match feedback {
+            Some(f) => history.record(arch, f.first_score()),
+            None => history.mark_asked(arch),
+        }
+    }
 }
 
 /// Weight of the linear term of the augmented Tchebycheff scalarisation (ParEGO's 0.05).
@@ -139,15 +160,46 @@ impl Proposer for StrategyProposer {
         feedback: &Feedback,
         history: &mut History,
     ) {
-        let arch = &proposal.arch;
+        self.learn(space, &proposal.arch, Some(proposal.id), feedback, history);
+    }
+
+    fn shares(&self) -> bool {
+        true
+    }
+
+    fn observe_foreign(
+        &mut self,
+        space: &dyn Space,
+        arch: &Arch,
+        _: &Fidelity,
+        feedback: Option<&Feedback>,
+        history: &mut History,
+    ) {
+        match feedback {
+            Some(f) => self.learn(space, arch, None, f, history),
+            None => history.mark_asked(arch),
+        }
+    }
+}
+
+impl StrategyProposer {
+    /// Records the outcome of `arch` (proposed here as `id`, or by another worker) and tells
+    /// the strategy; another worker's outcome is scalarised with equal weights.
+    fn learn(
+        &mut self,
+        space: &dyn Space,
+        arch: &Arch,
+        id: Option<u64>,
+        feedback: &Feedback,
+        history: &mut History,
+    ) {
         if !self.scalarises() {
             history.record(arch, feedback.first_score());
             self.strategy.tell_feedback(space, arch, feedback, history);
             return;
         }
-        let w = self
-            .weights
-            .remove(&proposal.id)
+        let w = id
+            .and_then(|id| self.weights.remove(&id))
             .unwrap_or_else(|| vec![1.0 / self.objectives as f64; self.objectives]);
         let score = match &feedback.scores {
             Some(s) if feedback.is_feasible() && s.len() == self.objectives => {
@@ -219,6 +271,32 @@ impl Proposer for SchedulerProposer {
         history.record(&proposal.arch, score);
         if let Some(job) = self.jobs.remove(&proposal.id) {
             self.scheduler.report(space, &job, score);
+        }
+    }
+
+    fn shares(&self) -> bool {
+        self.scheduler.is_asynchronous()
+    }
+
+    fn observe_foreign(
+        &mut self,
+        space: &dyn Space,
+        arch: &Arch,
+        fidelity: &Fidelity,
+        feedback: Option<&Feedback>,
+        history: &mut History,
+    ) {
+        let outcome = feedback.map(|f| f.first_score());
+        match outcome {
+            Some(score) => history.record(arch, score),
+            None => history.mark_asked(arch),
+        }
+        let budgets = self.scheduler.rungs().budgets();
+        if let Some(rung) = fidelity
+            .epochs
+            .and_then(|e| budgets.iter().position(|&b| b == e))
+        {
+            self.scheduler.note_foreign(space, arch, rung, outcome);
         }
     }
 }

@@ -2,13 +2,15 @@
 //! (the dashboard, `nasforge status`) never block the search, and writes are transactions so a
 //! crash never leaves a half-written trial.
 
-use super::storage::{FinishedTrial, NewTrial, Storage, StudyRecord};
+use super::storage::{
+    counts, same_outcome, stale_error, Created, FinishedTrial, NewTrial, Storage, StudyRecord, Told,
+};
 use super::{metric, now, Cost, Fidelity, Trial, TrialState};
 use crate::{Error, Result};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Version 2 added one value per objective, the constraint violation and the typed cost;
 /// a version-1 file is migrated when a writer opens it and read as it is by readers.
@@ -75,9 +77,20 @@ UPDATE trials SET metrics = json_set(json_remove(metrics, '$.latency_ms_b1'), '$
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
 ";
 
+/// How long a connection waits for another one's lock.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether `e` is SQLite's "the database is locked / busy" (another connection's lock).
+fn is_busy(e: &Error) -> bool {
+    let text = e.to_string();
+    text.contains("database is locked") || text.contains("database is busy")
+}
+
 /// A study database in one SQLite file.
 pub struct SqliteStorage {
     conn: Connection,
+    /// The file (`None` in memory), for [`Storage::reopen`].
+    path: Option<PathBuf>,
     /// The file's schema version (a reader may hold a version-1 file).
     version: i64,
     /// Study name -> row id; a study is never renamed or deleted, so this never goes stale.
@@ -87,9 +100,29 @@ pub struct SqliteStorage {
 impl SqliteStorage {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path)
-            .map_err(|e| Error::Storage(format!("cannot open {}: {e}", path.display())))?;
-        Self::init(conn).map_err(|e| Error::Storage(format!("{}: {e}", path.display())))
+        // Several workers opening a new file at once race to set it up (WAL mode, the
+        // schema), and SQLite answers "locked" without waiting for some of those steps: retry
+        // with a jittered pause, for as long as the busy timeout.
+        let start = std::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let conn = Connection::open(path)
+                .map_err(|e| Error::Storage(format!("cannot open {}: {e}", path.display())))?;
+            match Self::init(conn) {
+                Ok(mut s) => {
+                    s.path = Some(path.to_path_buf());
+                    return Ok(s);
+                }
+                Err(e) if is_busy(&e) && start.elapsed() < BUSY_TIMEOUT => {
+                    attempt += 1;
+                    let jitter = (now().fract() * 1e6) as u64 % 20;
+                    std::thread::sleep(std::time::Duration::from_millis(
+                        5 * u64::from(attempt.min(10)) + jitter,
+                    ));
+                }
+                Err(e) => return Err(Error::Storage(format!("{}: {e}", path.display()))),
+            }
+        }
     }
 
     /// Opens an existing study database without creating anything: a missing file, or a
@@ -101,7 +134,7 @@ impl SqliteStorage {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| Error::Storage(format!("cannot open {}: {e}", path.display())))?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         let version: std::result::Result<String, _> = conn.query_row(
             "SELECT value FROM meta WHERE key = 'schema_version'",
             [],
@@ -110,6 +143,7 @@ impl SqliteStorage {
         match version {
             Ok(v) if v == "1" || v == SCHEMA_VERSION.to_string() => Ok(SqliteStorage {
                 conn,
+                path: Some(path.to_path_buf()),
                 version: v.parse().expect("checked"),
                 study_ids: RefCell::new(HashMap::new()),
             }),
@@ -147,7 +181,7 @@ impl SqliteStorage {
     }
 
     fn init(mut conn: Connection) -> Result<Self> {
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -190,6 +224,7 @@ impl SqliteStorage {
         }
         Ok(SqliteStorage {
             conn,
+            path: None,
             version: SCHEMA_VERSION,
             study_ids: RefCell::new(HashMap::new()),
         })
@@ -218,7 +253,8 @@ impl SqliteStorage {
             .ok_or_else(|| Error::Storage(format!("study `{study}` has no trial {number}")))
     }
 
-    fn load_trials(&self, study: &str, number: Option<u64>) -> Result<Vec<Trial>> {
+    /// The trials numbered `number` (`exact`) or from `number` on (all of them for `None`).
+    fn load_trials(&self, study: &str, number: Option<u64>, exact: bool) -> Result<Vec<Trial>> {
         let sid = self.study_id(study)?;
         let new_columns = if self.version >= 2 {
             "violation, cost"
@@ -228,9 +264,10 @@ impl SqliteStorage {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT id, number, arch_key, arch, fidelity, state, value, metrics, error, worker,
                     created_at, started_at, heartbeat_at, finished_at, {new_columns}
-             FROM trials WHERE study_id = ?1 AND (?2 IS NULL OR number = ?2) ORDER BY number"
+             FROM trials WHERE study_id = ?1
+                AND (?2 IS NULL OR number = ?2 OR (?3 AND number > ?2)) ORDER BY number"
         ))?;
-        let rows = stmt.query_map(params![sid, number.map(|n| n as i64)], |r| {
+        let rows = stmt.query_map(params![sid, number.map(|n| n as i64), !exact], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
@@ -393,22 +430,12 @@ impl Storage for SqliteStorage {
 
     fn create_trial(&mut self, study: &str, t: &NewTrial) -> Result<u64> {
         let sid = self.study_id(study)?;
-        let created = now();
-        let running = (t.state == TrialState::Running).then_some(created);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let number: i64 = tx
-            .prepare_cached("SELECT COALESCE(MAX(number) + 1, 0) FROM trials WHERE study_id = ?1")?
-            .query_row([sid], |r| r.get(0))?;
-        tx.prepare_cached(
-            "INSERT INTO trials (study_id, number, arch_key, arch, fidelity, state, worker, created_at, started_at, heartbeat_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-        )?
-        .execute(params![sid, number, t.arch_key, to_json(&t.arch)?, to_json(&t.fidelity)?, t.state.as_str(), t.worker, created, running],
-        )?;
+        let number = insert_trial(&tx, sid, t)?;
         tx.commit()?;
-        Ok(number as u64)
+        Ok(number)
     }
 
     fn report(&mut self, study: &str, number: u64, step: u64, value: f64) -> Result<()> {
@@ -438,38 +465,214 @@ impl Storage for SqliteStorage {
     fn finish_trial(&mut self, study: &str, number: u64, end: &FinishedTrial) -> Result<()> {
         let id = self.trial_id(study, number)?;
         let tx = self.conn.transaction()?;
-        tx.prepare_cached(
-            "UPDATE trials SET state = ?2, value = ?3, metrics = ?4, error = ?5, finished_at = ?6,
-                    violation = ?7, cost = ?8 WHERE id = ?1",
-        )?
-        .execute(params![
-            id,
-            end.state.as_str(),
-            end.values.first(),
-            to_json(&end.metrics)?,
-            end.error,
-            now(),
-            end.violation,
-            to_json(&end.cost)?
-        ])?;
-        tx.execute("DELETE FROM objective_values WHERE trial_id = ?1", [id])?;
-        for (k, v) in end.values.iter().enumerate() {
-            tx.prepare_cached(
-                "INSERT INTO objective_values (trial_id, objective, value) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![id, k as i64, v])?;
-        }
+        store_end(&tx, id, end)?;
         tx.commit()?;
         Ok(())
     }
 
     fn trial(&self, study: &str, number: u64) -> Result<Trial> {
-        self.load_trials(study, Some(number))?
+        self.load_trials(study, Some(number), true)?
             .pop()
             .ok_or_else(|| Error::Storage(format!("study `{study}` has no trial {number}")))
     }
 
     fn trials(&self, study: &str) -> Result<Vec<Trial>> {
-        self.load_trials(study, None)
+        self.load_trials(study, None, false)
     }
+
+    fn create_trial_if(
+        &mut self,
+        study: &str,
+        t: &NewTrial,
+        limit: Option<u64>,
+    ) -> Result<Created> {
+        let sid = self.study_id(study)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let fidelity = to_json(&t.fidelity)?;
+        let holders: Vec<(String, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT state, error FROM trials WHERE study_id = ?1 AND arch_key = ?2 AND fidelity = ?3",
+            )?
+            .query_map(params![sid, t.arch_key, fidelity], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (state, error) in &holders {
+            if counts(TrialState::parse(state)?, error.as_deref()) {
+                return Ok(Created::Taken);
+            }
+        }
+        if let Some(limit) = limit {
+            let n: i64 = tx
+                .prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM trials WHERE study_id = ?1 AND NOT (state = 'failed'
+                        AND (error LIKE '{}%' OR error LIKE '{}%'))",
+                    super::INTERRUPTED,
+                    super::STALE
+                ))?
+                .query_row([sid], |r| r.get(0))?;
+            if n as u64 >= limit {
+                return Ok(Created::Full);
+            }
+        }
+        let number = insert_trial(&tx, sid, t)?;
+        tx.commit()?;
+        Ok(Created::Number(number))
+    }
+
+    fn trials_from(&self, study: &str, from: u64) -> Result<Vec<Trial>> {
+        self.load_trials(study, Some(from), false)
+    }
+
+    fn reap_stale(&mut self, study: &str, grace: f64, max_retry: u32) -> Result<Vec<u64>> {
+        let sid = self.study_id(study)?;
+        let at = now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let stale: Vec<(i64, i64, String, String, String, String, f64)> = tx
+            .prepare_cached(
+                "SELECT id, number, arch_key, arch, fidelity, worker, COALESCE(heartbeat_at, created_at)
+                 FROM trials WHERE study_id = ?1 AND state = 'running'
+                    AND COALESCE(heartbeat_at, created_at) < ?2 ORDER BY number",
+            )?
+            .query_map(params![sid, at - grace], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut failed = Vec::new();
+        for (id, number, key, arch, fidelity, worker, beat) in stale {
+            tx.prepare_cached(
+                "UPDATE trials SET state = 'failed', error = ?2, finished_at = ?3 WHERE id = ?1",
+            )?
+            .execute(params![id, stale_error(&worker, at - beat), at])?;
+            failed.push(number as u64);
+            let before: i64 = tx
+                .prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM trials WHERE study_id = ?1 AND arch_key = ?2
+                        AND fidelity = ?3 AND state = 'failed' AND error LIKE '{}%'",
+                    super::STALE
+                ))?
+                .query_row(params![sid, key, fidelity], |r| r.get(0))?;
+            if before as u64 <= u64::from(max_retry) {
+                let again = NewTrial {
+                    arch_key: key,
+                    arch: serde_json::from_str(&arch).map_err(|e| {
+                        Error::Storage(format!("trial {number}: bad arch JSON: {e}"))
+                    })?,
+                    fidelity: serde_json::from_str(&fidelity).map_err(|e| {
+                        Error::Storage(format!("trial {number}: bad fidelity JSON: {e}"))
+                    })?,
+                    state: TrialState::Queued,
+                    worker: String::new(),
+                };
+                insert_trial(&tx, sid, &again)?;
+            }
+        }
+        tx.commit()?;
+        Ok(failed)
+    }
+
+    fn claim_queued(&mut self, study: &str, worker: &str) -> Result<Option<Trial>> {
+        let sid = self.study_id(study)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let queued: Option<(i64, i64)> = tx
+            .prepare_cached(
+                "SELECT id, number FROM trials WHERE study_id = ?1 AND state = 'queued'
+                 ORDER BY number LIMIT 1",
+            )?
+            .query_row([sid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((id, number)) = queued else {
+            return Ok(None);
+        };
+        let at = now();
+        tx.prepare_cached(
+            "UPDATE trials SET state = 'running', worker = ?2, started_at = ?3, heartbeat_at = ?3
+             WHERE id = ?1",
+        )?
+        .execute(params![id, worker, at])?;
+        tx.commit()?;
+        self.trial(study, number as u64).map(Some)
+    }
+
+    fn finish_owned(
+        &mut self,
+        study: &str,
+        number: u64,
+        worker: &str,
+        end: &FinishedTrial,
+    ) -> Result<Told> {
+        let id = self.trial_id(study, number)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (state, holder): (String, String) = tx
+            .prepare_cached("SELECT state, worker FROM trials WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if TrialState::parse(&state)? == TrialState::Running && holder == worker {
+            store_end(&tx, id, end)?;
+            tx.commit()?;
+            return Ok(Told::Stored);
+        }
+        drop(tx);
+        let stored = self.trial(study, number)?;
+        Ok(if stored.worker == worker && same_outcome(&stored, end) {
+            Told::Repeated
+        } else {
+            Told::Lost
+        })
+    }
+
+    fn reopen(&self) -> Result<Box<dyn Storage>> {
+        match &self.path {
+            Some(p) => Ok(Box::new(SqliteStorage::open(p)?)),
+            None => Err(Error::Storage(
+                "an in-memory SQLite database cannot be opened twice".into(),
+            )),
+        }
+    }
+}
+
+/// Inserts `t` as the study's next trial (inside the caller's transaction).
+fn insert_trial(tx: &Transaction, sid: i64, t: &NewTrial) -> Result<u64> {
+    let created = now();
+    let running = (t.state == TrialState::Running).then_some(created);
+    let number: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(number) + 1, 0) FROM trials WHERE study_id = ?1")?
+        .query_row([sid], |r| r.get(0))?;
+    tx.prepare_cached(
+        "INSERT INTO trials (study_id, number, arch_key, arch, fidelity, state, worker, created_at, started_at, heartbeat_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+    )?
+    .execute(params![sid, number, t.arch_key, to_json(&t.arch)?, to_json(&t.fidelity)?, t.state.as_str(), t.worker, created, running])?;
+    Ok(number as u64)
+}
+
+/// Stores the end of trial row `id` (inside the caller's transaction).
+fn store_end(tx: &Transaction, id: i64, end: &FinishedTrial) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE trials SET state = ?2, value = ?3, metrics = ?4, error = ?5, finished_at = ?6,
+                violation = ?7, cost = ?8 WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        end.state.as_str(),
+        end.values.first(),
+        to_json(&end.metrics)?,
+        end.error,
+        now(),
+        end.violation,
+        to_json(&end.cost)?
+    ])?;
+    tx.execute("DELETE FROM objective_values WHERE trial_id = ?1", [id])?;
+    for (k, v) in end.values.iter().enumerate() {
+        tx.prepare_cached(
+            "INSERT INTO objective_values (trial_id, objective, value) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![id, k as i64, v])?;
+    }
+    Ok(())
 }

@@ -108,6 +108,30 @@ pub struct FinishedTrial {
     pub error: Option<String>,
 }
 
+/// What [`Storage::create_trial_if`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// The trial was created with this number.
+    Number(u64),
+    /// The study already holds a trial of this arch at this fidelity that counts (queued,
+    /// running or finished, not interrupted): another worker took it.
+    Taken,
+    /// The study holds its limit of trials that count.
+    Full,
+}
+
+/// What [`Storage::finish_owned`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Told {
+    /// The outcome is stored.
+    Stored,
+    /// The trial already holds this very outcome (a repeated tell): nothing changed.
+    Repeated,
+    /// The trial is no longer this worker's (it was failed as stale and queued again, or
+    /// holds another outcome): nothing changed.
+    Lost,
+}
+
 /// Where studies and their trials live.
 pub trait Storage: Send {
     /// Creates a study; fails if the name is taken.
@@ -128,4 +152,56 @@ pub trait Storage: Send {
     fn trial(&self, study: &str, number: u64) -> Result<Trial>;
     /// All trials of a study, by number.
     fn trials(&self, study: &str) -> Result<Vec<Trial>>;
+
+    // What several workers sharing one study need (`Study::join`): every method is one
+    // transaction, so two workers never both take the same job.
+
+    /// Creates `trial` unless the study already holds a trial of the same arch at the same
+    /// fidelity that counts ([`Created::Taken`]) or `limit` trials that count
+    /// ([`Created::Full`]). A trial counts unless it failed as interrupted or stale.
+    fn create_trial_if(
+        &mut self,
+        study: &str,
+        trial: &NewTrial,
+        limit: Option<u64>,
+    ) -> Result<Created>;
+    /// The trials numbered `from` or later, by number (what a worker has not seen finish).
+    fn trials_from(&self, study: &str, from: u64) -> Result<Vec<Trial>>;
+    /// Fails every running trial whose heartbeat is older than `grace` seconds as stale and,
+    /// while its arch has failed stale at that fidelity fewer than `max_retry` times, queues
+    /// it again as a new trial. Returns the numbers failed.
+    fn reap_stale(&mut self, study: &str, grace: f64, max_retry: u32) -> Result<Vec<u64>>;
+    /// Takes the oldest queued trial for `worker` (running from now), if any.
+    fn claim_queued(&mut self, study: &str, worker: &str) -> Result<Option<Trial>>;
+    /// Ends a running trial that `worker` holds; see [`Told`] for what happens otherwise.
+    fn finish_owned(
+        &mut self,
+        study: &str,
+        number: u64,
+        worker: &str,
+        end: &FinishedTrial,
+    ) -> Result<Told>;
+    /// A second connection to the same storage (a heartbeat thread's); storages that live in
+    /// one process's memory have none.
+    fn reopen(&self) -> Result<Box<dyn Storage>>;
+}
+
+/// Whether a stored trial of `state` with `error` counts towards a study's trials (it was
+/// not left running by a process that stopped or a worker that went silent).
+pub(super) fn counts(state: TrialState, error: Option<&str>) -> bool {
+    !(state == TrialState::Failed
+        && error.is_some_and(|e| e.starts_with(super::INTERRUPTED) || e.starts_with(super::STALE)))
+}
+
+/// Whether `stored` already holds the outcome `end` (a repeated tell).
+pub(super) fn same_outcome(stored: &Trial, end: &FinishedTrial) -> bool {
+    stored.state == end.state && stored.values == end.values && stored.error == end.error
+}
+
+/// The error of a trial failed as stale.
+pub(super) fn stale_error(worker: &str, silent: f64) -> String {
+    format!(
+        "{}: worker `{worker}` sent no heartbeat for {silent:.1} s",
+        super::STALE
+    )
 }

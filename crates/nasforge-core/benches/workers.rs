@@ -1,0 +1,160 @@
+//! Several workers on one SQLite study: throughput and correctness.
+//!
+//! ```sh
+//! cargo bench -p nasforge-core --bench workers -- --workers 1,2,4,8 --trials 2000
+//! cargo bench -p nasforge-core --bench workers -- --workers 1,8 --trials 400 --delay-ms 100
+//! cargo bench -p nasforge-core --bench workers -- --workers 8 --trials 10000 --strategy asha
+//! ```
+//!
+//! Each worker is a thread with its own SQLite connection to one study file (WAL), running
+//! `Study::join` + `optimize` on the NAS-Bench-201 table; `--delay-ms` makes every evaluation
+//! wait that long first (a stand-in for training). Prints per worker count: wall time, trials
+//! per second, speed-up over the first row, and the checks: duplicate (arch, fidelity) pairs
+//! among the trials that count, trials that count against the limit, and failed ones.
+
+use nasforge_core::scheduler::{self, Rungs};
+use nasforge_core::space::{self, Arch, Space};
+use nasforge_core::strategy;
+use nasforge_core::study::{
+    Direction, EvalError, Evaluation, Evaluator, Fidelity, Goal, Proposer, SchedulerProposer,
+    Sharing, SqliteStorage, Storage, StrategyProposer, Study, StudyRecord, TableEvaluator,
+    TrialState, FIDELITY_VALUE,
+};
+use nasforge_core::tabular::Table;
+use nasforge_core::Params;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The table, after a pause.
+struct Slow {
+    table: TableEvaluator,
+    delay: Duration,
+}
+
+impl Evaluator for Slow {
+    fn metric_names(&self) -> Vec<String> {
+        self.table.metric_names()
+    }
+
+    fn evaluate(
+        &mut self,
+        space: &dyn Space,
+        arch: &Arch,
+        fidelity: &Fidelity,
+        report: &mut dyn FnMut(u64, f64) -> bool,
+    ) -> Result<Evaluation, EvalError> {
+        std::thread::sleep(self.delay);
+        self.table.evaluate(space, arch, fidelity, report)
+    }
+}
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn main() {
+    let workers: Vec<usize> = arg("--workers", "1,2,4,8")
+        .split(',')
+        .map(|w| w.parse().expect("--workers: a list of counts"))
+        .collect();
+    let trials: usize = arg("--trials", "2000").parse().expect("--trials: a count");
+    let delay = Duration::from_secs_f64(
+        arg("--delay-ms", "0")
+            .parse::<f64>()
+            .expect("--delay-ms: milliseconds")
+            / 1e3,
+    );
+    let strat = arg("--strategy", "random");
+    let space = space::build("nb201", &Params::new()).unwrap();
+    let table = Arc::new(Table::builtin(space.as_ref()).unwrap());
+    let asha = strat == "asha";
+    let fidelities = [
+        (12, "valid_acc_12ep".to_string()),
+        (200, "test_acc_200ep".to_string()),
+    ];
+    let goal = if asha {
+        Goal::single(FIDELITY_VALUE, Direction::Maximize)
+    } else {
+        Goal::single("valid_acc_12ep", Direction::Maximize)
+    };
+    println!(
+        "{strat}, {trials} trials, {} ms per evaluation, NB201 table, SQLite (WAL)",
+        delay.as_millis()
+    );
+    println!("| workers | seconds | trials/s | speed-up | duplicates | counted | failed |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut base = None;
+    for &n in &workers {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("study.db");
+        let record = StudyRecord::new(
+            "bench",
+            "nb201",
+            serde_json::json!({}),
+            strat.as_str(),
+            goal.clone(),
+            1,
+            serde_json::json!({}),
+        );
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for w in 0..n {
+                let (space, table, record, db) =
+                    (space.as_ref(), table.clone(), record.clone(), &db);
+                let (strat, fidelities) = (strat.as_str(), &fidelities);
+                s.spawn(move || {
+                    let seed = 1000 + w as u64;
+                    let (proposer, ev): (Box<dyn Proposer>, TableEvaluator) = if asha {
+                        let rungs = Rungs::explicit(vec![12, 200]).unwrap();
+                        let sched = scheduler::build("asha", seed, rungs, &Params::new()).unwrap();
+                        let ev = TableEvaluator::new(table)
+                            .with_fidelities(fidelities, 200)
+                            .unwrap();
+                        (SchedulerProposer::boxed(sched), ev)
+                    } else {
+                        let st = strategy::build(strat, seed, &Params::new()).unwrap();
+                        (
+                            StrategyProposer::boxed(st, 1, seed),
+                            TableEvaluator::new(table),
+                        )
+                    };
+                    let storage = Box::new(SqliteStorage::open(db).unwrap());
+                    let mut study = Study::join(
+                        storage,
+                        record,
+                        space,
+                        proposer,
+                        &format!("w{w}"),
+                        Sharing::default(),
+                    )
+                    .unwrap();
+                    let mut ev = Slow { table: ev, delay };
+                    study.optimize(&mut ev, trials, |_, _| {}).unwrap();
+                });
+            }
+        });
+        let secs = start.elapsed().as_secs_f64();
+        let stored = SqliteStorage::open(&db).unwrap().trials("bench").unwrap();
+        let counted: Vec<_> = stored.iter().filter(|t| !t.was_interrupted()).collect();
+        let mut seen = BTreeSet::new();
+        let duplicates = counted
+            .iter()
+            .filter(|t| !seen.insert((t.arch_key.clone(), t.fidelity.epochs)))
+            .count();
+        let failed = stored
+            .iter()
+            .filter(|t| t.state == TrialState::Failed)
+            .count();
+        let rate = counted.len() as f64 / secs;
+        let speedup = rate / *base.get_or_insert(rate);
+        println!(
+            "| {n} | {secs:.2} | {rate:.1} | {speedup:.2}× | {duplicates} | {} | {failed} |",
+            counted.len()
+        );
+    }
+}
