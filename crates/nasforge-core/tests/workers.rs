@@ -35,6 +35,15 @@ fn quick() -> Sharing {
     }
 }
 
+/// Sharing for the throughput tests: no trial should go stale there, even on a loaded machine.
+fn steady() -> Sharing {
+    Sharing {
+        grace: 10.0,
+        max_retry: 2,
+        heartbeat: 0.5,
+    }
+}
+
 /// The trials that count: every one not failed as interrupted or stale.
 fn counting(trials: &[Trial]) -> Vec<&Trial> {
     trials.iter().filter(|t| !t.was_interrupted()).collect()
@@ -78,7 +87,7 @@ fn run_workers(
                     space,
                     proposer,
                     &format!("w{w}"),
-                    quick(),
+                    steady(),
                 )
                 .unwrap();
                 study.optimize(&mut ev, trials, |_, _| {}).unwrap();
