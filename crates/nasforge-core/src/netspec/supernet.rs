@@ -46,6 +46,60 @@ pub struct Mixed {
     pub pass_through: bool,
 }
 
+impl Mixed {
+    /// The module of `choice` over `options` candidates that read `input`: `make(builder,
+    /// input, k)` adds option k's nodes and returns its output; the outputs are summed.
+    pub fn build(
+        b: &mut NetSpecBuilder,
+        choice: usize,
+        input: NodeId,
+        options: usize,
+        make: &mut dyn FnMut(&mut NetSpecBuilder, NodeId, usize) -> Result<NodeId>,
+    ) -> Result<Mixed> {
+        let mut candidates = Vec::with_capacity(options);
+        for k in 0..options {
+            let start = b.next_id();
+            let output = make(b, input, k)?;
+            candidates.push(Candidate {
+                nodes: start..b.next_id(),
+                output,
+            });
+        }
+        Self::summed(b, choice, input, candidates, false)
+    }
+
+    /// The pass-through module of `choice`: option k is an identity of `inputs[k]`.
+    pub fn pass_through(b: &mut NetSpecBuilder, choice: usize, inputs: &[NodeId]) -> Result<Mixed> {
+        let mut candidates = Vec::with_capacity(inputs.len());
+        for &x in inputs {
+            let id = b.push(Op::Identity, &[x])?;
+            candidates.push(Candidate {
+                nodes: id..id + 1,
+                output: id,
+            });
+        }
+        Self::summed(b, choice, inputs[0], candidates, true)
+    }
+
+    fn summed(
+        b: &mut NetSpecBuilder,
+        choice: usize,
+        input: NodeId,
+        candidates: Vec<Candidate>,
+        pass_through: bool,
+    ) -> Result<Mixed> {
+        let outputs: Vec<NodeId> = candidates.iter().map(|c| c.output).collect();
+        let output = b.push(Op::Add, &outputs)?;
+        Ok(Mixed {
+            choice,
+            input,
+            candidates,
+            output,
+            pass_through,
+        })
+    }
+}
+
 /// An elastic choice of a supernet ([`SuperSpec::elastic`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Elastic {

@@ -8,7 +8,7 @@
 
 use super::nb201::relu_conv_bn;
 use super::{option_index, Arch, CellGraph, Choice, Space, MAX_CLASSES, MAX_DEPTH, MAX_WIDTH};
-use crate::netspec::supernet::{Candidate, Mixed, SuperSpec};
+use crate::netspec::supernet::{Mixed, SuperSpec};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
 use crate::{Error, Result};
@@ -343,24 +343,15 @@ impl Space for DartsSpace {
                 for m in inputs {
                     b.set_scope(format!("{scope}/node{n}_from{m}"));
                     let stride = if reduction && m < 2 { 2 } else { 1 };
-                    let mut candidates = Vec::with_capacity(DARTS_OPS.len());
-                    for op in 0..DARTS_OPS.len() {
-                        let start = b.next_id();
-                        let output = self.op(b, states[m], op, stride)?;
-                        candidates.push(Candidate {
-                            nodes: start..b.next_id(),
-                            output,
-                        });
-                    }
-                    let outputs: Vec<NodeId> = candidates.iter().map(|c| c.output).collect();
-                    let output = b.push(Op::Add, &outputs)?;
-                    mixed.push(Mixed {
-                        choice: base + 1 + slot,
-                        input: states[m],
-                        candidates,
-                        output,
-                        pass_through: false,
-                    });
+                    let module = Mixed::build(
+                        b,
+                        base + 1 + slot,
+                        states[m],
+                        DARTS_OPS.len(),
+                        &mut |b, x, op| self.op(b, x, op, stride),
+                    )?;
+                    let output = module.output;
+                    mixed.push(module);
                     slots[slot][m] = Some(output);
                 }
             }
@@ -373,23 +364,9 @@ impl Space for DartsSpace {
                     b.add(&[a.expect("slot a reads i"), c.expect("slot b reads j")])
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let mut candidates = Vec::with_capacity(sums.len());
-            for &sum in &sums {
-                let id = b.push(Op::Identity, &[sum])?;
-                candidates.push(Candidate {
-                    nodes: id..id + 1,
-                    output: id,
-                });
-            }
-            let outputs: Vec<NodeId> = candidates.iter().map(|c| c.output).collect();
-            let output = b.push(Op::Add, &outputs)?;
-            mixed.push(Mixed {
-                choice: base,
-                input: sums[0],
-                candidates,
-                output,
-                pass_through: true,
-            });
+            let module = Mixed::pass_through(b, base, &sums)?;
+            let output = module.output;
+            mixed.push(module);
             Ok(output)
         })?;
         let options = self.choices.iter().map(|c| c.options.len()).collect();

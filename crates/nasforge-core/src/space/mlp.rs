@@ -2,7 +2,7 @@
 //! batch norm on or off.
 
 use super::{Arch, CellGraph, Choice, Space, MAX_CLASSES, MAX_DEPTH, MAX_WIDTH};
-use crate::netspec::supernet::{Candidate, Mixed, SuperSpec};
+use crate::netspec::supernet::{Mixed, SuperSpec};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
 use crate::{Error, Result};
@@ -194,24 +194,9 @@ impl MlpSpace {
                           options: usize,
                           make: &dyn Fn(&mut NetSpecBuilder, NodeId, usize) -> Result<NodeId>|
          -> Result<NodeId> {
-            let mut candidates = Vec::with_capacity(options);
-            for k in 0..options {
-                let start = b.next_id();
-                let output = make(b, x, k)?;
-                candidates.push(Candidate {
-                    nodes: start..b.next_id(),
-                    output,
-                });
-            }
-            let outputs: Vec<NodeId> = candidates.iter().map(|c| c.output).collect();
-            let output = b.push(Op::Add, &outputs)?;
-            mixed.push(Mixed {
-                choice,
-                input: x,
-                candidates,
-                output,
-                pass_through: false,
-            });
+            let module = Mixed::build(b, choice, x, options, &mut |b, x, k| make(b, x, k))?;
+            let output = module.output;
+            mixed.push(module);
             Ok(output)
         };
         let mut x = b.input();
@@ -254,29 +239,15 @@ impl MlpSpace {
             layers.push(x);
         }
         b.set_scope("head");
-        let mut candidates = Vec::with_capacity(layers.len());
-        for &layer in &layers {
-            let id = b.push(Op::Identity, &[layer])?;
-            candidates.push(Candidate {
-                nodes: id..id + 1,
-                output: id,
-            });
-        }
-        let outputs: Vec<NodeId> = candidates.iter().map(|c| c.output).collect();
-        let depth = b.push(Op::Add, &outputs)?;
-        mixed.push(Mixed {
-            choice: 0,
-            input: layers[0],
-            candidates,
-            output: depth,
-            pass_through: true,
-        });
+        let depth = Mixed::pass_through(&mut b, 0, &layers)?;
+        let depth_out = depth.output;
+        mixed.push(depth);
         let out = b.push(
             Op::Linear {
                 out_features: self.classes,
                 bias: true,
             },
-            &[depth],
+            &[depth_out],
         )?;
         let options = self.choices.iter().map(|c| c.options.len()).collect();
         SuperSpec::new(b.finish(out), mixed, options)

@@ -6,7 +6,7 @@
 //! classifier.
 
 use super::{Arch, CellGraph, Choice, Space, MAX_CLASSES, MAX_DEPTH, MAX_WIDTH};
-use crate::netspec::supernet::{Candidate, Mixed, SuperSpec};
+use crate::netspec::supernet::{Mixed, SuperSpec};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
 use crate::{Error, Result};
@@ -237,24 +237,11 @@ impl Space for Nb201Space {
     fn supernet(&self) -> Result<SuperSpec> {
         let mut mixed = Vec::new();
         let spec = self.build(&mut |b, x, e| {
-            let mut candidates = Vec::with_capacity(NB201_OPS.len());
-            for op in 0..NB201_OPS.len() {
-                let start = b.next_id();
-                let output = self.edge_op(b, x, op as u16)?;
-                candidates.push(Candidate {
-                    nodes: start..b.next_id(),
-                    output,
-                });
-            }
-            let outputs: Vec<NodeId> = candidates.iter().map(|c| c.output).collect();
-            let output = b.push(Op::Add, &outputs)?;
-            mixed.push(Mixed {
-                choice: e,
-                input: x,
-                candidates,
-                output,
-                pass_through: false,
-            });
+            let module = Mixed::build(b, e, x, NB201_OPS.len(), &mut |b, x, op| {
+                self.edge_op(b, x, op as u16)
+            })?;
+            let output = module.output;
+            mixed.push(module);
             Ok(output)
         })?;
         let options = self.choices.iter().map(|c| c.options.len()).collect();

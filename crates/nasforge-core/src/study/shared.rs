@@ -86,7 +86,7 @@ pub(super) struct SharedState {
     last_reap: f64,
     /// Outcomes dropped because the trial had been taken from this worker.
     lost: usize,
-    heart: Option<Heart>,
+    heart: Heart,
 }
 
 /// The heartbeat thread: beats for the trial in `current` every interval until dropped.
@@ -193,7 +193,7 @@ impl<'s> Study<'s> {
             limit: None,
             last_reap: f64::NEG_INFINITY,
             lost: 0,
-            heart: Some(heart),
+            heart,
         });
         study.sync()?;
         Ok(study)
@@ -369,8 +369,8 @@ impl<'s> Study<'s> {
 
     /// Which trial the heartbeat thread keeps alive.
     pub(super) fn beat_for(&self, number: Option<u64>) {
-        if let Some(h) = self.shared.as_ref().and_then(|s| s.heart.as_ref()) {
-            h.set(number);
+        if let Some(s) = &self.shared {
+            s.heart.set(number);
         }
     }
 

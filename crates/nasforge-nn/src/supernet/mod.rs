@@ -300,19 +300,14 @@ impl Supernet {
         checkpoint: Option<&Checkpoint>,
         on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
     ) -> std::result::Result<(Supernet, Vec<EpochStats>), TrainError> {
-        let identity = self.identity("single_path", seed, &setup, None);
-        let forward = |plan: &Plan,
-                       net: &Network,
-                       x: Tensor<2>,
-                       rng: &mut Rng,
-                       _,
-                       _: Option<&mut ArchState>| {
-            let values = plan.sample(rng);
-            Ok(plan.run(net, x, &Path::Single(&values)))
-        };
-        let (sn, epochs, _) =
-            self.train_stored(setup, seed, identity, checkpoint, &forward, None, on_epoch)?;
-        Ok((sn, epochs))
+        self.train_paths(
+            "single_path",
+            setup,
+            seed,
+            checkpoint,
+            on_epoch,
+            &|plan, rng, _| plan.sample(rng),
+        )
     }
 
     /// Once-for-all's progressive shrinking over the supernet's elastic choices (widths and
@@ -334,25 +329,49 @@ impl Supernet {
             )));
         }
         let epochs = setup.config.epochs;
-        let identity = self.identity("progressive_shrinking", seed, &setup, None);
+        self.train_paths(
+            "progressive_shrinking",
+            setup,
+            seed,
+            checkpoint,
+            on_epoch,
+            &|plan, rng, epoch| {
+                let stage = shrinking_stage(epoch, epochs);
+                let mut values = plan.sample(rng);
+                for (v, e) in values.iter_mut().zip(&elastic) {
+                    let fixed = e.is_some_and(|e| match stage {
+                        ShrinkStage::Largest => true,
+                        ShrinkStage::Width => e.depth,
+                        ShrinkStage::Depth => false,
+                    });
+                    if let (true, Some(e)) = (fixed, e) {
+                        *v = e.largest;
+                    }
+                }
+                values
+            },
+        )
+    }
+
+    /// Training one path per step, `draw(plan, generator, epoch)` choosing it; checkpointed
+    /// as `method` (see [`Supernet::train_single_path`]).
+    fn train_paths(
+        self,
+        method: &str,
+        setup: TrainSetup<'_>,
+        seed: u64,
+        checkpoint: Option<&Checkpoint>,
+        on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
+        draw: &(dyn Fn(&Plan, &mut Rng, usize) -> Vec<u16> + Sync),
+    ) -> std::result::Result<(Supernet, Vec<EpochStats>), TrainError> {
+        let identity = self.identity(method, seed, &setup, None);
         let forward = |plan: &Plan,
                        net: &Network,
                        x: Tensor<2>,
                        rng: &mut Rng,
                        epoch: usize,
                        _: Option<&mut ArchState>| {
-            let stage = shrinking_stage(epoch, epochs);
-            let mut values = plan.sample(rng);
-            for (v, e) in values.iter_mut().zip(&elastic) {
-                let fixed = e.is_some_and(|e| match stage {
-                    ShrinkStage::Largest => true,
-                    ShrinkStage::Width => e.depth,
-                    ShrinkStage::Depth => false,
-                });
-                if let (true, Some(e)) = (fixed, e) {
-                    *v = e.largest;
-                }
-            }
+            let values = draw(plan, rng, epoch);
             Ok(plan.run(net, x, &Path::Single(&values)))
         };
         let (sn, epochs, _) =
