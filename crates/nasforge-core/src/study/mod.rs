@@ -573,7 +573,8 @@ impl<'s> Study<'s> {
         &self.goal
     }
 
-    /// Trials finished (complete, pruned or failed by the evaluator) so far, resumed ones included.
+    /// Trials finished (complete, pruned or failed by the evaluator) so far, resumed ones
+    /// included; in a shared study, every worker's that this worker has seen.
     pub fn finished(&self) -> usize {
         self.finished
     }

@@ -133,19 +133,21 @@ impl Drop for Heart {
     }
 }
 
-/// Whether two records describe the same search (what every worker of a study must share).
+/// Whether two records describe the same search (what every worker of a study must share):
+/// space, its parameters, strategy, goal and seed. The rest of the configuration may differ
+/// (a resume may raise the number of trials).
 fn same_search(a: &StudyRecord, b: &StudyRecord) -> bool {
     a.space == b.space
         && a.space_params == b.space_params
         && a.strategy == b.strategy
         && a.goal() == b.goal()
-        && a.config == b.config
+        && a.seed == b.seed
 }
 
 impl<'s> Study<'s> {
     /// Joins the study `record.name` in `storage` as one of several workers (see the
     /// [module docs](self)), creating it if no worker has yet. A study that exists must
-    /// describe the same search (space, goal, strategy, configuration); trials other workers
+    /// describe the same search (space and its parameters, strategy, goal, seed); trials other workers
     /// are running are left to them. `worker` must be unique among the study's workers.
     pub fn join(
         mut storage: Box<dyn Storage>,
@@ -176,11 +178,12 @@ impl<'s> Study<'s> {
         };
         if !same_search(&stored, &record) {
             return Err(Error::invalid(format!(
-                "study `{}` already exists with another configuration (space `{}`, strategy `{}`, objectives {}); every worker of a study must run the same configuration — use another study name, or the configuration it was created with",
+                "study `{}` already exists with another configuration (space `{}`, strategy `{}`, objectives {}, seed {}); every worker of a study must run the same configuration — use another study name, or the configuration it was created with",
                 record.name,
                 stored.space,
                 stored.strategy,
-                stored.goal().describe_objectives()
+                stored.goal().describe_objectives(),
+                stored.seed
             )));
         }
         let heart = Heart::start(storage.reopen()?, record.name.clone(), sharing.heartbeat);
@@ -208,8 +211,8 @@ impl<'s> Study<'s> {
         self.shared.as_mut().expect("a shared study")
     }
 
-    /// Learns every trial other workers finished since the last sync, and marks the ones
-    /// they are running as asked.
+    /// Learns every trial other workers finished since the last sync (they count in
+    /// [`Study::finished`]), and marks the ones they are running as asked.
     fn sync(&mut self) -> Result<()> {
         let low = self.shared_mut().low;
         let trials = self.storage.trials_from(&self.record.name, low)?;
@@ -234,6 +237,9 @@ impl<'s> Study<'s> {
             let Ok(arch) = self.space.parse_json(&t.arch) else {
                 continue;
             };
+            if finished {
+                self.finished += 1;
+            }
             let outcome = finished.then(|| feedback(&self.goal, t.state, &t.values, t.violation));
             self.proposer.observe_foreign(
                 self.space,
@@ -343,6 +349,7 @@ impl<'s> Study<'s> {
     /// trial has finished.
     fn wait_for_others(&mut self) -> Result<Option<Ask>> {
         loop {
+            self.sync()?;
             let low = self.shared_mut().low;
             let unfinished = self
                 .storage

@@ -203,9 +203,14 @@ pub struct SearchConfig {
     /// Compute device: cpu [default: cpu]; cuda, wgpu, vulkan in a build with that cargo feature.
     #[arg(long)]
     pub device: Option<String>,
-    /// CPU threads for training (0 = all cores) [default: 0].
+    /// CPU threads for training (0 = all cores; with --workers, the cores shared between
+    /// the workers) [default: 0].
     #[arg(long, allow_negative_numbers = true, value_parser = super::non_negative::<usize>)]
     pub threads: Option<usize>,
+    /// Processes that search together on this machine, each training one trial at a time
+    /// on its share of the cores; they share the run's study (docs/WORKERS.md) [default: 1].
+    #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
+    pub workers: Option<usize>,
 }
 
 fn strategy_help() -> String {
@@ -284,7 +289,7 @@ impl SearchConfig {
             space, strategy, method, supernet_epochs, arch_lr, collapse_guard, darts_order, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, trials, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            flip, final_epochs, final_seeds, device, threads, scheduler, min_epochs, stopper, epoch_budget, impute, record_proxies, latency_table, latency_batch;
+            flip, final_epochs, final_seeds, device, threads, workers, scheduler, min_epochs, stopper, epoch_budget, impute, record_proxies, latency_table, latency_batch;
             space_param, strategy_param, drop, scheduler_param, stopper_param, objective, constraint, budget);
         self
     }
@@ -296,7 +301,7 @@ impl SearchConfig {
             space, strategy, method, supernet_epochs, arch_lr, collapse_guard, darts_order, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            flip, final_epochs, final_seeds, device, scheduler, min_epochs, stopper, record_proxies, impute, latency_table, latency_batch;
+            flip, final_epochs, final_seeds, device, workers, scheduler, min_epochs, stopper, record_proxies, impute, latency_table, latency_batch;
             space_param, strategy_param, drop, scheduler_param, stopper_param, objective, constraint, budget);
         out
     }
@@ -460,6 +465,7 @@ impl SearchConfig {
             ("step-every", self.step_every.map(|n| n as u64)),
             ("latency-batch", self.latency_batch.map(|n| n as u64)),
             ("supernet-epochs", self.supernet_epochs.map(|n| n as u64)),
+            ("workers", self.workers.map(|n| n as u64)),
         ];
         for (flag, value) in positive {
             if value == Some(0) {
@@ -541,7 +547,43 @@ impl SearchConfig {
             parse_image(image)?;
         }
         self.one_shot()?;
+        self.check_workers()?;
         Ok(())
+    }
+
+    /// How many processes search together.
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or(1)
+    }
+
+    /// Several workers share trials through the study: what needs one process is refused.
+    fn check_workers(&self) -> Result<()> {
+        let n = self.workers();
+        if n == 1 {
+            return Ok(());
+        }
+        if n > MAX_WORKERS {
+            return bad_input(format!(
+                "--workers {n} is more than {MAX_WORKERS}; for more, start `nasforge search` on several machines"
+            ));
+        }
+        let alone = if self.method.as_deref().is_some_and(|m| m != "standard") {
+            Some("a one-shot --method trains one supernet in one process")
+        } else if self.epoch_budget.is_some() {
+            Some("--epoch-budget counts the epochs of one process's trials")
+        } else if self.latency_table.is_some() {
+            Some("--latency-table predicts latency in one process")
+        } else if self.scheduler.as_deref().is_some_and(|s| s != "asha") {
+            Some("this --scheduler waits for each rung to fill in the order it asked; asha is the asynchronous one")
+        } else {
+            None
+        };
+        match alone {
+            Some(why) => bad_input(format!(
+                "--workers {n} shares the search between processes, but {why}; drop --workers or that setting"
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Writes this config as TOML with a header comment, atomically. TOML integers are i64: a
@@ -559,6 +601,7 @@ impl SearchConfig {
             ("final-seeds", self.final_seeds.map(|v| v as u128)),
             ("supernet-epochs", self.supernet_epochs.map(|v| v as u128)),
             ("threads", self.threads.map(|v| v as u128)),
+            ("workers", self.workers.map(|v| v as u128)),
         ];
         for (flag, v) in numbers {
             if let Some(v) = v.filter(|&v| v > i64::MAX as u128) {
@@ -575,6 +618,9 @@ impl SearchConfig {
         Ok(())
     }
 }
+
+/// The most `--workers` on one machine.
+pub const MAX_WORKERS: usize = 64;
 
 /// The `--method` names, for messages.
 const METHODS: &str = "standard, spos, rsps, darts, gdas, enas or ofa";
@@ -786,7 +832,8 @@ const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  na
 
 # --- Machine ------------------------------------------------------------------------------------
 # device = "cpu"
-# threads = 0                  # 0 = all cores
+# threads = 0                  # 0 = all cores (shared between the workers)
+# workers = 1                  # processes searching together on this machine
 "#;
 
 #[cfg(test)]

@@ -228,10 +228,16 @@ pub fn train_config(cfg: &SearchConfig, final_training: bool) -> Result<TrainCon
     })
 }
 
-/// The device, and the CPU thread pool sized as asked (once per process).
+/// The device, and the CPU thread pool sized as asked, or to this worker's share of the
+/// cores (once per process).
 pub fn device(cfg: &SearchConfig) -> Result<DeviceKind> {
     let kind = DeviceKind::parse(cfg.device.as_deref().unwrap_or("cpu"))?;
-    if let Some(n) = cfg.threads.filter(|&n| n > 0) {
+    // Several workers share the cores unless told how many each takes.
+    let share = (cfg.workers() > 1).then(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores / cfg.workers()).max(1)
+    });
+    if let Some(n) = cfg.threads.filter(|&n| n > 0).or(share) {
         // Fails only if the pool was already built, which keeps the first setting.
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(n)

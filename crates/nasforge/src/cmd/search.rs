@@ -17,7 +17,8 @@ use nasforge_core::space::{Arch, Space};
 use nasforge_core::strategy;
 use nasforge_core::study::{
     self as study, Direction, EvalError, Evaluation, Evaluator, Fidelity, Goal, SchedulerProposer,
-    SqliteStorage, Storage, StrategyProposer, Study, StudyRecord, TableEvaluator, TrialState,
+    Sharing, SqliteStorage, Storage, StrategyProposer, Study, StudyRecord, TableEvaluator,
+    TrialState,
 };
 use nasforge_core::tabular::Table;
 use nasforge_core::Params;
@@ -48,9 +49,16 @@ pub struct SearchArgs {
     /// Print nothing on success: no progress, no summary (the run directory holds the results).
     #[arg(long, short = 'q', conflicts_with = "json")]
     pub quiet: bool,
+    /// Set by `search --workers N` on the workers it starts (1..N-1): such a process joins
+    /// the run's study, searches, and leaves final training to the search.
+    #[arg(long, hide = true, requires = "resume")]
+    pub worker_index: Option<usize>,
     #[command(flatten)]
     pub settings: SearchConfig,
 }
+
+/// The environment variable that carries the run lock's token to the workers a search starts.
+const WORKER_TOKEN: &str = "NASFORGE_RUN_TOKEN";
 
 /// Wraps an evaluator to show each epoch on the progress bar.
 struct ShowEpochs<'a> {
@@ -217,13 +225,15 @@ struct Proposer {
 impl Proposer {
     /// The strategy or scheduler `cfg` names, with its parameters, for `goal`; `epochs` is the
     /// top rung.
+    /// Worker `worker` of a shared search draws from its own seed (`seed + worker`).
     fn build(
         cfg: &SearchConfig,
         goal: &Goal,
         epochs: usize,
         proxy_data: Option<(Arc<nasforge_nn::data::Dataset>, Vec<usize>)>,
+        worker: usize,
     ) -> Result<Proposer> {
-        let seed = cfg.seed.unwrap_or(0);
+        let seed = cfg.seed.unwrap_or(0).wrapping_add(worker as u64);
         if let Some(name) = &cfg.scheduler {
             let params = Params::parse(&cfg.scheduler_param)?;
             let rungs = Rungs::geometric(
@@ -344,6 +354,81 @@ fn claim_run_dir(dir: &std::path::Path, resume: bool) -> Result<RunLock> {
     Ok(lock)
 }
 
+/// The right to write a run: the search's lock, with the workers it started, or a worker's
+/// admission by the search that started it. Workers still running when it is dropped (the
+/// search failed) are stopped; every trial they finished is stored.
+struct Claim {
+    lock: Option<RunLock>,
+    workers: Vec<(usize, std::process::Child)>,
+}
+
+impl Claim {
+    fn take(dir: &std::path::Path, args: &SearchArgs) -> Result<Claim> {
+        if args.worker_index.is_none() {
+            return Ok(Claim {
+                lock: Some(claim_run_dir(dir, args.resume)?),
+                workers: Vec::new(),
+            });
+        }
+        let token = std::env::var(WORKER_TOKEN).unwrap_or_default();
+        RunLock::admits(dir, &token)?;
+        Ok(Claim {
+            lock: None,
+            workers: Vec::new(),
+        })
+    }
+
+    /// Starts workers 1..N-1 of `--workers N` (the search itself is worker 0), each a
+    /// `search --resume --worker-index K` of this run.
+    fn start_workers(&mut self, dir: &std::path::Path, cfg: &SearchConfig) -> Result<()> {
+        let Some(lock) = &self.lock else {
+            return Ok(());
+        };
+        let exe = std::env::current_exe().context("cannot find the nasforge executable")?;
+        for k in 1..cfg.workers() {
+            let child = std::process::Command::new(&exe)
+                .arg("search")
+                .arg("--resume")
+                .arg("--run-dir")
+                .arg(dir)
+                .args(["--worker-index", &k.to_string(), "--quiet"])
+                .env(WORKER_TOKEN, lock.token())
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .with_context(|| format!("cannot start worker {k} ({})", exe.display()))?;
+            self.workers.push((k, child));
+        }
+        Ok(())
+    }
+
+    /// Waits for the workers the search started (its study loop returns only once every trial
+    /// has finished, so they are ending too). Whether this process goes on to final training:
+    /// false for a worker.
+    fn finish_workers(&mut self, quiet: bool) -> Result<bool> {
+        for (k, mut child) in std::mem::take(&mut self.workers) {
+            let status = child
+                .wait()
+                .with_context(|| format!("cannot wait for worker {k}"))?;
+            if !status.success() && !quiet {
+                eprintln!(
+                    "note: worker {k} ended with {status}; the trials it finished are kept, one it left running was run again"
+                );
+            }
+        }
+        Ok(self.lock.is_some())
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.workers {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn holds_run(dir: &std::path::Path) -> bool {
     dir.join("study.db").exists() || dir.join("config.toml").exists()
 }
@@ -380,12 +465,17 @@ fn open_study<'s>(
     pre_metrics: Option<study::PreMetrics>,
 ) -> Result<(Study<'s>, usize)> {
     let strategy_name = proposer_name(cfg, cfg.one_shot()?).to_string();
-    cfg.write(
-        &dir.join("config.toml"),
-        &format!("# nasforge search configuration: `nasforge search --resume --run-dir {}` continues this run.", dir.display()),
-    )?;
-    let storage = SqliteStorage::open(&dir.join("study.db"))?;
-    Activity::mark(dir, "searching")?;
+    let worker = args.worker_index.is_some();
+    if !worker {
+        cfg.write(
+            &dir.join("config.toml"),
+            &format!("# nasforge search configuration: `nasforge search --resume --run-dir {}` continues this run.", dir.display()),
+        )?;
+    }
+    let mut storage = SqliteStorage::open(&dir.join("study.db"))?;
+    if !worker {
+        Activity::mark(dir, "searching")?;
+    }
     let record = StudyRecord::new(
         STUDY,
         space.name(),
@@ -395,6 +485,34 @@ fn open_study<'s>(
         cfg.seed.unwrap_or(0),
         serde_json::to_value(cfg)?,
     );
+    if cfg.workers() > 1 {
+        let sharing = Sharing::default();
+        if args.resume && !worker && storage.study(STUDY)?.is_some() {
+            // The search holds the run's lock, so no worker of an earlier start is alive:
+            // the trials they left running are run again now.
+            storage.reap_stale(STUDY, 0.0, sharing.max_retry)?;
+        }
+        let mut study = Study::join(
+            Box::new(storage),
+            record,
+            space,
+            proposer.proposer,
+            &worker_id(),
+            sharing,
+        )?;
+        if let Some(stopper) = proposer.stopper {
+            study.set_stopper(stopper, epochs)?;
+        }
+        let kept = study.finished();
+        if args.resume && !quiet {
+            eprintln!(
+                "resuming {} with {} workers: {kept} finished trials kept",
+                dir.display(),
+                cfg.workers()
+            );
+        }
+        return Ok((study, kept));
+    }
     let (mut study, resumed) = Study::open_with(
         Box::new(storage),
         record,
@@ -508,8 +626,8 @@ fn search_table(
     let goal = cfg.goal(Some(Direction::Maximize))?;
     let mut evaluator = TableEvaluator::new(table);
     evaluator.check_goal(&goal)?;
-    let proposer = Proposer::build(&cfg, &goal, 0, None)?;
-    let _lock = claim_run_dir(&dir, args.resume)?;
+    let proposer = Proposer::build(&cfg, &goal, 0, None, args.worker_index.unwrap_or(0))?;
+    let mut claim = Claim::take(&dir, &args)?;
     let (study, replayed) = open_study(
         &args,
         &dir,
@@ -521,7 +639,11 @@ fn search_table(
         proposer,
         None,
     )?;
+    claim.start_workers(&dir, &cfg)?;
     let searched = run_study(study, replayed, &cfg, &goal, &mut evaluator, quiet, 0)?;
+    if !claim.finish_workers(quiet)? {
+        return Ok(());
+    }
     summarize(&args, &dir, &cfg, &goal, &searched, start, None)
 }
 
@@ -696,9 +818,10 @@ fn search_train(
             &goal,
             tc.epochs,
             Some((prepared.data.clone(), prepared.split.train.clone())),
+            args.worker_index.unwrap_or(0),
         )?,
     };
-    let _lock = claim_run_dir(&dir, args.resume)?;
+    let mut claim = Claim::take(&dir, &args)?;
     if !quiet {
         eprintln!(
             "searching {} with {}{} on {} ({} train / {} valid rows held, {} test rows kept for the end)",
@@ -728,6 +851,7 @@ fn search_train(
         proposer,
         pre_metrics,
     )?;
+    claim.start_workers(&dir, &cfg)?;
     let searched = match supernet {
         None => run_study(
             study,
@@ -782,6 +906,9 @@ fn search_train(
             searched
         }
     };
+    if !claim.finish_workers(quiet)? {
+        return Ok(());
+    }
     let Some(best_trial) = searched.best.clone() else {
         return summarize(&args, &dir, &cfg, &goal, &searched, start, None);
     };
