@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS trials (
     UNIQUE (study_id, number)
 );
 CREATE INDEX IF NOT EXISTS trials_by_key ON trials (study_id, arch_key);
+CREATE INDEX IF NOT EXISTS trials_by_state ON trials (study_id, state, number);
 CREATE TABLE IF NOT EXISTS objective_values (
     trial_id INTEGER NOT NULL REFERENCES trials(id),
     objective INTEGER NOT NULL,
@@ -261,13 +262,19 @@ impl SqliteStorage {
         } else {
             "NULL, NULL"
         };
+        // One plain comparison per case, so SQLite reads the (study, number) index instead of
+        // the whole study.
+        let which = match (number, exact) {
+            (None, _) => "?2 IS NULL",
+            (Some(_), true) => "number = ?2",
+            (Some(_), false) => "number >= ?2",
+        };
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT id, number, arch_key, arch, fidelity, state, value, metrics, error, worker,
                     created_at, started_at, heartbeat_at, finished_at, {new_columns}
-             FROM trials WHERE study_id = ?1
-                AND (?2 IS NULL OR number = ?2 OR (?3 AND number > ?2)) ORDER BY number"
+             FROM trials WHERE study_id = ?1 AND {which} ORDER BY number"
         ))?;
-        let rows = stmt.query_map(params![sid, number.map(|n| n as i64), !exact], |r| {
+        let rows = stmt.query_map(params![sid, number.map(|n| n as i64)], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
@@ -503,15 +510,22 @@ impl Storage for SqliteStorage {
             }
         }
         if let Some(limit) = limit {
-            let n: i64 = tx
+            // Trial numbers are dense, so the count is the next number less the failed trials
+            // that do not count: two index look-ups, not a scan of the study.
+            let all: i64 = tx
+                .prepare_cached(
+                    "SELECT COALESCE(MAX(number) + 1, 0) FROM trials WHERE study_id = ?1",
+                )?
+                .query_row([sid], |r| r.get(0))?;
+            let uncounted: i64 = tx
                 .prepare_cached(&format!(
-                    "SELECT COUNT(*) FROM trials WHERE study_id = ?1 AND NOT (state = 'failed'
-                        AND (error LIKE '{}%' OR error LIKE '{}%'))",
+                    "SELECT COUNT(*) FROM trials WHERE study_id = ?1 AND state = 'failed'
+                        AND (error LIKE '{}%' OR error LIKE '{}%')",
                     super::INTERRUPTED,
                     super::STALE
                 ))?
                 .query_row([sid], |r| r.get(0))?;
-            if n as u64 >= limit {
+            if (all - uncounted) as u64 >= limit {
                 return Ok(Created::Full);
             }
         }
