@@ -372,6 +372,15 @@ impl Claim {
         }
         let token = std::env::var(WORKER_TOKEN).unwrap_or_default();
         RunLock::admits(dir, &token)?;
+        // A worker whose search has gone (killed) stops too: the trial it was training is
+        // failed as stale and run again when the run is resumed; what it finished is stored.
+        let dir = dir.to_path_buf();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            if RunLock::admits(&dir, &token).is_err() {
+                std::process::exit(3);
+            }
+        });
         Ok(Claim {
             lock: None,
             workers: Vec::new(),
