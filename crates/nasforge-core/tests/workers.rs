@@ -1,18 +1,22 @@
-//! Several workers on one SQLite study (`Study::join`): threads with their own connection,
-//! as separate processes would have.
+//! Several workers on one study (`Study::join`): threads with their own connection, as
+//! separate processes would have. Every test runs on SQLite and on PostgreSQL (the latter
+//! needs the server `source .ci/postgres` starts; without it, it is skipped, or fails under CI).
+
+#[path = "common/db.rs"]
+mod db;
+use db::Db;
 
 use nasforge_core::scheduler::{self, Rungs};
 use nasforge_core::space;
 use nasforge_core::strategy;
 use nasforge_core::study::{
     Created, Direction, Evaluator, Fidelity, FinishedTrial, Goal, NewTrial, Proposer,
-    SchedulerProposer, Sharing, SqliteStorage, Storage, StrategyProposer, Study, StudyRecord,
-    TableEvaluator, Told, Trial, TrialState, FIDELITY_VALUE,
+    SchedulerProposer, Sharing, StrategyProposer, Study, StudyRecord, TableEvaluator, Told, Trial,
+    TrialState, FIDELITY_VALUE,
 };
 use nasforge_core::tabular::Table;
 use nasforge_core::Params;
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 
 fn record(strategy: &str, goal: Goal) -> StudyRecord {
@@ -67,7 +71,7 @@ fn assert_no_duplicates(trials: &[Trial]) {
 /// Runs `workers` threads on the study in `db`, each with its proposer from `make`, until the
 /// study holds `trials` trials.
 fn run_workers(
-    db: &Path,
+    db: &Db,
     workers: usize,
     trials: usize,
     goal: &Goal,
@@ -80,7 +84,7 @@ fn run_workers(
             let (space, make, goal) = (space.as_ref(), &make, goal.clone());
             s.spawn(move || {
                 let (proposer, mut ev) = make(w);
-                let storage = Box::new(SqliteStorage::open(db).unwrap());
+                let storage = db.open();
                 let mut study = Study::join(
                     storage,
                     record(strategy, goal),
@@ -96,13 +100,13 @@ fn run_workers(
     });
 }
 
-#[test]
-fn eight_workers_fill_one_study_with_distinct_archs_and_nothing_lost_or_doubled() {
-    let dir = tempfile::tempdir().unwrap();
+fn eight_workers_fill_one_study_with_distinct_archs_and_nothing_lost_or_doubled(
+    new_db: &dyn Fn(&str) -> Db,
+) {
     let space = space::build("nb201", &Params::new()).unwrap();
     let table = Arc::new(Table::builtin(space.as_ref()).unwrap());
     for strat in ["random", "rea"] {
-        let db = dir.path().join(format!("{strat}.db"));
+        let db = new_db(strat);
         let goal = Goal::single("valid_acc_12ep", Direction::Maximize);
         run_workers(&db, 8, 240, &goal, strat, |w| {
             let s = strategy::build(strat, 100 + w as u64, &Params::new()).unwrap();
@@ -111,7 +115,7 @@ fn eight_workers_fill_one_study_with_distinct_archs_and_nothing_lost_or_doubled(
                 TableEvaluator::new(table.clone()),
             )
         });
-        let trials = SqliteStorage::open(&db).unwrap().trials("shared").unwrap();
+        let trials = db.open().trials("shared").unwrap();
         assert_eq!(
             trials.len(),
             240,
@@ -130,10 +134,8 @@ fn eight_workers_fill_one_study_with_distinct_archs_and_nothing_lost_or_doubled(
     }
 }
 
-#[test]
-fn asha_promotes_across_workers_without_running_a_rung_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("asha.db");
+fn asha_promotes_across_workers_without_running_a_rung_twice(new_db: &dyn Fn(&str) -> Db) {
+    let db = new_db("asha");
     let space = space::build("nb201", &Params::new()).unwrap();
     let table = Arc::new(Table::builtin(space.as_ref()).unwrap());
     let fidelities = [
@@ -149,7 +151,7 @@ fn asha_promotes_across_workers_without_running_a_rung_twice() {
             .unwrap();
         (SchedulerProposer::boxed(sched), ev)
     });
-    let trials = SqliteStorage::open(&db).unwrap().trials("shared").unwrap();
+    let trials = db.open().trials("shared").unwrap();
     assert_eq!(counting(&trials).len(), 120);
     assert_no_duplicates(&trials);
     let top: Vec<&Trial> = trials
@@ -167,17 +169,17 @@ fn asha_promotes_across_workers_without_running_a_rung_twice() {
     }
 }
 
-#[test]
-fn a_silent_workers_trial_is_rerun_once_and_its_late_result_cannot_overwrite() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("stale.db");
+fn a_silent_workers_trial_is_rerun_once_and_its_late_result_cannot_overwrite(
+    new_db: &dyn Fn(&str) -> Db,
+) {
+    let db = new_db("stale");
     let space = space::build("nb201", &Params::new()).unwrap();
     let table = Arc::new(Table::builtin(space.as_ref()).unwrap());
     let goal = Goal::single("valid_acc_12ep", Direction::Maximize);
     let join = |w: &str, seed: u64| {
         let s = strategy::build("random", seed, &Params::new()).unwrap();
         Study::join(
-            Box::new(SqliteStorage::open(&db).unwrap()),
+            db.open(),
             record("random", goal.clone()),
             space.as_ref(),
             StrategyProposer::boxed(s, 1, seed),
@@ -193,7 +195,7 @@ fn a_silent_workers_trial_is_rerun_once_and_its_late_result_cannot_overwrite() {
     let mut fast = join("fast", 2);
     let mut ev = TableEvaluator::new(table.clone());
     fast.optimize(&mut ev, 12, |_, _| {}).unwrap();
-    let trials = SqliteStorage::open(&db).unwrap().trials("shared").unwrap();
+    let trials = db.open().trials("shared").unwrap();
     let first = &trials[ask.number as usize];
     assert_eq!(first.state, TrialState::Failed);
     assert!(
@@ -220,14 +222,13 @@ fn a_silent_workers_trial_is_rerun_once_and_its_late_result_cannot_overwrite() {
     );
     slow.tell(ask.number, outcome).unwrap();
     assert_eq!(slow.lost(), 1);
-    let after = SqliteStorage::open(&db).unwrap().trials("shared").unwrap();
+    let after = db.open().trials("shared").unwrap();
     assert_eq!(after, trials, "the late tell changed nothing");
 }
 
-#[test]
-fn a_repeated_tell_is_a_no_op_and_a_taken_arch_is_not_created_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = SqliteStorage::open(&dir.path().join("s.db")).unwrap();
+fn a_repeated_tell_is_a_no_op_and_a_taken_arch_is_not_created_twice(new_db: &dyn Fn(&str) -> Db) {
+    let db = new_db("tell");
+    let mut s = db.open();
     s.create_study(&record("random", Goal::single("x", Direction::Maximize)))
         .unwrap();
     let new = NewTrial {
@@ -281,15 +282,15 @@ fn a_repeated_tell_is_a_no_op_and_a_taken_arch_is_not_created_twice() {
     assert_eq!(s.trial("shared", 0).unwrap().values, [0.5]);
 }
 
-#[test]
-fn joining_with_another_configuration_or_a_synchronous_scheduler_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("j.db");
+fn joining_with_another_configuration_or_a_synchronous_scheduler_is_refused(
+    new_db: &dyn Fn(&str) -> Db,
+) {
+    let db = new_db("join");
     let space = space::build("nb201", &Params::new()).unwrap();
     let goal = Goal::single("valid_acc_12ep", Direction::Maximize);
     let random =
         || StrategyProposer::boxed(strategy::build("random", 1, &Params::new()).unwrap(), 1, 1);
-    let open = || Box::new(SqliteStorage::open(&db).unwrap());
+    let open = || db.open();
     let _first = Study::join(
         open(),
         record("random", goal.clone()),
@@ -347,3 +348,39 @@ fn joining_with_another_configuration_or_a_synchronous_scheduler_is_refused() {
     .to_string();
     assert!(e.contains("grace period"), "{e}");
 }
+
+/// Each test above, once on SQLite and once on PostgreSQL.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&|_| super::Db::sqlite());
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    let name = stringify!($name).split('_').take(3).collect::<Vec<_>>().join("_");
+                    if super::Db::postgres(&name).is_none() {
+                        return;
+                    }
+                    super::$name(&|label| {
+                        super::Db::postgres(&format!("{name}_{label}")).unwrap()
+                    });
+                }
+            )*
+        }
+    };
+}
+
+on_both!(
+    eight_workers_fill_one_study_with_distinct_archs_and_nothing_lost_or_doubled,
+    asha_promotes_across_workers_without_running_a_rung_twice,
+    a_silent_workers_trial_is_rerun_once_and_its_late_result_cannot_overwrite,
+    a_repeated_tell_is_a_no_op_and_a_taken_arch_is_not_created_twice,
+    joining_with_another_configuration_or_a_synchronous_scheduler_is_refused,
+);

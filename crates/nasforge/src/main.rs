@@ -44,6 +44,8 @@ enum Command {
     Export(cmd::export::ExportArgs),
     /// CPU inference latency: profile a space's ops into a lookup table, check its error.
     Latency(cmd::latency::LatencyArgs),
+    /// Join a study kept in PostgreSQL as one more worker (`search --storage URL --study NAME`).
+    Worker(cmd::worker::WorkerArgs),
     /// Compound scaling of a run's best arch: width and depth under a params/MACs budget, trained.
     Scale(cmd::scale::ScaleArgs),
 }
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Search(a) => cmd::search::run(a),
+        Command::Worker(a) => cmd::worker::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Predict(a) => cmd::predict::run(a),
         Command::Init(a) => cmd::init::run(a),

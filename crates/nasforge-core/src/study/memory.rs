@@ -1,7 +1,7 @@
 //! In-memory storage, for benchmarks, tests and throw-away studies.
 
 use super::storage::{
-    counts, same_outcome, stale_error, Created, FinishedTrial, NewTrial, Storage, StudyRecord, Told,
+    counts, stale_error, told_late, Created, FinishedTrial, NewTrial, Storage, StudyRecord, Told,
 };
 use super::{now, Trial, TrialState};
 use crate::{Error, Result};
@@ -218,11 +218,7 @@ impl Storage for MemoryStorage {
             self.finish_trial(study, number, end)?;
             return Ok(Told::Stored);
         }
-        Ok(if t.worker == worker && same_outcome(t, end) {
-            Told::Repeated
-        } else {
-            Told::Lost
-        })
+        Ok(told_late(t, worker, end))
     }
 
     fn reopen(&self) -> Result<Box<dyn Storage>> {

@@ -15,11 +15,13 @@
 mod evaluator;
 mod goal;
 mod memory;
+mod postgres;
 mod proposer;
 mod shared;
 mod sqlite;
 mod storage;
 
+pub use self::postgres::{PostgresStorage, Retry};
 pub use evaluator::{Cost, EvalError, Evaluation, Evaluator, TableEvaluator, FIDELITY_VALUE};
 pub use goal::{
     is_netspec_metric, metric, natural_direction, netspec_metrics, Bound, Constraint, Goal, Judged,

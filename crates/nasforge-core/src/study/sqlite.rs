@@ -3,13 +3,14 @@
 //! crash never leaves a half-written trial.
 
 use super::storage::{
-    counts, same_outcome, stale_error, Created, FinishedTrial, NewTrial, Storage, StudyRecord, Told,
+    counts, parse_record, stale_error, told_late, Created, FinishedTrial, NewTrial, Storage,
+    StoredTrial, StudyRecord, Told,
 };
-use super::{metric, now, Cost, Fidelity, Trial, TrialState};
+use super::{now, Trial, TrialState};
 use crate::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Version 2 added one value per objective, the constraint violation and the typed cost;
@@ -302,7 +303,7 @@ impl SqliteStorage {
             let (
                 id,
                 number,
-                key,
+                arch_key,
                 arch,
                 fidelity,
                 state,
@@ -310,59 +311,41 @@ impl SqliteStorage {
                 metrics,
                 error,
                 worker,
-                c,
-                s,
-                h,
-                f,
+                created_at,
+                started_at,
+                heartbeat_at,
+                finished_at,
                 (violation, cost),
             ) = row?;
-            let json = |what: &str, text: &str| -> Result<serde_json::Value> {
-                serde_json::from_str(text)
-                    .map_err(|e| Error::Storage(format!("trial {number}: bad {what} JSON: {e}")))
-            };
             ids.push(id);
             let state = TrialState::parse(&state)?;
-            let mut metrics: BTreeMap<String, f64> =
-                serde_json::from_value(json("metrics", &metrics)?)
-                    .map_err(|e| Error::Storage(format!("trial {number}: bad metrics: {e}")))?;
-            // What version 1 kept (a reader does not migrate the file).
-            if let Some(l) = metrics.remove("latency_ms_b1") {
-                metrics.insert(metric::LATENCY_MS.into(), l);
-            }
-            // Version 1 kept the one value in the trial row; version 2 reads them below.
-            let values: Vec<f64> = match state {
-                TrialState::Complete if self.version < 2 => value.into_iter().collect(),
-                _ => Vec::new(),
-            };
-            let violation =
-                violation.or((self.version < 2 && state == TrialState::Complete).then_some(0.0));
-            let cost: Cost = match cost {
-                Some(t) => serde_json::from_value(json("cost", &t)?)
-                    .map_err(|e| Error::Storage(format!("trial {number}: bad cost: {e}")))?,
-                None => Cost {
-                    epochs: metrics.get(metric::EPOCHS).map_or(0, |&e| e as u32),
-                    seconds: metrics.get(metric::TRAIN_SECONDS).copied().unwrap_or(0.0),
-                },
-            };
-            trials.push(Trial {
-                number: number as u64,
-                arch_key: key,
-                arch: json("arch", &arch)?,
-                fidelity: serde_json::from_value::<Fidelity>(json("fidelity", &fidelity)?)
-                    .map_err(|e| Error::Storage(format!("trial {number}: bad fidelity: {e}")))?,
-                state,
-                values,
-                violation,
-                cost,
-                metrics,
-                intermediate: Vec::new(),
-                error,
-                worker,
-                created_at: c,
-                started_at: s,
-                heartbeat_at: h,
-                finished_at: f,
-            });
+            // Version 1 kept the one value in the trial row (and no violation: a complete
+            // trial of version 1 was feasible); version 2 reads them below.
+            let v1_complete = self.version < 2 && state == TrialState::Complete;
+            trials.push(
+                StoredTrial {
+                    number: number as u64,
+                    arch_key,
+                    arch,
+                    fidelity,
+                    state,
+                    values: if v1_complete {
+                        value.into_iter().collect()
+                    } else {
+                        Vec::new()
+                    },
+                    violation: violation.or(v1_complete.then_some(0.0)),
+                    cost,
+                    metrics,
+                    error,
+                    worker,
+                    created_at,
+                    started_at,
+                    heartbeat_at,
+                    finished_at,
+                }
+                .decode()?,
+            );
         }
         if self.version >= 2 {
             let mut stmt = self.conn.prepare_cached(
@@ -412,11 +395,7 @@ impl Storage for SqliteStorage {
                 r.get(0)
             })
             .optional()?;
-        text.map(|t| {
-            serde_json::from_str(&t)
-                .map_err(|e| Error::Storage(format!("study `{name}`: bad record: {e}")))
-        })
-        .transpose()
+        text.map(|t| parse_record(&t, Some(name))).transpose()
     }
 
     fn studies(&self) -> Result<Vec<StudyRecord>> {
@@ -426,13 +405,7 @@ impl Storage for SqliteStorage {
         let texts: Vec<String> = stmt
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        texts
-            .iter()
-            .map(|t| {
-                serde_json::from_str(t)
-                    .map_err(|e| Error::Storage(format!("bad study record: {e}")))
-            })
-            .collect()
+        texts.iter().map(|t| parse_record(t, None)).collect()
     }
 
     fn create_trial(&mut self, study: &str, t: &NewTrial) -> Result<u64> {
@@ -632,12 +605,7 @@ impl Storage for SqliteStorage {
             return Ok(Told::Stored);
         }
         drop(tx);
-        let stored = self.trial(study, number)?;
-        Ok(if stored.worker == worker && same_outcome(&stored, end) {
-            Told::Repeated
-        } else {
-            Told::Lost
-        })
+        Ok(told_late(&self.trial(study, number)?, worker, end))
     }
 
     fn reopen(&self) -> Result<Box<dyn Storage>> {

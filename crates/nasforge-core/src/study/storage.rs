@@ -5,7 +5,8 @@
 //! or memory (benchmarks, tests). Trial numbers are assigned by the storage, so several
 //! workers sharing one database never collide.
 
-use super::{Cost, Direction, Fidelity, Goal, Trial, TrialState};
+use super::{metric, Cost, Direction, Fidelity, Goal, Trial, TrialState};
+use crate::Error;
 use crate::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -193,9 +194,26 @@ pub(super) fn counts(state: TrialState, error: Option<&str>) -> bool {
         && error.is_some_and(|e| e.starts_with(super::INTERRUPTED) || e.starts_with(super::STALE)))
 }
 
-/// Whether `stored` already holds the outcome `end` (a repeated tell).
-pub(super) fn same_outcome(stored: &Trial, end: &FinishedTrial) -> bool {
-    stored.state == end.state && stored.values == end.values && stored.error == end.error
+/// What a tell by `worker` of `end` was, when `stored` (as it is now) was no longer that
+/// worker's running trial: a repeat of the outcome it holds, or lost.
+pub(super) fn told_late(stored: &Trial, worker: &str, end: &FinishedTrial) -> Told {
+    let same =
+        stored.state == end.state && stored.values == end.values && stored.error == end.error;
+    if stored.worker == worker && same {
+        Told::Repeated
+    } else {
+        Told::Lost
+    }
+}
+
+/// A study record stored as JSON text (`name`, when known, for the message).
+pub(super) fn parse_record(text: &str, name: Option<&str>) -> Result<StudyRecord> {
+    serde_json::from_str(text).map_err(|e| {
+        Error::Storage(match name {
+            Some(n) => format!("study `{n}`: bad record: {e}"),
+            None => format!("bad study record: {e}"),
+        })
+    })
 }
 
 /// The error of a trial failed as stale.
@@ -204,4 +222,70 @@ pub(super) fn stale_error(worker: &str, silent: f64) -> String {
         "{}: worker `{worker}` sent no heartbeat for {silent:.1} s",
         super::STALE
     )
+}
+
+/// A trial row as a database stores it (JSON as text), before decoding; what every SQL
+/// storage reads.
+pub(super) struct StoredTrial {
+    pub number: u64,
+    pub arch_key: String,
+    pub arch: String,
+    pub fidelity: String,
+    pub state: TrialState,
+    pub values: Vec<f64>,
+    pub violation: Option<f64>,
+    pub cost: Option<String>,
+    pub metrics: String,
+    pub error: Option<String>,
+    pub worker: String,
+    pub created_at: f64,
+    pub started_at: Option<f64>,
+    pub heartbeat_at: Option<f64>,
+    pub finished_at: Option<f64>,
+}
+
+impl StoredTrial {
+    /// The trial, its JSON parsed; a study written before the typed cost existed gets its cost
+    /// from the `epochs` and `train_seconds` metrics, and `latency_ms_b1` is read as
+    /// `latency_ms`.
+    pub fn decode(self) -> Result<Trial> {
+        let number = self.number;
+        let json = |what: &str, text: &str| -> Result<serde_json::Value> {
+            serde_json::from_str(text)
+                .map_err(|e| Error::Storage(format!("trial {number}: bad {what} JSON: {e}")))
+        };
+        let mut metrics: BTreeMap<String, f64> =
+            serde_json::from_value(json("metrics", &self.metrics)?)
+                .map_err(|e| Error::Storage(format!("trial {number}: bad metrics: {e}")))?;
+        if let Some(l) = metrics.remove("latency_ms_b1") {
+            metrics.insert(metric::LATENCY_MS.into(), l);
+        }
+        let cost: Cost = match &self.cost {
+            Some(t) => serde_json::from_value(json("cost", t)?)
+                .map_err(|e| Error::Storage(format!("trial {number}: bad cost: {e}")))?,
+            None => Cost {
+                epochs: metrics.get(metric::EPOCHS).map_or(0, |&e| e as u32),
+                seconds: metrics.get(metric::TRAIN_SECONDS).copied().unwrap_or(0.0),
+            },
+        };
+        Ok(Trial {
+            number,
+            arch_key: self.arch_key,
+            arch: json("arch", &self.arch)?,
+            fidelity: serde_json::from_value::<Fidelity>(json("fidelity", &self.fidelity)?)
+                .map_err(|e| Error::Storage(format!("trial {number}: bad fidelity: {e}")))?,
+            state: self.state,
+            values: self.values,
+            violation: self.violation,
+            cost,
+            metrics,
+            intermediate: Vec::new(),
+            error: self.error,
+            worker: self.worker,
+            created_at: self.created_at,
+            started_at: self.started_at,
+            heartbeat_at: self.heartbeat_at,
+            finished_at: self.finished_at,
+        })
+    }
 }

@@ -211,6 +211,14 @@ pub struct SearchConfig {
     /// on its share of the cores; they share the run's study (docs/WORKERS.md) [default: 1].
     #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub workers: Option<usize>,
+    /// Keep the study in this PostgreSQL database instead of the run directory's study.db,
+    /// so that workers on other machines can join it (`nasforge worker`; docs/WORKERS.md):
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE (the password may come from PGPASSWORD).
+    #[arg(long)]
+    pub storage: Option<String>,
+    /// The study's name in --storage (each search in one database needs its own).
+    #[arg(long)]
+    pub study: Option<String>,
 }
 
 fn strategy_help() -> String {
@@ -289,7 +297,7 @@ impl SearchConfig {
             space, strategy, method, supernet_epochs, arch_lr, collapse_guard, darts_order, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, trials, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            flip, final_epochs, final_seeds, device, threads, workers, scheduler, min_epochs, stopper, epoch_budget, impute, record_proxies, latency_table, latency_batch;
+            flip, final_epochs, final_seeds, device, threads, workers, storage, study, scheduler, min_epochs, stopper, epoch_budget, impute, record_proxies, latency_table, latency_batch;
             space_param, strategy_param, drop, scheduler_param, stopper_param, objective, constraint, budget);
         self
     }
@@ -301,7 +309,7 @@ impl SearchConfig {
             space, strategy, method, supernet_epochs, arch_lr, collapse_guard, darts_order, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            flip, final_epochs, final_seeds, device, workers, scheduler, min_epochs, stopper, record_proxies, impute, latency_table, latency_batch;
+            flip, final_epochs, final_seeds, device, workers, storage, study, scheduler, min_epochs, stopper, record_proxies, impute, latency_table, latency_batch;
             space_param, strategy_param, drop, scheduler_param, stopper_param, objective, constraint, budget);
         out
     }
@@ -556,17 +564,52 @@ impl SearchConfig {
         self.workers.unwrap_or(1)
     }
 
+    /// Whether the study is shared between workers: several on this machine, or a server
+    /// that others may join.
+    pub fn shared(&self) -> bool {
+        self.workers() > 1 || self.storage.is_some()
+    }
+
     /// Several workers share trials through the study: what needs one process is refused.
     fn check_workers(&self) -> Result<()> {
         let n = self.workers();
-        if n == 1 {
+        match (&self.storage, &self.study) {
+            (Some(url), Some(name)) => {
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    return bad_input(format!(
+                        "--storage takes a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE), got `{}`; a SQLite study lives in the run directory without --storage",
+                        url.split('@').next_back().unwrap_or(url)
+                    ));
+                }
+                if name.trim().is_empty() || name.chars().any(char::is_control) {
+                    return bad_input("--study needs a name (letters, digits, - or _)");
+                }
+            }
+            (Some(_), None) => {
+                return bad_input(
+                    "--storage needs --study NAME: the name that workers join (`nasforge worker --storage URL --study NAME`)",
+                )
+            }
+            (None, Some(_)) => {
+                return bad_input(
+                    "--study names a study in a --storage database; without --storage the study is the run directory's study.db",
+                )
+            }
+            (None, None) => {}
+        }
+        if !self.shared() {
             return Ok(());
         }
         if n > MAX_WORKERS {
             return bad_input(format!(
-                "--workers {n} is more than {MAX_WORKERS}; for more, start `nasforge search` on several machines"
+                "--workers {n} is more than {MAX_WORKERS}; for more, start `nasforge worker` on several machines (docs/WORKERS.md)"
             ));
         }
+        let who = if n > 1 {
+            format!("--workers {n}")
+        } else {
+            "--storage".to_string()
+        };
         let alone = if self.method.as_deref().is_some_and(|m| m != "standard") {
             Some("a one-shot --method trains one supernet in one process")
         } else if self.epoch_budget.is_some() {
@@ -580,7 +623,8 @@ impl SearchConfig {
         };
         match alone {
             Some(why) => bad_input(format!(
-                "--workers {n} shares the search between processes, but {why}; drop --workers or that setting"
+                "{who} shares the search between processes, but {why}; drop {} or that setting",
+                who.split(' ').next().unwrap_or("--workers")
             )),
             None => Ok(()),
         }
@@ -834,6 +878,8 @@ const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  na
 # device = "cpu"
 # threads = 0                  # 0 = all cores (shared between the workers)
 # workers = 1                  # processes searching together on this machine
+# storage = "postgres://nasforge@db-host:5432/nasforge"   # a shared study (docs/WORKERS.md)
+# study = "digits-1"           # its name in that database
 "#;
 
 #[cfg(test)]

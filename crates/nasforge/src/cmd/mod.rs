@@ -17,6 +17,7 @@ pub mod scale;
 pub mod search;
 pub mod show;
 pub mod train;
+pub mod worker;
 
 use anyhow::Result;
 use nasforge_core::space::{self, Space};

@@ -130,9 +130,11 @@ pub fn status(args: StatusArgs) -> Result<()> {
     latest.sort_by_key(|t| std::cmp::Reverse(t.number));
     latest.truncate(args.last);
     let epochs: u64 = run.trials.iter().map(|t| u64::from(t.cost.epochs)).sum();
+    let workers = workers(&run.trials);
     if args.output.json {
         let mut doc = run.summary_json();
         doc["epochs_trained"] = epochs.into();
+        doc["workers"] = serde_json::to_value(&workers)?;
         doc["latest"] = serde_json::to_value(&latest)?;
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
@@ -176,6 +178,19 @@ pub fn status(args: StatusArgs) -> Result<()> {
             }
         );
     }
+    if workers.len() > 1 || run.config.storage.is_some() {
+        for w in &workers {
+            let running = match (w.running, w.heartbeat_age) {
+                (Some(n), Some(age)) => format!(", running trial {n} (heartbeat {age:.0} s ago)"),
+                (Some(n), None) => format!(", running trial {n}"),
+                _ => String::new(),
+            };
+            println!(
+                "{:<15} {}: {} finished{running}",
+                "worker", w.worker, w.finished
+            );
+        }
+    }
     if run.has_model() {
         println!("{:<15} {}", "model", run.dir.join("best").display());
     }
@@ -207,4 +222,45 @@ pub fn status(args: StatusArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What one worker of a study did.
+#[derive(serde::Serialize, Debug, PartialEq)]
+struct WorkerSummary {
+    worker: String,
+    /// Trials it finished (complete, stopped early or failed).
+    finished: usize,
+    /// The trial it is running, if any.
+    running: Option<u64>,
+    /// Seconds since that trial's last heartbeat.
+    heartbeat_age: Option<f64>,
+}
+
+/// The workers of `trials`, in the order they first took a trial (queued trials nobody has
+/// taken yet have no worker).
+fn workers(trials: &[nasforge_core::study::Trial]) -> Vec<WorkerSummary> {
+    let now = nasforge_core::study::now();
+    let mut out: Vec<WorkerSummary> = Vec::new();
+    for t in trials.iter().filter(|t| !t.worker.is_empty()) {
+        let at = match out.iter().position(|w| w.worker == t.worker) {
+            Some(i) => i,
+            None => {
+                out.push(WorkerSummary {
+                    worker: t.worker.clone(),
+                    finished: 0,
+                    running: None,
+                    heartbeat_age: None,
+                });
+                out.len() - 1
+            }
+        };
+        let w = &mut out[at];
+        if t.state == TrialState::Running {
+            w.running = Some(t.number);
+            w.heartbeat_age = t.heartbeat_at.map(|h| (now - h).max(0.0));
+        } else if t.state.is_finished() && !t.was_interrupted() {
+            w.finished += 1;
+        }
+    }
+    out
 }

@@ -16,9 +16,9 @@ use nasforge_core::scheduler::{self, Rungs};
 use nasforge_core::space::{Arch, Space};
 use nasforge_core::strategy;
 use nasforge_core::study::{
-    self as study, Direction, EvalError, Evaluation, Evaluator, Fidelity, Goal, SchedulerProposer,
-    Sharing, SqliteStorage, Storage, StrategyProposer, Study, StudyRecord, TableEvaluator,
-    TrialState,
+    self as study, Direction, EvalError, Evaluation, Evaluator, Fidelity, Goal, PostgresStorage,
+    SchedulerProposer, Sharing, SqliteStorage, Storage, StrategyProposer, Study, StudyRecord,
+    TableEvaluator, TrialState,
 };
 use nasforge_core::tabular::Table;
 use nasforge_core::Params;
@@ -53,6 +53,9 @@ pub struct SearchArgs {
     /// the run's study, searches, and leaves final training to the search.
     #[arg(long, hide = true, requires = "resume")]
     pub worker_index: Option<usize>,
+    /// Set by `nasforge worker`: a worker of a study in a database, with no run directory.
+    #[arg(skip)]
+    pub standalone: bool,
     #[command(flatten)]
     pub settings: SearchConfig,
 }
@@ -150,7 +153,9 @@ fn default_run_dir() -> PathBuf {
 /// Runs `nasforge search`.
 pub fn run(args: SearchArgs) -> Result<()> {
     let start = Instant::now();
-    let (dir, cfg) = if args.resume {
+    let (dir, cfg) = if args.standalone {
+        (PathBuf::new(), args.settings.clone())
+    } else if args.resume {
         let Some(dir) = args.run_dir.clone() else {
             return bad_input("--resume needs --run-dir DIR, the run to continue");
         };
@@ -197,7 +202,7 @@ pub fn run(args: SearchArgs) -> Result<()> {
     // Everything that can be checked without data is checked before anything is written.
     cfg.validate()?;
     if args.resume {
-        check_stored_study(&dir)?;
+        check_stored_study(&dir, &cfg)?;
     }
     let quiet = args.quiet || args.json;
     let evaluator = cfg.evaluator.clone().unwrap_or_else(|| {
@@ -301,8 +306,19 @@ fn check_goal(cfg: &SearchConfig, goal: &Goal, mut names: Vec<String>, curve: &s
 }
 
 /// On `--resume`, the study must be there and readable: a missing, empty or damaged
-/// `study.db` is never taken for a fresh start.
-fn check_stored_study(dir: &std::path::Path) -> Result<()> {
+/// `study.db` (or a study gone from its database) is never taken for a fresh start.
+fn check_stored_study(dir: &std::path::Path, cfg: &SearchConfig) -> Result<()> {
+    if let (Some(url), Some(name)) = (&cfg.storage, &cfg.study) {
+        let storage = PostgresStorage::open(url)?;
+        return match storage.study(name)? {
+            Some(_) => Ok(()),
+            None => bad_input(format!(
+                "study `{name}` is not in {}: it was deleted, or the database is another one. Nothing was changed; to run the same search anew, `nasforge search --config {} --run-dir NEW_DIR`",
+                storage.shown(),
+                dir.join("config.toml").display()
+            )),
+        };
+    }
     let db = dir.join("study.db");
     let anew = format!(
         "Nothing was changed. If you have a copy of study.db, put it back; to run the same search anew,          `nasforge search --config {} --run-dir NEW_DIR`",
@@ -364,6 +380,12 @@ struct Claim {
 
 impl Claim {
     fn take(dir: &std::path::Path, args: &SearchArgs) -> Result<Claim> {
+        if args.standalone {
+            return Ok(Claim {
+                lock: None,
+                workers: Vec::new(),
+            });
+        }
         if args.worker_index.is_none() {
             return Ok(Claim {
                 lock: Some(claim_run_dir(dir, args.resume)?),
@@ -481,12 +503,12 @@ fn open_study<'s>(
             &format!("# nasforge search configuration: `nasforge search --resume --run-dir {}` continues this run.", dir.display()),
         )?;
     }
-    let mut storage = SqliteStorage::open(&dir.join("study.db"))?;
+    let (mut storage, name) = crate::report::run::open_storage(dir, cfg, true)?;
     if !worker {
         Activity::mark(dir, "searching")?;
     }
     let record = StudyRecord::new(
-        STUDY,
+        name.clone(),
         space.name(),
         space.params_json(),
         strategy_name,
@@ -494,15 +516,16 @@ fn open_study<'s>(
         cfg.seed.unwrap_or(0),
         serde_json::to_value(cfg)?,
     );
-    if cfg.workers() > 1 {
+    if cfg.shared() {
         let sharing = Sharing::default();
-        if args.resume && !worker && storage.study(STUDY)?.is_some() {
+        if args.resume && !worker && cfg.storage.is_none() && storage.study(&name)?.is_some() {
             // The search holds the run's lock, so no worker of an earlier start is alive:
-            // the trials they left running are run again now.
-            storage.reap_stale(STUDY, 0.0, sharing.max_retry)?;
+            // the trials they left running are run again now. (Workers of a study in a
+            // database may be alive on other machines: theirs go stale in their own time.)
+            storage.reap_stale(&name, 0.0, sharing.max_retry)?;
         }
         let mut study = Study::join(
-            Box::new(storage),
+            storage,
             record,
             space,
             proposer.proposer,
@@ -523,7 +546,7 @@ fn open_study<'s>(
         return Ok((study, kept));
     }
     let (mut study, resumed) = Study::open_with(
-        Box::new(storage),
+        storage,
         record,
         space,
         proposer.proposer,

@@ -7,7 +7,9 @@
 use crate::cmd::config::SearchConfig;
 use crate::cmd::{bad_input, BadInput};
 use anyhow::{Context, Result};
-use nasforge_core::study::{best_of, now, SqliteStorage, Storage, StudyRecord, Trial, TrialState};
+use nasforge_core::study::{
+    best_of, now, PostgresStorage, SqliteStorage, Storage, StudyRecord, Trial, TrialState,
+};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -124,9 +126,33 @@ fn finished_slots(trials: &[Trial]) -> usize {
         .count()
 }
 
-/// Whether `dir` looks like a run (has a `study.db` and a `config.toml`).
+/// Whether `dir` looks like a run: a `config.toml` with a `study.db`, or with a study in a
+/// database (`--storage`).
 pub fn is_run(dir: &Path) -> bool {
-    dir.join("study.db").is_file() && dir.join("config.toml").is_file()
+    let config = dir.join("config.toml");
+    config.is_file()
+        && (dir.join("study.db").is_file()
+            || SearchConfig::from_file(&config).is_ok_and(|c| c.storage.is_some()))
+}
+
+/// The study of the run in `dir` with configuration `cfg`, and its name: the run's `study.db`
+/// (created if `create`, else it must be a nasforge study), or the study `--storage` and
+/// `--study` name.
+pub fn open_storage(
+    dir: &Path,
+    cfg: &SearchConfig,
+    create: bool,
+) -> Result<(Box<dyn Storage>, String)> {
+    if let (Some(url), Some(name)) = (&cfg.storage, &cfg.study) {
+        return Ok((Box::new(PostgresStorage::open(url)?), name.clone()));
+    }
+    let db = dir.join("study.db");
+    let storage = if create {
+        SqliteStorage::open(&db)?
+    } else {
+        SqliteStorage::open_existing(&db).map_err(|e| BadInput(format!("{}: {e}", db.display())))?
+    };
+    Ok((Box::new(storage), STUDY.to_string()))
 }
 
 impl Run {
@@ -140,21 +166,23 @@ impl Run {
         }
         if !is_run(dir) {
             return bad_input(format!(
-                "{} is not a nasforge run (it needs study.db and config.toml, which `nasforge search --run-dir {}` writes)",
+                "{} is not a nasforge run (it needs config.toml and study.db, which `nasforge search --run-dir {}` writes)",
                 dir.display(),
                 dir.display()
             ));
         }
         let config = SearchConfig::from_file(&dir.join("config.toml"))?;
-        let storage = SqliteStorage::open_existing(&dir.join("study.db"))
-            .map_err(|e| BadInput(format!("{}: {e}", dir.join("study.db").display())))?;
-        let record = storage.study(STUDY)?.ok_or_else(|| {
+        let (storage, name) = open_storage(dir, &config, false)?;
+        let record = storage.study(&name)?.ok_or_else(|| {
             BadInput(format!(
-                "{} holds no `{STUDY}` study; it was not written by `nasforge search`",
-                dir.join("study.db").display()
+                "{} holds no `{name}` study; it was not written by `nasforge search`",
+                config.storage.as_ref().map_or_else(
+                    || dir.join("study.db").display().to_string(),
+                    |_| { "the --storage database".to_string() }
+                )
             ))
         })?;
-        let trials = storage.trials(STUDY)?;
+        let trials = storage.trials(&name)?;
         let final_result = std::fs::read_to_string(dir.join("best").join("final.json"))
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok());
