@@ -1,12 +1,14 @@
-//! Several workers on one SQLite study: throughput and correctness.
+//! Several workers on one SQLite or PostgreSQL study: throughput and correctness.
 //!
 //! ```sh
 //! cargo bench -p nasforge-core --bench workers -- --workers 1,2,4,8 --trials 2000
 //! cargo bench -p nasforge-core --bench workers -- --workers 1,8 --trials 400 --delay-ms 100
 //! cargo bench -p nasforge-core --bench workers -- --workers 8 --trials 10000 --strategy asha
+//! cargo bench -p nasforge-core --bench workers -- --postgres postgres://USER:PW@HOST/DB
 //! ```
 //!
-//! Each worker is a thread with its own SQLite connection to one study file (WAL), running
+//! Each worker is a thread with its own connection to one study (a SQLite file in WAL mode, or
+//! with `--postgres URL` a new study in that database for each row), running
 //! `Study::join` + `optimize` on the NAS-Bench-201 table; `--delay-ms` makes every evaluation
 //! wait that long first (a stand-in for training). Prints per worker count: wall time, trials
 //! per second, speed-up over the first row, and the checks: duplicate (arch, fidelity) pairs
@@ -16,9 +18,9 @@ use nasforge_core::scheduler::{self, Rungs};
 use nasforge_core::space::{self, Arch, Space};
 use nasforge_core::strategy;
 use nasforge_core::study::{
-    Direction, EvalError, Evaluation, Evaluator, Fidelity, Goal, Proposer, SchedulerProposer,
-    Sharing, SqliteStorage, Storage, StrategyProposer, Study, StudyRecord, TableEvaluator,
-    TrialState, FIDELITY_VALUE,
+    Direction, EvalError, Evaluation, Evaluator, Fidelity, Goal, PostgresStorage, Proposer,
+    SchedulerProposer, Sharing, SqliteStorage, Storage, StrategyProposer, Study, StudyRecord,
+    TableEvaluator, TrialState, FIDELITY_VALUE,
 };
 use nasforge_core::tabular::Table;
 use nasforge_core::Params;
@@ -70,6 +72,7 @@ fn main() {
             / 1e3,
     );
     let strat = arg("--strategy", "random");
+    let postgres = Some(arg("--postgres", "")).filter(|u| !u.is_empty());
     let space = space::build("nb201", &Params::new()).unwrap();
     let table = Arc::new(Table::builtin(space.as_ref()).unwrap());
     let asha = strat == "asha";
@@ -83,8 +86,13 @@ fn main() {
         Goal::single("valid_acc_12ep", Direction::Maximize)
     };
     println!(
-        "{strat}, {trials} trials, {} ms per evaluation, NB201 table, SQLite (WAL)",
-        delay.as_millis()
+        "{strat}, {trials} trials, {} ms per evaluation, NB201 table, {}",
+        delay.as_millis(),
+        if postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite (WAL)"
+        }
     );
     println!("| workers | seconds | trials/s | speed-up | duplicates | counted | failed |");
     println!("|---|---|---|---|---|---|---|");
@@ -92,8 +100,19 @@ fn main() {
     for &n in &workers {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("study.db");
+        let name = format!(
+            "bench-{n}-{}-{}",
+            std::process::id(),
+            nasforge_core::study::now()
+        );
+        let open = || -> Box<dyn Storage> {
+            match &postgres {
+                Some(url) => Box::new(PostgresStorage::open(url).unwrap()),
+                None => Box::new(SqliteStorage::open(&db).unwrap()),
+            }
+        };
         let record = StudyRecord::new(
-            "bench",
+            name.as_str(),
             "nb201",
             serde_json::json!({}),
             strat.as_str(),
@@ -104,8 +123,8 @@ fn main() {
         let start = Instant::now();
         std::thread::scope(|s| {
             for w in 0..n {
-                let (space, table, record, db) =
-                    (space.as_ref(), table.clone(), record.clone(), &db);
+                let (space, table, record, open) =
+                    (space.as_ref(), table.clone(), record.clone(), &open);
                 let (strat, fidelities) = (strat.as_str(), &fidelities);
                 s.spawn(move || {
                     let seed = 1000 + w as u64;
@@ -123,7 +142,7 @@ fn main() {
                             TableEvaluator::new(table),
                         )
                     };
-                    let storage = Box::new(SqliteStorage::open(db).unwrap());
+                    let storage = open();
                     let mut study = Study::join(
                         storage,
                         record,
@@ -139,7 +158,7 @@ fn main() {
             }
         });
         let secs = start.elapsed().as_secs_f64();
-        let stored = SqliteStorage::open(&db).unwrap().trials("bench").unwrap();
+        let stored = open().trials(&name).unwrap();
         let counted: Vec<_> = stored.iter().filter(|t| !t.was_interrupted()).collect();
         let mut seen = BTreeSet::new();
         let duplicates = counted
