@@ -15,12 +15,11 @@
 //! among the trials that count, trials that count against the limit, and failed ones.
 
 use nasforge_core::scheduler::{self, Rungs};
-use nasforge_core::space::{self, Arch, Space};
+use nasforge_core::space;
 use nasforge_core::strategy;
 use nasforge_core::study::{
-    Direction, EvalError, Evaluation, Evaluator, Fidelity, Goal, PostgresStorage, Proposer,
-    SchedulerProposer, Sharing, SqliteStorage, Storage, StrategyProposer, Study, StudyRecord,
-    TableEvaluator, TrialState, FIDELITY_VALUE,
+    Direction, Goal, PostgresStorage, Proposer, SchedulerProposer, Sharing, SqliteStorage, Storage,
+    StrategyProposer, Study, StudyRecord, TableEvaluator, TrialState, FIDELITY_VALUE,
 };
 use nasforge_core::tabular::Table;
 use nasforge_core::Params;
@@ -28,36 +27,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The table, after a pause.
-struct Slow {
-    table: TableEvaluator,
-    delay: Duration,
-}
-
-impl Evaluator for Slow {
-    fn metric_names(&self) -> Vec<String> {
-        self.table.metric_names()
-    }
-
-    fn evaluate(
-        &mut self,
-        space: &dyn Space,
-        arch: &Arch,
-        fidelity: &Fidelity,
-        report: &mut dyn FnMut(u64, f64) -> bool,
-    ) -> Result<Evaluation, EvalError> {
-        std::thread::sleep(self.delay);
-        self.table.evaluate(space, arch, fidelity, report)
-    }
-}
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
+mod common;
+use common::{arg, Slow};
 
 fn main() {
     let workers: Vec<usize> = arg("--workers", "1,2,4,8")

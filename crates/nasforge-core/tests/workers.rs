@@ -11,12 +11,13 @@ use nasforge_core::space;
 use nasforge_core::strategy;
 use nasforge_core::study::{
     Created, Direction, Evaluator, Fidelity, FinishedTrial, Goal, NewTrial, Proposer,
-    SchedulerProposer, Sharing, StrategyProposer, Study, StudyRecord, TableEvaluator, Told, Trial,
-    TrialState, FIDELITY_VALUE,
+    SchedulerProposer, Sharing, Storage, StrategyProposer, Study, StudyRecord, TableEvaluator,
+    Told, Trial, TrialState, FIDELITY_VALUE,
 };
 use nasforge_core::tabular::Table;
 use nasforge_core::Params;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 fn record(strategy: &str, goal: Goal) -> StudyRecord {
@@ -349,6 +350,174 @@ fn joining_with_another_configuration_or_a_synchronous_scheduler_is_refused(
     assert!(e.contains("grace period"), "{e}");
 }
 
+fn a_late_result_is_kept_while_its_rerun_is_still_queued(new_db: &dyn Fn(&str) -> Db) {
+    let db = new_db("late");
+    let space = space::build("nb201", &Params::new()).unwrap();
+    let table = Arc::new(Table::builtin(space.as_ref()).unwrap());
+    let goal = Goal::single("valid_acc_12ep", Direction::Maximize);
+    let s = strategy::build("random", 1, &Params::new()).unwrap();
+    let mut slow = Study::join(
+        db.open(),
+        record("random", goal),
+        space.as_ref(),
+        StrategyProposer::boxed(s, 1, 1),
+        "slow",
+        quick(),
+    )
+    .unwrap();
+    let ask = slow.ask().unwrap().unwrap();
+    // Silent for longer than the grace period (`ask` alone sends no heartbeats, as a worker
+    // cut off from the database): the trial is failed as stale and queued again, but nobody
+    // has started the re-run yet.
+    std::thread::sleep(std::time::Duration::from_secs_f64(quick().grace + 0.3));
+    let failed = db
+        .open()
+        .reap_stale("shared", quick().grace, quick().max_retry)
+        .unwrap();
+    assert_eq!(failed, [ask.number]);
+    let outcome = TableEvaluator::new(table).evaluate(
+        space.as_ref(),
+        &ask.arch,
+        &ask.fidelity,
+        &mut |_, _| true,
+    );
+    slow.tell(ask.number, outcome).unwrap();
+    assert_eq!(slow.lost(), 0, "the late result was kept");
+    let trials = db.open().trials("shared").unwrap();
+    assert_eq!(trials.len(), 2);
+    assert_eq!(trials[0].state, TrialState::Complete);
+    assert_eq!(trials[0].worker, "slow");
+    assert_eq!(trials[1].state, TrialState::Failed);
+    assert!(
+        trials[1].error.as_deref().unwrap().contains("superseded"),
+        "{:?}",
+        trials[1]
+    );
+    assert_eq!(counting(&trials).len(), 1);
+}
+
+/// A storage whose `finish_owned` fails while `down` is set, as when the database is gone.
+struct Flaky {
+    inner: Box<dyn Storage>,
+    down: Arc<AtomicBool>,
+}
+
+impl Storage for Flaky {
+    fn create_study(&mut self, record: &StudyRecord) -> nasforge_core::Result<()> {
+        self.inner.create_study(record)
+    }
+    fn study(&self, name: &str) -> nasforge_core::Result<Option<StudyRecord>> {
+        self.inner.study(name)
+    }
+    fn studies(&self) -> nasforge_core::Result<Vec<StudyRecord>> {
+        self.inner.studies()
+    }
+    fn create_trial(&mut self, study: &str, t: &NewTrial) -> nasforge_core::Result<u64> {
+        self.inner.create_trial(study, t)
+    }
+    fn report(&mut self, study: &str, n: u64, step: u64, v: f64) -> nasforge_core::Result<()> {
+        self.inner.report(study, n, step, v)
+    }
+    fn heartbeat(&mut self, study: &str, n: u64) -> nasforge_core::Result<()> {
+        self.inner.heartbeat(study, n)
+    }
+    fn finish_trial(&mut self, s: &str, n: u64, e: &FinishedTrial) -> nasforge_core::Result<()> {
+        self.inner.finish_trial(s, n, e)
+    }
+    fn trial(&self, study: &str, n: u64) -> nasforge_core::Result<Trial> {
+        self.inner.trial(study, n)
+    }
+    fn trials(&self, study: &str) -> nasforge_core::Result<Vec<Trial>> {
+        self.inner.trials(study)
+    }
+    fn create_trial_if(
+        &mut self,
+        study: &str,
+        t: &NewTrial,
+        limit: Option<u64>,
+    ) -> nasforge_core::Result<Created> {
+        self.inner.create_trial_if(study, t, limit)
+    }
+    fn trials_from(&self, study: &str, from: u64) -> nasforge_core::Result<Vec<Trial>> {
+        self.inner.trials_from(study, from)
+    }
+    fn reap_stale(&mut self, s: &str, grace: f64, retry: u32) -> nasforge_core::Result<Vec<u64>> {
+        self.inner.reap_stale(s, grace, retry)
+    }
+    fn claim_queued(&mut self, study: &str, w: &str) -> nasforge_core::Result<Option<Trial>> {
+        self.inner.claim_queued(study, w)
+    }
+    fn finish_owned(
+        &mut self,
+        study: &str,
+        number: u64,
+        worker: &str,
+        end: &FinishedTrial,
+    ) -> nasforge_core::Result<Told> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(nasforge_core::Error::Storage(
+                "cannot reach the database (the test took it away)".into(),
+            ));
+        }
+        self.inner.finish_owned(study, number, worker, end)
+    }
+    fn reopen(&self) -> nasforge_core::Result<Box<dyn Storage>> {
+        self.inner.reopen()
+    }
+}
+
+fn an_outcome_the_database_refused_is_kept_and_stored_by_the_next_worker(
+    new_db: &dyn Fn(&str) -> Db,
+) {
+    let db = new_db("spool");
+    let spool = tempfile::tempdir().unwrap();
+    let space = space::build("nb201", &Params::new()).unwrap();
+    let table = Arc::new(Table::builtin(space.as_ref()).unwrap());
+    let goal = Goal::single("valid_acc_12ep", Direction::Maximize);
+    let join = |storage: Box<dyn Storage>, w: &str| {
+        let s = strategy::build("random", 3, &Params::new()).unwrap();
+        Study::join(
+            storage,
+            record("random", goal.clone()),
+            space.as_ref(),
+            StrategyProposer::boxed(s, 1, 3),
+            w,
+            quick(),
+        )
+        .unwrap()
+    };
+    let down = Arc::new(AtomicBool::new(false));
+    let flaky = Flaky {
+        inner: db.open(),
+        down: down.clone(),
+    };
+    let mut first = join(Box::new(flaky), "first");
+    assert_eq!(first.set_spool(spool.path()).unwrap(), 0);
+    let ask = first.ask().unwrap().unwrap();
+    let outcome = TableEvaluator::new(table).evaluate(
+        space.as_ref(),
+        &ask.arch,
+        &ask.fidelity,
+        &mut |_, _| true,
+    );
+    down.store(true, Ordering::SeqCst);
+    let e = first.tell(ask.number, outcome).err().unwrap().to_string();
+    assert!(
+        e.contains("test took it away") && e.contains("is kept in"),
+        "{e}"
+    );
+    drop(first);
+    assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 1);
+    // The next worker started with that folder stores it, as the first worker's.
+    let mut next = join(db.open(), "next");
+    assert_eq!(next.set_spool(spool.path()).unwrap(), 1);
+    assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0);
+    let t = db.open().trial("shared", ask.number).unwrap();
+    assert_eq!(t.state, TrialState::Complete);
+    assert_eq!(t.worker, "first");
+    assert!(!t.values.is_empty());
+}
+
 /// Each test above, once on SQLite and once on PostgreSQL.
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
@@ -383,4 +552,6 @@ on_both!(
     a_silent_workers_trial_is_rerun_once_and_its_late_result_cannot_overwrite,
     a_repeated_tell_is_a_no_op_and_a_taken_arch_is_not_created_twice,
     joining_with_another_configuration_or_a_synchronous_scheduler_is_refused,
+    a_late_result_is_kept_while_its_rerun_is_still_queued,
+    an_outcome_the_database_refused_is_kept_and_stored_by_the_next_worker,
 );

@@ -1,7 +1,8 @@
 //! In-memory storage, for benchmarks, tests and throw-away studies.
 
 use super::storage::{
-    counts, stale_error, told_late, Created, FinishedTrial, NewTrial, Storage, StudyRecord, Told,
+    counts, is_stale, stale_error, superseded_error, told_late, Created, FinishedTrial, NewTrial,
+    Storage, StudyRecord, Told,
 };
 use super::{now, Trial, TrialState};
 use crate::{Error, Result};
@@ -218,6 +219,23 @@ impl Storage for MemoryStorage {
             self.finish_trial(study, number, end)?;
             return Ok(Told::Stored);
         }
+        if t.state == TrialState::Failed && t.worker == worker && is_stale(t.error.as_deref()) {
+            let (key, fidelity) = (t.arch_key.clone(), t.fidelity.clone());
+            let trials = self.trials_mut(study)?;
+            if let Some(rerun) = trials.iter_mut().find(|x| {
+                x.number > number
+                    && x.state == TrialState::Queued
+                    && x.arch_key == key
+                    && x.fidelity == fidelity
+            }) {
+                rerun.state = TrialState::Failed;
+                rerun.error = Some(superseded_error(number));
+                rerun.finished_at = Some(now());
+                self.finish_trial(study, number, end)?;
+                return Ok(Told::Stored);
+            }
+        }
+        let t = self.trial_mut(study, number)?;
         Ok(told_late(t, worker, end))
     }
 

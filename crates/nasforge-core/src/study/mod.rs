@@ -712,8 +712,13 @@ impl<'s> Study<'s> {
         let finished = FinishedTrial::judge(&self.goal, &taken.netspec, outcome);
         if self.shared.is_some() {
             let told =
-                self.storage
-                    .finish_owned(&self.record.name, number, &self.worker, &finished)?;
+                match self
+                    .storage
+                    .finish_owned(&self.record.name, number, &self.worker, &finished)
+                {
+                    Ok(told) => told,
+                    Err(e) => return Err(self.keep_unsent(number, &finished, e)),
+                };
             if told == Told::Lost {
                 // The trial was failed as stale and queued again: its re-run's outcome is
                 // the one that counts, and the proposer learns it from the storage.
@@ -783,8 +788,12 @@ impl<'s> Study<'s> {
             let mut curve = Vec::new();
             let outcome =
                 evaluator.evaluate(self.space, &ask.arch, &ask.fidelity, &mut |step, value| {
-                    if let Err(e) = storage.report(name, ask.number, step, value) {
-                        report_err.get_or_insert(e);
+                    // After one failure (each may have retried for a while) the curve is no
+                    // longer stored; training goes on.
+                    if report_err.is_none() {
+                        if let Err(e) = storage.report(name, ask.number, step, value) {
+                            report_err = Some(e);
+                        }
                     }
                     curve.push(sign * value);
                     !stopper
@@ -793,7 +802,11 @@ impl<'s> Study<'s> {
                 });
             self.beat_for(None);
             if let Some(e) = report_err {
-                return Err(e);
+                // A shared study's worker tells the outcome all the same: it is worth more than
+                // its curve, and if the database is still gone it is kept in the spool folder.
+                if !shared {
+                    return Err(e);
+                }
             }
             self.tell(ask.number, outcome)?;
             let trial = self.storage.trial(&self.record.name, ask.number)?;

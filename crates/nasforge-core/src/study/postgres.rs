@@ -22,8 +22,8 @@
 //! refused, never altered. Connections are plain TCP or Unix sockets (no TLS).
 
 use super::storage::{
-    counts, parse_record, stale_error, told_late, Created, FinishedTrial, NewTrial, Storage,
-    StoredTrial, StudyRecord, Told,
+    counts, is_stale, parse_record, stale_error, superseded_error, told_late, Created,
+    FinishedTrial, NewTrial, Storage, StoredTrial, StudyRecord, Told,
 };
 use super::{Trial, TrialState};
 use crate::{Error, Result};
@@ -789,14 +789,42 @@ impl Storage for PostgresStorage {
         let stored = self.run("cannot store the trial's end", |c| {
             let mut tx = c.transaction()?;
             let row = tx.query_one(
-                "SELECT state, worker FROM nasforge_trials WHERE id = $1 FOR UPDATE",
+                "SELECT state, worker, error, study_id, arch_key, fidelity FROM nasforge_trials
+                 WHERE id = $1 FOR UPDATE",
                 &[&id],
             )?;
-            let (state, holder): (String, String) = (row.get(0), row.get(1));
+            let (state, holder, error): (String, String, Option<String>) =
+                (row.get(0), row.get(1), row.get(2));
             if state == TrialState::Running.as_str() && holder == worker {
                 store_end(&mut tx, id, &e)?;
                 tx.commit()?;
                 return Ok(true);
+            }
+            if state == TrialState::Failed.as_str()
+                && holder == worker
+                && is_stale(error.as_deref())
+            {
+                let (sid, key, fidelity): (i64, String, String) =
+                    (row.get(3), row.get(4), row.get(5));
+                // The queued re-run, unless a worker is claiming it right now.
+                let rerun = tx.query_opt(
+                    "SELECT id FROM nasforge_trials WHERE study_id = $1 AND arch_key = $2
+                     AND fidelity = $3 AND state = 'queued' AND number > $4
+                     ORDER BY number LIMIT 1 FOR UPDATE SKIP LOCKED",
+                    &[&sid, &key, &fidelity, &(number as i64)],
+                )?;
+                if let Some(rerun) = rerun {
+                    tx.execute(
+                        &format!(
+                            "UPDATE nasforge_trials SET state = 'failed', error = $2,
+                                 finished_at = {NOW} WHERE id = $1"
+                        ),
+                        &[&rerun.get::<_, i64>(0), &superseded_error(number)],
+                    )?;
+                    store_end(&mut tx, id, &e)?;
+                    tx.commit()?;
+                    return Ok(true);
+                }
             }
             Ok(false)
         })?;

@@ -26,11 +26,14 @@
 //!   are still running or queued (one of them may go stale and need a re-run), then stops.
 
 use super::{
-    feedback, Ask, Created, Proposal, Proposer, Storage, Study, StudyRecord, Taken, TrialState,
+    feedback, Ask, Created, FinishedTrial, Proposal, Proposer, Storage, Study, StudyRecord, Taken,
+    Told, TrialState,
 };
 use crate::space::Space;
 use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -71,6 +74,17 @@ impl Sharing {
     }
 }
 
+/// An outcome a worker could not store, kept in a file (see [`Study::set_spool`]).
+#[derive(Serialize, Deserialize)]
+struct Unsent {
+    study: String,
+    /// The study's creation time: a study of the same name in another database is another.
+    created_at: f64,
+    number: u64,
+    worker: String,
+    end: FinishedTrial,
+}
+
 /// A worker's view of the shared study.
 pub(super) struct SharedState {
     sharing: Sharing,
@@ -86,6 +100,8 @@ pub(super) struct SharedState {
     last_reap: f64,
     /// Outcomes dropped because the trial had been taken from this worker.
     lost: usize,
+    /// Where outcomes that cannot be stored are kept ([`Study::set_spool`]).
+    spool: Option<PathBuf>,
     heart: Heart,
 }
 
@@ -196,10 +212,86 @@ impl<'s> Study<'s> {
             limit: None,
             last_reap: f64::NEG_INFINITY,
             lost: 0,
+            spool: None,
             heart,
         });
         study.sync()?;
         Ok(study)
+    }
+
+    /// Keeps outcomes that cannot be stored (the database is gone) as files in `dir`, and
+    /// stores the ones kept there for this study now (by earlier workers on this machine):
+    /// each counts unless its trial was run again meanwhile. Returns how many were stored.
+    pub fn set_spool(&mut self, dir: &Path) -> Result<usize> {
+        self.shared_mut().spool = Some(dir.to_path_buf());
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(0);
+        };
+        let mut stored = 0;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        for path in files {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let Ok(u) = serde_json::from_str::<Unsent>(&text) else {
+                continue;
+            };
+            if u.study != self.record.name || u.created_at != self.record.created_at {
+                continue;
+            }
+            let told = self
+                .storage
+                .finish_owned(&self.record.name, u.number, &u.worker, &u.end)?;
+            if told == Told::Stored {
+                stored += 1;
+            }
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(stored)
+    }
+
+    /// The error for an outcome the storage refused with `e`, after keeping the outcome in the
+    /// spool folder (if there is one) for the next worker to store.
+    pub(super) fn keep_unsent(&mut self, number: u64, end: &FinishedTrial, e: Error) -> Error {
+        let Some(dir) = self.shared.as_ref().and_then(|s| s.spool.clone()) else {
+            return e;
+        };
+        let unsent = Unsent {
+            study: self.record.name.clone(),
+            created_at: self.record.created_at,
+            number,
+            worker: self.worker.clone(),
+            end: end.clone(),
+        };
+        let safe: String = self
+            .record
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let path = dir.join(format!(
+            "{safe}-{}-{number}-{}.json",
+            self.record.created_at as u64,
+            std::process::id()
+        ));
+        let kept = std::fs::create_dir_all(&dir).and_then(|()| {
+            let text = serde_json::to_string(&unsent).map_err(std::io::Error::other)?;
+            std::fs::write(&path, text)
+        });
+        match kept {
+            Ok(()) => Error::Storage(format!(
+                "{e}; the outcome of trial {number} is kept in {} and stored by the next worker of this study started with that folder (unless the trial has been run again meanwhile)",
+                path.display()
+            )),
+            Err(io) => Error::Storage(format!(
+                "{e}; the outcome of trial {number} could not be kept either ({}: {io})",
+                path.display()
+            )),
+        }
     }
 
     /// Outcomes this worker dropped because its trial had been failed as stale meanwhile.

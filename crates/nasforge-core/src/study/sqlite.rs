@@ -3,8 +3,8 @@
 //! crash never leaves a half-written trial.
 
 use super::storage::{
-    counts, parse_record, stale_error, told_late, Created, FinishedTrial, NewTrial, Storage,
-    StoredTrial, StudyRecord, Told,
+    counts, is_stale, parse_record, stale_error, superseded_error, told_late, Created,
+    FinishedTrial, NewTrial, Storage, StoredTrial, StudyRecord, Told,
 };
 use super::{now, Trial, TrialState};
 use crate::{Error, Result};
@@ -593,16 +593,46 @@ impl Storage for SqliteStorage {
         end: &FinishedTrial,
     ) -> Result<Told> {
         let id = self.trial_id(study, number)?;
+        let sid = self.study_id(study)?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (state, holder): (String, String) = tx
-            .prepare_cached("SELECT state, worker FROM trials WHERE id = ?1")?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        if TrialState::parse(&state)? == TrialState::Running && holder == worker {
+        let (state, holder, error, key, fidelity): (
+            String,
+            String,
+            Option<String>,
+            String,
+            String,
+        ) = tx
+            .prepare_cached(
+                "SELECT state, worker, error, arch_key, fidelity FROM trials WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+        let state = TrialState::parse(&state)?;
+        if state == TrialState::Running && holder == worker {
             store_end(&tx, id, end)?;
             tx.commit()?;
             return Ok(Told::Stored);
+        }
+        if state == TrialState::Failed && holder == worker && is_stale(error.as_deref()) {
+            let rerun: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM trials WHERE study_id = ?1 AND arch_key = ?2 AND fidelity = ?3
+                     AND state = 'queued' AND number > ?4 ORDER BY number LIMIT 1",
+                )?
+                .query_row(params![sid, key, fidelity, number as i64], |r| r.get(0))
+                .optional()?;
+            if let Some(rerun) = rerun {
+                tx.prepare_cached(
+                    "UPDATE trials SET state = 'failed', error = ?2, finished_at = ?3 WHERE id = ?1",
+                )?
+                .execute(params![rerun, superseded_error(number), now()])?;
+                store_end(&tx, id, end)?;
+                tx.commit()?;
+                return Ok(Told::Stored);
+            }
         }
         drop(tx);
         Ok(told_late(&self.trial(study, number)?, worker, end))

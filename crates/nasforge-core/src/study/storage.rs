@@ -93,7 +93,7 @@ pub struct NewTrial {
 }
 
 /// The end of a trial.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FinishedTrial {
     /// Complete, pruned or failed.
     pub state: TrialState,
@@ -174,7 +174,11 @@ pub trait Storage: Send {
     fn reap_stale(&mut self, study: &str, grace: f64, max_retry: u32) -> Result<Vec<u64>>;
     /// Takes the oldest queued trial for `worker` (running from now), if any.
     fn claim_queued(&mut self, study: &str, worker: &str) -> Result<Option<Trial>>;
-    /// Ends a running trial that `worker` holds; see [`Told`] for what happens otherwise.
+    /// Ends a running trial that `worker` holds; see [`Told`] for what happens otherwise. A
+    /// trial of `worker`'s failed as stale whose re-run is still queued (nobody has started
+    /// it) takes the late outcome after all: it is stored, and the queued re-run is failed as
+    /// superseded (it does not count), so a worker cut off from the database for longer than
+    /// the grace period loses nothing if it gets back before its trial is re-run.
     fn finish_owned(
         &mut self,
         study: &str,
@@ -204,6 +208,19 @@ pub(super) fn told_late(stored: &Trial, worker: &str, end: &FinishedTrial) -> To
     } else {
         Told::Lost
     }
+}
+
+/// The error of a queued re-run made unnecessary by the late outcome of stale trial `number`.
+pub(super) fn superseded_error(number: u64) -> String {
+    format!(
+        "{}: superseded by the late result of trial {number}",
+        super::STALE
+    )
+}
+
+/// Whether a trial failed with `error` was failed as stale.
+pub(super) fn is_stale(error: Option<&str>) -> bool {
+    error.is_some_and(|e| e.starts_with(super::STALE))
 }
 
 /// A study record stored as JSON text (`name`, when known, for the message).

@@ -535,6 +535,14 @@ fn open_study<'s>(
         if let Some(stopper) = proposer.stopper {
             study.set_stopper(stopper, epochs)?;
         }
+        let spool = spool_dir();
+        let sent = study.set_spool(&spool)?;
+        if sent > 0 && !quiet {
+            eprintln!(
+                "stored {sent} outcome(s) that an earlier worker on this machine could not store ({})",
+                spool.display()
+            );
+        }
         let kept = study.finished();
         if args.resume && !quiet {
             eprintln!(
@@ -1476,6 +1484,18 @@ fn default_strategy(cfg: &SearchConfig) -> &'static str {
         "mo-rea"
     } else {
         "rea"
+    }
+}
+
+/// Where a worker keeps outcomes it cannot store (its database is gone) for the next worker
+/// on this machine: `NASFORGE_SPOOL`, else `~/.cache/nasforge/unsent`.
+fn spool_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("NASFORGE_SPOOL") {
+        return PathBuf::from(dir);
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache/nasforge/unsent"),
+        None => std::env::temp_dir().join("nasforge-unsent"),
     }
 }
 
