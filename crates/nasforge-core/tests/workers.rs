@@ -412,6 +412,9 @@ impl Storage for Flaky {
     fn studies(&self) -> nasforge_core::Result<Vec<StudyRecord>> {
         self.inner.studies()
     }
+    fn set_config(&mut self, name: &str, c: &serde_json::Value) -> nasforge_core::Result<()> {
+        self.inner.set_config(name, c)
+    }
     fn create_trial(&mut self, study: &str, t: &NewTrial) -> nasforge_core::Result<u64> {
         self.inner.create_trial(study, t)
     }

@@ -178,3 +178,46 @@ fn bad_storage_study_names_passwords_and_configs_are_clear_errors() {
     let kept = PostgresStorage::open(&url).unwrap().trials("a").unwrap();
     assert_eq!(kept.len(), 5);
 }
+
+#[test]
+fn a_resume_that_raises_trials_reaches_workers_that_join_later() {
+    let Some(db) = Db::postgres("cli_resume") else {
+        return;
+    };
+    let url = db.url();
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let run = run.to_str().unwrap();
+    let o = nasforge(&[
+        "search",
+        "--evaluator",
+        "table",
+        "--trials",
+        "5",
+        "--quiet",
+        "--storage",
+        &url,
+        "--study",
+        "r",
+        "--run-dir",
+        run,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = nasforge(&[
+        "search",
+        "--resume",
+        "--run-dir",
+        run,
+        "--trials",
+        "9",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let storage = PostgresStorage::open(&url).unwrap();
+    assert_eq!(storage.study("r").unwrap().unwrap().config["trials"], 9);
+    assert_eq!(storage.trials("r").unwrap().len(), 9);
+    // A worker joining now reads 9: the study is full, it ends at once, adding nothing.
+    let o = nasforge(&["worker", "--storage", &url, "--study", "r", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(storage.trials("r").unwrap().len(), 9);
+}

@@ -46,6 +46,16 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    fn set_config(&mut self, name: &str, config: &serde_json::Value) -> Result<()> {
+        let (record, _) = self
+            .studies
+            .iter_mut()
+            .find(|(r, _)| r.name == name)
+            .ok_or_else(|| Error::Storage(format!("no study named `{name}`")))?;
+        record.config = config.clone();
+        Ok(())
+    }
+
     fn study(&self, name: &str) -> Result<Option<StudyRecord>> {
         Ok(self
             .studies

@@ -563,6 +563,41 @@ impl Storage for PostgresStorage {
         Ok(())
     }
 
+    fn set_config(&mut self, name: &str, config: &serde_json::Value) -> Result<()> {
+        let found = self.run("cannot update the study", |c| {
+            let mut tx = c.transaction()?;
+            let Some(row) = tx.query_opt(
+                "SELECT record FROM nasforge_studies WHERE name = $1 FOR UPDATE",
+                &[&name],
+            )?
+            else {
+                return Ok(None);
+            };
+            let text: String = row.get(0);
+            let Ok(mut record) = parse_record(&text, Some(name)) else {
+                return Ok(Some(false));
+            };
+            record.config = config.clone();
+            let Ok(text) = to_json(&record) else {
+                return Ok(Some(false));
+            };
+            tx.execute(
+                "UPDATE nasforge_studies SET record = $2 WHERE name = $1",
+                &[&name, &text],
+            )?;
+            tx.commit()?;
+            Ok(Some(true))
+        })?;
+        match found {
+            Some(true) => Ok(()),
+            Some(false) => Err(Error::Storage(format!("study `{name}`: bad record"))),
+            None => Err(Error::Storage(format!(
+                "no study named `{name}` in {}",
+                self.shown
+            ))),
+        }
+    }
+
     fn study(&self, name: &str) -> Result<Option<StudyRecord>> {
         let text: Option<String> = self.run("cannot read the study", |c| {
             c.query_opt(

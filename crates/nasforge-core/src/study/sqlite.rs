@@ -388,6 +388,26 @@ impl Storage for SqliteStorage {
         Ok(())
     }
 
+    fn set_config(&mut self, name: &str, config: &serde_json::Value) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let text: String = tx
+            .query_row("SELECT record FROM studies WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or_else(|| Error::Storage(format!("no study named `{name}`")))?;
+        let mut record = parse_record(&text, Some(name))?;
+        record.config = config.clone();
+        tx.execute(
+            "UPDATE studies SET record = ?2 WHERE name = ?1",
+            params![name, to_json(&record)?],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     fn study(&self, name: &str) -> Result<Option<StudyRecord>> {
         let text: Option<String> = self
             .conn

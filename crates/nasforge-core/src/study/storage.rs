@@ -139,6 +139,9 @@ pub trait Storage: Send {
     fn create_study(&mut self, record: &StudyRecord) -> Result<()>;
     /// The study with this name, if any.
     fn study(&self, name: &str) -> Result<Option<StudyRecord>>;
+    /// Replaces the configuration kept in study `name`'s record (a resume that changes what
+    /// may change, such as the number of trials, which workers that join later read).
+    fn set_config(&mut self, name: &str, config: &serde_json::Value) -> Result<()>;
     /// All studies.
     fn studies(&self) -> Result<Vec<StudyRecord>>;
     /// Creates a trial and returns its number (the next in the study).

@@ -524,6 +524,14 @@ fn open_study<'s>(
             // database may be alive on other machines: theirs go stale in their own time.)
             storage.reap_stale(&name, 0.0, sharing.max_retry)?;
         }
+        if args.resume && !worker {
+            // What a resume may change (--trials): workers that join from now on read it.
+            if let Some(stored) = storage.study(&name)? {
+                if stored.config != record.config {
+                    storage.set_config(&name, &record.config)?;
+                }
+            }
+        }
         let mut study = Study::join(
             storage,
             record,
