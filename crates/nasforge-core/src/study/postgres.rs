@@ -17,6 +17,8 @@
 //!   ([`Told::Repeated`]), and a trial created or claimed twice is left running, goes stale
 //!   and is re-queued, so nothing is lost.
 //!
+//! Statements are prepared once per connection and kept, so each query is one round trip.
+//!
 //! Tables are prefixed `nasforge_`, so a database shared with other programs is safe; the
 //! schema carries a version (`nasforge_meta`), and a database written by a newer nasforge is
 //! refused, never altered. Connections are plain TCP or Unix sockets (no TLS).
@@ -28,10 +30,65 @@ use super::storage::{
 use super::{Trial, TrialState};
 use crate::{Error, Result};
 use postgres::error::SqlState;
-use postgres::{Client, GenericClient, NoTls};
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, NoTls, Statement};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+/// Prepared statements of the current connection, by SQL text: a query then costs one round
+/// trip instead of two (prepare, then run). Emptied when the connection is replaced.
+#[derive(Default)]
+struct Statements(RefCell<HashMap<String, Statement>>);
+
+impl Statements {
+    fn get<C: GenericClient>(&self, c: &mut C, sql: &str) -> PgResult<Statement> {
+        if let Some(s) = self.0.borrow().get(sql) {
+            return Ok(s.clone());
+        }
+        let s = c.prepare(sql)?;
+        self.0.borrow_mut().insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+}
+
+type PgResult<T> = std::result::Result<T, postgres::Error>;
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+fn query<C: GenericClient>(
+    c: &mut C,
+    st: &Statements,
+    sql: &str,
+    p: Params,
+) -> PgResult<Vec<postgres::Row>> {
+    let s = st.get(c, sql)?;
+    c.query(&s, p)
+}
+
+fn query_one<C: GenericClient>(
+    c: &mut C,
+    st: &Statements,
+    sql: &str,
+    p: Params,
+) -> PgResult<postgres::Row> {
+    let s = st.get(c, sql)?;
+    c.query_one(&s, p)
+}
+
+fn query_opt<C: GenericClient>(
+    c: &mut C,
+    st: &Statements,
+    sql: &str,
+    p: Params,
+) -> PgResult<Option<postgres::Row>> {
+    let s = st.get(c, sql)?;
+    c.query_opt(&s, p)
+}
+
+fn execute<C: GenericClient>(c: &mut C, st: &Statements, sql: &str, p: Params) -> PgResult<u64> {
+    let s = st.get(c, sql)?;
+    c.execute(&s, p)
+}
 
 /// The version of the tables below; written to `nasforge_meta`.
 const SCHEMA_VERSION: i64 = 1;
@@ -113,6 +170,7 @@ pub struct PostgresStorage {
     /// The URL without its password, for messages.
     shown: String,
     retry: Retry,
+    statements: Statements,
     /// Study name -> row id; a study is never renamed or deleted.
     study_ids: RefCell<HashMap<String, i64>>,
 }
@@ -215,23 +273,24 @@ impl PostgresStorage {
             url: url.to_string(),
             shown,
             retry,
+            statements: Statements::default(),
             study_ids: RefCell::new(HashMap::new()),
         };
-        storage.run("cannot set up the nasforge tables", |c| {
+        storage.run("cannot set up the nasforge tables", |c, st| {
             let mut tx = c.transaction()?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
-            let exists: bool = tx
-                .query_one("SELECT to_regclass('nasforge_meta') IS NOT NULL", &[])?
+            execute(&mut tx, st, "SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+            let exists: bool = query_one(
+                &mut tx, st, "SELECT to_regclass('nasforge_meta') IS NOT NULL", &[])?
                 .get(0);
             let version: Option<String> = if exists {
-                tx.query_opt(
+                query_opt(&mut tx, st,
                     "SELECT value FROM nasforge_meta WHERE key = 'schema_version'",
                     &[],
                 )?
                 .map(|r| r.get(0))
             } else {
                 tx.batch_execute(SCHEMA)?;
-                tx.execute(
+                execute(&mut tx, st,
                     "INSERT INTO nasforge_meta (key, value) VALUES ('schema_version', $1)",
                     &[&SCHEMA_VERSION.to_string()],
                 )?;
@@ -264,7 +323,7 @@ impl PostgresStorage {
     fn run<T>(
         &self,
         what: &str,
-        mut op: impl FnMut(&mut Client) -> std::result::Result<T, postgres::Error>,
+        mut op: impl FnMut(&mut Client, &Statements) -> std::result::Result<T, postgres::Error>,
     ) -> Result<T> {
         let start = Instant::now();
         let mut conflicts = 0u32;
@@ -275,7 +334,7 @@ impl PostgresStorage {
                 *client = connect(&self.url, &self.shown, left)
                     .map_err(|e| Error::Storage(format!("{what}: lost the connection and {e}")))?;
             }
-            let e = match op(&mut client) {
+            let e = match op(&mut client, &self.statements) {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
@@ -296,6 +355,7 @@ impl PostgresStorage {
                         .map_err(|e| {
                             Error::Storage(format!("{what}: lost the connection and {e}"))
                         })?;
+                        self.statements.0.borrow_mut().clear();
                         *client = fresh;
                     }
                     drop(client);
@@ -317,9 +377,14 @@ impl PostgresStorage {
             return Ok(id);
         }
         let id: i64 = self
-            .run("cannot read the study", |c| {
-                c.query_opt("SELECT id FROM nasforge_studies WHERE name = $1", &[&name])
-                    .map(|r| r.map(|r| r.get(0)))
+            .run("cannot read the study", |c, st| {
+                query_opt(
+                    c,
+                    st,
+                    "SELECT id FROM nasforge_studies WHERE name = $1",
+                    &[&name],
+                )
+                .map(|r| r.map(|r| r.get(0)))
             })?
             .ok_or_else(|| Error::Storage(format!("no study named `{name}` in {}", self.shown)))?;
         self.study_ids.borrow_mut().insert(name.to_string(), id);
@@ -328,8 +393,10 @@ impl PostgresStorage {
 
     fn trial_id(&self, study: &str, number: u64) -> Result<i64> {
         let sid = self.study_id(study)?;
-        self.run("cannot read the trial", |c| {
-            c.query_opt(
+        self.run("cannot read the trial", |c, st| {
+            query_opt(
+                c,
+                st,
                 "SELECT id FROM nasforge_trials WHERE study_id = $1 AND number = $2",
                 &[&sid, &(number as i64)],
             )
@@ -342,10 +409,12 @@ impl PostgresStorage {
     fn load(&self, study: &str, number: u64, exact: bool) -> Result<Vec<Trial>> {
         let sid = self.study_id(study)?;
         let which = if exact { "=" } else { ">=" };
-        let (rows, steps) = self.run("cannot read trials", |c| {
+        let (rows, steps) = self.run("cannot read trials", |c, st| {
             // One snapshot for the trials and their intermediate values.
             let mut tx = c.build_transaction().read_only(true).start()?;
-            let rows = tx.query(
+            let rows = query(
+                &mut tx,
+                st,
                 &format!(
                     "SELECT {TRIAL_COLUMNS} FROM nasforge_trials
                      WHERE study_id = $1 AND number {which} $2 ORDER BY number"
@@ -353,7 +422,9 @@ impl PostgresStorage {
                 &[&sid, &(number as i64)],
             )?;
             let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-            let steps = tx.query(
+            let steps = query(
+                &mut tx,
+                st,
                 "SELECT trial_id, step, value FROM nasforge_intermediate
                  WHERE trial_id = ANY($1) ORDER BY trial_id, step",
                 &[&ids],
@@ -478,18 +549,22 @@ impl<'a> Row<'a> {
 /// (or takes it here, through the counter).
 fn insert_trial(
     tx: &mut impl GenericClient,
+    st: &Statements,
     sid: i64,
     t: &Row<'_>,
 ) -> std::result::Result<u64, postgres::Error> {
-    let number: i64 = tx
-        .query_one(
-            "UPDATE nasforge_studies SET next_number = next_number + 1 WHERE id = $1
+    let number: i64 = query_one(
+        tx,
+        st,
+        "UPDATE nasforge_studies SET next_number = next_number + 1 WHERE id = $1
              RETURNING next_number - 1",
-            &[&sid],
-        )?
-        .get(0);
+        &[&sid],
+    )?
+    .get(0);
     let running = t.state == TrialState::Running;
-    tx.execute(
+    execute(
+        tx,
+        st,
         &format!(
             "INSERT INTO nasforge_trials (study_id, number, arch_key, arch, fidelity, state, worker,
                  created_at, started_at, heartbeat_at)
@@ -530,10 +605,13 @@ impl<'a> EncodedEnd<'a> {
 /// Stores the end of trial row `id`.
 fn store_end(
     tx: &mut impl GenericClient,
+    st: &Statements,
     id: i64,
     e: &EncodedEnd,
 ) -> std::result::Result<(), postgres::Error> {
-    tx.execute(
+    execute(
+        tx,
+        st,
         &format!(
             "UPDATE nasforge_trials SET state = $2, objective_values = $3, violation = $4,
                  cost = $5, metrics = $6, error = $7, finished_at = {NOW} WHERE id = $1"
@@ -554,19 +632,26 @@ fn store_end(
 impl Storage for PostgresStorage {
     fn create_study(&mut self, record: &StudyRecord) -> Result<()> {
         let text = to_json(record)?;
-        self.run(&format!("cannot create study `{}`", record.name), |c| {
-            c.execute(
-                "INSERT INTO nasforge_studies (name, record) VALUES ($1, $2)",
-                &[&record.name, &text],
-            )
-        })?;
+        self.run(
+            &format!("cannot create study `{}`", record.name),
+            |c, st| {
+                execute(
+                    c,
+                    st,
+                    "INSERT INTO nasforge_studies (name, record) VALUES ($1, $2)",
+                    &[&record.name, &text],
+                )
+            },
+        )?;
         Ok(())
     }
 
     fn set_config(&mut self, name: &str, config: &serde_json::Value) -> Result<()> {
-        let found = self.run("cannot update the study", |c| {
+        let found = self.run("cannot update the study", |c, st| {
             let mut tx = c.transaction()?;
-            let Some(row) = tx.query_opt(
+            let Some(row) = query_opt(
+                &mut tx,
+                st,
                 "SELECT record FROM nasforge_studies WHERE name = $1 FOR UPDATE",
                 &[&name],
             )?
@@ -581,7 +666,9 @@ impl Storage for PostgresStorage {
             let Ok(text) = to_json(&record) else {
                 return Ok(Some(false));
             };
-            tx.execute(
+            execute(
+                &mut tx,
+                st,
                 "UPDATE nasforge_studies SET record = $2 WHERE name = $1",
                 &[&name, &text],
             )?;
@@ -599,8 +686,10 @@ impl Storage for PostgresStorage {
     }
 
     fn study(&self, name: &str) -> Result<Option<StudyRecord>> {
-        let text: Option<String> = self.run("cannot read the study", |c| {
-            c.query_opt(
+        let text: Option<String> = self.run("cannot read the study", |c, st| {
+            query_opt(
+                c,
+                st,
                 "SELECT record FROM nasforge_studies WHERE name = $1",
                 &[&name],
             )
@@ -610,9 +699,14 @@ impl Storage for PostgresStorage {
     }
 
     fn studies(&self) -> Result<Vec<StudyRecord>> {
-        let texts: Vec<String> = self.run("cannot list the studies", |c| {
-            c.query("SELECT record FROM nasforge_studies ORDER BY id", &[])
-                .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        let texts: Vec<String> = self.run("cannot list the studies", |c, st| {
+            query(
+                c,
+                st,
+                "SELECT record FROM nasforge_studies ORDER BY id",
+                &[],
+            )
+            .map(|rows| rows.iter().map(|r| r.get(0)).collect())
         })?;
         texts.iter().map(|t| parse_record(t, None)).collect()
     }
@@ -620,9 +714,9 @@ impl Storage for PostgresStorage {
     fn create_trial(&mut self, study: &str, t: &NewTrial) -> Result<u64> {
         let sid = self.study_id(study)?;
         let (arch, fidelity) = (to_json(&t.arch)?, to_json(&t.fidelity)?);
-        self.run("cannot create a trial", |c| {
+        self.run("cannot create a trial", |c, st| {
             let mut tx = c.transaction()?;
-            let n = insert_trial(&mut tx, sid, &Row::of(t, &arch, &fidelity))?;
+            let n = insert_trial(&mut tx, st, sid, &Row::of(t, &arch, &fidelity))?;
             tx.commit()?;
             Ok(n)
         })
@@ -630,14 +724,18 @@ impl Storage for PostgresStorage {
 
     fn report(&mut self, study: &str, number: u64, step: u64, value: f64) -> Result<()> {
         let id = self.trial_id(study, number)?;
-        self.run("cannot store an intermediate value", |c| {
+        self.run("cannot store an intermediate value", |c, st| {
             let mut tx = c.transaction()?;
-            tx.execute(
+            execute(
+                &mut tx,
+                st,
                 "INSERT INTO nasforge_intermediate (trial_id, step, value) VALUES ($1, $2, $3)
                  ON CONFLICT (trial_id, step) DO UPDATE SET value = EXCLUDED.value",
                 &[&id, &(step as i64), &value],
             )?;
-            tx.execute(
+            execute(
+                &mut tx,
+                st,
                 &format!("UPDATE nasforge_trials SET heartbeat_at = {NOW} WHERE id = $1"),
                 &[&id],
             )?;
@@ -647,8 +745,10 @@ impl Storage for PostgresStorage {
 
     fn heartbeat(&mut self, study: &str, number: u64) -> Result<()> {
         let id = self.trial_id(study, number)?;
-        self.run("cannot store a heartbeat", |c| {
-            c.execute(
+        self.run("cannot store a heartbeat", |c, st| {
+            execute(
+                c,
+                st,
                 &format!("UPDATE nasforge_trials SET heartbeat_at = {NOW} WHERE id = $1"),
                 &[&id],
             )
@@ -659,7 +759,9 @@ impl Storage for PostgresStorage {
     fn finish_trial(&mut self, study: &str, number: u64, end: &FinishedTrial) -> Result<()> {
         let id = self.trial_id(study, number)?;
         let e = EncodedEnd::new(end)?;
-        self.run("cannot store the trial's end", |c| store_end(c, id, &e))
+        self.run("cannot store the trial's end", |c, st| {
+            store_end(c, st, id, &e)
+        })
     }
 
     fn trial(&self, study: &str, number: u64) -> Result<Trial> {
@@ -680,17 +782,20 @@ impl Storage for PostgresStorage {
     ) -> Result<Created> {
         let sid = self.study_id(study)?;
         let (arch, fidelity) = (to_json(&t.arch)?, to_json(&t.fidelity)?);
-        self.run("cannot create a trial", |c| {
+        self.run("cannot create a trial", |c, st| {
             let mut tx = c.transaction()?;
             // The study's row lock: one creator at a time, so the checks below hold until
             // the insert commits.
-            let next: i64 = tx
-                .query_one(
-                    "SELECT next_number FROM nasforge_studies WHERE id = $1 FOR UPDATE",
-                    &[&sid],
-                )?
-                .get(0);
-            let holders = tx.query(
+            let next: i64 = query_one(
+                &mut tx,
+                st,
+                "SELECT next_number FROM nasforge_studies WHERE id = $1 FOR UPDATE",
+                &[&sid],
+            )?
+            .get(0);
+            let holders = query(
+                &mut tx,
+                st,
                 "SELECT state, error FROM nasforge_trials
                  WHERE study_id = $1 AND arch_key = $2 AND fidelity = $3",
                 &[&sid, &t.arch_key, &fidelity],
@@ -702,22 +807,23 @@ impl Storage for PostgresStorage {
                 }
             }
             if let Some(limit) = limit {
-                let uncounted: i64 = tx
-                    .query_one(
-                        "SELECT COUNT(*) FROM nasforge_trials WHERE study_id = $1
+                let uncounted: i64 = query_one(
+                    &mut tx,
+                    st,
+                    "SELECT COUNT(*) FROM nasforge_trials WHERE study_id = $1
                          AND state = 'failed' AND (error LIKE $2 OR error LIKE $3)",
-                        &[
-                            &sid,
-                            &format!("{}%", super::INTERRUPTED),
-                            &format!("{}%", super::STALE),
-                        ],
-                    )?
-                    .get(0);
+                    &[
+                        &sid,
+                        &format!("{}%", super::INTERRUPTED),
+                        &format!("{}%", super::STALE),
+                    ],
+                )?
+                .get(0);
                 if (next - uncounted) as u64 >= limit {
                     return Ok(Created::Full);
                 }
             }
-            let n = insert_trial(&mut tx, sid, &Row::of(t, &arch, &fidelity))?;
+            let n = insert_trial(&mut tx, st, sid, &Row::of(t, &arch, &fidelity))?;
             tx.commit()?;
             Ok(Created::Number(n))
         })
@@ -729,10 +835,12 @@ impl Storage for PostgresStorage {
 
     fn reap_stale(&mut self, study: &str, grace: f64, max_retry: u32) -> Result<Vec<u64>> {
         let sid = self.study_id(study)?;
-        self.run("cannot fail stale trials", |c| {
+        self.run("cannot fail stale trials", |c, st| {
             let mut tx = c.transaction()?;
             // Trials another worker is reaping (or finishing) right now are skipped.
-            let stale = tx.query(
+            let stale = query(
+                &mut tx,
+                st,
                 &format!(
                     "SELECT id, number, arch_key, arch, fidelity, worker,
                             {NOW} - COALESCE(heartbeat_at, created_at)
@@ -761,7 +869,9 @@ impl Storage for PostgresStorage {
                     r.get(5),
                     r.get(6),
                 );
-                tx.execute(
+                execute(
+                    &mut tx,
+                    st,
                     &format!(
                         "UPDATE nasforge_trials SET state = 'failed', error = $2,
                              finished_at = {NOW} WHERE id = $1"
@@ -769,14 +879,15 @@ impl Storage for PostgresStorage {
                     &[&id, &stale_error(&worker, silent)],
                 )?;
                 failed.push(number as u64);
-                let before: i64 = tx
-                    .query_one(
-                        "SELECT COUNT(*) FROM nasforge_trials WHERE study_id = $1
+                let before: i64 = query_one(
+                    &mut tx,
+                    st,
+                    "SELECT COUNT(*) FROM nasforge_trials WHERE study_id = $1
                          AND arch_key = $2 AND fidelity = $3 AND state = 'failed'
                          AND error LIKE $4",
-                        &[&sid, &key, &fidelity, &format!("{}%", super::STALE)],
-                    )?
-                    .get(0);
+                    &[&sid, &key, &fidelity, &format!("{}%", super::STALE)],
+                )?
+                .get(0);
                 if before as u64 <= u64::from(max_retry) {
                     let again = Row {
                         arch_key: &key,
@@ -785,7 +896,7 @@ impl Storage for PostgresStorage {
                         state: TrialState::Queued,
                         worker: "",
                     };
-                    insert_trial(&mut tx, sid, &again)?;
+                    insert_trial(&mut tx, st, sid, &again)?;
                 }
             }
             tx.commit()?;
@@ -795,8 +906,10 @@ impl Storage for PostgresStorage {
 
     fn claim_queued(&mut self, study: &str, worker: &str) -> Result<Option<Trial>> {
         let sid = self.study_id(study)?;
-        let number: Option<i64> = self.run("cannot claim a queued trial", |c| {
-            c.query_opt(
+        let number: Option<i64> = self.run("cannot claim a queued trial", |c, st| {
+            query_opt(
+                c,
+                st,
                 &format!(
                     "UPDATE nasforge_trials SET state = 'running', worker = $2,
                          started_at = {NOW}, heartbeat_at = {NOW}
@@ -821,9 +934,11 @@ impl Storage for PostgresStorage {
     ) -> Result<Told> {
         let id = self.trial_id(study, number)?;
         let e = EncodedEnd::new(end)?;
-        let stored = self.run("cannot store the trial's end", |c| {
+        let stored = self.run("cannot store the trial's end", |c, st| {
             let mut tx = c.transaction()?;
-            let row = tx.query_one(
+            let row = query_one(
+                &mut tx,
+                st,
                 "SELECT state, worker, error, study_id, arch_key, fidelity FROM nasforge_trials
                  WHERE id = $1 FOR UPDATE",
                 &[&id],
@@ -831,7 +946,7 @@ impl Storage for PostgresStorage {
             let (state, holder, error): (String, String, Option<String>) =
                 (row.get(0), row.get(1), row.get(2));
             if state == TrialState::Running.as_str() && holder == worker {
-                store_end(&mut tx, id, &e)?;
+                store_end(&mut tx, st, id, &e)?;
                 tx.commit()?;
                 return Ok(true);
             }
@@ -842,21 +957,25 @@ impl Storage for PostgresStorage {
                 let (sid, key, fidelity): (i64, String, String) =
                     (row.get(3), row.get(4), row.get(5));
                 // The queued re-run, unless a worker is claiming it right now.
-                let rerun = tx.query_opt(
+                let rerun = query_opt(
+                    &mut tx,
+                    st,
                     "SELECT id FROM nasforge_trials WHERE study_id = $1 AND arch_key = $2
                      AND fidelity = $3 AND state = 'queued' AND number > $4
                      ORDER BY number LIMIT 1 FOR UPDATE SKIP LOCKED",
                     &[&sid, &key, &fidelity, &(number as i64)],
                 )?;
                 if let Some(rerun) = rerun {
-                    tx.execute(
+                    execute(
+                        &mut tx,
+                        st,
                         &format!(
                             "UPDATE nasforge_trials SET state = 'failed', error = $2,
                                  finished_at = {NOW} WHERE id = $1"
                         ),
                         &[&rerun.get::<_, i64>(0), &superseded_error(number)],
                     )?;
-                    store_end(&mut tx, id, &e)?;
+                    store_end(&mut tx, st, id, &e)?;
                     tx.commit()?;
                     return Ok(true);
                 }
