@@ -85,6 +85,27 @@ fn a_search_and_two_workers_share_one_postgres_study() {
     assert_eq!(listed.len(), by.len(), "{status}");
     let o = nasforge(&["runs", tmp.path().to_str().unwrap()]);
     assert!(stdout(&o).contains("16/16"), "{}", stdout(&o));
+    // And from any machine, without the run directory.
+    let remote = json(&nasforge(&[
+        "status",
+        "--storage",
+        &url,
+        "--study",
+        "iris",
+        "--json",
+    ]));
+    assert_eq!(remote["trials_finished"], 16, "{remote}");
+    assert_eq!(remote["state"], "done", "{remote}");
+    assert_eq!(remote["workers"].as_array().unwrap().len(), by.len());
+    let o = nasforge(&["runs", "--storage", &url]);
+    assert!(
+        stdout(&o).contains("iris") && stdout(&o).contains("16/16"),
+        "{}",
+        stdout(&o)
+    );
+    let o = nasforge(&["status", "--storage", &url, "--study", "nope"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("it holds iris"), "{}", stderr(&o));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use super::Output;
 use crate::report::page::facts;
-use crate::report::run::{find_runs, Run};
+use crate::report::run::{find_runs, find_studies, Run};
 use anyhow::Result;
 use clap::Args;
 use nasforge_core::study::TrialState;
@@ -14,6 +14,9 @@ pub struct RunsArgs {
     /// The folder holding run directories (or one run directory).
     #[arg(default_value = "runs")]
     pub dir: PathBuf,
+    /// List the studies of this PostgreSQL database instead (postgres://USER@HOST:PORT/DB).
+    #[arg(long, conflicts_with = "dir")]
+    pub storage: Option<String>,
     #[command(flatten)]
     pub output: Output,
 }
@@ -22,7 +25,14 @@ pub struct RunsArgs {
 #[derive(Args)]
 pub struct StatusArgs {
     /// The run directory.
-    pub run: PathBuf,
+    #[arg(required_unless_present = "storage")]
+    pub run: Option<PathBuf>,
+    /// Instead of a run directory: a PostgreSQL database (postgres://USER@HOST:PORT/DB) ...
+    #[arg(long, requires = "study", conflicts_with = "run")]
+    pub storage: Option<String>,
+    /// ... and the study in it (a study's progress and workers seen from any machine).
+    #[arg(long, requires = "storage")]
+    pub study: Option<String>,
     /// How many of the latest trials to list.
     #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = super::non_negative::<usize>)]
     pub last: usize,
@@ -32,7 +42,10 @@ pub struct StatusArgs {
 
 /// Runs `nasforge runs`.
 pub fn runs(args: RunsArgs) -> Result<()> {
-    let found = find_runs(&args.dir)?;
+    let found = match &args.storage {
+        Some(url) => find_studies(url)?,
+        None => find_runs(&args.dir)?,
+    };
     if args.output.json {
         let docs: Vec<serde_json::Value> = found
             .iter()
@@ -48,7 +61,10 @@ pub fn runs(args: RunsArgs) -> Result<()> {
         return Ok(());
     }
     if found.is_empty() {
-        println!("no runs in {}", args.dir.display());
+        match &args.storage {
+            Some(_) => println!("no studies in that database"),
+            None => println!("no runs in {}", args.dir.display()),
+        }
         return Ok(());
     }
     // Columns as wide as their widest cell, so long names and objectives never shift them.
@@ -125,7 +141,11 @@ pub fn runs(args: RunsArgs) -> Result<()> {
 
 /// Runs `nasforge status`.
 pub fn status(args: StatusArgs) -> Result<()> {
-    let run = Run::open(&args.run)?;
+    let run = match (&args.run, &args.storage, &args.study) {
+        (Some(dir), _, _) => Run::open(dir)?,
+        (None, Some(url), Some(name)) => Run::from_study(url, name)?,
+        _ => return super::bad_input("give a run directory, or --storage URL --study NAME"),
+    };
     let mut latest: Vec<&nasforge_core::study::Trial> = run.trials.iter().collect();
     latest.sort_by_key(|t| std::cmp::Reverse(t.number));
     latest.truncate(args.last);
@@ -215,7 +235,12 @@ pub fn status(args: StatusArgs) -> Result<()> {
             );
         }
     }
-    if run.state == crate::report::run::RunState::Interrupted {
+    if run.state == crate::report::run::RunState::Interrupted && args.storage.is_some() {
+        println!(
+            "\ncontinue it with: nasforge worker --storage URL --study {}",
+            run.record.name
+        );
+    } else if run.state == crate::report::run::RunState::Interrupted {
         println!(
             "\ncontinue it with: nasforge search --resume --run-dir {}",
             run.dir.display()

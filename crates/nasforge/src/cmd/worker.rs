@@ -47,16 +47,11 @@ fn default_index() -> usize {
 pub fn run(args: WorkerArgs) -> Result<()> {
     let storage = PostgresStorage::open(&args.storage)?;
     let Some(record) = storage.study(&args.study)? else {
-        let names: Vec<String> = storage.studies()?.into_iter().map(|r| r.name).collect();
         return bad_input(format!(
             "there is no study `{}` in {} ({}); start it with `nasforge search --storage URL --study {}`, then start workers",
             args.study,
             storage.shown(),
-            if names.is_empty() {
-                "it holds none".to_string()
-            } else {
-                format!("it holds {}", names.join(", "))
-            },
+            crate::report::run::held_studies(&storage),
             args.study
         ));
     };

@@ -156,6 +156,55 @@ pub fn open_storage(
 }
 
 impl Run {
+    /// Reads study `name` of a PostgreSQL database without its run directory (which lives on
+    /// the machine of the search that made it): its configuration comes from the study. The
+    /// state is judged from the trials: searching while a trial has sent a heartbeat in the
+    /// last minute, done once every trial has finished, else interrupted. `dir` is
+    /// `URL/NAME` (no model, no final result).
+    pub fn from_study(url: &str, name: &str) -> Result<Run> {
+        let storage = PostgresStorage::open(url)?;
+        let record = storage.study(name)?.ok_or_else(|| {
+            BadInput(format!(
+                "there is no study `{name}` in {} ({})",
+                storage.shown(),
+                held_studies(&storage)
+            ))
+        })?;
+        Self::of_study(&storage, record)
+    }
+
+    fn of_study(storage: &PostgresStorage, record: StudyRecord) -> Result<Run> {
+        let config: SearchConfig = serde_json::from_value(record.config.clone()).map_err(|e| {
+            BadInput(format!(
+                "study `{}` holds a configuration this nasforge cannot read ({e})",
+                record.name
+            ))
+        })?;
+        let trials = storage.trials(&record.name)?;
+        let total = config.trials.unwrap_or(0);
+        let fresh = trials.iter().any(|t| {
+            t.state == TrialState::Running && t.heartbeat_at.is_some_and(|h| now() - h < 60.0)
+        });
+        let unfinished = trials
+            .iter()
+            .any(|t| matches!(t.state, TrialState::Running | TrialState::Queued));
+        let state = if fresh {
+            RunState::Searching
+        } else if !unfinished && total > 0 && finished_slots(&trials) >= total {
+            RunState::Done
+        } else {
+            RunState::Interrupted
+        };
+        Ok(Run {
+            dir: PathBuf::from(storage.shown()).join(&record.name),
+            config,
+            record,
+            trials,
+            final_result: None,
+            state,
+        })
+    }
+
     /// Reads the run in `dir`; a missing directory or one that is not a run is bad input.
     pub fn open(dir: &Path) -> Result<Run> {
         if !dir.exists() {
@@ -309,6 +358,33 @@ pub fn goal_json(
         out.insert("front".into(), trials.into());
     }
     out
+}
+
+/// What studies `storage` holds, for messages: "it holds a, b, c and 12 more", or "it holds
+/// none".
+pub fn held_studies(storage: &dyn Storage) -> String {
+    let names: Vec<String> = storage
+        .studies()
+        .map(|s| s.into_iter().map(|r| r.name).collect())
+        .unwrap_or_default();
+    match names.len() {
+        0 => "it holds none".to_string(),
+        n if n <= 8 => format!("it holds {}", names.join(", ")),
+        n => format!("it holds {} and {} more", names[..8].join(", "), n - 8),
+    }
+}
+
+/// Every study in the PostgreSQL database at `url`, read as [`Run::from_study`] does.
+pub fn find_studies(url: &str) -> Result<Vec<(PathBuf, Result<Run>)>> {
+    let storage = PostgresStorage::open(url)?;
+    Ok(storage
+        .studies()?
+        .into_iter()
+        .map(|r| {
+            let dir = PathBuf::from(storage.shown()).join(&r.name);
+            (dir, Run::of_study(&storage, r))
+        })
+        .collect())
 }
 
 /// Every run directly under `root` (or `root` itself when it is a run), by name. Folders that
