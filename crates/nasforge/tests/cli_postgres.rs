@@ -241,4 +241,18 @@ fn a_resume_that_raises_trials_reaches_workers_that_join_later() {
     let o = nasforge(&["worker", "--storage", &url, "--study", "r", "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(storage.trials("r").unwrap().len(), 9);
+    // A Kubernetes Indexed Job's pod and a Slurm array task take their index from the
+    // environment (+1: the search is 0).
+    for (var, value, index) in [
+        ("JOB_COMPLETION_INDEX", "3", "worker 4 "),
+        ("SLURM_ARRAY_TASK_ID", "7", "worker 8 "),
+    ] {
+        let o = Command::new(EXE)
+            .args(["worker", "--storage", &url, "--study", "r"])
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stderr(&o).contains(index), "{var}: {}", stderr(&o));
+    }
 }
