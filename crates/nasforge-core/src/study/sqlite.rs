@@ -212,8 +212,10 @@ impl SqliteStorage {
             .optional()?;
         match version {
             None => {
+                // Several workers opening a new file at once may all get here: the first
+                // writes the version, the others find it written.
                 conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
                     [SCHEMA_VERSION.to_string()],
                 )?;
             }
