@@ -21,8 +21,7 @@
 use nasforge_core::space;
 use nasforge_core::strategy;
 use nasforge_core::study::{
-    Direction, Goal, PostgresStorage, Sharing, SqliteStorage, Storage, StrategyProposer, Study,
-    StudyRecord, TableEvaluator, TrialState,
+    Direction, Goal, Sharing, StrategyProposer, Study, StudyRecord, TableEvaluator, TrialState,
 };
 use nasforge_core::tabular::Table;
 use nasforge_core::Params;
@@ -32,15 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{arg, Slow};
-
-fn open(store: &str) -> Box<dyn Storage> {
-    if store.starts_with("postgres") {
-        Box::new(PostgresStorage::open(store).unwrap())
-    } else {
-        Box::new(SqliteStorage::open(std::path::Path::new(store)).unwrap())
-    }
-}
+use common::{arg, open, Slow};
 
 fn record(name: &str) -> StudyRecord {
     StudyRecord::new(

@@ -18,8 +18,8 @@ use nasforge_core::scheduler::{self, Rungs};
 use nasforge_core::space;
 use nasforge_core::strategy;
 use nasforge_core::study::{
-    Direction, Goal, PostgresStorage, Proposer, SchedulerProposer, Sharing, SqliteStorage, Storage,
-    StrategyProposer, Study, StudyRecord, TableEvaluator, TrialState, FIDELITY_VALUE,
+    Direction, Goal, Proposer, SchedulerProposer, Sharing, StrategyProposer, Study, StudyRecord,
+    TableEvaluator, TrialState, FIDELITY_VALUE,
 };
 use nasforge_core::tabular::Table;
 use nasforge_core::Params;
@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{arg, Slow};
+use common::{arg, open, Slow};
 
 fn main() {
     let workers: Vec<usize> = arg("--workers", "1,2,4,8")
@@ -76,12 +76,8 @@ fn main() {
             std::process::id(),
             nasforge_core::study::now()
         );
-        let open = || -> Box<dyn Storage> {
-            match &postgres {
-                Some(url) => Box::new(PostgresStorage::open(url).unwrap()),
-                None => Box::new(SqliteStorage::open(&db).unwrap()),
-            }
-        };
+        let store = postgres.clone().unwrap_or_else(|| db.display().to_string());
+        let open = || open(&store);
         let record = StudyRecord::new(
             name.as_str(),
             "nb201",

@@ -135,6 +135,11 @@ fn a_dropped_connection_is_reopened_and_the_call_succeeds() {
     let url = format!("{url}&application_name={app}");
     let mut s = PostgresStorage::open(&url).unwrap();
     s.create_study(&record("a")).unwrap();
+    // Statements prepared on this connection (another study's trial) must not outlive it.
+    s.create_study(&record("b")).unwrap();
+    s.create_trial("b", &new_trial("x", TrialState::Running))
+        .unwrap();
+    s.heartbeat("b", 0).unwrap();
     // The server drops our connection (as on a restart or a network cut).
     let admin = std::env::var(db::PG_VAR).unwrap();
     let mut admin = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
@@ -153,6 +158,9 @@ fn a_dropped_connection_is_reopened_and_the_call_succeeds() {
         0
     );
     assert_eq!(s.trials("a").unwrap().len(), 1);
+    s.heartbeat("a", 0).unwrap();
+    let e = s.heartbeat("a", 7).err().unwrap().to_string();
+    assert!(e.contains("has no trial 7"), "{e}");
 }
 
 #[test]

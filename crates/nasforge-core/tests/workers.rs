@@ -558,3 +558,23 @@ on_both!(
     a_late_result_is_kept_while_its_rerun_is_still_queued,
     an_outcome_the_database_refused_is_kept_and_stored_by_the_next_worker,
 );
+
+/// Workers started together open a new SQLite file at once: every one gets the study database
+/// (one of them writes the schema version, the others find it written).
+#[test]
+fn workers_opening_a_new_sqlite_file_at_once_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..60 {
+        let db = dir.path().join(format!("{round}.db"));
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    start.wait();
+                    nasforge_core::study::SqliteStorage::open(&db)
+                        .unwrap_or_else(|e| panic!("round {round}: {e}"));
+                });
+            }
+        });
+    }
+}

@@ -2,7 +2,10 @@
 #![allow(dead_code)]
 
 use nasforge_core::space::{Arch, Space};
-use nasforge_core::study::{EvalError, Evaluation, Evaluator, Fidelity, TableEvaluator};
+use nasforge_core::study::{
+    EvalError, Evaluation, Evaluator, Fidelity, PostgresStorage, SqliteStorage, Storage,
+    TableEvaluator,
+};
 use std::time::Duration;
 
 /// The table, after a pause.
@@ -35,4 +38,13 @@ pub fn arg(name: &str, default: &str) -> String {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())
         .unwrap_or_else(|| default.to_string())
+}
+
+/// A connection to `store`: a PostgreSQL URL, or a SQLite file.
+pub fn open(store: &str) -> Box<dyn Storage> {
+    if store.starts_with("postgres") {
+        Box::new(PostgresStorage::open(store).unwrap())
+    } else {
+        Box::new(SqliteStorage::open(std::path::Path::new(store)).unwrap())
+    }
 }

@@ -280,17 +280,25 @@ impl PostgresStorage {
             let mut tx = c.transaction()?;
             execute(&mut tx, st, "SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
             let exists: bool = query_one(
-                &mut tx, st, "SELECT to_regclass('nasforge_meta') IS NOT NULL", &[])?
-                .get(0);
+                &mut tx,
+                st,
+                "SELECT to_regclass('nasforge_meta') IS NOT NULL",
+                &[],
+            )?
+            .get(0);
             let version: Option<String> = if exists {
-                query_opt(&mut tx, st,
+                query_opt(
+                    &mut tx,
+                    st,
                     "SELECT value FROM nasforge_meta WHERE key = 'schema_version'",
                     &[],
                 )?
                 .map(|r| r.get(0))
             } else {
                 tx.batch_execute(SCHEMA)?;
-                execute(&mut tx, st,
+                execute(
+                    &mut tx,
+                    st,
                     "INSERT INTO nasforge_meta (key, value) VALUES ('schema_version', $1)",
                     &[&SCHEMA_VERSION.to_string()],
                 )?;
@@ -327,12 +335,17 @@ impl PostgresStorage {
     ) -> Result<T> {
         let start = Instant::now();
         let mut conflicts = 0u32;
+        let mut lost = false;
         loop {
             let mut client = self.client.borrow_mut();
-            if client.is_closed() {
+            // A connection that failed is replaced, whatever state the client is in; its
+            // prepared statements go with it.
+            if lost || client.is_closed() {
                 let left = self.retry.lost.saturating_sub(start.elapsed());
+                self.statements.0.borrow_mut().clear();
                 *client = connect(&self.url, &self.shown, left)
                     .map_err(|e| Error::Storage(format!("{what}: lost the connection and {e}")))?;
+                lost = false;
             }
             let e = match op(&mut client, &self.statements) {
                 Ok(v) => return Ok(v),
@@ -345,19 +358,7 @@ impl PostgresStorage {
                     pause(2 * u64::from(conflicts.min(20)));
                 }
                 Failure::Connection if start.elapsed() < self.retry.lost => {
-                    // Make sure the next round re-connects, whatever state the client is in.
-                    if !client.is_closed() {
-                        let fresh = connect(
-                            &self.url,
-                            &self.shown,
-                            self.retry.lost.saturating_sub(start.elapsed()),
-                        )
-                        .map_err(|e| {
-                            Error::Storage(format!("{what}: lost the connection and {e}"))
-                        })?;
-                        self.statements.0.borrow_mut().clear();
-                        *client = fresh;
-                    }
+                    lost = true;
                     drop(client);
                     pause(200);
                 }
@@ -389,20 +390,6 @@ impl PostgresStorage {
             .ok_or_else(|| Error::Storage(format!("no study named `{name}` in {}", self.shown)))?;
         self.study_ids.borrow_mut().insert(name.to_string(), id);
         Ok(id)
-    }
-
-    fn trial_id(&self, study: &str, number: u64) -> Result<i64> {
-        let sid = self.study_id(study)?;
-        self.run("cannot read the trial", |c, st| {
-            query_opt(
-                c,
-                st,
-                "SELECT id FROM nasforge_trials WHERE study_id = $1 AND number = $2",
-                &[&sid, &(number as i64)],
-            )
-            .map(|r| r.map(|r| r.get(0)))
-        })?
-        .ok_or_else(|| Error::Storage(format!("study `{study}` has no trial {number}")))
     }
 
     /// The trials numbered `number` (`exact`) or from `number` on, by number.
@@ -525,7 +512,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
 }
 
 /// A trial to insert, its JSON encoded.
-struct Row<'a> {
+struct NewRow<'a> {
     arch_key: &'a str,
     arch: &'a str,
     fidelity: &'a str,
@@ -533,9 +520,9 @@ struct Row<'a> {
     worker: &'a str,
 }
 
-impl<'a> Row<'a> {
+impl<'a> NewRow<'a> {
     fn of(t: &'a NewTrial, arch: &'a str, fidelity: &'a str) -> Self {
-        Row {
+        NewRow {
             arch_key: &t.arch_key,
             arch,
             fidelity,
@@ -551,7 +538,7 @@ fn insert_trial(
     tx: &mut impl GenericClient,
     st: &Statements,
     sid: i64,
-    t: &Row<'_>,
+    t: &NewRow<'_>,
 ) -> std::result::Result<u64, postgres::Error> {
     let number: i64 = query_one(
         tx,
@@ -602,22 +589,26 @@ impl<'a> EncodedEnd<'a> {
     }
 }
 
-/// Stores the end of trial row `id`.
+/// Stores the end of trial `number` of study row `sid`; how many rows changed (0: no such
+/// trial).
 fn store_end(
     tx: &mut impl GenericClient,
     st: &Statements,
-    id: i64,
+    sid: i64,
+    number: u64,
     e: &EncodedEnd,
-) -> std::result::Result<(), postgres::Error> {
+) -> std::result::Result<u64, postgres::Error> {
     execute(
         tx,
         st,
         &format!(
-            "UPDATE nasforge_trials SET state = $2, objective_values = $3, violation = $4,
-                 cost = $5, metrics = $6, error = $7, finished_at = {NOW} WHERE id = $1"
+            "UPDATE nasforge_trials SET state = $3, objective_values = $4, violation = $5,
+                 cost = $6, metrics = $7, error = $8, finished_at = {NOW}
+             WHERE study_id = $1 AND number = $2"
         ),
         &[
-            &id,
+            &sid,
+            &(number as i64),
             &e.end.state.as_str(),
             &e.end.values,
             &e.end.violation,
@@ -625,8 +616,18 @@ fn store_end(
             &e.metrics,
             &e.end.error,
         ],
-    )?;
-    Ok(())
+    )
+}
+
+/// `Ok` if the trial was found, else the error of a missing trial.
+fn found_or_missing(found: bool, study: &str, number: u64) -> Result<()> {
+    if found {
+        Ok(())
+    } else {
+        Err(Error::Storage(format!(
+            "study `{study}` has no trial {number}"
+        )))
+    }
 }
 
 impl Storage for PostgresStorage {
@@ -716,52 +717,65 @@ impl Storage for PostgresStorage {
         let (arch, fidelity) = (to_json(&t.arch)?, to_json(&t.fidelity)?);
         self.run("cannot create a trial", |c, st| {
             let mut tx = c.transaction()?;
-            let n = insert_trial(&mut tx, st, sid, &Row::of(t, &arch, &fidelity))?;
+            let n = insert_trial(&mut tx, st, sid, &NewRow::of(t, &arch, &fidelity))?;
             tx.commit()?;
             Ok(n)
         })
     }
 
     fn report(&mut self, study: &str, number: u64, step: u64, value: f64) -> Result<()> {
-        let id = self.trial_id(study, number)?;
-        self.run("cannot store an intermediate value", |c, st| {
+        let sid = self.study_id(study)?;
+        let found = self.run("cannot store an intermediate value", |c, st| {
+            // The heartbeat, and the trial's row id for the value, in one statement.
             let mut tx = c.transaction()?;
+            let Some(row) = query_opt(
+                &mut tx,
+                st,
+                &format!(
+                    "UPDATE nasforge_trials SET heartbeat_at = {NOW}
+                     WHERE study_id = $1 AND number = $2 RETURNING id"
+                ),
+                &[&sid, &(number as i64)],
+            )?
+            else {
+                return Ok(false);
+            };
             execute(
                 &mut tx,
                 st,
                 "INSERT INTO nasforge_intermediate (trial_id, step, value) VALUES ($1, $2, $3)
                  ON CONFLICT (trial_id, step) DO UPDATE SET value = EXCLUDED.value",
-                &[&id, &(step as i64), &value],
+                &[&row.get::<_, i64>(0), &(step as i64), &value],
             )?;
-            execute(
-                &mut tx,
-                st,
-                &format!("UPDATE nasforge_trials SET heartbeat_at = {NOW} WHERE id = $1"),
-                &[&id],
-            )?;
-            tx.commit()
-        })
+            tx.commit()?;
+            Ok(true)
+        })?;
+        found_or_missing(found, study, number)
     }
 
     fn heartbeat(&mut self, study: &str, number: u64) -> Result<()> {
-        let id = self.trial_id(study, number)?;
-        self.run("cannot store a heartbeat", |c, st| {
+        let sid = self.study_id(study)?;
+        let n = self.run("cannot store a heartbeat", |c, st| {
             execute(
                 c,
                 st,
-                &format!("UPDATE nasforge_trials SET heartbeat_at = {NOW} WHERE id = $1"),
-                &[&id],
+                &format!(
+                    "UPDATE nasforge_trials SET heartbeat_at = {NOW}
+                     WHERE study_id = $1 AND number = $2"
+                ),
+                &[&sid, &(number as i64)],
             )
         })?;
-        Ok(())
+        found_or_missing(n > 0, study, number)
     }
 
     fn finish_trial(&mut self, study: &str, number: u64, end: &FinishedTrial) -> Result<()> {
-        let id = self.trial_id(study, number)?;
+        let sid = self.study_id(study)?;
         let e = EncodedEnd::new(end)?;
-        self.run("cannot store the trial's end", |c, st| {
-            store_end(c, st, id, &e)
-        })
+        let n = self.run("cannot store the trial's end", |c, st| {
+            store_end(c, st, sid, number, &e)
+        })?;
+        found_or_missing(n > 0, study, number)
     }
 
     fn trial(&self, study: &str, number: u64) -> Result<Trial> {
@@ -823,7 +837,7 @@ impl Storage for PostgresStorage {
                     return Ok(Created::Full);
                 }
             }
-            let n = insert_trial(&mut tx, st, sid, &Row::of(t, &arch, &fidelity))?;
+            let n = insert_trial(&mut tx, st, sid, &NewRow::of(t, &arch, &fidelity))?;
             tx.commit()?;
             Ok(Created::Number(n))
         })
@@ -889,7 +903,7 @@ impl Storage for PostgresStorage {
                 )?
                 .get(0);
                 if before as u64 <= u64::from(max_retry) {
-                    let again = Row {
+                    let again = NewRow {
                         arch_key: &key,
                         arch: &arch,
                         fidelity: &fidelity,
@@ -932,30 +946,32 @@ impl Storage for PostgresStorage {
         worker: &str,
         end: &FinishedTrial,
     ) -> Result<Told> {
-        let id = self.trial_id(study, number)?;
+        let sid = self.study_id(study)?;
         let e = EncodedEnd::new(end)?;
         let stored = self.run("cannot store the trial's end", |c, st| {
             let mut tx = c.transaction()?;
-            let row = query_one(
+            let Some(row) = query_opt(
                 &mut tx,
                 st,
-                "SELECT state, worker, error, study_id, arch_key, fidelity FROM nasforge_trials
-                 WHERE id = $1 FOR UPDATE",
-                &[&id],
-            )?;
+                "SELECT state, worker, error, arch_key, fidelity FROM nasforge_trials
+                 WHERE study_id = $1 AND number = $2 FOR UPDATE",
+                &[&sid, &(number as i64)],
+            )?
+            else {
+                return Ok(None);
+            };
             let (state, holder, error): (String, String, Option<String>) =
                 (row.get(0), row.get(1), row.get(2));
             if state == TrialState::Running.as_str() && holder == worker {
-                store_end(&mut tx, st, id, &e)?;
+                store_end(&mut tx, st, sid, number, &e)?;
                 tx.commit()?;
-                return Ok(true);
+                return Ok(Some(true));
             }
             if state == TrialState::Failed.as_str()
                 && holder == worker
                 && is_stale(error.as_deref())
             {
-                let (sid, key, fidelity): (i64, String, String) =
-                    (row.get(3), row.get(4), row.get(5));
+                let (key, fidelity): (String, String) = (row.get(3), row.get(4));
                 // The queued re-run, unless a worker is claiming it right now.
                 let rerun = query_opt(
                     &mut tx,
@@ -975,15 +991,17 @@ impl Storage for PostgresStorage {
                         ),
                         &[&rerun.get::<_, i64>(0), &superseded_error(number)],
                     )?;
-                    store_end(&mut tx, st, id, &e)?;
+                    store_end(&mut tx, st, sid, number, &e)?;
                     tx.commit()?;
-                    return Ok(true);
+                    return Ok(Some(true));
                 }
             }
-            Ok(false)
+            Ok(Some(false))
         })?;
-        if stored {
-            return Ok(Told::Stored);
+        match stored {
+            Some(true) => return Ok(Told::Stored),
+            Some(false) => {}
+            None => found_or_missing(false, study, number)?,
         }
         Ok(told_late(&self.trial(study, number)?, worker, end))
     }
