@@ -19,6 +19,7 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, SgdConfig};
 use burn::prelude::*;
+use nasforge_core::netspec::ops;
 use nasforge_core::netspec::{NetSpec, Op};
 use nasforge_core::space;
 use nasforge_core::Params;
@@ -161,19 +162,21 @@ fn breakdown(name: &str, space_params: &[&str], cell: &str, batch: usize, reps: 
             continue;
         }
         let label = match node.op {
-            Op::Conv2d {
+            Op::Conv2d(ops::Conv2d {
                 out_channels,
                 kernel,
                 stride,
                 ..
-            } => {
+            }) => {
                 format!(
                     "conv {kernel}x{kernel} s{stride} {}->{out_channels} @{}x{}",
                     s[0], s[1], s[2]
                 )
             }
-            Op::BatchNorm { .. } => format!("batch_norm {} @{}x{}", s[0], s[1], s[2]),
-            Op::AvgPool { kernel, stride, .. } => {
+            Op::BatchNorm(_) => {
+                format!("batch_norm {} @{}x{}", s[0], s[1], s[2])
+            }
+            Op::AvgPool(ops::AvgPool { kernel, stride, .. }) => {
                 format!(
                     "avg_pool {kernel}x{kernel} s{stride} {} @{}x{}",
                     s[0], s[1], s[2]
@@ -191,19 +194,17 @@ fn breakdown(name: &str, space_params: &[&str], cell: &str, batch: usize, reps: 
         for on in [true, false] {
             kernels::set_enabled(on);
             let (f, b) = match (&nodes[i].op, &model.layers()[i]) {
-                (Op::Conv2d { .. }, Layer::Conv(c)) => {
-                    time_op(&|x| kernels::conv2d(c, x), shape, reps)
-                }
-                (Op::BatchNorm { .. }, Layer::Norm(bn)) => {
+                (Op::Conv2d(_), Layer::Conv(c)) => time_op(&|x| kernels::conv2d(c, x), shape, reps),
+                (Op::BatchNorm(_), Layer::Norm(bn)) => {
                     time_op(&|x| kernels::batch_norm(bn, x), shape, reps)
                 }
                 (
-                    &Op::AvgPool {
+                    &Op::AvgPool(ops::AvgPool {
                         kernel,
                         stride,
                         padding,
                         count_include_pad,
-                    },
+                    }),
                     _,
                 ) => time_op(
                     &|x| kernels::avg_pool2d(x, kernel, stride, padding, count_include_pad),

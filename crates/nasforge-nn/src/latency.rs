@@ -11,6 +11,7 @@
 use crate::device::DeviceKind;
 use crate::model::{Network, Probe};
 use burn::prelude::*;
+use nasforge_core::netspec::ops;
 use nasforge_core::netspec::{NetSpec, Op};
 use nasforge_core::rng::Rng;
 use nasforge_core::space::Space;
@@ -58,22 +59,26 @@ pub fn symbolic_zeros(spec: &NetSpec) -> Vec<bool> {
     for (i, n) in nodes.iter().enumerate() {
         let first = n.inputs.first().is_some_and(|&j| zero[j]);
         zero[i] = match n.op {
-            Op::Zero { .. } => true,
+            Op::Zero(_) => true,
             Op::Relu
             | Op::Gelu
             | Op::Silu
             | Op::Tanh
             | Op::Identity
-            | Op::MaxPool { .. }
-            | Op::AvgPool { .. }
+            | Op::MaxPool(_)
+            | Op::AvgPool(_)
             | Op::GlobalAvgPool
             | Op::Flatten
-            | Op::Crop { .. }
-            | Op::Dropout { .. }
-            | Op::ChannelMask { .. } => first,
-            Op::Conv2d { bias, .. } => first && !bias,
+            | Op::Crop(_)
+            | Op::Dropout(_)
+            | Op::ChannelMask(_) => first,
+            Op::Conv2d(ops::Conv2d { bias, .. }) => first && !bias,
+            Op::Attention(ops::Attention { bias, .. }) => first && !bias,
+            Op::LayerNorm(ops::LayerNorm { affine }) => first && !affine,
+            Op::SeqPool(_) | Op::LmHead(_) => first,
+            Op::Embedding(_) | Op::Position(_) | Op::SeqConv(_) => false,
             Op::Add => n.inputs.iter().all(|&j| zero[j]),
-            Op::Input | Op::BatchNorm { .. } | Op::Linear { .. } | Op::Concat => false,
+            Op::Input | Op::BatchNorm(_) | Op::Linear(_) | Op::Concat => false,
         };
     }
     zero
@@ -474,7 +479,7 @@ mod tests {
         let n_zero = spec
             .nodes()
             .iter()
-            .filter(|n| matches!(n.op, Op::Zero { .. }))
+            .filter(|n| matches!(n.op, Op::Zero(_)))
             .count();
         assert!(zero.iter().filter(|&&z| z).count() >= n_zero && n_zero > 0);
         assert!(!zero[0] && !zero[spec.output()]);

@@ -11,14 +11,16 @@
 
 use crate::kernels;
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::{Conv1d, Conv1dConfig, Conv2d, Conv2dConfig};
 use burn::nn::{
-    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer,
+    LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig1d, PaddingConfig2d,
 };
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, relu, silu};
-use burn::tensor::module::max_pool2d;
-use burn::tensor::ops::MaxPoolOptions;
+use burn::tensor::module::{attention, max_pool2d};
+use burn::tensor::ops::{AttentionModuleOptions, MaxPoolOptions};
+use nasforge_core::netspec::ops;
 use nasforge_core::netspec::{NetSpec, Op};
 
 /// The learned part of one NetSpec node.
@@ -32,9 +34,60 @@ pub enum Layer {
     Linear(Linear),
     /// Dropout (active only while training).
     Dropout(Dropout),
+    /// A token embedding table.
+    Embed(Embedding),
+    /// A learned position table `[T, D]`.
+    Position(Param<Tensor<2>>),
+    /// Layer normalisation with a learned scale and shift.
+    LayerNorm(LayerNorm),
+    /// Multi-head self-attention's projections.
+    Attention(SelfAttention),
+    /// A depthwise convolution along positions.
+    SeqConv(Conv1d),
     /// A parameter-free op (its NetSpec node says which).
     Fixed(usize),
 }
+
+/// The learned part of [`Op::Attention`]: query, key and value in one projection, and the
+/// output projection. The attention itself is burn's `attention` (a fused kernel at
+/// inference, differentiable ops in training).
+#[derive(Module, Debug)]
+pub struct SelfAttention {
+    /// `D -> 3D`: queries, keys, values.
+    pub qkv: Linear,
+    /// `D -> D`.
+    pub proj: Linear,
+}
+
+impl SelfAttention {
+    fn forward(&self, x: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
+        let [n, t, d] = x.dims();
+        let dh = d / heads;
+        // [N, T, 3D] -> [3, N, H, T, dh]
+        let qkv = self
+            .qkv
+            .forward(x)
+            .reshape([n, t, 3, heads, dh])
+            .permute([2, 0, 3, 1, 4]);
+        let part = |k: usize| {
+            qkv.clone()
+                .slice([k..k + 1, 0..n, 0..heads, 0..t, 0..dh])
+                .reshape([n, heads, t, dh])
+        };
+        let options = AttentionModuleOptions {
+            is_causal: causal,
+            ..Default::default()
+        };
+        let y = attention(part(0), part(1), part(2), None, None, options);
+        self.proj.forward(y.swap_dims(1, 2).reshape([n, t, d]))
+    }
+}
+
+/// The N(0, 0.02) initialisation of GPT-2 and nanoGPT for embedding and position tables.
+const TABLE_INIT: Initializer = Initializer::Normal {
+    mean: 0.0,
+    std: 0.02,
+};
 
 /// A network built from a [`NetSpec`]. Model code never names a device: the caller's device
 /// (see [`crate::device`]) decides where it lives.
@@ -69,6 +122,11 @@ pub trait Probe {
         let _ = (node, op);
         t
     }
+    /// The output `t` of sequence node `node` (op `op`); returns what the network goes on with.
+    fn sequence(&mut self, node: usize, op: &Op, t: Tensor<3>) -> Tensor<3> {
+        let _ = (node, op);
+        t
+    }
     /// Whether node `node` is left out of this pass: it is not computed and reads as zeros (a
     /// supernet's candidates off the sampled path). Its readers must map zeros to zeros or sum.
     fn skip(&mut self, node: usize) -> bool {
@@ -81,11 +139,14 @@ pub trait Probe {
 struct NoProbe;
 impl Probe for NoProbe {}
 
-/// A tensor flowing between nodes: an image batch, a vector batch, or known zeros.
+/// A tensor flowing between nodes: an image batch, a vector batch, a sequence batch, token
+/// ids, or known zeros.
 #[derive(Clone, Debug)]
 enum Value {
     Image(Tensor<4>),
     Vector(Tensor<2>),
+    Sequence(Tensor<3>),
+    Tokens(Tensor<2, Int>),
     Zeros,
 }
 
@@ -94,6 +155,13 @@ impl Value {
         match self {
             Value::Image(t) => t,
             other => panic!("node {node} expects an image, got {other:?}; NetSpec shape inference prevents this"),
+        }
+    }
+
+    fn sequence(self, node: usize) -> Tensor<3> {
+        match self {
+            Value::Sequence(t) => t,
+            other => panic!("node {node} expects a sequence, got {other:?}; NetSpec shape inference prevents this"),
         }
     }
 }
@@ -107,8 +175,14 @@ impl Network {
             .enumerate()
             .map(|(i, node)| {
                 let in_c = node.inputs.first().map(|&j| nodes[j].shape[0]).unwrap_or(0);
+                // Features of a vector, width of a sequence.
+                let in_last = node
+                    .inputs
+                    .first()
+                    .and_then(|&j| nodes[j].shape.last().copied())
+                    .unwrap_or(0);
                 match node.op {
-                    Op::Conv2d {
+                    Op::Conv2d(ops::Conv2d {
                         out_channels,
                         kernel,
                         stride,
@@ -116,7 +190,7 @@ impl Network {
                         dilation,
                         groups,
                         bias,
-                    } => Layer::Conv(
+                    }) => Layer::Conv(
                         Conv2dConfig::new([in_c, out_channels], [kernel, kernel])
                             .with_stride([stride, stride])
                             .with_padding(PaddingConfig2d::Explicit(
@@ -127,19 +201,74 @@ impl Network {
                             .with_bias(bias)
                             .init(device),
                     ),
-                    Op::BatchNorm { .. } => Layer::Norm(
+                    Op::BatchNorm(_) => Layer::Norm(
                         BatchNormConfig::new(in_c)
                             .with_momentum(0.1)
                             .with_epsilon(1e-5)
                             .init(device),
                     ),
-                    Op::Linear { out_features, bias } => Layer::Linear(
-                        LinearConfig::new(in_c, out_features)
+                    Op::Linear(ops::Linear { out_features, bias }) => Layer::Linear(
+                        LinearConfig::new(in_last, out_features)
                             .with_bias(bias)
                             .init(device),
                     ),
-                    Op::Dropout { p } => Layer::Dropout(DropoutConfig::new(p).init()),
-                    _ => Layer::Fixed(i),
+                    Op::Dropout(ops::Dropout { p }) => Layer::Dropout(DropoutConfig::new(p).init()),
+                    Op::Embedding(ops::Embedding { vocab, dim }) => Layer::Embed(
+                        EmbeddingConfig::new(vocab, dim)
+                            .with_initializer(TABLE_INIT)
+                            .init(device),
+                    ),
+                    Op::Position(ops::Position {
+                        encoding: ops::Encoding::Learned,
+                    }) => Layer::Position(TABLE_INIT.init(node.shape.clone(), device)),
+                    Op::LayerNorm(ops::LayerNorm { affine: true }) => Layer::LayerNorm(
+                        LayerNormConfig::new(in_last)
+                            .with_epsilon(1e-5)
+                            .init(device),
+                    ),
+                    Op::Attention(ops::Attention { bias, .. }) => {
+                        let linear =
+                            |out| LinearConfig::new(in_last, out).with_bias(bias).init(device);
+                        Layer::Attention(SelfAttention {
+                            qkv: linear(3 * in_last),
+                            proj: linear(in_last),
+                        })
+                    }
+                    Op::LmHead(ops::LmHead { vocab, tied: false }) => Layer::Linear(
+                        LinearConfig::new(in_last, vocab)
+                            .with_bias(false)
+                            .init(device),
+                    ),
+                    Op::SeqConv(ops::SeqConv { kernel, causal }) => Layer::SeqConv(
+                        Conv1dConfig::new(in_last, in_last, kernel)
+                            .with_groups(in_last)
+                            .with_padding(if causal {
+                                PaddingConfig1d::Explicit(kernel - 1, 0)
+                            } else {
+                                PaddingConfig1d::Explicit(kernel / 2, kernel / 2)
+                            })
+                            .with_bias(true)
+                            .init(device),
+                    ),
+                    Op::Input
+                    | Op::Relu
+                    | Op::Gelu
+                    | Op::Tanh
+                    | Op::Silu
+                    | Op::MaxPool(_)
+                    | Op::AvgPool(_)
+                    | Op::GlobalAvgPool
+                    | Op::Flatten
+                    | Op::Add
+                    | Op::Concat
+                    | Op::Identity
+                    | Op::Zero(_)
+                    | Op::Crop(_)
+                    | Op::ChannelMask(_)
+                    | Op::Position(_)
+                    | Op::LayerNorm(_)
+                    | Op::SeqPool(_)
+                    | Op::LmHead(_) => Layer::Fixed(i),
                 }
             })
             .collect();
@@ -162,8 +291,8 @@ impl Network {
         last_use[spec.output()] = usize::MAX;
         let mut folds_into = vec![None; nodes.len()];
         for (j, node) in nodes.iter().enumerate() {
-            if let (Op::BatchNorm { .. }, &[i]) = (&node.op, &node.inputs[..]) {
-                if matches!(nodes[i].op, Op::Conv2d { .. })
+            if let (Op::BatchNorm(_), &[i]) = (&node.op, &node.inputs[..]) {
+                if matches!(nodes[i].op, Op::Conv2d(_))
                     && readers[i] == 1
                     && i != spec.output()
                     && nodes[i].shape.len() == 3
@@ -197,25 +326,22 @@ impl Network {
         // Running mean and variance are stored as buffers by BatchNorm; count only its gamma/beta.
         let mut total = 0;
         for layer in &self.layers {
+            let mut v = Count(0);
             match layer {
-                Layer::Conv(c) => {
-                    let mut v = Count(0);
-                    c.visit(&mut v);
-                    total += v.0;
-                }
-                Layer::Linear(l) => {
-                    let mut v = Count(0);
-                    l.visit(&mut v);
-                    total += v.0;
-                }
                 Layer::Norm(bn) => {
-                    let mut v = Count(0);
                     bn.gamma.visit(&mut v);
                     bn.beta.visit(&mut v);
-                    total += v.0;
                 }
+                Layer::Conv(_)
+                | Layer::Linear(_)
+                | Layer::Embed(_)
+                | Layer::Position(_)
+                | Layer::LayerNorm(_)
+                | Layer::Attention(_)
+                | Layer::SeqConv(_) => layer.visit(&mut v),
                 Layer::Dropout(_) | Layer::Fixed(_) => {}
             }
+            total += v.0;
         }
         total
     }
@@ -265,6 +391,7 @@ impl Network {
                 let n = x.dims()[0];
                 self.run(Value::Image(x.reshape([n, c, h, w])), probe)
             }
+            _ if self.spec.reads_tokens() => self.run(Value::Tokens(x.int()), probe),
             _ => self.run(Value::Vector(x), probe),
         }
     }
@@ -276,6 +403,8 @@ impl Network {
         let batch = match values[0].as_ref() {
             Some(Value::Image(t)) => t.dims()[0],
             Some(Value::Vector(t)) => t.dims()[0],
+            Some(Value::Sequence(t)) => t.dims()[0],
+            Some(Value::Tokens(t)) => t.dims()[0],
             _ => 0,
         };
         // Batch norms already applied by the convolution before them (inference only).
@@ -296,7 +425,7 @@ impl Network {
             };
             let out = match (&node.op, &self.layers[i]) {
                 _ if probe.skip(i) => Value::Zeros,
-                (Op::Conv2d { bias, .. }, Layer::Conv(conv)) => match arg(0, !bias) {
+                (Op::Conv2d(ops::Conv2d { bias, .. }), Layer::Conv(conv)) => match arg(0, !bias) {
                     Value::Zeros => Value::Zeros,
                     v => {
                         let x = v.image(i);
@@ -316,30 +445,61 @@ impl Network {
                         }
                     }
                 },
-                (Op::BatchNorm { .. }, Layer::Norm(bn)) if self.batch_stats => {
-                    match arg(0, false) {
-                        Value::Image(t) => Value::Image(batch_statistics_norm(bn, t)),
-                        Value::Vector(t) => Value::Vector(batch_statistics_norm(bn, t)),
-                        Value::Zeros => unreachable!("materialised above"),
-                    }
-                }
-                (Op::BatchNorm { .. }, Layer::Norm(_)) if folded[i] => {
+                (Op::BatchNorm(_), Layer::Norm(bn)) if self.batch_stats => match arg(0, false) {
+                    Value::Image(t) => Value::Image(batch_statistics_norm(bn, t)),
+                    Value::Vector(t) => Value::Vector(batch_statistics_norm(bn, t)),
+                    other => unreachable!("batch norm node {i} got {other:?}"),
+                },
+                (Op::BatchNorm(_), Layer::Norm(_)) if folded[i] => {
                     values[node.inputs[0]].clone().expect("computed")
                 }
-                (Op::BatchNorm { .. }, Layer::Norm(bn)) => match arg(0, false) {
+                (Op::BatchNorm(_), Layer::Norm(bn)) => match arg(0, false) {
                     Value::Image(t) => Value::Image(kernels::batch_norm(bn, t)),
                     Value::Vector(t) => Value::Vector(kernels::batch_norm(bn, t)),
-                    Value::Zeros => unreachable!("materialised above"),
+                    other => unreachable!("batch norm node {i} got {other:?}"),
                 },
-                (Op::Linear { .. }, Layer::Linear(lin)) => match arg(0, false) {
+                (Op::Linear(_) | Op::LmHead(_), Layer::Linear(lin)) => match arg(0, false) {
                     Value::Vector(t) => Value::Vector(lin.forward(t)),
+                    Value::Sequence(t) => Value::Sequence(lin.forward(t)),
                     other => panic!("linear node {i} got {other:?}"),
                 },
-                (Op::Dropout { .. }, Layer::Dropout(d)) => match arg(0, true) {
+                (Op::Dropout(_), Layer::Dropout(d)) => match arg(0, true) {
                     Value::Image(t) => Value::Image(d.forward(t)),
                     Value::Vector(t) => Value::Vector(d.forward(t)),
-                    Value::Zeros => Value::Zeros,
+                    Value::Sequence(t) => Value::Sequence(d.forward(t)),
+                    v @ (Value::Tokens(_) | Value::Zeros) => v,
                 },
+                (Op::Embedding(_), Layer::Embed(e)) => match arg(0, false) {
+                    Value::Tokens(t) => Value::Sequence(e.forward(t)),
+                    other => panic!("embedding node {i} got {other:?}; it reads token ids"),
+                },
+                (Op::Position(_), Layer::Position(p)) => {
+                    Value::Sequence(arg(0, false).sequence(i) + p.val().unsqueeze::<3>())
+                }
+                (Op::LayerNorm(_), Layer::LayerNorm(ln)) => match arg(0, false) {
+                    Value::Vector(t) => Value::Vector(ln.forward(t)),
+                    v => Value::Sequence(ln.forward(v.sequence(i))),
+                },
+                (Op::Attention(ops::Attention { heads, causal, .. }), Layer::Attention(a)) => {
+                    match arg(0, true) {
+                        Value::Zeros if a.qkv.bias.is_none() && a.proj.bias.is_none() => {
+                            Value::Zeros
+                        }
+                        Value::Zeros => Value::Sequence(a.forward(
+                            self.zeros(node.inputs[0], batch).sequence(i),
+                            *heads,
+                            *causal,
+                        )),
+                        v => Value::Sequence(a.forward(v.sequence(i), *heads, *causal)),
+                    }
+                }
+                (Op::SeqConv(ops::SeqConv { .. }), Layer::SeqConv(conv)) => {
+                    let x = arg(0, false).sequence(i);
+                    let t = x.dims()[1];
+                    let y = conv.forward(x.swap_dims(1, 2)).swap_dims(1, 2);
+                    let [n, _, d] = y.dims();
+                    Value::Sequence(y.slice([0..n, 0..t, 0..d]))
+                }
                 (op, _) => self.fixed(
                     op,
                     i,
@@ -353,7 +513,8 @@ impl Network {
             values[i] = Some(match out {
                 Value::Image(t) => Value::Image(probe.image(i, &node.op, t)),
                 Value::Vector(t) => Value::Vector(probe.vector(i, &node.op, t)),
-                Value::Zeros => Value::Zeros,
+                Value::Sequence(t) => Value::Sequence(probe.sequence(i, &node.op, t)),
+                v @ (Value::Tokens(_) | Value::Zeros) => v,
             });
             for &j in &node.inputs {
                 if self.last_use[j] == i {
@@ -367,6 +528,11 @@ impl Network {
                 let n = t.dims()[0];
                 t.reshape([n as i64, -1])
             }
+            Value::Sequence(t) => {
+                let n = t.dims()[0];
+                t.reshape([n as i64, -1])
+            }
+            Value::Tokens(t) => t.float(),
             Value::Zeros => {
                 let shape = self.spec.output_shape();
                 Tensor::zeros([batch, shape.iter().product()], &self.device())
@@ -380,6 +546,7 @@ impl Network {
             .find_map(|l| match l {
                 Layer::Conv(c) => Some(c.weight.val().device()),
                 Layer::Linear(l) => Some(l.weight.val().device()),
+                Layer::Embed(e) => Some(e.weight.val().device()),
                 _ => None,
             })
             .expect("every network has a learned layer")
@@ -390,25 +557,74 @@ impl Network {
         match s[..] {
             [c, h, w] => Value::Image(Tensor::zeros([batch, c, h, w], &self.device())),
             [f] => Value::Vector(Tensor::zeros([batch, f], &self.device())),
-            _ => unreachable!("shapes are [C,H,W] or [F]"),
+            [t, d] => Value::Sequence(Tensor::zeros([batch, t, d], &self.device())),
+            _ => unreachable!("shapes are [C,H,W], [T, D] or [F]"),
         }
     }
 
     fn fixed(&self, op: &Op, i: usize, mut args: Vec<Value>, batch: usize) -> Value {
-        let unary = |f: &dyn Fn(Tensor<4>) -> Tensor<4>,
-                     g: &dyn Fn(Tensor<2>) -> Tensor<2>,
-                     v: Value| match v {
-            Value::Image(t) => Value::Image(f(t)),
-            Value::Vector(t) => Value::Vector(g(t)),
-            Value::Zeros => Value::Zeros,
-        };
         match *op {
-            Op::Relu => unary(&relu, &relu, args.remove(0)),
-            Op::Gelu => unary(&gelu, &gelu, args.remove(0)),
-            Op::Silu => unary(&silu, &silu, args.remove(0)),
-            Op::Tanh => unary(&|t| t.tanh(), &|t| t.tanh(), args.remove(0)),
+            Op::Relu | Op::Gelu | Op::Silu | Op::Tanh => match args.remove(0) {
+                Value::Image(t) => Value::Image(activation(op, t)),
+                Value::Vector(t) => Value::Vector(activation(op, t)),
+                Value::Sequence(t) => Value::Sequence(activation(op, t)),
+                v @ (Value::Tokens(_) | Value::Zeros) => v,
+            },
             Op::Identity => args.remove(0),
-            Op::ChannelMask { keep } => {
+            Op::Position(ops::Position {
+                encoding: ops::Encoding::Sinusoidal,
+            }) => {
+                let [t, d] = self.spec.nodes()[i].shape[..] else {
+                    unreachable!("positions are [T, D]")
+                };
+                let table = Tensor::<2>::from_data(
+                    TensorData::new(sinusoidal(t, d), [t, d]),
+                    &self.device(),
+                )
+                .unsqueeze::<3>();
+                match args.remove(0) {
+                    Value::Zeros => Value::Sequence(table.repeat_dim(0, batch)),
+                    v => Value::Sequence(v.sequence(i) + table),
+                }
+            }
+            Op::LayerNorm(ops::LayerNorm { affine: false }) => match args.remove(0) {
+                Value::Vector(t) => Value::Vector(standardise(t)),
+                Value::Zeros => Value::Zeros,
+                v => Value::Sequence(standardise(v.sequence(i))),
+            },
+            Op::SeqPool(ops::SeqPool { mode }) => match args.remove(0) {
+                Value::Zeros => Value::Zeros,
+                v => {
+                    let x = v.sequence(i);
+                    let [n, _, d] = x.dims();
+                    Value::Vector(match mode {
+                        ops::Pooling::Mean => x.mean_dim(1).reshape([n, d]),
+                        ops::Pooling::First => x.slice([0..n, 0..1, 0..d]).reshape([n, d]),
+                    })
+                }
+            },
+            Op::LmHead(ops::LmHead { tied: true, .. }) => match args.remove(0) {
+                Value::Zeros => Value::Zeros,
+                v => {
+                    let x = v.sequence(i);
+                    let table = self
+                        .spec
+                        .tied_table(i)
+                        .and_then(|e| match &self.layers[e] {
+                            Layer::Embed(e) => Some(e.weight.val()),
+                            _ => None,
+                        })
+                        .expect("NetSpec checks a tied head's embedding");
+                    let [n, t, d] = x.dims();
+                    let v = table.dims()[0];
+                    Value::Sequence(
+                        x.reshape([n * t, d])
+                            .matmul(table.transpose())
+                            .reshape([n, t, v]),
+                    )
+                }
+            },
+            Op::ChannelMask(ops::ChannelMask { keep }) => {
                 let mask = |c: usize, device: &Device| {
                     let v: Vec<f32> = (0..c).map(|k| f32::from(u8::from(k < keep))).collect();
                     Tensor::<1>::from_data(TensorData::new(v, [c]), device)
@@ -424,14 +640,15 @@ impl Network {
                         let m = mask(c, &t.device()).reshape([1, c, 1, 1]);
                         Value::Image(t * m)
                     }
+                    other => panic!("channel mask node {i} got {other:?}"),
                 }
             }
-            Op::Zero { .. } => Value::Zeros,
-            Op::MaxPool {
+            Op::Zero(_) => Value::Zeros,
+            Op::MaxPool(ops::MaxPool {
                 kernel,
                 stride,
                 padding,
-            } => match args.remove(0) {
+            }) => match args.remove(0) {
                 Value::Zeros => Value::Zeros,
                 v => Value::Image(max_pool2d(
                     v.image(i),
@@ -440,12 +657,12 @@ impl Network {
                         .with_padding([padding, padding]),
                 )),
             },
-            Op::AvgPool {
+            Op::AvgPool(ops::AvgPool {
                 kernel,
                 stride,
                 padding,
                 count_include_pad,
-            } => match args.remove(0) {
+            }) => match args.remove(0) {
                 Value::Zeros => Value::Zeros,
                 v => Value::Image(kernels::avg_pool2d(
                     v.image(i),
@@ -470,7 +687,7 @@ impl Network {
                 }
                 other => other,
             },
-            Op::Crop { offset } => match args.remove(0) {
+            Op::Crop(ops::Crop { offset }) => match args.remove(0) {
                 Value::Zeros => Value::Zeros,
                 v => {
                     let t = v.image(i);
@@ -486,6 +703,7 @@ impl Network {
                         (Some(Value::Zeros), a) | (Some(a), Value::Zeros) => a,
                         (Some(Value::Image(x)), Value::Image(y)) => Value::Image(x + y),
                         (Some(Value::Vector(x)), Value::Vector(y)) => Value::Vector(x + y),
+                        (Some(Value::Sequence(x)), Value::Sequence(y)) => Value::Sequence(x + y),
                         (Some(x), y) => panic!("add node {i} mixes {x:?} and {y:?}"),
                     });
                 }
@@ -523,14 +741,53 @@ impl Network {
                 }
             }
             Op::Input
-            | Op::Conv2d { .. }
-            | Op::BatchNorm { .. }
-            | Op::Linear { .. }
-            | Op::Dropout { .. } => {
+            | Op::Conv2d(_)
+            | Op::BatchNorm(_)
+            | Op::Linear(_)
+            | Op::Dropout(_)
+            | Op::Embedding(_)
+            | Op::Attention(_)
+            | Op::SeqConv(_)
+            | Op::Position(ops::Position {
+                encoding: ops::Encoding::Learned,
+            })
+            | Op::LayerNorm(ops::LayerNorm { affine: true })
+            | Op::LmHead(ops::LmHead { tied: false, .. }) => {
                 unreachable!("node {i}: learned ops have layers")
             }
         }
     }
+}
+
+/// One of the four element-wise activations.
+fn activation<const D: usize>(op: &Op, t: Tensor<D>) -> Tensor<D> {
+    match op {
+        Op::Relu => relu(t),
+        Op::Gelu => gelu(t),
+        Op::Silu => silu(t),
+        Op::Tanh => t.tanh(),
+        other => unreachable!("{} is not an activation", other.kind()),
+    }
+}
+
+/// Layer normalisation without scale and shift over the last axis (epsilon 1e-5).
+fn standardise<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let (var, mean) = x.clone().var_mean_bias(D - 1);
+    (x - mean) / (var + 1e-5).sqrt()
+}
+
+/// The sinusoidal position table `[T, D]` of the original Transformer, row-major:
+/// `sin(p / 10000^(2i/D))` at column `2i`, `cos` of the same at `2i + 1`.
+pub fn sinusoidal(t: usize, d: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(t * d);
+    for p in 0..t {
+        for c in 0..d {
+            let freq = (10000f64).powf(-((c / 2 * 2) as f64) / d as f64);
+            let a = p as f64 * freq;
+            out.push(if c % 2 == 0 { a.sin() } else { a.cos() } as f32);
+        }
+    }
+    out
 }
 
 /// Batch normalisation with the batch's statistics, updating the running statistics as burn's

@@ -86,7 +86,12 @@ fn case(space: &str, params: &[&str], arch: Option<&str>, seed: u64) -> (String,
     let net = Network::new(&spec, &dev);
     let d: usize = spec.input_shape().iter().product();
     for _ in 0..3 {
-        let x = Tensor::<2>::random([8, d], Distribution::Normal(0.5, 2.0), &dev);
+        let x = match spec.token_vocab() {
+            Some(v) => {
+                Tensor::<2>::random([8, d], Distribution::Uniform(0.0, v as f64), &dev).floor()
+            }
+            None => Tensor::<2>::random([8, d], Distribution::Normal(0.5, 2.0), &dev),
+        };
         let _ = net.forward_flat(x);
     }
     let net = net.valid().map(&mut Perturb);
@@ -134,20 +139,23 @@ fn raw_inputs(n: usize, norm: &Normalizer, len: usize, rng: &mut Rng) -> Vec<f32
 /// What `nasforge predict` computes: fill missing values, normalise, clip, run, un-scale
 /// regression outputs.
 fn expected(c: &Case, raw: &[f32], n: usize) -> Vec<f32> {
-    let norm = c.opts.normalizer.as_ref().unwrap();
     let len = raw_len(c);
-    let x: Vec<f32> = raw
-        .iter()
-        .enumerate()
-        .map(|(k, &v)| {
-            let v = match &c.opts.imputer {
-                Some(imp) if v.is_nan() => imp.fill[k % len],
-                _ => v,
-            };
-            let g = (k % len) / norm.plane;
-            ((v - norm.mean[g]) / norm.std[g]).clamp(-Normalizer::CLIP, Normalizer::CLIP)
-        })
-        .collect();
+    let x: Vec<f32> = match c.opts.normalizer.as_ref() {
+        // Token ids go in as they are.
+        None => raw.to_vec(),
+        Some(norm) => raw
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| {
+                let v = match &c.opts.imputer {
+                    Some(imp) if v.is_nan() => imp.fill[k % len],
+                    _ => v,
+                };
+                let g = (k % len) / norm.plane;
+                ((v - norm.mean[g]) / norm.std[g]).clamp(-Normalizer::CLIP, Normalizer::CLIP)
+            })
+            .collect(),
+    };
     let dev = DeviceKind::Cpu.device();
     let y = c
         .net
@@ -156,7 +164,10 @@ fn expected(c: &Case, raw: &[f32], n: usize) -> Vec<f32> {
         .convert::<f32>()
         .try_to_vec::<f32>()
         .unwrap();
-    match (c.opts.task, norm.target) {
+    match (
+        c.opts.task,
+        c.opts.normalizer.as_ref().and_then(|n| n.target),
+    ) {
         (Task::Regression, Some((m, s))) => y.iter().map(|v| v * s + m).collect(),
         _ => y,
     }
@@ -186,7 +197,11 @@ fn check_against_onnxruntime(python: &str, cases: Vec<Case>, kinds: &[&str]) {
         let model = dir.path().join(format!("case{k}.onnx"));
         std::fs::write(&model, bytes).unwrap();
         let len = raw_len(c);
-        let mut raw = raw_inputs(n, c.opts.normalizer.as_ref().unwrap(), len, &mut rng);
+        let mut raw = match (c.opts.normalizer.as_ref(), c.net.spec().token_vocab()) {
+            (Some(norm), _) => raw_inputs(n, norm, len, &mut rng),
+            (None, Some(vocab)) => (0..n * len).map(|_| rng.below(vocab) as f32).collect(),
+            (None, None) => unreachable!("cases of vectors and images have normalisers"),
+        };
         if c.opts.imputer.is_some() {
             // Every fifth value missing, every row and input element touched.
             for v in raw.iter_mut().step_by(5) {
@@ -437,4 +452,58 @@ fn export_rejects_an_input_shape_that_does_not_fit() {
     };
     let err = onnx::export(&net, &opts).unwrap_err().to_string();
     assert!(err.contains("does not fit"), "{err}");
+}
+
+fn token_case(params: &[&str], seed: u64) -> Case {
+    let (name, net) = case("transformer", params, None, seed);
+    let outputs = net.spec().output_shape().iter().product::<usize>();
+    Case {
+        name,
+        opts: OnnxOptions {
+            input_shape: net.spec().input_shape().to_vec(),
+            imputer: None,
+            normalizer: None,
+            task: Task::Classification,
+            classes: (0..outputs).map(|c| c.to_string()).collect(),
+        },
+        net,
+    }
+}
+
+#[test]
+fn transformer_space_matches_onnxruntime() {
+    let Some(python) = onnx_python() else {
+        return;
+    };
+    let base = [
+        "input=6",
+        "vocab=11",
+        "widths=8,12",
+        "heads=1,2,4",
+        "max_depth=3",
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        base.iter().chain(extra).copied().collect()
+    };
+    let mixers = with(&["mixers=attention,conv,identity", "classes=3"]);
+    let lm = with(&["head=lm", "mixers=attention,conv", "kernel=2"]);
+    let sinusoidal = with(&["positions=sinusoidal", "dropout=0.1", "classes=4"]);
+    let mut cases: Vec<Case> = (0..4).map(|s| token_case(&mixers, s)).collect();
+    cases.extend((0..3).map(|s| token_case(&lm, 10 + s)));
+    cases.push(token_case(&sinusoidal, 20));
+    check_against_onnxruntime(
+        &python,
+        cases,
+        &[
+            "embedding",
+            "position",
+            "layer_norm",
+            "attention",
+            "seq_conv",
+            "seq_pool",
+            "lm_head",
+            "linear",
+            "gelu",
+        ],
+    );
 }

@@ -247,6 +247,10 @@ fn bad_data_is_a_clear_error_with_exit_code_2() {
         (vec!["--batch-size", "5000"], "batch size 5000"),
         (vec!["--optimizer", "lion"], "--optimizer"),
         (vec!["--space", "darts", "--data", &table], "needs images"),
+        (
+            vec!["--space", "transformer", "--data", &table],
+            "cannot load text data yet",
+        ),
     ];
     for (i, (args, needle)) in cases.into_iter().enumerate() {
         let dir = tmp.path().join(format!("run{i}"));

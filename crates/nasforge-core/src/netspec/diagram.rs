@@ -1,12 +1,13 @@
 //! Text and Graphviz DOT drawings of a [`NetSpec`].
 
+use super::ops;
 use super::{NetSpec, Op};
 use std::fmt::Write;
 
 /// A one-line description of an op (`conv2d 3x3/s2 p1 16->32`).
 pub fn describe(op: &Op, in_channels: usize) -> String {
     match *op {
-        Op::Conv2d {
+        Op::Conv2d(ops::Conv2d {
             out_channels,
             kernel,
             stride,
@@ -14,7 +15,7 @@ pub fn describe(op: &Op, in_channels: usize) -> String {
             dilation,
             groups,
             bias,
-        } => {
+        }) => {
             let mut s = format!(
                 "conv2d {kernel}x{kernel}/s{stride} p{padding} {in_channels}->{out_channels}"
             );
@@ -29,17 +30,17 @@ pub fn describe(op: &Op, in_channels: usize) -> String {
             }
             s
         }
-        Op::MaxPool {
+        Op::MaxPool(ops::MaxPool {
             kernel,
             stride,
             padding,
-        } => format!("max_pool {kernel}x{kernel}/s{stride} p{padding}"),
-        Op::AvgPool {
+        }) => format!("max_pool {kernel}x{kernel}/s{stride} p{padding}"),
+        Op::AvgPool(ops::AvgPool {
             kernel,
             stride,
             padding,
             count_include_pad,
-        } => format!(
+        }) => format!(
             "avg_pool {kernel}x{kernel}/s{stride} p{padding}{}",
             if count_include_pad {
                 ""
@@ -47,20 +48,65 @@ pub fn describe(op: &Op, in_channels: usize) -> String {
                 " (pad not counted)"
             }
         ),
-        Op::Linear { out_features, bias } => {
+        Op::Linear(ops::Linear { out_features, bias }) => {
             format!(
                 "linear {in_channels}->{out_features}{}",
                 if bias { " +bias" } else { "" }
             )
         }
-        Op::BatchNorm { affine } => {
+        Op::BatchNorm(ops::BatchNorm { affine }) => {
             format!("batch_norm{}", if affine { "" } else { " (no affine)" })
         }
-        Op::Zero { stride } if stride > 1 => format!("zero /s{stride}"),
-        Op::Crop { offset } => format!("crop {offset}"),
-        Op::Dropout { p } => format!("dropout {p}"),
-        Op::ChannelMask { keep } => format!("keep {keep} of {in_channels}"),
-        ref other => other.kind().to_string(),
+        Op::Zero(ops::Zero { stride }) if stride > 1 => format!("zero /s{stride}"),
+        Op::Crop(ops::Crop { offset }) => format!("crop {offset}"),
+        Op::Dropout(ops::Dropout { p }) => format!("dropout {p}"),
+        Op::ChannelMask(ops::ChannelMask { keep }) => format!("keep {keep} of {in_channels}"),
+        Op::Embedding(ops::Embedding { vocab, dim }) => format!("embedding {vocab}->{dim}"),
+        Op::Position(ops::Position { encoding }) => format!(
+            "position {}",
+            match encoding {
+                ops::Encoding::Learned => "learned",
+                ops::Encoding::Sinusoidal => "sinusoidal",
+            }
+        ),
+        Op::LayerNorm(ops::LayerNorm { affine }) => {
+            format!("layer_norm{}", if affine { "" } else { " (no affine)" })
+        }
+        Op::Attention(ops::Attention {
+            heads,
+            causal,
+            bias,
+        }) => format!(
+            "attention {heads} heads{}{}",
+            if causal { " causal" } else { "" },
+            if bias { " +bias" } else { "" }
+        ),
+        Op::SeqPool(ops::SeqPool { mode }) => format!(
+            "seq_pool {}",
+            match mode {
+                ops::Pooling::Mean => "mean",
+                ops::Pooling::First => "first",
+            }
+        ),
+        Op::LmHead(ops::LmHead { vocab, tied }) => format!(
+            "lm_head {in_channels}->{vocab}{}",
+            if tied { " tied" } else { "" }
+        ),
+        Op::SeqConv(ops::SeqConv { kernel, causal }) => format!(
+            "seq_conv k{kernel} depthwise{}",
+            if causal { " causal" } else { "" }
+        ),
+        Op::Zero(_)
+        | Op::Input
+        | Op::Relu
+        | Op::Gelu
+        | Op::Tanh
+        | Op::Silu
+        | Op::GlobalAvgPool
+        | Op::Flatten
+        | Op::Add
+        | Op::Concat
+        | Op::Identity => op.kind().to_string(),
     }
 }
 
@@ -77,7 +123,10 @@ impl NetSpec {
         self.nodes[id]
             .inputs
             .first()
-            .map(|&i| self.nodes[i].shape[0])
+            .map(|&i| match self.nodes[i].shape[..] {
+                [_, d] => d,
+                ref s => s[0],
+            })
             .unwrap_or(0)
     }
 

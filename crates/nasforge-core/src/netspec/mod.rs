@@ -13,43 +13,28 @@
 //! and concatenations are not counted.
 
 mod diagram;
+pub mod ops;
 pub mod supernet;
 
 use crate::{Error, Result};
+use ops::Rules;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Index of a node in its [`NetSpec`].
 pub type NodeId = usize;
 
-/// What a node computes.
+/// What a node computes. Ops with settings carry a payload type from [`ops`] that owns their
+/// shape inference and costs; every match on `Op` in the project is exhaustive.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     /// The network input (node 0 only).
     Input,
     /// 2-D convolution (square kernel).
-    Conv2d {
-        /// Output channels.
-        out_channels: usize,
-        /// Kernel size.
-        kernel: usize,
-        /// Stride.
-        stride: usize,
-        /// Zero padding on each side.
-        padding: usize,
-        /// Dilation.
-        dilation: usize,
-        /// Groups (`groups == in_channels` is a depthwise convolution).
-        groups: usize,
-        /// Whether the layer has a bias.
-        bias: bool,
-    },
+    Conv2d(ops::Conv2d),
     /// Batch normalisation over channels (images) or features (vectors).
-    BatchNorm {
-        /// Whether it has a learned scale and shift.
-        affine: bool,
-    },
+    BatchNorm(ops::BatchNorm),
     /// ReLU.
     Relu,
     /// GELU.
@@ -59,36 +44,15 @@ pub enum Op {
     /// SiLU (swish).
     Silu,
     /// Max pooling.
-    MaxPool {
-        /// Window size.
-        kernel: usize,
-        /// Stride.
-        stride: usize,
-        /// Padding on each side (padded cells never win).
-        padding: usize,
-    },
+    MaxPool(ops::MaxPool),
     /// Average pooling.
-    AvgPool {
-        /// Window size.
-        kernel: usize,
-        /// Stride.
-        stride: usize,
-        /// Padding on each side.
-        padding: usize,
-        /// Whether padded cells count in the divisor (NAS-Bench-201 and DARTS: no).
-        count_include_pad: bool,
-    },
+    AvgPool(ops::AvgPool),
     /// Global average pooling: `[C, H, W] -> [C]`.
     GlobalAvgPool,
     /// Flattens `[C, H, W]` to `[C*H*W]`.
     Flatten,
-    /// Fully connected layer on vectors.
-    Linear {
-        /// Output features.
-        out_features: usize,
-        /// Whether the layer has a bias.
-        bias: bool,
-    },
+    /// Fully connected layer on vectors (or on each position of a sequence).
+    Linear(ops::Linear),
     /// Element-wise sum of its inputs (same shape).
     Add,
     /// Concatenation of its inputs along channels (images) or features (vectors).
@@ -96,27 +60,27 @@ pub enum Op {
     /// Passes its input through.
     Identity,
     /// Zeros of its input's shape, subsampled by `stride` (NAS-Bench-201's `none`).
-    Zero {
-        /// Spatial stride.
-        stride: usize,
-    },
+    Zero(ops::Zero),
     /// Drops the first `offset` rows and columns (the shifted path of DARTS's factorized reduce).
-    Crop {
-        /// Rows and columns dropped at the top and left.
-        offset: usize,
-    },
+    Crop(ops::Crop),
     /// Dropout with probability `p` while training; identity at inference.
-    Dropout {
-        /// Drop probability.
-        p: f64,
-    },
-    /// Keeps the first `keep` channels (features) and zeros the rest: a supernet's elastic
-    /// width. Only supernets hold it; extracting a sub-network narrows the layer before it
-    /// instead ([`supernet::SuperSpec::sub_network`]).
-    ChannelMask {
-        /// Channels kept.
-        keep: usize,
-    },
+    Dropout(ops::Dropout),
+    /// A supernet's elastic width: keeps the first `keep` channels (features), zeros the rest.
+    ChannelMask(ops::ChannelMask),
+    /// Token ids `[T]` to vectors `[T, D]`.
+    Embedding(ops::Embedding),
+    /// A learned or sinusoidal position encoding added to a sequence.
+    Position(ops::Position),
+    /// Layer normalisation over the last axis.
+    LayerNorm(ops::LayerNorm),
+    /// Multi-head self-attention on a sequence.
+    Attention(ops::Attention),
+    /// A sequence `[T, D]` reduced to `[D]` (mean or first token).
+    SeqPool(ops::SeqPool),
+    /// Next-token logits `[T, vocab]`, optionally tied to the embedding.
+    LmHead(ops::LmHead),
+    /// Depthwise 1-D convolution along positions (a cheap token mixer).
+    SeqConv(ops::SeqConv),
 }
 
 impl Op {
@@ -124,25 +88,162 @@ impl Op {
     pub fn kind(&self) -> &'static str {
         match self {
             Op::Input => "input",
-            Op::Conv2d { .. } => "conv2d",
-            Op::BatchNorm { .. } => "batch_norm",
+            Op::Conv2d(_) => "conv2d",
+            Op::BatchNorm(_) => "batch_norm",
             Op::Relu => "relu",
             Op::Gelu => "gelu",
             Op::Tanh => "tanh",
             Op::Silu => "silu",
-            Op::MaxPool { .. } => "max_pool",
-            Op::AvgPool { .. } => "avg_pool",
+            Op::MaxPool(_) => "max_pool",
+            Op::AvgPool(_) => "avg_pool",
             Op::GlobalAvgPool => "global_avg_pool",
             Op::Flatten => "flatten",
-            Op::Linear { .. } => "linear",
+            Op::Linear(_) => "linear",
             Op::Add => "add",
             Op::Concat => "concat",
             Op::Identity => "identity",
-            Op::Zero { .. } => "zero",
-            Op::Crop { .. } => "crop",
-            Op::Dropout { .. } => "dropout",
-            Op::ChannelMask { .. } => "channel_mask",
+            Op::Zero(_) => "zero",
+            Op::Crop(_) => "crop",
+            Op::Dropout(_) => "dropout",
+            Op::ChannelMask(_) => "channel_mask",
+            Op::Embedding(_) => "embedding",
+            Op::Position(_) => "position",
+            Op::LayerNorm(_) => "layer_norm",
+            Op::Attention(_) => "attention",
+            Op::SeqPool(_) => "seq_pool",
+            Op::LmHead(_) => "lm_head",
+            Op::SeqConv(_) => "seq_conv",
         }
+    }
+
+    /// How many inputs the op reads: `None` for one or more (sums and concatenations).
+    pub fn arity(&self) -> Option<usize> {
+        match self {
+            Op::Input => Some(0),
+            Op::Add | Op::Concat => None,
+            Op::Conv2d(_)
+            | Op::BatchNorm(_)
+            | Op::Relu
+            | Op::Gelu
+            | Op::Tanh
+            | Op::Silu
+            | Op::MaxPool(_)
+            | Op::AvgPool(_)
+            | Op::GlobalAvgPool
+            | Op::Flatten
+            | Op::Linear(_)
+            | Op::Identity
+            | Op::Zero(_)
+            | Op::Crop(_)
+            | Op::Dropout(_)
+            | Op::ChannelMask(_)
+            | Op::Embedding(_)
+            | Op::Position(_)
+            | Op::LayerNorm(_)
+            | Op::Attention(_)
+            | Op::SeqPool(_)
+            | Op::LmHead(_)
+            | Op::SeqConv(_) => Some(1),
+        }
+    }
+
+    /// The payload's rules, or `None` for ops without settings (handled by [`Op::infer`],
+    /// [`Op::params`] and [`Op::macs`] themselves).
+    fn rules(&self) -> Option<&dyn Rules> {
+        match self {
+            Op::Conv2d(p) => Some(p),
+            Op::BatchNorm(p) => Some(p),
+            Op::MaxPool(p) => Some(p),
+            Op::AvgPool(p) => Some(p),
+            Op::Linear(p) => Some(p),
+            Op::Zero(p) => Some(p),
+            Op::Crop(p) => Some(p),
+            Op::Dropout(p) => Some(p),
+            Op::ChannelMask(p) => Some(p),
+            Op::Embedding(p) => Some(p),
+            Op::Position(p) => Some(p),
+            Op::LayerNorm(p) => Some(p),
+            Op::Attention(p) => Some(p),
+            Op::SeqPool(p) => Some(p),
+            Op::LmHead(p) => Some(p),
+            Op::SeqConv(p) => Some(p),
+            Op::Input
+            | Op::Relu
+            | Op::Gelu
+            | Op::Tanh
+            | Op::Silu
+            | Op::GlobalAvgPool
+            | Op::Flatten
+            | Op::Add
+            | Op::Concat
+            | Op::Identity => None,
+        }
+    }
+
+    /// The output shape for these input shapes (their number already checked against
+    /// [`Op::arity`]), or why the op cannot take them.
+    pub fn infer(&self, inputs: &[&[usize]]) -> std::result::Result<Vec<usize>, String> {
+        if let Some(rules) = self.rules() {
+            return rules.infer(inputs);
+        }
+        let s = inputs.first().copied().unwrap_or(&[]);
+        Ok(match self {
+            Op::Input => return Err("the input node is created by NetSpecBuilder::new".into()),
+            Op::GlobalAvgPool => match *s {
+                [c, _, _] => vec![c],
+                _ => return Err(format!("needs an image [C, H, W], got {s:?}")),
+            },
+            Op::Flatten => vec![s.iter().product()],
+            Op::Add => {
+                if let Some(t) = inputs[1..].iter().find(|t| **t != s) {
+                    return Err(format!("shapes differ: {s:?} and {t:?}"));
+                }
+                s.to_vec()
+            }
+            Op::Concat if s.len() == 2 => {
+                return Err(format!(
+                    "cannot concatenate sequences {s:?}; add them instead"
+                ))
+            }
+            Op::Concat => {
+                let mut out = s.to_vec();
+                for t in &inputs[1..] {
+                    if t.len() != s.len() || t[1..] != s[1..] {
+                        return Err(format!("shapes differ beyond channels: {s:?} and {t:?}"));
+                    }
+                    out[0] += t[0];
+                }
+                out
+            }
+            Op::Relu | Op::Gelu | Op::Tanh | Op::Silu | Op::Identity => s.to_vec(),
+            Op::Conv2d(_)
+            | Op::BatchNorm(_)
+            | Op::MaxPool(_)
+            | Op::AvgPool(_)
+            | Op::Linear(_)
+            | Op::Zero(_)
+            | Op::Crop(_)
+            | Op::Dropout(_)
+            | Op::ChannelMask(_)
+            | Op::Embedding(_)
+            | Op::Position(_)
+            | Op::LayerNorm(_)
+            | Op::Attention(_)
+            | Op::SeqPool(_)
+            | Op::LmHead(_)
+            | Op::SeqConv(_) => unreachable!("payload ops answered above"),
+        })
+    }
+
+    /// Trainable parameters for these input shapes (ops without settings have none).
+    pub fn params(&self, inputs: &[&[usize]]) -> u64 {
+        self.rules().map_or(0, |r| r.params(inputs))
+    }
+
+    /// Multiply-accumulates of one sample for these input shapes and output shape (ops
+    /// without settings count none: sums, activations and reshapes are not counted).
+    pub fn macs(&self, inputs: &[&[usize]], out: &[usize]) -> u64 {
+        self.rules().map_or(0, |r| r.macs(inputs, out))
     }
 }
 
@@ -187,53 +288,51 @@ impl NetSpec {
         &self.nodes[self.output].shape
     }
 
+    fn input_shapes(&self, id: NodeId) -> Vec<&[usize]> {
+        self.nodes[id]
+            .inputs
+            .iter()
+            .map(|&i| &self.nodes[i].shape[..])
+            .collect()
+    }
+
     /// The trainable parameters of one node.
     pub fn node_params(&self, id: NodeId) -> u64 {
-        let node = &self.nodes[id];
-        let in_shape = node.inputs.first().map(|&i| &self.nodes[i].shape);
-        let in_c = in_shape.map(|s| s[0] as u64).unwrap_or(0);
-        match node.op {
-            Op::Conv2d {
-                out_channels,
-                kernel,
-                groups,
-                bias,
-                ..
-            } => {
-                // Saturating: a size typed by mistake must give a huge count, not a panic.
-                let out = out_channels as u64;
-                out.saturating_mul(in_c / groups as u64)
-                    .saturating_mul((kernel as u64).saturating_mul(kernel as u64))
-                    .saturating_add(if bias { out } else { 0 })
-            }
-            Op::BatchNorm { affine: true } => in_c.saturating_mul(2),
-            Op::Linear { out_features, bias } => {
-                let out = out_features as u64;
-                out.saturating_mul(in_c)
-                    .saturating_add(if bias { out } else { 0 })
-            }
-            _ => 0,
-        }
+        self.nodes[id].op.params(&self.input_shapes(id))
     }
 
     /// The multiply-accumulates of one node for one input sample.
     pub fn node_macs(&self, id: NodeId) -> u64 {
         let node = &self.nodes[id];
-        match node.op {
-            Op::Conv2d { kernel, groups, .. } => {
-                let in_c = self.nodes[node.inputs[0]].shape[0] as u64;
-                let out = node
-                    .shape
-                    .iter()
-                    .fold(1u64, |acc, &d| acc.saturating_mul(d as u64));
-                out.saturating_mul(in_c / groups as u64)
-                    .saturating_mul((kernel as u64).saturating_mul(kernel as u64))
+        node.op.macs(&self.input_shapes(id), &node.shape)
+    }
+
+    /// Whether the input is token ids, read by an [`Op::Embedding`].
+    pub fn reads_tokens(&self) -> bool {
+        self.token_vocab().is_some()
+    }
+
+    /// The vocabulary of the embedding that reads the input as token ids, if one does (the
+    /// smallest, when several do: every id must fit them all).
+    pub fn token_vocab(&self) -> Option<usize> {
+        self.nodes
+            .iter()
+            .filter(|n| n.inputs == [0])
+            .filter_map(|n| match n.op {
+                Op::Embedding(ops::Embedding { vocab, .. }) => Some(vocab),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// For a tied [`Op::LmHead`] node, the embedding node whose table it reuses.
+    pub fn tied_table(&self, head: NodeId) -> Option<NodeId> {
+        match self.nodes[head].op {
+            Op::LmHead(ops::LmHead { vocab, tied: true }) => {
+                let dim = *self.nodes[self.nodes[head].inputs[0]].shape.last()?;
+                tied_table(&self.nodes, vocab, dim)
             }
-            Op::Linear { out_features, .. } => {
-                let in_f = self.nodes[node.inputs[0]].shape[0] as u64;
-                in_f.saturating_mul(out_features as u64)
-            }
-            _ => 0,
+            _ => None,
         }
     }
 
@@ -301,6 +400,14 @@ impl NetSpec {
         }
         counts
     }
+}
+
+/// The embedding whose table a tied [`ops::LmHead`] of `vocab` tokens reading width `dim`
+/// reuses: the first with that vocabulary and width.
+fn tied_table(nodes: &[Node], vocab: usize, dim: usize) -> Option<NodeId> {
+    nodes.iter().position(|n| {
+        matches!(n.op, Op::Embedding(ops::Embedding { vocab: v, dim: d }) if v == vocab && d == dim)
+    })
 }
 
 /// Builds a [`NetSpec`] node by node, inferring shapes and rejecting inconsistent graphs.
@@ -376,7 +483,7 @@ impl NetSpecBuilder {
         padding: usize,
     ) -> Result<NodeId> {
         self.push(
-            Op::Conv2d {
+            Op::Conv2d(ops::Conv2d {
                 out_channels: out,
                 kernel,
                 stride,
@@ -384,14 +491,14 @@ impl NetSpecBuilder {
                 dilation: 1,
                 groups: 1,
                 bias: false,
-            },
+            }),
             &[x],
         )
     }
 
     /// Affine batch norm.
     pub fn bn(&mut self, x: NodeId) -> Result<NodeId> {
-        self.push(Op::BatchNorm { affine: true }, &[x])
+        self.push(Op::BatchNorm(ops::BatchNorm { affine: true }), &[x])
     }
 
     /// ReLU.
@@ -422,167 +529,27 @@ impl NetSpecBuilder {
                 return Err(self.fail(op, format!("input node {i} does not exist yet")));
             }
         }
-        let want_inputs = match op {
-            Op::Input => 0,
-            Op::Add | Op::Concat => usize::MAX,
-            _ => 1,
-        };
-        if want_inputs == usize::MAX {
-            if inputs.is_empty() {
+        match op.arity() {
+            None if inputs.is_empty() => {
                 return Err(self.fail(op, "needs at least one input".into()));
             }
-        } else if inputs.len() != want_inputs {
-            return Err(self.fail(
-                op,
-                format!("takes {want_inputs} input(s), got {}", inputs.len()),
-            ));
+            Some(n) if inputs.len() != n => {
+                return Err(self.fail(op, format!("takes {n} input(s), got {}", inputs.len())));
+            }
+            _ => {}
         }
-        if let Op::Input = op {
-            return Err(self.fail(
-                op,
-                "the input node is created by NetSpecBuilder::new".into(),
-            ));
+        let shapes: Vec<&[usize]> = inputs.iter().map(|&i| &self.nodes[i].shape[..]).collect();
+        let out = op.infer(&shapes).map_err(|msg| self.fail(op, msg))?;
+        if let Op::LmHead(ops::LmHead { vocab, tied: true }) = *op {
+            let dim = shapes[0][1];
+            if tied_table(&self.nodes, vocab, dim).is_none() {
+                return Err(self.fail(
+                    op,
+                    format!("a tied head needs an embedding of {vocab} tokens and width {dim} before it"),
+                ));
+            }
         }
-        let s = &self.nodes[inputs[0]].shape;
-        let image = |s: &[usize]| -> Result<(usize, usize, usize)> {
-            if s.len() == 3 {
-                Ok((s[0], s[1], s[2]))
-            } else {
-                Err(self.fail(op, format!("needs an image [C, H, W], got {s:?}")))
-            }
-        };
-        let window = |size: usize,
-                      k: usize,
-                      stride: usize,
-                      pad: usize,
-                      dil: usize|
-         -> Result<usize> {
-            let span = dil * (k - 1) + 1;
-            if stride == 0 || k == 0 || size + 2 * pad < span {
-                return Err(self.fail(op, format!("a {k}x{k} window (dilation {dil}) does not fit a side of {size} with padding {pad}")));
-            }
-            Ok((size + 2 * pad - span) / stride + 1)
-        };
-        Ok(match *op {
-            Op::Input => unreachable!("handled above"),
-            Op::Conv2d {
-                out_channels,
-                kernel,
-                stride,
-                padding,
-                dilation,
-                groups,
-                ..
-            } => {
-                let (c, h, w) = image(s)?;
-                if groups == 0 || c % groups != 0 || out_channels % groups != 0 {
-                    return Err(self.fail(
-                        op,
-                        format!("{groups} groups do not divide {c} -> {out_channels} channels"),
-                    ));
-                }
-                vec![
-                    out_channels,
-                    window(h, kernel, stride, padding, dilation)?,
-                    window(w, kernel, stride, padding, dilation)?,
-                ]
-            }
-            Op::MaxPool {
-                kernel,
-                stride,
-                padding,
-            }
-            | Op::AvgPool {
-                kernel,
-                stride,
-                padding,
-                ..
-            } => {
-                let (c, h, w) = image(s)?;
-                if 2 * padding > kernel {
-                    return Err(self.fail(
-                        op,
-                        format!("padding {padding} is more than half the {kernel}x{kernel} window"),
-                    ));
-                }
-                vec![
-                    c,
-                    window(h, kernel, stride, padding, 1)?,
-                    window(w, kernel, stride, padding, 1)?,
-                ]
-            }
-            Op::Zero { stride } => {
-                if stride <= 1 {
-                    s.clone()
-                } else {
-                    let (c, h, w) = image(s)?;
-                    vec![c, h.div_ceil(stride), w.div_ceil(stride)]
-                }
-            }
-            Op::Crop { offset } => {
-                let (c, h, w) = image(s)?;
-                if offset >= h || offset >= w {
-                    return Err(
-                        self.fail(op, format!("cannot drop {offset} rows of a {h}x{w} image"))
-                    );
-                }
-                vec![c, h - offset, w - offset]
-            }
-            Op::GlobalAvgPool => {
-                let (c, _, _) = image(s)?;
-                vec![c]
-            }
-            Op::Flatten => vec![s.iter().product()],
-            Op::Linear { out_features, .. } => {
-                if s.len() != 1 {
-                    return Err(self.fail(
-                        op,
-                        format!(
-                            "needs a vector [F], got {s:?}; add global pooling or flatten first"
-                        ),
-                    ));
-                }
-                vec![out_features]
-            }
-            Op::Add => {
-                for &i in &inputs[1..] {
-                    if self.nodes[i].shape != *s {
-                        return Err(self.fail(
-                            op,
-                            format!("shapes differ: {s:?} and {:?}", self.nodes[i].shape),
-                        ));
-                    }
-                }
-                s.clone()
-            }
-            Op::Concat => {
-                let mut out = s.clone();
-                for &i in &inputs[1..] {
-                    let t = &self.nodes[i].shape;
-                    if t.len() != s.len() || t[1..] != s[1..] {
-                        return Err(self.fail(
-                            op,
-                            format!("shapes differ beyond channels: {s:?} and {t:?}"),
-                        ));
-                    }
-                    out[0] += t[0];
-                }
-                out
-            }
-            Op::BatchNorm { .. }
-            | Op::Relu
-            | Op::Gelu
-            | Op::Tanh
-            | Op::Silu
-            | Op::Identity
-            | Op::Dropout { .. } => s.clone(),
-            Op::ChannelMask { keep } => {
-                if keep == 0 || keep > s[0] {
-                    return Err(self.fail(op, format!("cannot keep {keep} of {} channels", s[0])));
-                }
-                s.clone()
-            }
-        })
+        Ok(out)
     }
 
     /// Ends the network at `output`.
@@ -607,10 +574,10 @@ mod tests {
         let g = b.push(Op::GlobalAvgPool, &[z]).unwrap();
         let out = b
             .push(
-                Op::Linear {
+                Op::Linear(ops::Linear {
                     out_features: 10,
                     bias: true,
-                },
+                }),
                 &[g],
             )
             .unwrap();
@@ -624,7 +591,7 @@ mod tests {
     #[test]
     fn depthwise_and_dilated_convs() {
         let mut b = NetSpecBuilder::new(&[8, 16, 16]).unwrap();
-        let op = Op::Conv2d {
+        let op = Op::Conv2d(ops::Conv2d {
             out_channels: 8,
             kernel: 5,
             stride: 1,
@@ -632,7 +599,7 @@ mod tests {
             dilation: 2,
             groups: 8,
             bias: false,
-        };
+        });
         let x = b.push(op, &[0]).unwrap();
         let net = b.finish(x);
         assert_eq!(net.nodes()[x].shape, vec![8, 16, 16]);
@@ -649,13 +616,177 @@ mod tests {
         assert!(b.conv(0, 8, 7, 1, 0).is_err());
         assert!(b
             .push(
-                Op::Linear {
+                Op::Linear(ops::Linear {
                     out_features: 2,
                     bias: true
-                },
+                }),
                 &[a]
             )
             .is_err());
         assert!(NetSpecBuilder::new(&[3, 4]).is_err());
+    }
+
+    /// nanoGPT's GPT (its `config/train_shakespeare_char.py` at the documented CPU size):
+    /// `layers` pre-norm blocks of width `d`, `heads` heads, block `t`, vocabulary `v`, biases
+    /// everywhere but the tied head.
+    pub(crate) fn gpt(v: usize, t: usize, d: usize, heads: usize, layers: usize) -> NetSpec {
+        let mut b = NetSpecBuilder::new(&[t]).unwrap();
+        let e = b
+            .push(Op::Embedding(ops::Embedding { vocab: v, dim: d }), &[0])
+            .unwrap();
+        let learned = ops::Position {
+            encoding: ops::Encoding::Learned,
+        };
+        let mut x = b.push(Op::Position(learned), &[e]).unwrap();
+        let ln = Op::LayerNorm(ops::LayerNorm { affine: true });
+        let lin = |out| {
+            Op::Linear(ops::Linear {
+                out_features: out,
+                bias: true,
+            })
+        };
+        for _ in 0..layers {
+            let n = b.push(ln.clone(), &[x]).unwrap();
+            let attention = ops::Attention {
+                heads,
+                causal: true,
+                bias: true,
+            };
+            let a = b.push(Op::Attention(attention), &[n]).unwrap();
+            x = b.add(&[x, a]).unwrap();
+            let n = b.push(ln.clone(), &[x]).unwrap();
+            let h = b.push(lin(4 * d), &[n]).unwrap();
+            let h = b.push(Op::Gelu, &[h]).unwrap();
+            let h = b.push(lin(d), &[h]).unwrap();
+            x = b.add(&[x, h]).unwrap();
+        }
+        let n = b.push(ln, &[x]).unwrap();
+        let head = ops::LmHead {
+            vocab: v,
+            tied: true,
+        };
+        let out = b.push(Op::LmHead(head), &[n]).unwrap();
+        b.finish(out)
+    }
+
+    #[test]
+    fn a_gpt_counts_like_nanogpt() {
+        let net = gpt(65, 64, 128, 4, 4);
+        assert_eq!(net.output_shape(), &[64, 65]);
+        // Embeddings 65·128 + 64·128; per layer two norms (2·256), attention 4·128² + 4·128,
+        // MLP 128·512 + 512 + 512·128 + 128; the final norm 256; the tied head nothing.
+        // nanoGPT prints 0.80M: the same total less the 8,192 position parameters.
+        let layer = 2 * 256 + (4 * 128 * 128 + 4 * 128) + (2 * 128 * 512 + 512 + 128);
+        assert_eq!(net.params(), 65 * 128 + 64 * 128 + 4 * layer + 256);
+        assert_eq!(net.params(), 809_856);
+        // Per layer: projections 4·T·D², scores and weighted sum 2·T²·D, MLP 2·T·D·4D; the
+        // head T·D·V.
+        let layer_macs = 4 * 64 * 128 * 128 + 2 * 64 * 64 * 128 + 2 * 64 * 128 * 512;
+        assert_eq!(net.macs(), 4 * layer_macs + 64 * 128 * 65);
+        let untied = {
+            let mut net = net.clone();
+            let last = net.nodes.len() - 1;
+            net.nodes[last].op = Op::LmHead(ops::LmHead {
+                vocab: 65,
+                tied: false,
+            });
+            net
+        };
+        assert_eq!(untied.params(), 809_856 + 65 * 128);
+        assert_eq!(net.tied_table(net.output()), Some(1));
+    }
+
+    #[test]
+    fn sequence_ops_check_their_shapes() {
+        let mut b = NetSpecBuilder::new(&[16]).unwrap();
+        let lin = Op::Linear(ops::Linear {
+            out_features: 8,
+            bias: true,
+        });
+        // A linear on token ids is a linear on a vector: allowed. Attention needs [T, D].
+        let attention = |heads| {
+            Op::Attention(ops::Attention {
+                heads,
+                causal: false,
+                bias: false,
+            })
+        };
+        assert!(b.push(attention(1), &[0]).is_err());
+        let e = b
+            .push(Op::Embedding(ops::Embedding { vocab: 10, dim: 12 }), &[0])
+            .unwrap();
+        assert_eq!(b.shape(e), &[16, 12]);
+        assert!(b.push(attention(5), &[e]).is_err(), "5 heads of 12");
+        let a = b.push(attention(3), &[e]).unwrap();
+        assert!(b.push(Op::Concat, &[e, a]).is_err());
+        assert!(b
+            .push(Op::BatchNorm(ops::BatchNorm { affine: true }), &[a])
+            .is_err());
+        assert!(b.push(Op::GlobalAvgPool, &[a]).is_err());
+        let even = ops::SeqConv {
+            kernel: 4,
+            causal: false,
+        };
+        assert!(b.push(Op::SeqConv(even.clone()), &[a]).is_err());
+        let c = b
+            .push(
+                Op::SeqConv(ops::SeqConv {
+                    causal: true,
+                    ..even
+                }),
+                &[a],
+            )
+            .unwrap();
+        let l = b.push(lin, &[c]).unwrap();
+        assert_eq!(b.shape(l), &[16, 8]);
+        let tied = ops::LmHead {
+            vocab: 10,
+            tied: true,
+        };
+        assert!(
+            b.push(Op::LmHead(tied.clone()), &[l]).is_err(),
+            "width 8, table 12"
+        );
+        let p = b
+            .push(
+                Op::SeqPool(ops::SeqPool {
+                    mode: ops::Pooling::Mean,
+                }),
+                &[c],
+            )
+            .unwrap();
+        assert_eq!(b.shape(p), &[12]);
+        let net = b.finish(p);
+        // Embedding 120; attention 4·144; depthwise conv 12·4 + 12; the linear 12·8 + 8.
+        assert_eq!(net.params(), 120 + 4 * 144 + 60 + 104);
+        assert_eq!(
+            net.macs(),
+            (4 * 16 * 144 + 2 * 16 * 16 * 12) + 16 * 12 * 4 + 16 * 12 * 8
+        );
+    }
+
+    #[test]
+    fn ops_round_trip_through_json_with_the_old_layout() {
+        let conv = Op::Conv2d(ops::Conv2d {
+            out_channels: 4,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            dilation: 1,
+            groups: 1,
+            bias: false,
+        });
+        let json = serde_json::to_string(&conv).unwrap();
+        assert_eq!(
+            json,
+            r#"{"op":"conv2d","out_channels":4,"kernel":3,"stride":1,"padding":1,"dilation":1,"groups":1,"bias":false}"#
+        );
+        let net = gpt(5, 4, 8, 2, 1);
+        let text = serde_json::to_string(&net).unwrap();
+        assert!(
+            text.contains(r#"{"op":"position","encoding":"learned"}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<NetSpec>(&text).unwrap(), net);
     }
 }

@@ -17,6 +17,7 @@
 //! identities of the layers' outputs: a sub-network reads the chosen layer directly and drops
 //! the layers after it. A dropout of probability 0 is no node in a sub-network.
 
+use super::ops;
 use super::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::{Error, Result};
 use std::ops::Range;
@@ -201,7 +202,7 @@ impl SuperSpec {
                 .candidates
                 .iter()
                 .map(|c| match nodes[c.output].op {
-                    Op::ChannelMask { keep } => Some(keep),
+                    Op::ChannelMask(ops::ChannelMask { keep }) => Some(keep),
                     _ => None,
                 })
                 .collect();
@@ -290,14 +291,16 @@ impl SuperSpec {
             }
         }
         for (id, node) in nodes.iter().enumerate() {
-            if matches!(node.op, Op::ChannelMask { .. }) || node.op == (Op::Dropout { p: 0.0 }) {
+            if matches!(node.op, Op::ChannelMask(_))
+                || node.op == (Op::Dropout(ops::Dropout { p: 0.0 }))
+            {
                 alias[id] = Some(node.inputs[0]);
             }
         }
         // The node a reader of `id` reads, and the masks on the way.
         let resolve = |mut id: NodeId, masks: &mut Vec<NodeId>| {
             while let Some(a) = alias[id] {
-                if matches!(nodes[id].op, Op::ChannelMask { .. }) {
+                if matches!(nodes[id].op, Op::ChannelMask(_)) {
                     masks.push(id);
                 }
                 id = a;
@@ -319,20 +322,20 @@ impl SuperSpec {
         // Each mask narrows the layer that makes its channels, through channel-wise ops.
         let mut narrow: Vec<Option<usize>> = vec![None; nodes.len()];
         for &m in &masks {
-            let Op::ChannelMask { keep } = nodes[m].op else {
+            let Op::ChannelMask(ops::ChannelMask { keep }) = nodes[m].op else {
                 unreachable!("masks only")
             };
             let mut at = resolve(nodes[m].inputs[0], &mut Vec::new());
             loop {
                 match nodes[at].op {
-                    Op::Linear { .. } | Op::Conv2d { groups: 1, .. } => break,
-                    Op::BatchNorm { .. }
+                    Op::Linear(_) | Op::Conv2d(ops::Conv2d { groups: 1, .. }) => break,
+                    Op::BatchNorm(_)
                     | Op::Relu
                     | Op::Gelu
                     | Op::Tanh
                     | Op::Silu
                     | Op::Identity
-                    | Op::Dropout { .. } => at = resolve(nodes[at].inputs[0], &mut Vec::new()),
+                    | Op::Dropout(_) => at = resolve(nodes[at].inputs[0], &mut Vec::new()),
                     ref op => {
                         return Err(Error::invalid(format!(
                             "channel mask {m} reaches a {} (node {at}) before a linear layer or convolution",
@@ -364,13 +367,13 @@ impl SuperSpec {
                 .map(|&j| at[resolve(j, &mut Vec::new())].expect("inputs come first and are kept"))
                 .collect::<Vec<_>>();
             let op = match (&node.op, narrow[id]) {
-                (Op::Linear { bias, .. }, Some(keep)) => Op::Linear {
+                (Op::Linear(ops::Linear { bias, .. }), Some(keep)) => Op::Linear(ops::Linear {
                     out_features: keep,
                     bias: *bias,
-                },
-                (Op::Conv2d { .. }, Some(keep)) => {
+                }),
+                (Op::Conv2d(_), Some(keep)) => {
                     let mut op = node.op.clone();
-                    if let Op::Conv2d { out_channels, .. } = &mut op {
+                    if let Op::Conv2d(ops::Conv2d { out_channels, .. }) = &mut op {
                         *out_channels = keep;
                     }
                     op

@@ -7,6 +7,7 @@
 //! halves the resolution before the layers at layers/3 and 2*layers/3.
 
 use super::{Arch, CellGraph, Choice, Space, MAX_CLASSES, MAX_DEPTH, MAX_WIDTH};
+use crate::netspec::ops;
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
 use crate::{Error, Result};
@@ -163,11 +164,11 @@ impl Space for MacroSpace {
             if self.reduces_before(l) {
                 b.set_scope(format!("{scope}/reduce"));
                 x = b.push(
-                    Op::MaxPool {
+                    Op::MaxPool(ops::MaxPool {
                         kernel: 2,
                         stride: 2,
                         padding: 0,
-                    },
+                    }),
                     &[x],
                 )?;
             }
@@ -182,11 +183,11 @@ impl Space for MacroSpace {
                 for r in j + 1..=l {
                     if self.reduces_before(r) {
                         s = b.push(
-                            Op::MaxPool {
+                            Op::MaxPool(ops::MaxPool {
                                 kernel: 2,
                                 stride: 2,
                                 padding: 0,
-                            },
+                            }),
                             &[s],
                         )?;
                     }
@@ -207,7 +208,7 @@ impl Space for MacroSpace {
                     let y = if separable {
                         let c = b.channels(x);
                         let dw = b.push(
-                            Op::Conv2d {
+                            Op::Conv2d(ops::Conv2d {
                                 out_channels: c,
                                 kernel: k,
                                 stride: 1,
@@ -215,7 +216,7 @@ impl Space for MacroSpace {
                                 dilation: 1,
                                 groups: c,
                                 bias: false,
-                            },
+                            }),
                             &[x],
                         )?;
                         b.conv(dw, width, 1, 1, 0)?
@@ -231,20 +232,20 @@ impl Space for MacroSpace {
                 "sep_conv_3x3" => conv(&mut b, input, 3, true)?,
                 "sep_conv_5x5" => conv(&mut b, input, 5, true)?,
                 "max_pool_3x3" => b.push(
-                    Op::MaxPool {
+                    Op::MaxPool(ops::MaxPool {
                         kernel: 3,
                         stride: 1,
                         padding: 1,
-                    },
+                    }),
                     &[input],
                 )?,
                 "avg_pool_3x3" => b.push(
-                    Op::AvgPool {
+                    Op::AvgPool(ops::AvgPool {
                         kernel: 3,
                         stride: 1,
                         padding: 1,
                         count_include_pad: false,
-                    },
+                    }),
                     &[input],
                 )?,
                 _ => b.push(Op::Identity, &[input])?,
@@ -254,10 +255,10 @@ impl Space for MacroSpace {
         b.set_scope("head");
         let g = b.push(Op::GlobalAvgPool, &[x])?;
         let out = b.push(
-            Op::Linear {
+            Op::Linear(ops::Linear {
                 out_features: self.classes,
                 bias: true,
-            },
+            }),
             &[g],
         )?;
         Ok(b.finish(out))

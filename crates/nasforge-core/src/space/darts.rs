@@ -8,6 +8,7 @@
 
 use super::nb201::relu_conv_bn;
 use super::{option_index, Arch, CellGraph, Choice, Space, MAX_CLASSES, MAX_DEPTH, MAX_WIDTH};
+use crate::netspec::ops;
 use crate::netspec::supernet::{Mixed, SuperSpec};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
@@ -121,20 +122,20 @@ impl DartsSpace {
             "dil_conv_3x3" => dil_conv(b, x, 3, stride),
             "dil_conv_5x5" => dil_conv(b, x, 5, stride),
             "max_pool_3x3" => b.push(
-                Op::MaxPool {
+                Op::MaxPool(ops::MaxPool {
                     kernel: 3,
                     stride,
                     padding: 1,
-                },
+                }),
                 &[x],
             ),
             "avg_pool_3x3" => b.push(
-                Op::AvgPool {
+                Op::AvgPool(ops::AvgPool {
                     kernel: 3,
                     stride,
                     padding: 1,
                     count_include_pad: false,
-                },
+                }),
                 &[x],
             ),
             "skip_connect" if stride == 1 => b.push(Op::Identity, &[x]),
@@ -154,7 +155,7 @@ impl Default for DartsSpace {
 fn dw_pw(b: &mut NetSpecBuilder, x: NodeId, k: usize, stride: usize, dil: usize) -> Result<NodeId> {
     let c = b.channels(x);
     let dw = b.push(
-        Op::Conv2d {
+        Op::Conv2d(ops::Conv2d {
             out_channels: c,
             kernel: k,
             stride,
@@ -162,7 +163,7 @@ fn dw_pw(b: &mut NetSpecBuilder, x: NodeId, k: usize, stride: usize, dil: usize)
             dilation: dil,
             groups: c,
             bias: false,
-        },
+        }),
         &[x],
     )?;
     b.conv(dw, c, 1, 1, 0)
@@ -189,7 +190,7 @@ fn dil_conv(b: &mut NetSpecBuilder, x: NodeId, k: usize, stride: usize) -> Resul
 fn factorized_reduce(b: &mut NetSpecBuilder, x: NodeId, out: usize) -> Result<NodeId> {
     let r = b.relu(x)?;
     let a = b.conv(r, out / 2, 1, 2, 0)?;
-    let shifted = b.push(Op::Crop { offset: 1 }, &[r])?;
+    let shifted = b.push(Op::Crop(ops::Crop { offset: 1 }), &[r])?;
     let c = b.conv(shifted, out - out / 2, 1, 2, 0)?;
     let cat = b.push(Op::Concat, &[a, c])?;
     b.bn(cat)
@@ -428,10 +429,10 @@ impl DartsSpace {
         b.set_scope("head");
         let x = b.push(Op::GlobalAvgPool, &[s1])?;
         let out = b.push(
-            Op::Linear {
+            Op::Linear(ops::Linear {
                 out_features: self.classes,
                 bias: true,
-            },
+            }),
             &[x],
         )?;
         Ok(b.finish(out))

@@ -2,6 +2,7 @@
 //! batch norm on or off.
 
 use super::{Arch, CellGraph, Choice, Space, MAX_CLASSES, MAX_DEPTH, MAX_WIDTH};
+use crate::netspec::ops;
 use crate::netspec::supernet::{Mixed, SuperSpec};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
@@ -139,10 +140,10 @@ impl Space for MlpSpace {
             b.set_scope(format!("layer{l}"));
             let width = self.widths[w as usize];
             x = b.push(
-                Op::Linear {
+                Op::Linear(ops::Linear {
                     out_features: width,
                     bias: !bn,
-                },
+                }),
                 &[x],
             )?;
             if bn {
@@ -150,15 +151,15 @@ impl Space for MlpSpace {
             }
             x = b.push(act.clone(), &[x])?;
             if dropout > 0.0 {
-                x = b.push(Op::Dropout { p: dropout }, &[x])?;
+                x = b.push(Op::Dropout(ops::Dropout { p: dropout }), &[x])?;
             }
         }
         b.set_scope("head");
         let out = b.push(
-            Op::Linear {
+            Op::Linear(ops::Linear {
                 out_features: self.classes,
                 bias: true,
-            },
+            }),
             &[x],
         )?;
         Ok(b.finish(out))
@@ -205,10 +206,10 @@ impl MlpSpace {
             b.set_scope(format!("layer{l}"));
             x = module(&mut b, x, bn_choice, 2, &|b, x, bn| {
                 let y = b.push(
-                    Op::Linear {
+                    Op::Linear(ops::Linear {
                         out_features: widest,
                         bias: bn == 0,
-                    },
+                    }),
                     &[x],
                 )?;
                 if bn == 1 {
@@ -222,17 +223,17 @@ impl MlpSpace {
             })?;
             x = module(&mut b, x, drop_choice, self.dropouts.len(), &|b, x, k| {
                 b.push(
-                    Op::Dropout {
+                    Op::Dropout(ops::Dropout {
                         p: self.dropouts[k],
-                    },
+                    }),
                     &[x],
                 )
             })?;
             x = module(&mut b, x, l, self.widths.len(), &|b, x, k| {
                 b.push(
-                    Op::ChannelMask {
+                    Op::ChannelMask(ops::ChannelMask {
                         keep: self.widths[k],
-                    },
+                    }),
                     &[x],
                 )
             })?;
@@ -243,10 +244,10 @@ impl MlpSpace {
         let depth_out = depth.output;
         mixed.push(depth);
         let out = b.push(
-            Op::Linear {
+            Op::Linear(ops::Linear {
                 out_features: self.classes,
                 bias: true,
-            },
+            }),
             &[depth_out],
         )?;
         let options = self.choices.iter().map(|c| c.options.len()).collect();

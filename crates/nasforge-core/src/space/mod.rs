@@ -10,12 +10,14 @@ mod chain;
 mod darts;
 mod mlp;
 mod nb201;
+mod transformer;
 
 pub use crate::params::Params;
 pub use chain::MacroSpace;
 pub use darts::DartsSpace;
 pub use mlp::MlpSpace;
 pub use nb201::Nb201Space;
+pub use transformer::{Head, TransformerSpace, MIXERS};
 
 use crate::netspec::supernet::SuperSpec;
 use crate::netspec::NetSpec;
@@ -90,7 +92,7 @@ impl CellGraph {
 /// the decoder ([`Space::decode`]); sampling, mutation, neighbours, crossover, encoding, keys and
 /// JSON come for free from the schema and may be overridden where a space knows better.
 pub trait Space: Send + Sync {
-    /// The registry name (`nb201`, `darts`, `macro`, `mlp`).
+    /// The registry name (`nb201`, `darts`, `macro`, `mlp`, `transformer`).
     fn name(&self) -> &str;
 
     /// The choices, in a fixed order.
@@ -435,7 +437,7 @@ pub const MAX_DEPTH: usize = 256;
 pub const MAX_CLASSES: usize = 1 << 20;
 
 /// The names [`build`] accepts.
-pub const SPACE_NAMES: &[&str] = &["nb201", "darts", "macro", "mlp"];
+pub const SPACE_NAMES: &[&str] = &["nb201", "darts", "macro", "mlp", "transformer"];
 
 /// Builds a registered space by name with its parameters (each space's defaults fill the rest).
 pub fn build(name: &str, params: &Params) -> Result<Box<dyn Space>> {
@@ -444,6 +446,7 @@ pub fn build(name: &str, params: &Params) -> Result<Box<dyn Space>> {
         "darts" => Box::new(DartsSpace::from_params(params)?),
         "macro" => Box::new(MacroSpace::from_params(params)?),
         "mlp" => Box::new(MlpSpace::from_params(params)?),
+        "transformer" => Box::new(TransformerSpace::from_params(params)?),
         other => {
             return Err(Error::invalid(format!(
                 "unknown space `{other}`; choose one of: {}",

@@ -6,6 +6,7 @@
 //! classifier.
 
 use super::{Arch, CellGraph, Choice, Space, MAX_CLASSES, MAX_DEPTH, MAX_WIDTH};
+use crate::netspec::ops;
 use crate::netspec::supernet::{Mixed, SuperSpec};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
@@ -68,17 +69,17 @@ impl Nb201Space {
     fn edge_op(&self, b: &mut NetSpecBuilder, x: NodeId, op: u16) -> Result<NodeId> {
         let c = b.channels(x);
         match NB201_OPS[op as usize] {
-            "none" => b.push(Op::Zero { stride: 1 }, &[x]),
+            "none" => b.push(Op::Zero(ops::Zero { stride: 1 }), &[x]),
             "skip_connect" => b.push(Op::Identity, &[x]),
             "nor_conv_1x1" => relu_conv_bn(b, x, c, 1, 1, 0),
             "nor_conv_3x3" => relu_conv_bn(b, x, c, 3, 1, 1),
             "avg_pool_3x3" => b.push(
-                Op::AvgPool {
+                Op::AvgPool(ops::AvgPool {
                     kernel: 3,
                     stride: 1,
                     padding: 1,
                     count_include_pad: false,
-                },
+                }),
                 &[x],
             ),
             other => unreachable!("unknown nb201 op {other}"),
@@ -269,12 +270,12 @@ impl Nb201Space {
                 let a = relu_conv_bn(&mut b, x, width, 3, 2, 1)?;
                 let a = relu_conv_bn(&mut b, a, width, 3, 1, 1)?;
                 let p = b.push(
-                    Op::AvgPool {
+                    Op::AvgPool(ops::AvgPool {
                         kernel: 2,
                         stride: 2,
                         padding: 0,
                         count_include_pad: false,
-                    },
+                    }),
                     &[x],
                 )?;
                 let s = b.conv(p, width, 1, 1, 0)?;
@@ -302,10 +303,10 @@ impl Nb201Space {
         let x = b.relu(x)?;
         let x = b.push(Op::GlobalAvgPool, &[x])?;
         let out = b.push(
-            Op::Linear {
+            Op::Linear(ops::Linear {
                 out_features: self.classes,
                 bias: true,
-            },
+            }),
             &[x],
         )?;
         Ok(b.finish(out))

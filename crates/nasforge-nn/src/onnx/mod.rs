@@ -21,6 +21,7 @@ use crate::bundle::ModelInfo;
 use crate::data::{Imputer, Normalizer, Task};
 use crate::model::{Layer, Network};
 use burn::prelude::*;
+use nasforge_core::netspec::ops;
 use nasforge_core::netspec::Op;
 use nasforge_core::{Error, Result};
 use proto::{Attr, Dim, Msg};
@@ -258,6 +259,124 @@ impl Graph {
         Ok(self.op("Where", "input/impute", &[&missing, &fill, x], &[]))
     }
 
+    /// A linear layer (burn stores the weight as `[in, out]`: `y = x W + b`): `Gemm` on
+    /// vectors, `MatMul` and `Add` on sequences (Gemm takes matrices only).
+    fn linear(&mut self, base: &str, x: &str, lin: &burn::nn::Linear, seq: bool) -> String {
+        let (wd, wv) = floats_nd(lin.weight.val());
+        let w = self.init_f32(&format!("{base}.weight"), &wd, &wv);
+        let b = lin.bias.as_ref().map(|b| {
+            let bv = floats(b.val());
+            self.init_f32(&format!("{base}.bias"), &[bv.len()], &bv)
+        });
+        if !seq {
+            let mut ins = vec![x, w.as_str()];
+            ins.extend(b.as_deref());
+            return self.op("Gemm", base, &ins, &[]);
+        }
+        match b {
+            None => self.op("MatMul", base, &[x, &w], &[]),
+            Some(b) => {
+                let y = self.op("MatMul", &format!("{base}/matmul"), &[x, &w], &[]);
+                self.op("Add", base, &[&y, &b], &[])
+            }
+        }
+    }
+
+    /// `(x - mean) / sqrt(var + 1e-5)` over the last axis (opset 13 has no LayerNormalization).
+    fn standardise(&mut self, base: &str, x: &str) -> String {
+        let axes = || vec![Attr::Ints("axes", vec![-1]), Attr::Int("keepdims", 1)];
+        let mean = self.op("ReduceMean", &format!("{base}/mean"), &[x], &axes());
+        let c = self.op("Sub", &format!("{base}/centre"), &[x, &mean], &[]);
+        let sq = self.op("Mul", &format!("{base}/square"), &[&c, &c], &[]);
+        let var = self.op("ReduceMean", &format!("{base}/var"), &[&sq], &axes());
+        let eps = self.shared_f32("const/layer_norm_eps", 1e-5);
+        let v = self.op("Add", &format!("{base}/eps"), &[&var, &eps], &[]);
+        let sd = self.op("Sqrt", &format!("{base}/std"), &[&v], &[]);
+        self.op("Div", &format!("{base}/norm"), &[&c, &sd], &[])
+    }
+
+    /// Multi-head self-attention on `x` `[N, T, D]` with the layer's projections.
+    fn attention(
+        &mut self,
+        base: &str,
+        x: &str,
+        a: &crate::model::SelfAttention,
+        (t, d, heads): (usize, usize, usize),
+        causal: bool,
+    ) -> String {
+        let dh = d / heads;
+        let qkv = self.linear(&format!("{base}/qkv"), x, &a.qkv, true);
+        let shape = self.const_i64(
+            &format!("{base}.split_shape"),
+            &[0, t as i64, 3, heads as i64, dh as i64],
+        );
+        let r = self.op("Reshape", &format!("{base}/split"), &[&qkv, &shape], &[]);
+        // [3, N, H, T, dh]
+        let p = self.op(
+            "Transpose",
+            &format!("{base}/heads"),
+            &[&r],
+            &[Attr::Ints("perm", vec![2, 0, 3, 1, 4])],
+        );
+        let part = |g: &mut Graph, k: i64, name: &str| {
+            let idx = g.init_i64_scalar(&format!("{base}.{name}_index"), k);
+            g.op(
+                "Gather",
+                &format!("{base}/{name}"),
+                &[&p, &idx],
+                &[Attr::Int("axis", 0)],
+            )
+        };
+        let q = part(self, 0, "q");
+        let k = part(self, 1, "k");
+        let v = part(self, 2, "v");
+        let kt = self.op(
+            "Transpose",
+            &format!("{base}/kt"),
+            &[&k],
+            &[Attr::Ints("perm", vec![0, 1, 3, 2])],
+        );
+        let s = self.op("MatMul", &format!("{base}/scores"), &[&q, &kt], &[]);
+        let scale = self.const_f32(&format!("{base}.scale"), 1.0 / (dh as f32).sqrt());
+        let mut s = self.op("Mul", &format!("{base}/scaled"), &[&s, &scale], &[]);
+        if causal {
+            let mask: Vec<f32> = (0..t * t)
+                .map(|k| {
+                    if k % t > k / t {
+                        f32::NEG_INFINITY
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let m = self.init_f32(&format!("{base}.causal_mask"), &[t, t], &mask);
+            s = self.op("Add", &format!("{base}/masked"), &[&s, &m], &[]);
+        }
+        let w = self.op(
+            "Softmax",
+            &format!("{base}/weights"),
+            &[&s],
+            &[Attr::Int("axis", -1)],
+        );
+        let y = self.op("MatMul", &format!("{base}/mix"), &[&w, &v], &[]);
+        let y = self.op(
+            "Transpose",
+            &format!("{base}/merge"),
+            &[&y],
+            &[Attr::Ints("perm", vec![0, 2, 1, 3])],
+        );
+        let shape = self.const_i64(&format!("{base}.merge_shape"), &[0, t as i64, d as i64]);
+        let y = self.op("Reshape", &format!("{base}/merged"), &[&y, &shape], &[]);
+        self.linear(&format!("{base}/proj"), &y, &a.proj, true)
+    }
+
+    /// An int64 scalar constant (an index for Gather that drops the axis).
+    fn init_i64_scalar(&mut self, name: &str, v: i64) -> String {
+        let name = self.fresh(name);
+        self.inits.push(proto::tensor_i64(&name, &[], &[v]));
+        name
+    }
+
     /// `(x - mean) / std` clipped to ±CLIP, per channel (images) or feature (vectors).
     fn normalise(&mut self, x: &str, norm: &Normalizer, shape: &[usize]) -> Result<String> {
         let groups = norm.mean.len();
@@ -341,7 +460,7 @@ impl Graph {
             };
             let out = match (&node.op, &net.layers()[i]) {
                 (
-                    Op::Conv2d {
+                    Op::Conv2d(ops::Conv2d {
                         kernel,
                         stride,
                         padding,
@@ -349,7 +468,7 @@ impl Graph {
                         groups,
                         bias,
                         ..
-                    },
+                    }),
                     Layer::Conv(conv),
                 ) => {
                     if !bias && matches!(args[0], Value::Zeros) {
@@ -384,7 +503,7 @@ impl Graph {
                         ))
                     }
                 }
-                (Op::BatchNorm { .. }, Layer::Norm(bn)) => {
+                (Op::BatchNorm(_), Layer::Norm(bn)) => {
                     // Whatever scale and shift the layer holds (1 and 0 for an untrained one).
                     let x = real(self, 0);
                     let mut ins = vec![x];
@@ -405,21 +524,133 @@ impl Graph {
                         &[Attr::Float("epsilon", bn.epsilon as f32)],
                     ))
                 }
-                (Op::Linear { .. }, Layer::Linear(lin)) => {
-                    // burn stores the weight as [in, out]: y = x W + b, Gemm without transposes.
+                (Op::Linear(_) | Op::LmHead(_), Layer::Linear(lin)) => {
                     let x = real(self, 0);
-                    let (wd, wv) = floats_nd(lin.weight.val());
-                    let w = self.init_f32(&format!("{base}.weight"), &wd, &wv);
-                    let mut ins = vec![x, w];
-                    if let Some(b) = &lin.bias {
-                        let bv = floats(b.val());
-                        ins.push(self.init_f32(&format!("{base}.bias"), &[bv.len()], &bv));
-                    }
-                    let ins: Vec<&str> = ins.iter().map(String::as_str).collect();
-                    Value::Named(self.op("Gemm", &base, &ins, &[]))
+                    let seq = nodes[node.inputs[0]].shape.len() == 2;
+                    Value::Named(self.linear(&base, &x, lin, seq))
                 }
-                (Op::Dropout { .. }, _) | (Op::Identity, _) => args[0].clone(),
-                (Op::Zero { .. }, _) => Value::Zeros,
+                (Op::Embedding(_), Layer::Embed(e)) => {
+                    let x = real(self, 0);
+                    let ids = self.op(
+                        "Cast",
+                        &format!("{base}/ids"),
+                        &[&x],
+                        &[Attr::Int("to", proto::INT64)],
+                    );
+                    let (wd, wv) = floats_nd(e.weight.val());
+                    let w = self.init_f32(&format!("{base}.weight"), &wd, &wv);
+                    Value::Named(self.op("Gather", &base, &[&w, &ids], &[Attr::Int("axis", 0)]))
+                }
+                (Op::Position(_), layer) => {
+                    let x = real(self, 0);
+                    let shape = &node.shape;
+                    let table = match layer {
+                        Layer::Position(p) => floats_nd(p.val()).1,
+                        _ => crate::model::sinusoidal(shape[0], shape[1]),
+                    };
+                    let p = self.init_f32(&format!("{base}.table"), shape, &table);
+                    Value::Named(self.op("Add", &base, &[&x, &p], &[]))
+                }
+                (Op::LayerNorm(_), layer) => match (&args[0], layer) {
+                    (Value::Zeros, Layer::Fixed(_)) => Value::Zeros,
+                    (_, layer) => {
+                        let x = real(self, 0);
+                        let y = self.standardise(&base, &x);
+                        match layer {
+                            Layer::LayerNorm(ln) => {
+                                let gv = floats(ln.gamma.val());
+                                let g = self.init_f32(&format!("{base}.scale"), &[gv.len()], &gv);
+                                let mut y =
+                                    self.op("Mul", &format!("{base}/scale"), &[&y, &g], &[]);
+                                if let Some(b) = &ln.beta {
+                                    let bv = floats(b.val());
+                                    let b =
+                                        self.init_f32(&format!("{base}.bias"), &[bv.len()], &bv);
+                                    y = self.op("Add", &base, &[&y, &b], &[]);
+                                }
+                                Value::Named(y)
+                            }
+                            _ => Value::Named(y),
+                        }
+                    }
+                },
+                (Op::Attention(ops::Attention { heads, causal, .. }), Layer::Attention(a)) => {
+                    let x = real(self, 0);
+                    let [t, d] = node.shape[..] else {
+                        unreachable!("attention is [T, D]")
+                    };
+                    Value::Named(self.attention(&base, &x, a, (t, d, *heads), *causal))
+                }
+                (Op::SeqPool(ops::SeqPool { mode }), _) => match (&args[0], mode) {
+                    (Value::Zeros, _) => Value::Zeros,
+                    (Value::Named(x), ops::Pooling::Mean) => Value::Named(self.op(
+                        "ReduceMean",
+                        &base,
+                        &[x],
+                        &[Attr::Ints("axes", vec![1]), Attr::Int("keepdims", 0)],
+                    )),
+                    (Value::Named(x), ops::Pooling::First) => {
+                        let zero = self.init_i64_scalar(&format!("{base}.index"), 0);
+                        Value::Named(self.op("Gather", &base, &[x, &zero], &[Attr::Int("axis", 1)]))
+                    }
+                },
+                (Op::LmHead(ops::LmHead { tied: true, .. }), _) => match &args[0] {
+                    Value::Zeros => Value::Zeros,
+                    Value::Named(x) => {
+                        let table = spec
+                            .tied_table(i)
+                            .and_then(|e| match &net.layers()[e] {
+                                Layer::Embed(e) => Some(e.weight.val()),
+                                _ => None,
+                            })
+                            .expect("NetSpec checks a tied head's embedding");
+                        let (wd, wv) = floats_nd(table.transpose());
+                        let w = self.init_f32(&format!("{base}.weight"), &wd, &wv);
+                        Value::Named(self.op("MatMul", &base, &[x, &w], &[]))
+                    }
+                },
+                (Op::SeqConv(ops::SeqConv { kernel, causal }), Layer::SeqConv(conv)) => {
+                    let x = real(self, 0);
+                    let d = node.shape[1];
+                    let xt = self.op(
+                        "Transpose",
+                        &format!("{base}/in"),
+                        &[&x],
+                        &[Attr::Ints("perm", vec![0, 2, 1])],
+                    );
+                    let (wd, wv) = floats_nd(conv.weight.val());
+                    let w = self.init_f32(&format!("{base}.weight"), &wd, &wv);
+                    let bv = conv
+                        .bias
+                        .as_ref()
+                        .map(|b| floats(b.val()))
+                        .unwrap_or_default();
+                    let b = self.init_f32(&format!("{base}.bias"), &[bv.len()], &bv);
+                    let k = *kernel as i64;
+                    let pads = if *causal {
+                        vec![k - 1, 0]
+                    } else {
+                        vec![k / 2, k / 2]
+                    };
+                    let y = self.op(
+                        "Conv",
+                        &format!("{base}/conv"),
+                        &[&xt, &w, &b],
+                        &[
+                            Attr::Ints("kernel_shape", vec![k]),
+                            Attr::Ints("pads", pads),
+                            Attr::Int("group", d as i64),
+                        ],
+                    );
+                    Value::Named(self.op(
+                        "Transpose",
+                        &base,
+                        &[&y],
+                        &[Attr::Ints("perm", vec![0, 2, 1])],
+                    ))
+                }
+                (Op::Dropout(_), _) | (Op::Identity, _) => args[0].clone(),
+                (Op::Zero(_), _) => Value::Zeros,
                 (Op::Relu, _) => named(self, "Relu", &[]),
                 (Op::Tanh, _) => named(self, "Tanh", &[]),
                 (Op::Silu, _) => match &args[0] {
@@ -444,11 +675,11 @@ impl Graph {
                     }
                 },
                 (
-                    Op::MaxPool {
+                    Op::MaxPool(ops::MaxPool {
                         kernel,
                         stride,
                         padding,
-                    },
+                    }),
                     _,
                 ) => {
                     let (k, s, p) = (*kernel as i64, *stride as i64, *padding as i64);
@@ -463,12 +694,12 @@ impl Graph {
                     )
                 }
                 (
-                    Op::AvgPool {
+                    Op::AvgPool(ops::AvgPool {
                         kernel,
                         stride,
                         padding,
                         count_include_pad,
-                    },
+                    }),
                     _,
                 ) => {
                     let (k, s, p) = (*kernel as i64, *stride as i64, *padding as i64);
@@ -497,7 +728,7 @@ impl Graph {
                         named(self, "Flatten", &[Attr::Int("axis", 1)])
                     }
                 }
-                (Op::Crop { offset }, _) => match &args[0] {
+                (Op::Crop(ops::Crop { offset }), _) => match &args[0] {
                     Value::Zeros => Value::Zeros,
                     Value::Named(x) => {
                         let o = *offset as i64;
@@ -526,7 +757,18 @@ impl Graph {
                     let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
                     Value::Named(self.op("Concat", &base, &parts, &[Attr::Int("axis", 1)]))
                 }
-                (op, layer) => {
+                (
+                    op @ (Op::Input
+                    | Op::Conv2d(_)
+                    | Op::BatchNorm(_)
+                    | Op::Linear(_)
+                    | Op::ChannelMask(_)
+                    | Op::Embedding(_)
+                    | Op::Attention(_)
+                    | Op::LmHead(_)
+                    | Op::SeqConv(_)),
+                    layer,
+                ) => {
                     return Err(Error::invalid(format!(
                         "node {i} ({}): no ONNX mapping for this op with layer {}",
                         op.kind(),
@@ -535,6 +777,11 @@ impl Graph {
                             Layer::Norm(_) => "norm",
                             Layer::Linear(_) => "linear",
                             Layer::Dropout(_) => "dropout",
+                            Layer::Embed(_) => "embedding",
+                            Layer::Position(_) => "position",
+                            Layer::LayerNorm(_) => "layer norm",
+                            Layer::Attention(_) => "attention",
+                            Layer::SeqConv(_) => "seq conv",
                             Layer::Fixed(_) => "none",
                         }
                     )))

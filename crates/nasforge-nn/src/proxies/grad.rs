@@ -51,7 +51,7 @@ impl GatesAndCodes {
 impl Probe for GatesAndCodes {
     fn image(&mut self, _node: usize, op: &Op, t: Tensor<4>) -> Tensor<4> {
         match op {
-            Op::Conv2d { .. } => {
+            Op::Conv2d(_) => {
                 let [n, c, _, _] = t.dims();
                 let gate = Tensor::<4>::ones([n, c, 1, 1], &t.device()).require_grad();
                 self.gates4.push(gate.clone());
@@ -67,7 +67,7 @@ impl Probe for GatesAndCodes {
 
     fn vector(&mut self, _node: usize, op: &Op, t: Tensor<2>) -> Tensor<2> {
         match op {
-            Op::Linear { .. } => {
+            Op::Linear(_) => {
                 let gate = Tensor::<2>::ones(t.dims(), &t.device()).require_grad();
                 self.gates2.push(gate.clone());
                 t * gate

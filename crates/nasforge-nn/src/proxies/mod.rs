@@ -224,6 +224,23 @@ impl ProxyBatch {
         }
     }
 
+    /// [`ProxyBatch::noise`] shaped for `spec`: its input shape, its outputs as classes, and
+    /// for a network that reads token ids, ids drawn uniformly from its vocabulary instead of
+    /// Gaussian values.
+    pub fn noise_for(spec: &NetSpec, rows: usize, seed: u64) -> ProxyBatch {
+        let classes = spec.output_shape().iter().product();
+        let mut batch = Self::noise(spec.input_shape(), classes, rows, seed);
+        if let Some(vocab) = spec.token_vocab() {
+            let mut rng = Rng::new(seed ^ 0x70CE);
+            batch
+                .x
+                .iter_mut()
+                .for_each(|v| *v = rng.below(vocab) as f32);
+            batch.source = format!("{rows} rows of seeded random token ids (no data set given)");
+        }
+        batch
+    }
+
     /// Number of rows.
     pub fn rows(&self) -> usize {
         match &self.targets {
@@ -241,6 +258,18 @@ impl ProxyBatch {
                 self.shape,
                 spec.input_shape()
             )));
+        }
+        if let Some(vocab) = spec.token_vocab() {
+            if let Some(v) = self
+                .x
+                .iter()
+                .find(|&&v| !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < vocab))
+            {
+                return Err(Error::invalid(format!(
+                    "the proxy batch ({}) holds {v}, not a token id below the vocabulary of {vocab}",
+                    self.source
+                )));
+            }
         }
         let outputs = spec.output_shape().iter().product::<usize>();
         match &self.targets {
@@ -286,7 +315,12 @@ pub fn score(spec: &NetSpec, proxies: &[Proxy], batch: &ProxyBatch, seed: u64) -
         let v = match p {
             Proxy::Params => spec.params() as f64,
             Proxy::Macs => spec.macs() as f64,
-            Proxy::Synflow => synflow(net.as_ref().expect("built")),
+            Proxy::Synflow => synflow(net.as_ref().expect("built"))?,
+            Proxy::JacobCov if spec.reads_tokens() => {
+                return Err(Error::invalid(
+                    "jacob_cov reads gradients with respect to the input, and token ids have none; use grad_norm, snip, fisher, naswot, params or macs",
+                ))
+            }
             Proxy::JacobCov => {
                 dev.seed(seed ^ 0x1AC0);
                 grad::jacob_cov(net.as_ref().expect("built"), batch, &dev)

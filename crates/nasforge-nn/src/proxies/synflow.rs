@@ -12,8 +12,10 @@
 //! (measured in `docs/BENCHMARKS.md`).
 
 use crate::model::{Layer, Network};
+use nasforge_core::netspec::ops;
 use nasforge_core::netspec::{NetSpec, Op};
 use nasforge_core::stats::{normal_cdf, normal_pdf};
+use nasforge_core::{Error, Result};
 
 /// The weights of one learned node, in float64, as the proxy uses them (absolute values).
 enum Weights {
@@ -52,8 +54,51 @@ fn abs_weights(net: &Network) -> Vec<Weights> {
 }
 
 /// The SynFlow score of `net` at its current weights (see the module documentation).
-pub fn synflow(net: &Network) -> f64 {
-    synflow_with(net.spec(), &abs_weights(net))
+///
+/// Sequence networks (embeddings, attention, ...) are not covered: their first op reads token
+/// ids, which an all-ones input does not stand for, and attention is not positively homogeneous
+/// in its weights, so the score loses the meaning it has for convolutions. They get an error
+/// naming the proxies that do cover them.
+pub fn synflow(net: &Network) -> Result<f64> {
+    if let Some(n) = net.spec().nodes().iter().find(|n| is_sequence_op(&n.op)) {
+        return Err(Error::invalid(format!(
+            "synflow does not cover {} networks (sequence ops); use grad_norm, snip, fisher, naswot, jacob_cov, params or macs",
+            n.op.kind()
+        )));
+    }
+    Ok(synflow_with(net.spec(), &abs_weights(net)))
+}
+
+/// The ops of sequence networks, which synflow leaves out.
+fn is_sequence_op(op: &Op) -> bool {
+    match op {
+        Op::Embedding(_)
+        | Op::Position(_)
+        | Op::LayerNorm(_)
+        | Op::Attention(_)
+        | Op::SeqPool(_)
+        | Op::LmHead(_)
+        | Op::SeqConv(_) => true,
+        Op::Input
+        | Op::Conv2d(_)
+        | Op::BatchNorm(_)
+        | Op::Relu
+        | Op::Gelu
+        | Op::Tanh
+        | Op::Silu
+        | Op::MaxPool(_)
+        | Op::AvgPool(_)
+        | Op::GlobalAvgPool
+        | Op::Flatten
+        | Op::Linear(_)
+        | Op::Add
+        | Op::Concat
+        | Op::Identity
+        | Op::Zero(_)
+        | Op::Crop(_)
+        | Op::Dropout(_)
+        | Op::ChannelMask(_) => false,
+    }
 }
 
 /// `dst (m×n) (+)= a (m×k) · b (k×n)`, row-major; `a_t` reads `a` stored as `k×m`.
@@ -102,7 +147,7 @@ impl Geom {
         let n = &spec.nodes()[node];
         let s = &spec.nodes()[n.inputs[0]].shape;
         match n.op {
-            Op::Conv2d {
+            Op::Conv2d(ops::Conv2d {
                 out_channels,
                 kernel,
                 stride,
@@ -110,7 +155,7 @@ impl Geom {
                 dilation,
                 groups,
                 ..
-            } => Geom {
+            }) => Geom {
                 cin: s[0],
                 h: s[1],
                 w: s[2],
@@ -277,7 +322,7 @@ fn synflow_with(spec: &NetSpec, weights: &[Weights]) -> f64 {
         let node = &nodes[i];
         let x = values[node.inputs[0]].as_deref();
         let out = match (&node.op, &weights[i]) {
-            (Op::Conv2d { .. }, Weights::Conv(wt, b)) => match (x, b) {
+            (Op::Conv2d(_), Weights::Conv(wt, b)) => match (x, b) {
                 (None, None) => None,
                 (None, Some(b)) => Some(
                     b.iter()
@@ -286,7 +331,7 @@ fn synflow_with(spec: &NetSpec, weights: &[Weights]) -> f64 {
                 ),
                 (Some(x), b) => Some(Geom::of(spec, i).conv(x, wt, b.as_deref())),
             },
-            (Op::Linear { out_features, .. }, Weights::Linear(wt, b)) => {
+            (Op::Linear(ops::Linear { out_features, .. }), Weights::Linear(wt, b)) => {
                 let mut y = b.clone().unwrap_or_else(|| vec![0.0; *out_features]);
                 if let Some(x) = x {
                     matmul(1, *out_features, x.len(), x, false, wt, &mut y, true);
@@ -294,20 +339,25 @@ fn synflow_with(spec: &NetSpec, weights: &[Weights]) -> f64 {
                 (x.is_some() || b.is_some()).then_some(y)
             }
             // Batch norm is left out (identity); dropout is off at initialisation scoring.
-            (Op::BatchNorm { .. } | Op::Identity | Op::Dropout { .. } | Op::Flatten, _) => {
+            (Op::BatchNorm(_) | Op::Identity | Op::Dropout(_) | Op::Flatten, _) => {
                 x.map(<[f64]>::to_vec)
             }
             (Op::Relu, _) => x.map(|x| x.iter().map(|v| v.max(0.0)).collect()),
             (Op::Gelu, _) => x.map(|x| x.iter().map(|&v| v * normal_cdf(v)).collect()),
             (Op::Silu, _) => x.map(|x| x.iter().map(|&v| v * sigmoid(v)).collect()),
             (Op::Tanh, _) => x.map(|x| x.iter().map(|v| v.tanh()).collect()),
-            (Op::Zero { .. }, _) => None,
+            (Op::Zero(_), _) => None,
+            (Op::ChannelMask(ops::ChannelMask { keep }), _) => x.map(|x| {
+                let mut y = x.to_vec();
+                y[keep * size(i) / node.shape[0]..].fill(0.0);
+                y
+            }),
             (
-                Op::MaxPool {
+                Op::MaxPool(ops::MaxPool {
                     kernel,
                     stride,
                     padding,
-                },
+                }),
                 _,
             ) => x.map(|x| {
                 let mut y = vec![0.0; size(i)];
@@ -318,12 +368,12 @@ fn synflow_with(spec: &NetSpec, weights: &[Weights]) -> f64 {
                 y
             }),
             (
-                Op::AvgPool {
+                Op::AvgPool(ops::AvgPool {
                     kernel,
                     stride,
                     padding,
                     count_include_pad,
-                },
+                }),
                 _,
             ) => x.map(|x| {
                 let mut y = vec![0.0; size(i)];
@@ -345,7 +395,7 @@ fn synflow_with(spec: &NetSpec, weights: &[Weights]) -> f64 {
                     .map(|ch| ch.iter().sum::<f64>() / p as f64)
                     .collect()
             }),
-            (Op::Crop { offset }, _) => x.map(|x| {
+            (Op::Crop(ops::Crop { offset }), _) => x.map(|x| {
                 let s = &nodes[node.inputs[0]].shape;
                 let (h, w) = (s[1], s[2]);
                 let mut y = Vec::with_capacity(size(i));
@@ -378,7 +428,19 @@ fn synflow_with(spec: &NetSpec, weights: &[Weights]) -> f64 {
                 }
                 Some(y)
             }
-            (op, _) => unreachable!("node {i}: {op:?} without its weights"),
+            (op @ (Op::Input | Op::Conv2d(_) | Op::Linear(_)), _) => {
+                unreachable!("node {i}: {op:?} without its weights")
+            }
+            (
+                op @ (Op::Embedding(_)
+                | Op::Position(_)
+                | Op::LayerNorm(_)
+                | Op::Attention(_)
+                | Op::SeqPool(_)
+                | Op::LmHead(_)
+                | Op::SeqConv(_)),
+                _,
+            ) => unreachable!("node {i}: {} is refused by synflow()", op.kind()),
         };
         values[i] = out;
     }
@@ -396,7 +458,7 @@ fn synflow_with(spec: &NetSpec, weights: &[Weights]) -> f64 {
         let j = node.inputs[0];
         let x = values[j].as_deref();
         match (&node.op, &weights[i]) {
-            (Op::Conv2d { .. }, Weights::Conv(wt, b)) => {
+            (Op::Conv2d(_), Weights::Conv(wt, b)) => {
                 let geom = Geom::of(spec, i);
                 let p = geom.oh * geom.ow;
                 score += dot(&g, y);
@@ -413,7 +475,7 @@ fn synflow_with(spec: &NetSpec, weights: &[Weights]) -> f64 {
                     push(&mut grads, j, &dx);
                 }
             }
-            (Op::Linear { out_features, .. }, Weights::Linear(wt, b)) => {
+            (Op::Linear(ops::Linear { out_features, .. }), Weights::Linear(wt, b)) => {
                 score += dot(&g, y) - b.as_deref().map_or(0.0, |b| dot(&g, b));
                 if x.is_some() {
                     let mut dx = vec![0.0; size(j)];
@@ -421,7 +483,7 @@ fn synflow_with(spec: &NetSpec, weights: &[Weights]) -> f64 {
                     push(&mut grads, j, &dx);
                 }
             }
-            (Op::BatchNorm { .. } | Op::Identity | Op::Dropout { .. } | Op::Flatten, _) => {
+            (Op::BatchNorm(_) | Op::Identity | Op::Dropout(_) | Op::Flatten, _) => {
                 if x.is_some() {
                     push(&mut grads, j, &g)
                 }
@@ -452,13 +514,20 @@ fn synflow_with(spec: &NetSpec, weights: &[Weights]) -> f64 {
                     push(&mut grads, j, &d);
                 }
             }
-            (Op::Zero { .. }, _) => {}
+            (Op::Zero(_), _) => {}
+            (Op::ChannelMask(ops::ChannelMask { keep }), _) => {
+                if x.is_some() {
+                    let mut d = g.clone();
+                    d[keep * size(i) / node.shape[0]..].fill(0.0);
+                    push(&mut grads, j, &d);
+                }
+            }
             (
-                Op::MaxPool {
+                Op::MaxPool(ops::MaxPool {
                     kernel,
                     stride,
                     padding,
-                },
+                }),
                 _,
             ) => {
                 if let Some(x) = x {
@@ -483,12 +552,12 @@ fn synflow_with(spec: &NetSpec, weights: &[Weights]) -> f64 {
                 }
             }
             (
-                Op::AvgPool {
+                Op::AvgPool(ops::AvgPool {
                     kernel,
                     stride,
                     padding,
                     count_include_pad,
-                },
+                }),
                 _,
             ) => {
                 if x.is_some() {
@@ -522,7 +591,7 @@ fn synflow_with(spec: &NetSpec, weights: &[Weights]) -> f64 {
                     push(&mut grads, j, &dx);
                 }
             }
-            (Op::Crop { offset }, _) => {
+            (Op::Crop(ops::Crop { offset }), _) => {
                 if x.is_some() {
                     let s = &nodes[j].shape;
                     let (h, w) = (s[1], s[2]);
@@ -556,7 +625,19 @@ fn synflow_with(spec: &NetSpec, weights: &[Weights]) -> f64 {
                     at += n;
                 }
             }
-            (op, _) => unreachable!("node {i}: {op:?} without its weights"),
+            (op @ (Op::Input | Op::Conv2d(_) | Op::Linear(_)), _) => {
+                unreachable!("node {i}: {op:?} without its weights")
+            }
+            (
+                op @ (Op::Embedding(_)
+                | Op::Position(_)
+                | Op::LayerNorm(_)
+                | Op::Attention(_)
+                | Op::SeqPool(_)
+                | Op::LmHead(_)
+                | Op::SeqConv(_)),
+                _,
+            ) => unreachable!("node {i}: {} is refused by synflow()", op.kind()),
         }
     }
     score
@@ -619,7 +700,7 @@ mod tests {
         for (i, node) in nodes.iter().enumerate().skip(1) {
             let x = &v[node.inputs[0]];
             let y = match (&node.op, &weights[i]) {
-                (Op::Conv2d { .. }, Weights::Conv(w, b)) => {
+                (Op::Conv2d(_), Weights::Conv(w, b)) => {
                     let g = Geom::of(spec, i);
                     let cg = g.cin / g.groups;
                     let og = g.cout / g.groups;
@@ -654,7 +735,8 @@ mod tests {
                     }
                     y
                 }
-                (Op::Linear { out_features, .. }, Weights::Linear(w, b)) => (0..*out_features)
+                (Op::Linear(ops::Linear { out_features, .. }), Weights::Linear(w, b)) => (0
+                    ..*out_features)
                     .map(|o| {
                         b.as_ref().map_or(0.0, |b| b[o])
                             + x.iter()
@@ -664,7 +746,7 @@ mod tests {
                     })
                     .collect(),
                 (Op::Relu, _) => x.iter().map(|v| v.max(0.0)).collect(),
-                (Op::Zero { .. }, _) => vec![0.0; x.len()],
+                (Op::Zero(_), _) => vec![0.0; x.len()],
                 (Op::Add, _) => {
                     let mut s = vec![0.0; x.len()];
                     for &j in &node.inputs {
@@ -678,7 +760,7 @@ mod tests {
                         .map(|c| c.iter().sum::<f64>() / p as f64)
                         .collect()
                 }
-                (Op::BatchNorm { .. } | Op::Identity, _) => x.clone(),
+                (Op::BatchNorm(_) | Op::Identity, _) => x.clone(),
                 (op, _) => panic!("the brute force does not know {op:?}"),
             };
             v.push(y);
@@ -693,7 +775,7 @@ mod tests {
         let mut b = NetSpecBuilder::new(&[2, 5, 5]).unwrap();
         let x = b
             .push(
-                Op::Conv2d {
+                Op::Conv2d(ops::Conv2d {
                     out_channels: 4,
                     kernel: 3,
                     stride: 1,
@@ -701,7 +783,7 @@ mod tests {
                     dilation: 1,
                     groups: 1,
                     bias: true,
-                },
+                }),
                 &[0],
             )
             .unwrap();
@@ -709,7 +791,7 @@ mod tests {
         let x = b.relu(x).unwrap();
         let a = b
             .push(
-                Op::Conv2d {
+                Op::Conv2d(ops::Conv2d {
                     out_channels: 4,
                     kernel: 3,
                     stride: 2,
@@ -717,20 +799,20 @@ mod tests {
                     dilation: 1,
                     groups: 2,
                     bias: false,
-                },
+                }),
                 &[x],
             )
             .unwrap();
         let s = b.conv(x, 4, 1, 2, 0).unwrap();
-        let z = b.push(Op::Zero { stride: 1 }, &[a]).unwrap();
+        let z = b.push(Op::Zero(ops::Zero { stride: 1 }), &[a]).unwrap();
         let y = b.push(Op::Add, &[a, s, z]).unwrap();
         let g = b.push(Op::GlobalAvgPool, &[y]).unwrap();
         let out = b
             .push(
-                Op::Linear {
+                Op::Linear(ops::Linear {
                     out_features: 3,
                     bias: true,
-                },
+                }),
                 &[g],
             )
             .unwrap();
@@ -748,15 +830,15 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, n)| match n.op {
-                Op::Conv2d {
+                Op::Conv2d(ops::Conv2d {
                     out_channels, bias, ..
-                } => Weights::Conv(
+                }) => Weights::Conv(
                     (0..spec.node_params(i) as usize - if bias { out_channels } else { 0 })
                         .map(|_| next())
                         .collect(),
                     bias.then(|| (0..out_channels).map(|_| next()).collect()),
                 ),
-                Op::Linear { out_features, .. } => Weights::Linear(
+                Op::Linear(ops::Linear { out_features, .. }) => Weights::Linear(
                     (0..spec.node_params(i) as usize - out_features)
                         .map(|_| next())
                         .collect(),

@@ -234,14 +234,7 @@ pub fn nn_proxies(
         Some(Arc::new(
             move |space: &dyn Space, arch: &nasforge_core::space::Arch| {
                 let spec = space.decode(arch).ok()?;
-                let b = batch.get_or_init(|| {
-                    ProxyBatch::noise(
-                        spec.input_shape(),
-                        spec.output_shape().iter().product(),
-                        DEFAULT_BATCH,
-                        seed,
-                    )
-                });
+                let b = batch.get_or_init(|| ProxyBatch::noise_for(&spec, DEFAULT_BATCH, seed));
                 proxies::score(&spec, &[proxy], b, seed)
                     .ok()
                     .and_then(|v| v.first().copied())

@@ -135,6 +135,13 @@ pub fn space_for_data(cfg: &SearchConfig, data: &Dataset) -> Result<(String, Vec
         params = DIGITS_SPACE_PARAMS.iter().map(|s| s.to_string()).collect();
     }
     let input = input_param(data);
+    if name == "transformer" {
+        return bad_input(format!(
+            "space `transformer` reads token ids from text, and nasforge cannot load text data yet ({} is {}); `nasforge show --space transformer` draws its networks",
+            data.source,
+            if data.is_image() { "images" } else { "a table of numbers" }
+        ));
+    }
     if data.is_image() && name == "mlp" {
         params.push(format!("input={}", data.row_len()));
     } else if !data.is_image() && name != "mlp" {

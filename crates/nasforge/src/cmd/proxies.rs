@@ -96,12 +96,7 @@ pub fn run(args: ProxiesArgs) -> Result<()> {
             Normalizer::fit(&d, &all).apply(&mut d);
             ProxyBatch::from_dataset(&d, args.batch, args.seed)?
         }
-        None => ProxyBatch::noise(
-            first.input_shape(),
-            first.output_shape().iter().product(),
-            args.batch,
-            args.seed,
-        ),
+        None => ProxyBatch::noise_for(&first, args.batch, args.seed),
     };
     if list.iter().any(|p| p.needs_data()) {
         batch.check(&first)?;
