@@ -138,3 +138,26 @@ fn proxy_names_parse_and_unknown_ones_list_the_known() {
     let e = Proxy::parse_list("synflow,zen").unwrap_err().to_string();
     assert!(e.contains("`zen`") && e.contains("jacob_cov"), "{e}");
 }
+
+#[test]
+fn gradient_proxies_see_a_transformers_attention_and_embeddings() {
+    // A language model: no image or vector op at all, every gate sits on a sequence.
+    let params = Params::parse(&["input=8", "vocab=12", "widths=16", "heads=2", "head=lm"]);
+    let space = space::build("transformer", &params.unwrap()).unwrap();
+    let spec = space.decode(&space.sample(&mut Rng::new(2))).unwrap();
+    let batch = ProxyBatch::noise_for(&spec, 8, 1);
+    let v = proxies::score(
+        &spec,
+        &[Proxy::Snip, Proxy::GradNorm, Proxy::Fisher],
+        &batch,
+        3,
+    )
+    .unwrap();
+    // Fisher's gates sit on sequence outputs (linear layers, attention): without them it is 0.
+    assert!(v.iter().all(|x| x.is_finite() && *x > 0.0), "{v:?}");
+    // Token ids outside the vocabulary are refused, not looked up.
+    let mut bad = batch.clone();
+    bad.x[3] = 12.0;
+    let err = proxies::score(&spec, &[Proxy::Snip], &bad, 3).unwrap_err();
+    assert!(err.to_string().contains("not a token id"), "{err}");
+}

@@ -79,6 +79,24 @@ impl Probe for GatesAndCodes {
             _ => t,
         }
     }
+
+    fn sequence(&mut self, _node: usize, op: &Op, t: Tensor<3>) -> Tensor<3> {
+        match op {
+            // One gate per sample and feature, shared by the positions (the spatial sum of
+            // images): its gradient is Σ_t act·∂L/∂act.
+            Op::Linear(_) | Op::Attention(_) | Op::SeqConv(_) => {
+                let [n, _, f] = t.dims();
+                let gate = Tensor::<2>::ones([n, f], &t.device()).require_grad();
+                self.gates2.push(gate.clone());
+                t * gate.unsqueeze_dim::<3>(1)
+            }
+            Op::Relu => {
+                self.codes(t.clone().reshape([self.n as i64, -1]));
+                t
+            }
+            _ => t,
+        }
+    }
 }
 
 fn inputs(batch: &ProxyBatch, dev: &Device) -> Tensor<2> {
@@ -89,29 +107,40 @@ fn inputs(batch: &ProxyBatch, dev: &Device) -> Tensor<2> {
     )
 }
 
-/// Conv and linear weight gradients: Σ |θ·g| and Σ ‖g‖₂ per layer.
+/// Weight gradients of every weight matrix or kernel (convolutions, linear layers, attention
+/// projections, embedding tables; not biases, norms or position tables): Σ |θ·g| and
+/// Σ ‖g‖₂ per weight.
 fn weight_scores(net: &Network, grads: &Gradients) -> (f64, f64) {
-    let (mut snip, mut norm) = (0.0, 0.0);
-    let mut add = |w: Vec<f64>, g: Option<Vec<f64>>| {
-        if let Some(g) = g {
-            snip += w.iter().zip(&g).map(|(w, g)| (w * g).abs()).sum::<f64>();
-            norm += g.iter().map(|g| g * g).sum::<f64>().sqrt();
-        }
-    };
+    /// `(Σ |θ·g|, ‖g‖₂)` of one weight; zeros when it has no gradient.
+    fn one<const D: usize>(w: Tensor<D>, grads: &Gradients) -> (f64, f64) {
+        let Some(g) = w.grad(grads).map(to_f64) else {
+            return (0.0, 0.0);
+        };
+        let w = to_f64(w.inner());
+        let snip = w.iter().zip(&g).map(|(w, g)| (w * g).abs()).sum::<f64>();
+        (snip, g.iter().map(|g| g * g).sum::<f64>().sqrt())
+    }
+    let mut parts = Vec::new();
     for layer in net.layers() {
         match layer {
-            Layer::Conv(c) => {
-                let w = c.weight.val();
-                add(to_f64(w.clone().inner()), w.grad(grads).map(to_f64));
+            Layer::Conv(c) => parts.push(one(c.weight.val(), grads)),
+            Layer::SeqConv(c) => parts.push(one(c.weight.val(), grads)),
+            Layer::Linear(l) => parts.push(one(l.weight.val(), grads)),
+            Layer::Embed(e) => parts.push(one(e.weight.val(), grads)),
+            Layer::Attention(a) => {
+                parts.push(one(a.qkv.weight.val(), grads));
+                parts.push(one(a.proj.weight.val(), grads));
             }
-            Layer::Linear(l) => {
-                let w = l.weight.val();
-                add(to_f64(w.clone().inner()), w.grad(grads).map(to_f64));
-            }
-            _ => {}
+            Layer::Norm(_)
+            | Layer::LayerNorm(_)
+            | Layer::Position(_)
+            | Layer::Dropout(_)
+            | Layer::Fixed(_) => {}
         }
     }
-    (snip, norm)
+    parts
+        .iter()
+        .fold((0.0, 0.0), |(s, n), (a, b)| (s + a, n + b))
 }
 
 /// The loss on the batch, backward once, and the four proxies it gives.
