@@ -42,7 +42,7 @@ pub(crate) fn gunzip(bytes: &[u8], what: &str) -> Result<String> {
 }
 
 /// The text of a file, gunzipped when it ends in `.gz`.
-fn read_text(path: &Path) -> Result<String> {
+pub(crate) fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let source = path.display().to_string();
     if path.extension().is_some_and(|e| e == "gz") {
@@ -67,16 +67,7 @@ pub(crate) fn parse_csv(text: &str, opts: &CsvOptions, source: &str) -> Result<D
             "{source}: the file is empty; a CSV needs a header row and data rows"
         )));
     }
-    let mut reader = ::csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_reader(text.as_bytes());
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| Error::invalid(format!("{source}: cannot read the header: {e}")))?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
-    check_unique(&header, source)?;
+    let (mut reader, header) = reader_and_header(text, source)?;
     let Columns {
         target,
         features: feature_cols,
@@ -151,6 +142,24 @@ pub(crate) fn parse_csv(text: &str, opts: &CsvOptions, source: &str) -> Result<D
         source: source.to_string(),
         target_scale: None,
     })
+}
+
+/// A strict CSV reader over `text` and its header row (trimmed names, each once).
+pub(crate) fn reader_and_header<'a>(
+    text: &'a str,
+    source: &str,
+) -> Result<(::csv::Reader<&'a [u8]>, Vec<String>)> {
+    let mut reader = ::csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| Error::invalid(format!("{source}: cannot read the header: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    check_unique(&header, source)?;
+    Ok((reader, header))
 }
 
 /// An error for a header that names a column twice (which one would `--target`, `--drop` or

@@ -13,6 +13,7 @@ mod idx;
 mod impute;
 mod resize;
 mod split;
+mod text;
 
 pub use self::csv::{csv_header, load_csv, CsvOptions};
 pub use folder::load_image_folder;
@@ -20,6 +21,7 @@ pub use idx::load_idx;
 pub use impute::{Impute, Imputer};
 pub use resize::bilinear;
 pub use split::{Normalizer, Split, SplitFractions};
+pub use text::{read_text_csv, TextColumn, Tokens, Vocabulary, PAD, UNKNOWN};
 
 use nasforge_core::{Error, Result};
 use serde::{Deserialize, Serialize};
