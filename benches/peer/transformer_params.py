@@ -45,6 +45,15 @@ class Transformer(nn.Module):
             self.head.weight = self.wte.weight  # tied
         else:
             self.head = nn.Linear(d, classes)
+        self.classes = classes
+
+    def forward(self, idx):
+        t = idx.shape[1]
+        x = self.wte(idx) + self.wpe(torch.arange(t, device=idx.device))
+        for block in self.blocks:
+            x = block(x)
+        x = self.ln_f(x)
+        return self.head(x if self.classes is None else x.mean(dim=1))
 
 
 CONFIGS = {
