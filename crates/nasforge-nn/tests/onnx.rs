@@ -220,6 +220,8 @@ fn check_against_onnxruntime(python: &str, cases: Vec<Case>, kinds: &[&str]) {
         manifest.push(serde_json::json!({
             "name": c.name, "model": model, "input": input, "input_shape": input_shape,
             "expected": exp, "expected_shape": [n, want.len() / n], "tol": 1e-4,
+            // A language model's probabilities: a softmax per position, over the vocabulary.
+            "softmax_groups": c.net.spec().output_shape().last(),
         }));
     }
     let manifest_path = dir.path().join("manifest.json");

@@ -9,7 +9,8 @@ The manifest is a list of cases, each
 where the .f32 files hold raw little-endian float32 values in row-major order. Each model is
 checked with onnx.checker when the onnx package is installed, run on the input, and its
 `output` compared with the expected values; a `probabilities` output, when present, must be
-the softmax of `output`. Prints one line per case with the largest absolute difference and
+the softmax of `output` (over each run of `softmax_groups` consecutive values of a row when the
+case gives it — a language model's logits per position — else over the whole row). Prints one line per case with the largest absolute difference and
 exits 1 if any case is off by more than its tolerance (or fails to load or run).
 """
 
@@ -48,9 +49,10 @@ def check(case):
     ok = diff <= case.get("tol", 1e-4) and np.all(np.isfinite(got))
     line = f"{name}: max_abs_diff {diff:.3e} (max |output| {scale:.3e}, shape {list(got.shape)})"
     if "probabilities" in outs:
-        z = got.astype(np.float64)
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        soft = e / e.sum(axis=1, keepdims=True)
+        k = case.get("softmax_groups", got.shape[1])
+        z = got.astype(np.float64).reshape(got.shape[0], -1, k)
+        e = np.exp(z - z.max(axis=2, keepdims=True))
+        soft = (e / e.sum(axis=2, keepdims=True)).reshape(got.shape)
         pdiff = float(np.max(np.abs(outs["probabilities"] - soft)))
         line += f", probabilities vs softmax {pdiff:.1e}"
         ok = ok and pdiff <= 1e-5

@@ -6,7 +6,8 @@
 //! (subtract the training mean, divide by the standard deviation, clip to
 //! ±[`Normalizer::CLIP`]), runs the
 //! network, and returns `output`: the logits for classification (softmax not applied; a second
-//! output `probabilities` holds the softmax) or the prediction in the target's own units for
+//! output `probabilities` holds the softmax — per position for a language model's `[T, V]`
+//! logits) or the prediction in the target's own units for
 //! regression. The file is written with a small hand-rolled protobuf writer ([`proto`]); the
 //! default-domain opset is [`OPSET`] (IR version 8).
 //!
@@ -115,13 +116,38 @@ pub fn export(net: &Network, opts: &OnnxOptions) -> Result<Vec<u8>> {
         (Task::Regression, None) => g.node("Identity", "output", &[&body], "output", &[]),
         (Task::Classification, _) => {
             g.node("Identity", "output", &[&body], "output", &[]);
-            g.node(
-                "Softmax",
-                "probabilities",
-                &["output"],
-                "probabilities",
-                &[Attr::Int("axis", 1)],
-            );
+            match spec.output_shape() {
+                // A language model's logits `[T, V]` per sample: a softmax per position.
+                &[t, v] => {
+                    let shape = g.const_i64("probabilities/shape", &[0, t as i64, v as i64]);
+                    let r = g.op(
+                        "Reshape",
+                        "probabilities/positions",
+                        &["output", &shape],
+                        &[],
+                    );
+                    let s = g.op(
+                        "Softmax",
+                        "probabilities/softmax",
+                        &[&r],
+                        &[Attr::Int("axis", -1)],
+                    );
+                    g.node(
+                        "Flatten",
+                        "probabilities",
+                        &[&s],
+                        "probabilities",
+                        &[Attr::Int("axis", 1)],
+                    );
+                }
+                _ => g.node(
+                    "Softmax",
+                    "probabilities",
+                    &["output"],
+                    "probabilities",
+                    &[Attr::Int("axis", 1)],
+                ),
+            }
             outputs.push(proto::value_info(
                 "probabilities",
                 &[Dim::Named("N"), Dim::Fixed(out_len)],
