@@ -19,19 +19,10 @@ use nasforge_nn::model::Network;
 use std::time::Instant;
 
 mod common;
-use common::num;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+use common::{median, num, threads};
 
 fn main() {
-    let threads = num("--threads", 2);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .expect("first pool");
+    let threads = threads();
     let (steps, warmup) = (num("--steps", 30), num("--warmup", 5));
     let (batch, block, vocab) = (num("--batch", 12), num("--block", 64), 65);
     let input = format!("input={block}");

@@ -24,13 +24,10 @@ use std::io::Write;
 use std::time::Instant;
 
 mod common;
-use common::{arg, num};
+use common::{arg, num, threads};
 
 fn main() {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(num("--threads", 2))
-        .build_global()
-        .expect("first pool");
+    threads();
     let seed = num("--seed", 0) as u64;
     let image = arg("--image").map(|s| {
         let d: Vec<usize> = s

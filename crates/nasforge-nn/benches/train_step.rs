@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 mod common;
-use common::{arg, num};
+use common::{arg, median, num, threads};
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -48,11 +48,6 @@ fn peak_rss_mib() -> f64 {
         })
         .map(|kib| kib / 1024.0)
         .unwrap_or(f64::NAN)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// The NB201-space network for `cell` under `space_params`, seeded, on the training device.
@@ -231,11 +226,7 @@ fn breakdown(name: &str, space_params: &[&str], cell: &str, batch: usize, reps: 
 }
 
 fn main() {
-    let threads = num("--threads", 2);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-        .expect("first pool");
+    threads();
     let steps = num("--steps", 30);
     let warmup = num("--warmup", 5);
     let only = arg("--net");

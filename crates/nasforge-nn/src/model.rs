@@ -106,6 +106,12 @@ pub struct Network {
     /// any device ([`Network::set_batch_statistics`]).
     #[module(skip)]
     batch_stats: bool,
+    /// Whether the input is token ids ([`NetSpec::reads_tokens`]).
+    #[module(skip)]
+    tokens: bool,
+    /// The sinusoidal position table of each such node, row-major `[T, D]`, computed once.
+    #[module(skip)]
+    sinusoids: Vec<Option<Vec<f32>>>,
 }
 
 /// Sees (and may replace) the output of every node that is not a symbolic zero, during
@@ -307,6 +313,19 @@ impl Network {
             last_use,
             folds_into,
             batch_stats: false,
+            tokens: spec.reads_tokens(),
+            sinusoids: nodes
+                .iter()
+                .map(|n| match (&n.op, &n.shape[..]) {
+                    (
+                        Op::Position(ops::Position {
+                            encoding: ops::Encoding::Sinusoidal,
+                        }),
+                        &[t, d],
+                    ) => Some(sinusoidal(t, d)),
+                    _ => None,
+                })
+                .collect(),
         }
     }
 
@@ -391,7 +410,7 @@ impl Network {
                 let n = x.dims()[0];
                 self.run(Value::Image(x.reshape([n, c, h, w])), probe)
             }
-            _ if self.spec.reads_tokens() => self.run(Value::Tokens(x.int()), probe),
+            _ if self.tokens => self.run(Value::Tokens(x.int()), probe),
             _ => self.run(Value::Vector(x), probe),
         }
     }
@@ -480,19 +499,18 @@ impl Network {
                     Value::Vector(t) => Value::Vector(ln.forward(t)),
                     v => Value::Sequence(ln.forward(v.sequence(i))),
                 },
-                (Op::Attention(ops::Attention { heads, causal, .. }), Layer::Attention(a)) => {
-                    match arg(0, true) {
-                        Value::Zeros if a.qkv.bias.is_none() && a.proj.bias.is_none() => {
-                            Value::Zeros
-                        }
-                        Value::Zeros => Value::Sequence(a.forward(
-                            self.zeros(node.inputs[0], batch).sequence(i),
-                            *heads,
-                            *causal,
-                        )),
-                        v => Value::Sequence(a.forward(v.sequence(i), *heads, *causal)),
-                    }
-                }
+                // Attention of zeros without biases is zeros (uniform weights over zero values).
+                (
+                    Op::Attention(ops::Attention {
+                        heads,
+                        causal,
+                        bias,
+                    }),
+                    Layer::Attention(a),
+                ) => match arg(0, !bias) {
+                    Value::Zeros => Value::Zeros,
+                    v => Value::Sequence(a.forward(v.sequence(i), *heads, *causal)),
+                },
                 (Op::SeqConv(ops::SeqConv { .. }), Layer::SeqConv(conv)) => {
                     let x = arg(0, false).sequence(i);
                     let t = x.dims()[1];
@@ -577,11 +595,9 @@ impl Network {
                 let [t, d] = self.spec.nodes()[i].shape[..] else {
                     unreachable!("positions are [T, D]")
                 };
-                let table = Tensor::<2>::from_data(
-                    TensorData::new(sinusoidal(t, d), [t, d]),
-                    &self.device(),
-                )
-                .unsqueeze::<3>();
+                let values = self.sinusoids[i].clone().expect("computed in from_layers");
+                let table = Tensor::<2>::from_data(TensorData::new(values, [t, d]), &self.device())
+                    .unsqueeze::<3>();
                 match args.remove(0) {
                     Value::Zeros => Value::Sequence(table.repeat_dim(0, batch)),
                     v => Value::Sequence(v.sequence(i) + table),

@@ -2,15 +2,20 @@
 //!
 //! A [`NetSpec`] is a DAG of [`Node`]s in topological order (node 0 is the input, the last
 //! node added with [`NetSpecBuilder::finish`] is the output). Shapes are inferred as nodes are
-//! added, without the batch dimension: `[C, H, W]` for images, `[F]` for vectors. Parameter and
+//! added, without the batch dimension: `[C, H, W]` for images, `[F]` for vectors, `[T]` for
+//! token ids (read by an embedding, from the network input only) and `[T, D]` for sequences.
+//! Each op's shape rule and costs live with its payload type in [`ops`]. Parameter and
 //! multiply-accumulate (MAC) counts, the model builder, the ONNX exporter and the diagrams all
 //! read this one structure.
 //!
-//! Counting conventions (those of NAS-Bench-201's published figures): parameters are the
-//! trainable ones (convolution and linear weights and biases, batch-norm scale and shift);
-//! batch-norm running statistics are buffers, not parameters. MACs are the multiply-accumulates
-//! of convolutions and linear layers (weights only); batch norm, activations, pooling, additions
-//! and concatenations are not counted.
+//! Counting conventions (those of NAS-Bench-201's published figures, and PyTorch's
+//! `parameters()` for sequence ops): parameters are the trainable ones (convolution, linear
+//! and attention weights and biases, batch- and layer-norm scale and shift, embedding and
+//! learned position tables; a tied head shares its embedding's); batch-norm running statistics
+//! are buffers, not parameters. MACs are the multiply-accumulates of weights (convolutions,
+//! linear layers, attention's projections, a language model's head) plus attention's two
+//! `T²·D` products; norms, activations, pooling, softmax, additions and concatenations are not
+//! counted.
 
 mod diagram;
 pub mod ops;
@@ -307,7 +312,8 @@ impl NetSpec {
         node.op.macs(&self.input_shapes(id), &node.shape)
     }
 
-    /// Whether the input is token ids, read by an [`Op::Embedding`].
+    /// Whether the input is token ids, read by an [`Op::Embedding`] (the only way a network
+    /// gets sequences: every sequence network reads tokens).
     pub fn reads_tokens(&self) -> bool {
         self.token_vocab().is_some()
     }
@@ -317,7 +323,6 @@ impl NetSpec {
     pub fn token_vocab(&self) -> Option<usize> {
         self.nodes
             .iter()
-            .filter(|n| n.inputs == [0])
             .filter_map(|n| match n.op {
                 Op::Embedding(ops::Embedding { vocab, .. }) => Some(vocab),
                 _ => None,
@@ -364,12 +369,7 @@ impl NetSpec {
             }
         }
         last_use[self.output] = n;
-        let size = |i: usize| -> u64 {
-            self.nodes[i]
-                .shape
-                .iter()
-                .fold(1u64, |a, &d| a.saturating_mul(d as u64))
-        };
+        let size = |i: usize| ops::volume(&self.nodes[i].shape);
         // Outputs freed after each step.
         let mut freed_after: Vec<Vec<usize>> = vec![Vec::new(); n + 1];
         for (i, &l) in last_use.iter().enumerate() {
@@ -517,7 +517,7 @@ impl NetSpecBuilder {
 
     fn fail(&self, op: &Op, msg: String) -> Error {
         Error::invalid(format!(
-            "cannot build {} at `{}`: {msg} (is the input too small for this network's reductions?)",
+            "cannot build {} at `{}`: {msg}",
             op.kind(),
             self.scope
         ))
@@ -540,16 +540,26 @@ impl NetSpecBuilder {
         }
         let shapes: Vec<&[usize]> = inputs.iter().map(|&i| &self.nodes[i].shape[..]).collect();
         let out = op.infer(&shapes).map_err(|msg| self.fail(op, msg))?;
-        if let Op::LmHead(ops::LmHead { vocab, tied: true }) = *op {
-            let dim = shapes[0][1];
-            if tied_table(&self.nodes, vocab, dim).is_none() {
-                return Err(self.fail(
+        // What the shapes alone do not say: an embedding reads the token ids of the input, and
+        // a tied head needs the embedding whose table it shares.
+        match *op {
+            Op::Embedding(_) if inputs != [0] => Err(self.fail(
+                op,
+                "reads the network's input (token ids), not another node".into(),
+            )),
+            Op::LmHead(ops::LmHead { vocab, tied: true })
+                if tied_table(&self.nodes, vocab, shapes[0][1]).is_none() =>
+            {
+                Err(self.fail(
                     op,
-                    format!("a tied head needs an embedding of {vocab} tokens and width {dim} before it"),
-                ));
+                    format!(
+                        "a tied head needs an embedding of {vocab} tokens and width {} before it",
+                        shapes[0][1]
+                    ),
+                ))
             }
+            _ => Ok(out),
         }
-        Ok(out)
     }
 
     /// Ends the network at `output`.
@@ -716,6 +726,12 @@ mod tests {
             .push(Op::Embedding(ops::Embedding { vocab: 10, dim: 12 }), &[0])
             .unwrap();
         assert_eq!(b.shape(e), &[16, 12]);
+        let embed = Op::Embedding(ops::Embedding { vocab: 10, dim: 4 });
+        let copy = b.push(Op::Identity, &[0]).unwrap();
+        assert!(
+            b.push(embed, &[copy]).is_err(),
+            "an embedding reads the input only"
+        );
         assert!(b.push(attention(5), &[e]).is_err(), "5 heads of 12");
         let a = b.push(attention(3), &[e]).unwrap();
         assert!(b.push(Op::Concat, &[e, a]).is_err());

@@ -31,6 +31,14 @@ fn mul(xs: &[u64]) -> u64 {
     xs.iter().fold(1u64, |acc, &x| acc.saturating_mul(x))
 }
 
+/// The last axis of the first input: features of a vector, `D` of a sequence.
+fn width(inputs: &[&[usize]]) -> u64 {
+    inputs[0].last().map_or(0, |&d| d as u64)
+}
+
+/// What a window or crop that does not fit usually means.
+const TOO_SMALL: &str = "is the input too small for this network's reductions?";
+
 fn image(s: &[usize]) -> Result<(usize, usize, usize), String> {
     match *s {
         [c, h, w] => Ok((c, h, w)),
@@ -43,7 +51,7 @@ fn window(size: usize, k: usize, stride: usize, pad: usize, dil: usize) -> Resul
     let span = dil.saturating_mul(k.saturating_sub(1)).saturating_add(1);
     if stride == 0 || k == 0 || size + 2 * pad < span {
         return Err(format!(
-            "a {k}x{k} window (dilation {dil}) does not fit a side of {size} with padding {pad}"
+            "a {k}x{k} window (dilation {dil}) does not fit a side of {size} with padding {pad} ({TOO_SMALL})"
         ));
     }
     Ok((size + 2 * pad - span) / stride + 1)
@@ -215,13 +223,13 @@ impl Rules for Linear {
         Ok(out)
     }
     fn params(&self, inputs: &[&[usize]]) -> u64 {
-        let in_f = *inputs[0].last().unwrap_or(&0) as u64;
+        let in_f = width(inputs);
         let out = self.out_features as u64;
         out.saturating_mul(in_f)
             .saturating_add(if self.bias { out } else { 0 })
     }
     fn macs(&self, inputs: &[&[usize]], out: &[usize]) -> u64 {
-        let in_f = *inputs[0].last().unwrap_or(&0) as u64;
+        let in_f = width(inputs);
         volume(out).saturating_mul(in_f)
     }
 }
@@ -262,7 +270,9 @@ impl Rules for Crop {
         let (c, h, w) = image(inputs[0])?;
         let offset = self.offset;
         if offset >= h || offset >= w {
-            return Err(format!("cannot drop {offset} rows of a {h}x{w} image"));
+            return Err(format!(
+                "cannot drop {offset} rows of a {h}x{w} image ({TOO_SMALL})"
+            ));
         }
         Ok(vec![c, h - offset, w - offset])
     }
@@ -408,7 +418,7 @@ impl Rules for LayerNorm {
     }
     fn params(&self, inputs: &[&[usize]]) -> u64 {
         if self.affine {
-            (*inputs[0].last().unwrap_or(&0) as u64).saturating_mul(2)
+            width(inputs).saturating_mul(2)
         } else {
             0
         }
@@ -439,7 +449,7 @@ impl Rules for Attention {
         Ok(inputs[0].to_vec())
     }
     fn params(&self, inputs: &[&[usize]]) -> u64 {
-        let d = *inputs[0].last().unwrap_or(&0) as u64;
+        let d = width(inputs);
         mul(&[4, d, d]).saturating_add(if self.bias { 4 * d } else { 0 })
     }
     /// The four projections (4·T·D²) and the two products of attention, scores `Q·Kᵀ` and
@@ -507,11 +517,11 @@ impl Rules for LmHead {
         if self.tied {
             0
         } else {
-            (self.vocab as u64).saturating_mul(*inputs[0].last().unwrap_or(&0) as u64)
+            (self.vocab as u64).saturating_mul(width(inputs))
         }
     }
     fn macs(&self, inputs: &[&[usize]], out: &[usize]) -> u64 {
-        volume(out).saturating_mul(*inputs[0].last().unwrap_or(&0) as u64)
+        volume(out).saturating_mul(width(inputs))
     }
 }
 
@@ -538,7 +548,7 @@ impl Rules for SeqConv {
         Ok(inputs[0].to_vec())
     }
     fn params(&self, inputs: &[&[usize]]) -> u64 {
-        let d = *inputs[0].last().unwrap_or(&0) as u64;
+        let d = width(inputs);
         mul(&[d, self.kernel as u64]).saturating_add(d)
     }
     fn macs(&self, inputs: &[&[usize]], _: &[usize]) -> u64 {

@@ -17,7 +17,7 @@ pub use chain::MacroSpace;
 pub use darts::DartsSpace;
 pub use mlp::MlpSpace;
 pub use nb201::Nb201Space;
-pub use transformer::{Head, TransformerSpace, MIXERS};
+pub use transformer::{Head, Mixer, TransformerSpace, MIXERS};
 
 use crate::netspec::supernet::SuperSpec;
 use crate::netspec::NetSpec;

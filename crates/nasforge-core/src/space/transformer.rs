@@ -14,8 +14,43 @@ use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
 use crate::{Error, Result};
 
-/// The token mixers the space can offer.
+/// The token mixers the space can offer, by label.
 pub const MIXERS: [&str; 3] = ["attention", "conv", "identity"];
+
+/// A layer's token mixer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mixer {
+    /// Multi-head self-attention.
+    Attention,
+    /// A depthwise convolution along positions.
+    Conv,
+    /// No mixer: the layer is its MLP alone.
+    Identity,
+}
+
+impl Mixer {
+    /// Reads a label of [`MIXERS`].
+    fn parse(label: &str) -> Result<Mixer> {
+        match label {
+            "attention" => Ok(Mixer::Attention),
+            "conv" => Ok(Mixer::Conv),
+            "identity" => Ok(Mixer::Identity),
+            other => Err(Error::invalid(format!(
+                "parameter `mixers`: `{other}` is not one of {}",
+                MIXERS.join(", ")
+            ))),
+        }
+    }
+
+    /// Its label in [`MIXERS`].
+    fn label(self) -> &'static str {
+        match self {
+            Mixer::Attention => MIXERS[0],
+            Mixer::Conv => MIXERS[1],
+            Mixer::Identity => MIXERS[2],
+        }
+    }
+}
 
 /// The most tokens a vocabulary may hold (`vocab`).
 pub const MAX_VOCAB: usize = 1 << 20;
@@ -52,7 +87,7 @@ pub struct TransformerSpace {
     widths: Vec<usize>,
     heads: Vec<usize>,
     ratios: Vec<usize>,
-    mixers: Vec<String>,
+    mixers: Vec<Mixer>,
     kernel: usize,
     positions: ops::Encoding,
     dropout: f64,
@@ -98,7 +133,11 @@ impl TransformerSpace {
         let widths = params.usize_list("widths", &[64, 128, 192], MAX_WIDTH)?;
         let heads = params.usize_list("heads", &[1, 2, 4], MAX_WIDTH)?;
         let ratios = params.usize_list("mlp_ratios", &[1, 2, 4], 64)?;
-        let mixers = params.str_list("mixers", &["attention"])?;
+        let mixers = params
+            .str_list("mixers", &["attention"])?
+            .iter()
+            .map(|m| Mixer::parse(m))
+            .collect::<Result<Vec<_>>>()?;
         let kernel = params.usize_at_most("kernel", 3, 255)?;
         let positions = match params.text("positions").as_deref() {
             None | Some("learned") => ops::Encoding::Learned,
@@ -111,14 +150,6 @@ impl TransformerSpace {
         };
         let dropout = params.f64_in("dropout", 0.0, 0.0, 0.99)?;
         params.finish("transformer")?;
-        for m in &mixers {
-            if !MIXERS.contains(&m.as_str()) {
-                return Err(Error::invalid(format!(
-                    "parameter `mixers`: `{m}` is not one of {}",
-                    MIXERS.join(", ")
-                )));
-            }
-        }
         for &w in &widths {
             if let Some(h) = heads.iter().find(|&&h| w % h != 0) {
                 return Err(Error::invalid(format!(
@@ -126,7 +157,7 @@ impl TransformerSpace {
                 )));
             }
         }
-        if head == Head::Classify && kernel % 2 == 0 && mixers.iter().any(|m| m == "conv") {
+        if head == Head::Classify && kernel % 2 == 0 && mixers.contains(&Mixer::Conv) {
             return Err(Error::invalid(format!(
                 "parameter `kernel`: a centred convolution needs an odd kernel, not {kernel}"
             )));
@@ -139,7 +170,8 @@ impl TransformerSpace {
         ];
         for l in 1..=max_depth {
             if mixers.len() > 1 {
-                choices.push(Choice::new(format!("mixer_{l}"), &mixers));
+                let labels: Vec<&str> = mixers.iter().map(|m| m.label()).collect();
+                choices.push(Choice::new(format!("mixer_{l}"), &labels));
             }
             choices.push(Choice::new(format!("heads_{l}"), &label(&heads)));
             choices.push(Choice::new(format!("mlp_ratio_{l}"), &label(&ratios)));
@@ -161,9 +193,18 @@ impl TransformerSpace {
         })
     }
 
+    /// Choices per layer: heads and MLP ratio, and the mixer when there is a choice of one.
+    fn per_layer(&self) -> usize {
+        if self.mixers.len() > 1 {
+            3
+        } else {
+            2
+        }
+    }
+
     /// Choice indices of layer `l` (1-based).
     fn layer(&self, l: usize) -> LayerChoices {
-        let per = if self.mixers.len() > 1 { 3 } else { 2 };
+        let per = self.per_layer();
         let first = 2 + (l - 1) * per;
         let mixer = (per == 3).then_some(first);
         LayerChoices {
@@ -175,15 +216,14 @@ impl TransformerSpace {
 
     /// The layer (1-based) choice `i` belongs to, if any.
     fn layer_of(&self, i: usize) -> Option<usize> {
-        let per = if self.mixers.len() > 1 { 3 } else { 2 };
-        (i >= 2).then(|| (i - 2) / per + 1)
+        (i >= 2).then(|| (i - 2) / self.per_layer() + 1)
     }
 
-    /// The mixer label of layer `l` in `values`.
-    fn mixer(&self, values: &[u16], l: usize) -> &str {
+    /// The mixer of layer `l` in `values`.
+    fn mixer(&self, values: &[u16], l: usize) -> Mixer {
         match self.layer(l).mixer {
-            Some(c) => &self.mixers[values[c] as usize],
-            None => &self.mixers[0],
+            Some(c) => self.mixers[values[c] as usize],
+            None => self.mixers[0],
         }
     }
 
@@ -215,7 +255,7 @@ impl Space for TransformerSpace {
             return false;
         }
         if i == self.layer(l).heads {
-            return self.mixer(values, l) == "attention";
+            return self.mixer(values, l) == Mixer::Attention;
         }
         true
     }
@@ -230,7 +270,7 @@ impl Space for TransformerSpace {
             "widths": self.widths,
             "heads": self.heads,
             "mlp_ratios": self.ratios,
-            "mixers": self.mixers,
+            "mixers": self.mixers.iter().map(|m| m.label()).collect::<Vec<_>>(),
             "kernel": self.kernel,
             "positions": match self.positions {
                 ops::Encoding::Learned => "learned",
@@ -250,9 +290,9 @@ impl Space for TransformerSpace {
             let c = self.layer(l);
             let ratio = self.ratios[v[c.ratio] as usize];
             let mixer = match self.mixer(v, l) {
-                "attention" => format!("attention {} heads", self.heads[v[c.heads] as usize]),
-                "conv" => format!("conv k{}", self.kernel),
-                other => other.to_string(),
+                Mixer::Attention => format!("attention {} heads", self.heads[v[c.heads] as usize]),
+                Mixer::Conv => format!("conv k{}", self.kernel),
+                Mixer::Identity => "identity".to_string(),
             };
             nodes.push(format!("{mixer}, mlp x{ratio}"));
         }
@@ -295,16 +335,16 @@ impl Space for TransformerSpace {
             b.set_scope(format!("layer{l}"));
             let c = self.layer(l);
             let mixer = match self.mixer(v, l) {
-                "attention" => Some(Op::Attention(ops::Attention {
+                Mixer::Attention => Some(Op::Attention(ops::Attention {
                     heads: self.heads[v[c.heads] as usize],
                     causal,
                     bias: true,
                 })),
-                "conv" => Some(Op::SeqConv(ops::SeqConv {
+                Mixer::Conv => Some(Op::SeqConv(ops::SeqConv {
                     kernel: self.kernel,
                     causal,
                 })),
-                _ => None,
+                Mixer::Identity => None,
             };
             if let Some(mixer) = mixer {
                 let n = b.push(norm.clone(), &[x])?;
@@ -368,7 +408,7 @@ impl TransformerSpace {
                 values[m] = self
                     .mixers
                     .iter()
-                    .position(|m| m == "attention")
+                    .position(|&m| m == Mixer::Attention)
                     .unwrap_or(0) as u16;
             }
             values[c.heads] = pick(c.heads, heads)?;

@@ -1,4 +1,5 @@
-//! Command-line arguments of the bench binaries (`--name value`).
+//! What the bench binaries share: command-line arguments (`--name value`), the thread pool,
+//! medians.
 
 /// The value after `name`, if given.
 pub fn arg(name: &str) -> Option<String> {
@@ -12,4 +13,21 @@ pub fn arg(name: &str) -> Option<String> {
 /// The number after `name`, or `default` when absent or not a number.
 pub fn num(name: &str, default: usize) -> usize {
     arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Builds rayon's global pool with `--threads` threads (default 2); returns the count.
+pub fn threads() -> usize {
+    let threads = num("--threads", 2);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .expect("first pool");
+    threads
+}
+
+/// The median of `v` (the upper one of an even count).
+#[allow(dead_code)] // not every bench reports medians
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }

@@ -460,6 +460,8 @@ impl Graph {
         let nodes = spec.nodes();
         let mut values: Vec<Option<Value>> = vec![None; nodes.len()];
         values[0] = Some(Value::Named(input));
+        // The initializer of each embedding's table, which a tied head reads too.
+        let mut tables: std::collections::HashMap<usize, String> = Default::default();
         for (i, node) in nodes.iter().enumerate().skip(1) {
             let base = if node.scope.is_empty() {
                 format!("{}{i}", node.op.kind())
@@ -565,7 +567,9 @@ impl Graph {
                     );
                     let (wd, wv) = floats_nd(e.weight.val());
                     let w = self.init_f32(&format!("{base}.weight"), &wd, &wv);
-                    Value::Named(self.op("Gather", &base, &[&w, &ids], &[Attr::Int("axis", 0)]))
+                    let out = self.op("Gather", &base, &[&w, &ids], &[Attr::Int("axis", 0)]);
+                    tables.insert(i, w);
+                    Value::Named(out)
                 }
                 (Op::Position(_), layer) => {
                     let x = real(self, 0);
@@ -623,15 +627,19 @@ impl Graph {
                 (Op::LmHead(ops::LmHead { tied: true, .. }), _) => match &args[0] {
                     Value::Zeros => Value::Zeros,
                     Value::Named(x) => {
+                        // The embedding's own initializer, transposed in the graph: the file
+                        // holds the shared table once.
                         let table = spec
                             .tied_table(i)
-                            .and_then(|e| match &net.layers()[e] {
-                                Layer::Embed(e) => Some(e.weight.val()),
-                                _ => None,
-                            })
-                            .expect("NetSpec checks a tied head's embedding");
-                        let (wd, wv) = floats_nd(table.transpose());
-                        let w = self.init_f32(&format!("{base}.weight"), &wd, &wv);
+                            .and_then(|e| tables.get(&e))
+                            .expect("NetSpec checks a tied head's embedding, which comes first")
+                            .clone();
+                        let w = self.op(
+                            "Transpose",
+                            &format!("{base}/table"),
+                            &[&table],
+                            &[Attr::Ints("perm", vec![1, 0])],
+                        );
                         Value::Named(self.op("MatMul", &base, &[x, &w], &[]))
                     }
                 },
@@ -646,11 +654,12 @@ impl Graph {
                     );
                     let (wd, wv) = floats_nd(conv.weight.val());
                     let w = self.init_f32(&format!("{base}.weight"), &wd, &wv);
-                    let bv = conv
-                        .bias
-                        .as_ref()
-                        .map(|b| floats(b.val()))
-                        .unwrap_or_default();
+                    let bv = floats(
+                        conv.bias
+                            .as_ref()
+                            .expect("sequence convolutions have a bias")
+                            .val(),
+                    );
                     let b = self.init_f32(&format!("{base}.bias"), &[bv.len()], &bv);
                     let k = *kernel as i64;
                     let pads = if *causal {

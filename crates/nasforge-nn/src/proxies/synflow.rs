@@ -55,50 +55,17 @@ fn abs_weights(net: &Network) -> Vec<Weights> {
 
 /// The SynFlow score of `net` at its current weights (see the module documentation).
 ///
-/// Sequence networks (embeddings, attention, ...) are not covered: their first op reads token
-/// ids, which an all-ones input does not stand for, and attention is not positively homogeneous
-/// in its weights, so the score loses the meaning it has for convolutions. They get an error
-/// naming the proxies that do cover them.
+/// Networks of token ids (the only ones with sequence ops) are not covered: an all-ones input
+/// stands for no token ids, and attention is not positively homogeneous in its weights, so the
+/// score loses the meaning it has for convolutions. They get an error naming the proxies that
+/// do cover them.
 pub fn synflow(net: &Network) -> Result<f64> {
-    if let Some(n) = net.spec().nodes().iter().find(|n| is_sequence_op(&n.op)) {
-        return Err(Error::invalid(format!(
-            "synflow does not cover {} networks (sequence ops); use grad_norm, snip, fisher, naswot, jacob_cov, params or macs",
-            n.op.kind()
-        )));
+    if net.spec().reads_tokens() {
+        return Err(Error::invalid(
+            "synflow does not cover networks of token ids (Transformers); use grad_norm, snip, fisher, naswot, params or macs",
+        ));
     }
     Ok(synflow_with(net.spec(), &abs_weights(net)))
-}
-
-/// The ops of sequence networks, which synflow leaves out.
-fn is_sequence_op(op: &Op) -> bool {
-    match op {
-        Op::Embedding(_)
-        | Op::Position(_)
-        | Op::LayerNorm(_)
-        | Op::Attention(_)
-        | Op::SeqPool(_)
-        | Op::LmHead(_)
-        | Op::SeqConv(_) => true,
-        Op::Input
-        | Op::Conv2d(_)
-        | Op::BatchNorm(_)
-        | Op::Relu
-        | Op::Gelu
-        | Op::Tanh
-        | Op::Silu
-        | Op::MaxPool(_)
-        | Op::AvgPool(_)
-        | Op::GlobalAvgPool
-        | Op::Flatten
-        | Op::Linear(_)
-        | Op::Add
-        | Op::Concat
-        | Op::Identity
-        | Op::Zero(_)
-        | Op::Crop(_)
-        | Op::Dropout(_)
-        | Op::ChannelMask(_) => false,
-    }
 }
 
 /// `dst (m×n) (+)= a (m×k) · b (k×n)`, row-major; `a_t` reads `a` stored as `k×m`.
