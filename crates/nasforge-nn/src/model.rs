@@ -18,8 +18,8 @@ use burn::nn::{
 };
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, relu, silu};
-use burn::tensor::module::{attention, max_pool2d};
-use burn::tensor::ops::{AttentionModuleOptions, MaxPoolOptions};
+use burn::tensor::module::max_pool2d;
+use burn::tensor::ops::MaxPoolOptions;
 use nasforge_core::netspec::ops;
 use nasforge_core::netspec::{NetSpec, Op};
 
@@ -61,25 +61,9 @@ pub struct SelfAttention {
 
 impl SelfAttention {
     fn forward(&self, x: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
-        let [n, t, d] = x.dims();
-        let dh = d / heads;
-        // [N, T, 3D] -> [3, N, H, T, dh]
-        let qkv = self
-            .qkv
-            .forward(x)
-            .reshape([n, t, 3, heads, dh])
-            .permute([2, 0, 3, 1, 4]);
-        let part = |k: usize| {
-            qkv.clone()
-                .slice([k..k + 1, 0..n, 0..heads, 0..t, 0..dh])
-                .reshape([n, heads, t, dh])
-        };
-        let options = AttentionModuleOptions {
-            is_causal: causal,
-            ..Default::default()
-        };
-        let y = attention(part(0), part(1), part(2), None, None, options);
-        self.proj.forward(y.swap_dims(1, 2).reshape([n, t, d]))
+        let qkv = self.qkv.forward(x);
+        self.proj
+            .forward(kernels::self_attention(qkv, heads, causal))
     }
 }
 

@@ -3,12 +3,13 @@
 //!
 //! [`KernelOps`] is a backend extension trait with one method per op: convolution
 //! (per-sample im2col + gemm, [`conv`]), batch normalisation for training and inference
-//! ([`norm`]) and average pooling ([`pool`]). It is implemented for `Flex` with our kernels and
+//! ([`norm`]), average pooling ([`pool`]) and multi-head self-attention fused from the packed
+//! qkv projection ([`attention`]). It is implemented for `Flex` with our kernels and
 //! for `Autodiff<Flex>` with hand-written backward nodes that call our backward kernels; its
 //! default bodies are burn's own ops, so any other backend keeps burn's path.
 //!
 //! Model code calls the tensor-level functions here ([`conv2d`], [`batch_norm`],
-//! [`avg_pool2d`]) instead of the burn modules' `forward`. Each falls back to burn's path for
+//! [`avg_pool2d`], [`self_attention`]) instead of the burn modules' `forward`. Each falls back to burn's path for
 //! what the kernels do not cover (another device, another dtype, grouped convolutions, a
 //! padding rule other than explicit) and when the kernels are switched off
 //! (`NASFORGE_KERNELS=burn`, or [`set_enabled`]): the benchmark compares the two paths that
@@ -17,7 +18,9 @@
 //! Every kernel is deterministic: reductions run over fixed partitions in a fixed order, so a
 //! seed reproduces a run bit for bit whatever the thread count's scheduling.
 
+pub mod attention;
 pub mod conv;
+pub mod math;
 pub mod norm;
 pub mod pool;
 #[cfg(test)]
@@ -31,14 +34,18 @@ use burn::backend::autodiff::Autodiff;
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::ModuleOps;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{backend_extension, AutodiffBackend, Backend, Dispatch, DispatchDevice, Flex};
+use burn::backend::{
+    backend_extension, AutodiffBackend, Backend, Dispatch, DispatchDevice, Flex, TensorMetadata,
+};
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::ops::{AvgPoolOptions, ConvOptions};
+use burn::tensor::ops::{AttentionModuleOptions, AvgPoolOptions, ConvOptions};
 use burn::tensor::DType;
+use burn::tensor::{Shape, Slice};
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use attention::AttentionGeom;
 use conv::ConvGeom;
 use norm::NormGeom;
 use pool::PoolGeom;
@@ -100,6 +107,16 @@ pub trait KernelOps: Backend {
         count_include_pad: bool,
     ) -> FloatTensor<Self> {
         <Self as ModuleOps<Self>>::avg_pool2d(x, kernel, stride, padding, count_include_pad, false)
+    }
+
+    /// Multi-head self-attention of the packed projection `qkv` `[N, T, 3D]` (queries, keys,
+    /// values), heads side by side in the output `[N, T, D]`.
+    fn kernel_self_attention(
+        qkv: FloatTensor<Self>,
+        heads: usize,
+        causal: bool,
+    ) -> FloatTensor<Self> {
+        burn_self_attention::<Self>(qkv, heads, causal)
     }
 }
 
@@ -478,6 +495,67 @@ pub fn avg_pool2d(
     ))
 }
 
+/// Multi-head self-attention of a packed qkv projection `[N, T, 3D]` (per position the
+/// queries, keys and values, each `heads` blocks wide) on our fused kernel ([`attention`]);
+/// burn's attention on the split heads for what it does not cover. Returns `[N, T, D]`.
+pub fn self_attention(qkv: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
+    let [_, _, d3] = qkv.dims();
+    debug_assert!(
+        d3 % 3 == 0 && (d3 / 3) % heads == 0,
+        "qkv width {d3}, {heads} heads"
+    );
+    let ours = enabled() && on_flex_f32(&qkv);
+    let out = if ours {
+        <Dispatch as KernelOps>::kernel_self_attention(qkv.into_dispatch(), heads, causal)
+    } else {
+        burn_self_attention::<Dispatch>(qkv.into_dispatch(), heads, causal)
+    };
+    Tensor::from_dispatch(out)
+}
+
+/// burn's attention on the split heads, for any backend (the extension trait's default body,
+/// and the path when our kernels are off).
+fn burn_self_attention<B: Backend>(
+    qkv: FloatTensor<B>,
+    heads: usize,
+    causal: bool,
+) -> FloatTensor<B> {
+    let shape = qkv.shape();
+    let (n, t, d) = (shape[0], shape[1], shape[2] / 3);
+    let dh = d / heads;
+    // [N, T, 3D] -> [3, N, H, T, dh]
+    let qkv = B::float_permute(
+        B::float_reshape(qkv, Shape::new([n, t, 3, heads, dh])),
+        &[2, 0, 3, 1, 4],
+    );
+    let part = |k: usize| {
+        let slices: [Slice; 5] = [
+            (k..k + 1).into(),
+            (0..n).into(),
+            (0..heads).into(),
+            (0..t).into(),
+            (0..dh).into(),
+        ];
+        B::float_reshape(
+            B::float_slice(qkv.clone(), &slices),
+            Shape::new([n, heads, t, dh]),
+        )
+    };
+    let y = B::attention(
+        part(0),
+        part(1),
+        part(2),
+        None,
+        None,
+        AttentionModuleOptions {
+            is_causal: causal,
+            ..Default::default()
+        },
+    );
+    // [N, H, T, dh] -> [N, T, H, dh] -> [N, T, D]
+    B::float_reshape(B::float_permute(y, &[0, 2, 1, 3]), Shape::new([n, t, d]))
+}
+
 // ---- Flex: the forward kernels ------------------------------------------------------------
 
 /// `t` with a dense row-major `f32` buffer (copied only when it is a strided view).
@@ -616,6 +694,24 @@ impl KernelOps for Flex {
             vec![shape[0], shape[1], oh, ow],
         )
     }
+
+    fn kernel_self_attention(qkv: FlexTensor, heads: usize, causal: bool) -> FlexTensor {
+        let qkv = dense(qkv);
+        let g = attention_geom(&dims(&qkv), heads, causal);
+        let (out, _) = attention::forward(values(&qkv), &g);
+        flex(out, vec![g.batch, g.seq, g.width])
+    }
+}
+
+/// The attention geometry of a packed `[N, T, 3D]` input.
+fn attention_geom(shape: &[usize], heads: usize, causal: bool) -> AttentionGeom {
+    AttentionGeom {
+        batch: shape[0],
+        seq: shape[1],
+        width: shape[2] / 3,
+        heads,
+        causal,
+    }
 }
 
 // ---- Autodiff<Flex>: the backward nodes ---------------------------------------------------
@@ -697,6 +793,23 @@ impl Backward<Flex, 1> for PoolBackward {
         let [parent] = ops.parents;
         if let Some(node) = parent {
             grads.register::<Flex>(node.id, flex(pool::backward(values(&dy), &g), shape));
+        }
+    }
+}
+
+/// Self-attention backward: state (packed qkv, each row's log-sum-exp, geometry).
+#[derive(Debug)]
+struct AttentionBackward;
+
+impl Backward<Flex, 1> for AttentionBackward {
+    type State = (FlexTensor, Vec<f32>, AttentionGeom);
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = dense(grads.consume::<Flex>(&ops.node));
+        let (qkv, lse, g) = ops.state;
+        let [parent] = ops.parents;
+        if let Some(node) = parent {
+            let dqkv = attention::backward(values(&qkv), &lse, values(&dy), &g);
+            grads.register::<Flex>(node.id, flex(dqkv, dims(&qkv)));
         }
     }
 }
@@ -802,6 +915,25 @@ impl<C: CheckpointStrategy> KernelOps for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => prep.finish((shape, g), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn kernel_self_attention(
+        qkv: FloatTensor<Self>,
+        heads: usize,
+        causal: bool,
+    ) -> FloatTensor<Self> {
+        let x = dense(qkv.primitive().clone());
+        let g = attention_geom(&dims(&x), heads, causal);
+        let (out, lse) = attention::forward(values(&x), &g);
+        let out = flex(out, vec![g.batch, g.seq, g.width]);
+        match AttentionBackward
+            .prepare::<C>([qkv.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((x, lse, g), out),
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }

@@ -496,3 +496,61 @@ fn a_batch_norm_folded_into_its_convolution_matches_the_two_ops_at_inference() {
     let bn = BatchNormConfig::new(3).init(&dev.clone().autodiff());
     assert!(conv2d_batch_norm(&conv, &bn, &tensor(&[0.5; 2 * 25], [1, 2, 5, 5])).is_none());
 }
+
+#[test]
+fn self_attention_matches_burn_forward_and_backward() {
+    let mut rng = Rng(0xA77E);
+    let mut seen = [false; 4];
+    for case in 0..24 {
+        let heads = rng.pick(&[1, 2, 4]);
+        let dh = rng.pick(&[1, 3, 8]);
+        let d = heads * dh;
+        let n = if case == 3 { 1 } else { 1 + rng.below(3) };
+        let t = if case == 5 { 1 } else { 1 + rng.below(17) };
+        let causal = case % 2 == 1;
+        seen[0] |= n == 1;
+        seen[1] |= t == 1;
+        seen[2] |= causal && heads > 1;
+        seen[3] |= t > 8;
+        // Scores of a few units, so that the softmax is far from uniform.
+        let x: Vec<f32> = rng.values(n * t * 3 * d).iter().map(|v| 3.0 * v).collect();
+        let run = |ours: bool| -> Vec<Vec<f32>> {
+            let xt = tensor(&x, [n, t, 3 * d]).require_grad();
+            let out = if ours {
+                Tensor::<3>::from_dispatch(<Dispatch as KernelOps>::kernel_self_attention(
+                    xt.clone().into_dispatch(),
+                    heads,
+                    causal,
+                ))
+            } else {
+                Tensor::<3>::from_dispatch(burn_self_attention::<Dispatch>(
+                    xt.clone().into_dispatch(),
+                    heads,
+                    causal,
+                ))
+            };
+            let r = Rng(case as u64 + 7).values(n * t * d);
+            let rt = tensor(&r, [n, t, d]);
+            let grads = (out.clone() * rt).sum().backward();
+            vec![data(out), data(xt.grad(&grads).unwrap())]
+        };
+        let (ours, burn) = (run(true), run(false));
+        let what = format!("case {case} [{n},{t},{d}] heads {heads} causal {causal}");
+        assert_close(&format!("{what} output"), &ours[0], &burn[0]);
+        assert_close(&format!("{what} dqkv"), &ours[1], &burn[1]);
+        // Inference (no autodiff) runs the same forward kernel.
+        let plain =
+            Tensor::<3>::from_data(TensorData::new(x.clone(), [n, t, 3 * d]), &Device::flex());
+        let inference = data(Tensor::<3>::from_dispatch(
+            <Dispatch as KernelOps>::kernel_self_attention(plain.into_dispatch(), heads, causal),
+        ));
+        assert_eq!(
+            inference, ours[0],
+            "{what}: inference and training forward differ"
+        );
+    }
+    assert_eq!(
+        seen, [true; 4],
+        "batch 1, length 1, causal multi-head, long"
+    );
+}
