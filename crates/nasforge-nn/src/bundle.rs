@@ -2,12 +2,13 @@
 //!
 //! - `model.json`: space, space parameters, arch, task, input shape, class names, feature
 //!   names, normalisation statistics, the fill values of missing features (`--impute`), the
-//!   resolution images are resized to (`nasforge scale --resolutions`) and the data options
+//!   resolution images are resized to (`nasforge scale --resolutions`), the text encoding
+//!   (column, vocabulary, sequence length) of a model that reads text, and the data options
 //!   the model was trained with;
 //! - `arch.json`: the arch in the space's JSON form;
 //! - `weights.bpk`: the weights (burn's burnpack format, batch-norm statistics included).
 
-use crate::data::{Imputer, Normalizer, Task};
+use crate::data::{Imputer, Normalizer, Task, TextEncoding};
 use crate::device::DeviceKind;
 use crate::model::Network;
 use burn::module::Module;
@@ -37,8 +38,12 @@ pub struct ModelInfo {
     pub target: String,
     /// Image shape `HxWxC` given when training on pixel CSVs, if any.
     pub image: Option<[usize; 3]>,
-    /// Normalisation statistics of the training rows.
-    pub normalizer: Normalizer,
+    /// Normalisation statistics of the training rows; `None` for token ids (text), which are
+    /// never normalised.
+    pub normalizer: Option<Normalizer>,
+    /// How passages become token ids (`--text-column`); `None` for numbers and images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextEncoding>,
     /// Fill values of missing feature cells, from the training rows (`--impute`); applied
     /// before normalisation. `None`: the model was trained on complete data, and every cell
     /// it reads must hold a number. (Absent from model.json files older than `--impute`.)

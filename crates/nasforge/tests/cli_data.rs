@@ -3,10 +3,9 @@
 //! benchmark table with a `NaN` objective.
 
 mod common;
-use common::{iris, json, nasforge, nb201_csv_text, onnxruntime_agrees, stderr};
+use common::{bad, iris, json, nasforge, nb201_csv_text, onnxruntime_agrees, predict, stderr};
 
 use std::path::Path;
-use std::process::Output;
 
 /// Writes `text` to `dir/name`; returns the path.
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -43,22 +42,6 @@ fn train(run: &Path, data: &str, target: &str, extra: &[&str]) -> serde_json::Va
     ];
     args.extend_from_slice(extra);
     json(&nasforge(&args))
-}
-
-fn predict(best: &Path, data: &str, extra: &[&str]) -> Output {
-    let mut args = vec!["predict", "--model", best.to_str().unwrap(), "--data", data];
-    args.extend_from_slice(extra);
-    nasforge(&args)
-}
-
-/// Asserts exit code 2 with every one of `needles` in stderr, and no panic.
-fn bad(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "{needles:?}: {err}");
-    for n in needles {
-        assert!(err.contains(n), "`{n}` not in: {err}");
-    }
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 /// The iris CSV with its columns in the order `order` (names of the header).

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 fn reference(best: &Path, raw: &Dataset, n: usize) -> (Vec<f32>, Vec<String>) {
     let (info, net) = bundle::load(best, DeviceKind::Cpu).unwrap();
     let mut normalised = raw.clone();
-    info.normalizer.apply(&mut normalised);
+    info.normalizer.as_ref().unwrap().apply(&mut normalised);
     let len = raw.row_len();
     let x = Tensor::<2>::from_data(
         TensorData::new(normalised.features[..n * len].to_vec(), [n, len]),

@@ -249,7 +249,7 @@ fn bad_data_is_a_clear_error_with_exit_code_2() {
         (vec!["--space", "darts", "--data", &table], "needs images"),
         (
             vec!["--space", "transformer", "--data", &table],
-            "cannot load text data yet",
+            "name a CSV column of passages with --text-column",
         ),
     ];
     for (i, (args, needle)) in cases.into_iter().enumerate() {

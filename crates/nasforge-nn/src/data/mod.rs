@@ -21,7 +21,10 @@ pub use idx::load_idx;
 pub use impute::{Impute, Imputer};
 pub use resize::bilinear;
 pub use split::{Normalizer, Split, SplitFractions};
-pub use text::{read_text_csv, TextColumn, Tokens, Vocabulary, PAD, UNKNOWN};
+pub use text::{
+    read_text_csv, Labels, TextColumn, TextEncoding, Tokens, Vocabulary, DEFAULT_MAX_SEQ_LEN, PAD,
+    UNKNOWN,
+};
 
 use nasforge_core::{Error, Result};
 use serde::{Deserialize, Serialize};

@@ -38,6 +38,17 @@ impl Split {
     /// A split from `seed`: stratified by class for classification (each class divided in the
     /// same proportions), shuffled for regression.
     pub fn new(data: &Dataset, fractions: SplitFractions, seed: u64) -> Result<Split> {
+        Split::of_targets(&data.targets, fractions, seed, &data.source)
+    }
+
+    /// The split of rows with `targets` (as [`Split::new`]), before their features are ready:
+    /// text is encoded with a vocabulary of the training rows.
+    pub fn of_targets(
+        targets: &Targets,
+        fractions: SplitFractions,
+        seed: u64,
+        source: &str,
+    ) -> Result<Split> {
         let SplitFractions { valid, test } = fractions;
         if !(0.0..1.0).contains(&valid) || !(0.0..1.0).contains(&test) || valid + test >= 1.0 {
             return Err(Error::invalid(format!(
@@ -45,7 +56,7 @@ impl Split {
             )));
         }
         let mut rng = Rng::new(seed ^ 0x5157_u64);
-        let groups: Vec<Vec<usize>> = match &data.targets {
+        let groups: Vec<Vec<usize>> = match targets {
             Targets::Classes { ids, names } => {
                 let mut g = vec![Vec::new(); names.len()];
                 for (i, &c) in ids.iter().enumerate() {
@@ -74,8 +85,7 @@ impl Split {
         }
         if split.train.is_empty() {
             return Err(Error::invalid(format!(
-                "{}: too few rows to leave any for training",
-                data.source
+                "{source}: too few rows to leave any for training"
             )));
         }
         Ok(split)

@@ -40,6 +40,14 @@ impl Tokens {
             ))),
         }
     }
+
+    /// `byte` or `char`, as [`Tokens::parse`] reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tokens::Byte => "byte",
+            Tokens::Char => "char",
+        }
+    }
 }
 
 /// A vocabulary: how text becomes token ids (saved with a model so `predict` encodes alike).
@@ -99,6 +107,14 @@ impl Vocabulary {
         self.len() == SPECIAL
     }
 
+    /// How many tokens `text` is.
+    pub fn count(&self, text: &str) -> usize {
+        match self.tokens {
+            Tokens::Byte => text.len(),
+            Tokens::Char => text.chars().count(),
+        }
+    }
+
     /// The ids of `text`: its first `seq_len` tokens, padded with [`PAD`] at the end.
     pub fn encode(&self, text: &str, seq_len: usize) -> Vec<f32> {
         let ids: Box<dyn Iterator<Item = u32>> = match self.tokens {
@@ -125,18 +141,28 @@ pub struct TextColumn {
     pub source: String,
 }
 
-/// Reads the passages of column `text` and the labels of column `target` of a CSV (`.gz` is
-/// decompressed). Every row needs a non-empty passage; a file that is not UTF-8, a missing
-/// column and an empty passage are errors that say where.
-pub fn read_text_csv(path: &Path, text: &str, target: &str) -> Result<TextColumn> {
+/// The label column of a text CSV.
+#[derive(Clone, Copy, Debug)]
+pub enum Labels<'a> {
+    /// The column must be there (training).
+    Required(&'a str),
+    /// Read when the file has it (prediction: without it the passages are unlabelled, and
+    /// their targets are `NaN` values, [`Dataset::has_targets`] false).
+    IfPresent(&'a str),
+}
+
+/// Reads the passages of column `text` and the labels of a CSV (`.gz` is decompressed); other
+/// columns are not read. Every row needs a non-empty passage; a file that is not UTF-8, a
+/// missing column and an empty passage are errors that say where.
+pub fn read_text_csv(path: &Path, text: &str, labels: Labels) -> Result<TextColumn> {
     let source = path.display().to_string();
-    parse_text_csv(&read_text(path)?, text, target, &source)
+    parse_text_csv(&read_text(path)?, text, labels, &source)
 }
 
 pub(crate) fn parse_text_csv(
     content: &str,
     text: &str,
-    target: &str,
+    labels: Labels,
     source: &str,
 ) -> Result<TextColumn> {
     let (mut reader, header) = reader_and_header(content, source)?;
@@ -148,7 +174,11 @@ pub(crate) fn parse_text_csv(
             ))
         })
     };
-    let (t, y) = (column(text, "--text-column")?, column(target, "--target")?);
+    let t = column(text, "--text-column")?;
+    let (target, y) = match labels {
+        Labels::Required(name) => (name, Some(column(name, "--target")?)),
+        Labels::IfPresent(name) => (name, header.iter().position(|h| h == name)),
+    };
     let (mut texts, mut labels, mut lines) = (Vec::new(), Vec::new(), Vec::new());
     for (r, record) in reader.records().enumerate() {
         let record = record.map_err(|e| Error::invalid(format!("{source}: row {}: {e}", r + 2)))?;
@@ -159,7 +189,9 @@ pub(crate) fn parse_text_csv(
             )));
         }
         texts.push(record[t].to_string());
-        labels.push(record[y].trim().to_string());
+        if let Some(y) = y {
+            labels.push(record[y].trim().to_string());
+        }
         lines.push(line);
     }
     if texts.is_empty() {
@@ -167,13 +199,16 @@ pub(crate) fn parse_text_csv(
             "{source}: the file has no data rows"
         )));
     }
-    let targets = targets_from_strings(
-        labels,
-        Some(&lines),
-        Some(Task::Classification),
-        target,
-        source,
-    )?;
+    let targets = match y {
+        Some(_) => targets_from_strings(
+            labels,
+            Some(&lines),
+            Some(Task::Classification),
+            target,
+            source,
+        )?,
+        None => Targets::Values(vec![f32::NAN; texts.len()]),
+    };
     Ok(TextColumn {
         texts,
         targets,
@@ -204,6 +239,68 @@ impl TextColumn {
     }
 }
 
+/// The longest default sequence length (a longer one is given with `--seq-len`).
+pub const DEFAULT_MAX_SEQ_LEN: usize = 512;
+
+/// Of the training passages' lengths, the share a default sequence length holds whole.
+const DEFAULT_SEQ_COVER: f64 = 0.95;
+
+/// How a model reads text: the column, the vocabulary and the sequence length (saved with the
+/// model, so that `predict` encodes new passages exactly as training did).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TextEncoding {
+    /// The CSV column holding the passages.
+    pub column: String,
+    /// Token ids of bytes or characters.
+    pub vocabulary: Vocabulary,
+    /// Tokens per passage: longer ones are cut, shorter ones padded.
+    pub seq_len: usize,
+}
+
+impl TextEncoding {
+    /// The encoding fitted on the training passages `train`: their vocabulary (at most
+    /// `max_vocab` ids) and, unless given, a sequence length that holds 95% of them whole
+    /// (at most [`DEFAULT_MAX_SEQ_LEN`]).
+    pub fn fit(
+        column: &str,
+        train: &[&str],
+        tokens: Tokens,
+        max_vocab: usize,
+        seq_len: Option<usize>,
+    ) -> Result<Self> {
+        let vocabulary = Vocabulary::fit(tokens, train.iter().copied(), max_vocab)?;
+        let seq_len = match seq_len {
+            Some(0) => {
+                return Err(Error::invalid(
+                    "a sequence length of 0 holds no text; give --seq-len 1 or more",
+                ))
+            }
+            Some(t) => t,
+            None => {
+                let mut lengths: Vec<usize> = train.iter().map(|t| vocabulary.count(t)).collect();
+                lengths.sort_unstable();
+                let k = ((lengths.len() as f64 * DEFAULT_SEQ_COVER).ceil() as usize)
+                    .clamp(1, lengths.len().max(1));
+                lengths
+                    .get(k - 1)
+                    .copied()
+                    .unwrap_or(1)
+                    .clamp(1, DEFAULT_MAX_SEQ_LEN)
+            }
+        };
+        Ok(TextEncoding {
+            column: column.to_string(),
+            vocabulary,
+            seq_len,
+        })
+    }
+
+    /// The passages of `column` as token ids.
+    pub fn encode(&self, column: &TextColumn) -> Result<Dataset> {
+        column.encode(&self.vocabulary, self.seq_len)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,7 +309,7 @@ mod tests {
 
     #[test]
     fn passages_become_ids_cut_and_padded() {
-        let col = parse_text_csv(CSV, "text", "genre", "t.csv").unwrap();
+        let col = parse_text_csv(CSV, "text", Labels::Required("genre"), "t.csv").unwrap();
         assert_eq!(col.texts[0], "To be, or not");
         let train = [col.texts[0].as_str(), col.texts[1].as_str()];
         let vocab = Vocabulary::fit(Tokens::Char, train, 1000).unwrap();
@@ -237,9 +334,57 @@ mod tests {
     }
 
     #[test]
+    fn labels_may_be_absent_when_predicting() {
+        let col = parse_text_csv(CSV, "text", Labels::IfPresent("genre"), "t.csv").unwrap();
+        assert!(matches!(col.targets, Targets::Classes { ref names, .. } if names.len() == 3));
+        let col =
+            parse_text_csv("text\nabc\nde\n", "text", Labels::IfPresent("genre"), "t").unwrap();
+        let d = col
+            .encode(&Vocabulary::fit(Tokens::Byte, ["x"], 300).unwrap(), 4)
+            .unwrap();
+        assert_eq!(d.len(), 2);
+        assert!(!d.has_targets());
+        let e = parse_text_csv("text\nabc\n", "text", Labels::Required("genre"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no column `genre` for --target"), "{e}");
+    }
+
+    #[test]
+    fn the_default_sequence_length_holds_most_passages_whole() {
+        // Twenty passages of 1..=20 characters: 95% of them are 19 characters or fewer.
+        let texts: Vec<String> = (1..=20).map(|n| "é".repeat(n)).collect();
+        let train: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let enc = TextEncoding::fit("text", &train, Tokens::Char, 100, None).unwrap();
+        assert_eq!(enc.seq_len, 19);
+        // Bytes count each `é` twice.
+        let enc = TextEncoding::fit("text", &train, Tokens::Byte, 300, None).unwrap();
+        assert_eq!(enc.seq_len, 38);
+        let long = ["a".repeat(5000)];
+        let long: Vec<&str> = long.iter().map(String::as_str).collect();
+        let enc = TextEncoding::fit("text", &long, Tokens::Char, 100, None).unwrap();
+        assert_eq!(enc.seq_len, DEFAULT_MAX_SEQ_LEN);
+        assert_eq!(
+            TextEncoding::fit("text", &long, Tokens::Char, 100, Some(7))
+                .unwrap()
+                .seq_len,
+            7
+        );
+        let e = TextEncoding::fit("text", &long, Tokens::Char, 100, Some(0))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sequence length of 0"), "{e}");
+    }
+
+    #[test]
     fn bad_text_input_is_a_clear_error() {
         let err = |r: Result<TextColumn>| r.unwrap_err().to_string();
-        let e = err(parse_text_csv(CSV, "body", "genre", "t.csv"));
+        let e = err(parse_text_csv(
+            CSV,
+            "body",
+            Labels::Required("genre"),
+            "t.csv",
+        ));
         assert!(
             e.contains("no column `body` for --text-column") && e.contains("id, text, genre"),
             "{e}"
@@ -247,7 +392,7 @@ mod tests {
         let e = err(parse_text_csv(
             "text,genre\nabc,x\n  ,y\n",
             "text",
-            "genre",
+            Labels::Required("genre"),
             "t.csv",
         ));
         assert!(e.contains("row 3 has an empty text"), "{e}");
@@ -265,7 +410,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("latin1.csv");
         std::fs::write(&path, b"text,genre\ncaf\xe9,x\n").unwrap();
-        let e = read_text_csv(&path, "text", "genre")
+        let e = read_text_csv(&path, "text", Labels::Required("genre"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("not UTF-8"), "{e}");

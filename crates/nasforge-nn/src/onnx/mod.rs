@@ -54,7 +54,7 @@ impl OnnxOptions {
         OnnxOptions {
             input_shape: info.input_shape.clone(),
             imputer: info.imputer.clone(),
-            normalizer: Some(info.normalizer.clone()),
+            normalizer: info.normalizer.clone(),
             task: info.task,
             classes: info.classes.clone(),
         }

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 #[derive(Args, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchConfig {
-    /// Search space: nb201, darts, macro or mlp [default: nb201 for images, mlp for tables].
+    /// Search space: nb201, darts, macro, mlp or transformer [default: nb201 for images, mlp for
+    /// tables, transformer for text].
     #[arg(long)]
     pub space: Option<String>,
     /// Space size parameter `key=value` (repeatable), e.g. `channels=16`.
@@ -121,6 +122,22 @@ pub struct SearchConfig {
     /// Infinite values are always an error [default: none; a missing cell is an error].
     #[arg(long, value_name = "median|mean")]
     pub impute: Option<String>,
+    /// The CSV column holding text passages: the rows are then classified from their text
+    /// (with --target) by the `transformer` space; other columns are not read (docs/TRANSFORMERS.md).
+    #[arg(long, value_name = "COLUMN")]
+    pub text_column: Option<String>,
+    /// Tokens per passage with --text-column: longer passages are cut, shorter ones padded
+    /// [default: the length that holds 95% of the training passages whole, at most 512].
+    #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
+    pub seq_len: Option<usize>,
+    /// What a token is with --text-column: `char` (the characters of the training passages)
+    /// or `byte` (the 256 UTF-8 bytes) [default: char].
+    #[arg(long, value_name = "char|byte")]
+    pub tokens: Option<String>,
+    /// The most token ids a vocabulary may hold (padding and unknown included); a larger one
+    /// is an error [default: 1024].
+    #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
+    pub max_vocab: Option<usize>,
     /// The labels file of IDX images [default: found beside the images file].
     #[arg(long)]
     pub labels: Option<PathBuf>,
@@ -158,7 +175,7 @@ pub struct SearchConfig {
     /// Base learning rate [default: 0.05 for sgd, 0.001 for adam/adamw].
     #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
-    /// Optimiser: sgd, adam or adamw [default: sgd].
+    /// Optimiser: sgd, adam or adamw [default: sgd; adamw for the transformer space].
     #[arg(long)]
     pub optimizer: Option<String>,
     /// SGD momentum [default: 0.9].
@@ -185,7 +202,7 @@ pub struct SearchConfig {
     /// Label smoothing for classification [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     pub label_smoothing: Option<f64>,
-    /// Clip the global gradient norm (0 = off) [default: 0].
+    /// Clip the global gradient norm (0 = off) [default: 0; 1 for the transformer space].
     #[arg(long, allow_negative_numbers = true)]
     pub grad_clip: Option<f64>,
     /// Random-crop augmentation on images (zero padding of 1/8 of the side) [default: false].
@@ -297,7 +314,7 @@ impl SearchConfig {
             space, strategy, method, supernet_epochs, arch_lr, collapse_guard, darts_order, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, trials, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            flip, final_epochs, final_seeds, device, threads, workers, storage, study, scheduler, min_epochs, stopper, epoch_budget, impute, record_proxies, latency_table, latency_batch;
+            flip, final_epochs, final_seeds, device, threads, workers, storage, study, scheduler, min_epochs, stopper, epoch_budget, impute, record_proxies, latency_table, latency_batch, text_column, seq_len, tokens, max_vocab;
             space_param, strategy_param, drop, scheduler_param, stopper_param, objective, constraint, budget);
         self
     }
@@ -309,7 +326,7 @@ impl SearchConfig {
             space, strategy, method, supernet_epochs, arch_lr, collapse_guard, darts_order, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
-            flip, final_epochs, final_seeds, device, workers, storage, study, scheduler, min_epochs, stopper, record_proxies, impute, latency_table, latency_batch;
+            flip, final_epochs, final_seeds, device, workers, storage, study, scheduler, min_epochs, stopper, record_proxies, impute, latency_table, latency_batch, text_column, seq_len, tokens, max_vocab;
             space_param, strategy_param, drop, scheduler_param, stopper_param, objective, constraint, budget);
         out
     }
@@ -474,6 +491,8 @@ impl SearchConfig {
             ("latency-batch", self.latency_batch.map(|n| n as u64)),
             ("supernet-epochs", self.supernet_epochs.map(|n| n as u64)),
             ("workers", self.workers.map(|n| n as u64)),
+            ("seq-len", self.seq_len.map(|n| n as u64)),
+            ("max-vocab", self.max_vocab.map(|n| n as u64)),
         ];
         for (flag, value) in positive {
             if value == Some(0) {
@@ -824,11 +843,15 @@ const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  na
 # drop = ["id"]                # CSV columns to ignore
 # impute = "median"            # fill empty/NaN feature cells: "median" or "mean" of the training
                                # rows (kept in the model); without it a missing cell is an error
+# text_column = "text"         # classify passages of this CSV column (space transformer)
+# seq_len = 256                # tokens per passage (default: holds 95% of training passages)
+# tokens = "char"              # "char" or "byte"
+# max_vocab = 1024             # the most token ids a vocabulary may hold
 # valid_fraction = 0.15        # validation split (what the search sees)
 # test_fraction = 0.15         # test split (used once, by final training)
 
 # --- Search ---------------------------------------------------------------------------------
-# space = "nb201"              # nb201, darts, macro (images) or mlp (tables)
+# space = "nb201"              # nb201, darts, macro (images), mlp (tables) or transformer (text)
 # space_param = ["channels=16", "cells=1"]
 # strategy = "rea"             # {strategies}
 # strategy_param = ["population=10", "sample_size=3"]
@@ -858,7 +881,7 @@ const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  na
 # --- Training of each candidate ---------------------------------------------------------------
 # epochs = 10
 # batch_size = 64
-# optimizer = "sgd"            # sgd, adam, adamw
+# optimizer = "sgd"            # sgd, adam, adamw (default adamw for the transformer space)
 # lr = 0.05
 # momentum = 0.9
 # nesterov = true
@@ -866,7 +889,7 @@ const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  na
 # schedule = "cosine"          # cosine, step, constant
 # warmup_epochs = 1
 # label_smoothing = 0.0
-# grad_clip = 0.0              # global gradient-norm clipping; 0 is off
+# grad_clip = 0.0              # global gradient-norm clipping; 0 is off (1 for transformer)
 # augment = false              # random crop for images
 # flip = false                 # with augment: horizontal flips too (not for digits or text)
 

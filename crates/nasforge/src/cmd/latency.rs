@@ -103,7 +103,7 @@ fn profile(args: ProfileArgs) -> Result<()> {
     };
     let device = pipeline::device(&cfg)?;
     let prepared = pipeline::prepare_data(&cfg)?;
-    let (name, settings) = pipeline::space_for_data(&cfg, &prepared.data)?;
+    let (name, settings) = pipeline::space_for_data(&cfg, &prepared)?;
     let space = build_space(&name, &settings)?;
     let bar = super::progress_bar(
         args.output.quiet || args.output.json,

@@ -8,7 +8,8 @@ use indicatif::ProgressBar;
 use nasforge_core::netspec::NetSpec;
 use nasforge_nn::bundle::{self, ModelInfo};
 use nasforge_nn::data::{
-    self, CsvOptions, Dataset, Impute, Imputer, Normalizer, Split, SplitFractions, Targets, Task,
+    self, CsvOptions, Dataset, Impute, Imputer, Labels, Normalizer, Split, SplitFractions, Targets,
+    Task, TextEncoding, Tokens,
 };
 use nasforge_nn::device::DeviceKind;
 use nasforge_nn::final_train::{final_train, FinalResult};
@@ -19,14 +20,19 @@ use std::sync::Arc;
 /// Default space parameters for the embedded 8×8 digits: a 3-cell NAS-Bench-201 network.
 pub const DIGITS_SPACE_PARAMS: &[&str] = &["channels=16", "cells=1"];
 
+/// The most token ids a text vocabulary may hold unless `--max-vocab` says otherwise.
+pub const DEFAULT_MAX_VOCAB: usize = 1024;
+
 /// Loaded, split and normalised data.
 pub struct Prepared {
-    /// Normalised with training statistics.
+    /// Normalised with training statistics (numbers and images), or token ids (text).
     pub data: Arc<Dataset>,
     /// The split from the run's seed.
     pub split: Split,
-    /// The statistics (saved with the model).
-    pub normalizer: Normalizer,
+    /// The statistics (saved with the model); `None` for token ids, never normalised.
+    pub normalizer: Option<Normalizer>,
+    /// How passages became token ids (`--text-column`; saved with the model).
+    pub text: Option<TextEncoding>,
     /// The fill values of missing features, with `--impute` (saved with the model).
     pub imputer: Option<Imputer>,
     /// The image shape the user gave, if any.
@@ -46,6 +52,7 @@ impl Prepared {
             split: self.split.clone(),
             normalizer: self.normalizer.clone(),
             imputer: self.imputer.clone(),
+            text: self.text.clone(),
             image: self.image,
             input_shape: self.input_shape.clone(),
             resize: Some(hw),
@@ -56,6 +63,20 @@ impl Prepared {
 /// Loads the data the config names (or the embedded digits), splits it from the seed, fills
 /// missing features (`--impute`) and normalises, both with statistics of the training rows.
 pub fn prepare_data(cfg: &SearchConfig) -> Result<Prepared> {
+    if let Some(column) = &cfg.text_column {
+        return prepare_text(cfg, column);
+    }
+    for (flag, given) in [
+        ("--seq-len", cfg.seq_len.is_some()),
+        ("--tokens", cfg.tokens.is_some()),
+        ("--max-vocab", cfg.max_vocab.is_some()),
+    ] {
+        if given {
+            return bad_input(format!(
+                "{flag} sets how text is read; name the CSV column of passages with --text-column"
+            ));
+        }
+    }
     let mut image = cfg.image.as_deref().map(parse_image).transpose()?;
     if cfg.data.is_none() {
         // The embedded digits are 8x8 pixel rows; a model trained on them reads such CSVs.
@@ -88,19 +109,7 @@ pub fn prepare_data(cfg: &SearchConfig) -> Result<Prepared> {
         )?,
     };
     data.validate()?;
-    let fractions = SplitFractions {
-        valid: cfg.valid_fraction.unwrap_or(0.15),
-        test: cfg.test_fraction.unwrap_or(0.15),
-    };
-    let split = Split::new(&data, fractions, cfg.seed.unwrap_or(0))?;
-    if split.valid.is_empty() {
-        return bad_input(format!(
-            "{}: the validation split is empty ({} rows × {}); the search needs validation rows",
-            data.source,
-            data.len(),
-            fractions.valid
-        ));
-    }
+    let split = split(cfg, &data.targets, &data.source)?;
     // After the split, so that validation and test rows never inform the fill values.
     let imputer = match impute {
         Some(method) => {
@@ -116,41 +125,141 @@ pub fn prepare_data(cfg: &SearchConfig) -> Result<Prepared> {
         input_shape: data.shape.clone(),
         data: Arc::new(data),
         split,
-        normalizer,
+        normalizer: Some(normalizer),
+        text: None,
         imputer,
         image,
         resize: None,
     })
 }
 
-/// The space name and its parameters, with `input` and `classes` set from the data (an
-/// explicit value that disagrees with the data is an error).
-pub fn space_for_data(cfg: &SearchConfig, data: &Dataset) -> Result<(String, Vec<String>)> {
-    let name = cfg
-        .space
-        .clone()
-        .unwrap_or_else(|| if data.is_image() { "nb201" } else { "mlp" }.to_string());
+/// The run's split of rows with `targets`, from its seed and fractions, with validation rows.
+fn split(cfg: &SearchConfig, targets: &Targets, source: &str) -> Result<Split> {
+    let fractions = SplitFractions {
+        valid: cfg.valid_fraction.unwrap_or(0.15),
+        test: cfg.test_fraction.unwrap_or(0.15),
+    };
+    let split = Split::of_targets(targets, fractions, cfg.seed.unwrap_or(0), source)?;
+    if split.valid.is_empty() {
+        return bad_input(format!(
+            "{source}: the validation split is empty ({} rows × {}); the search needs validation rows",
+            split.train.len() + split.test.len(),
+            fractions.valid
+        ));
+    }
+    Ok(split)
+}
+
+/// Labelled passages (`--text-column`) as token ids: split first, then the vocabulary and the
+/// default sequence length from the training passages alone.
+fn prepare_text(cfg: &SearchConfig, column: &str) -> Result<Prepared> {
+    let Some(path) = &cfg.data else {
+        return bad_input(
+            "--text-column names a column of passages in a CSV; give the CSV with --data",
+        );
+    };
+    for (flag, given) in [
+        ("--image", cfg.image.is_some()),
+        ("--impute", cfg.impute.is_some()),
+        ("--labels", cfg.labels.is_some()),
+        ("--drop", !cfg.drop.is_empty()),
+        ("--augment", cfg.augment == Some(true)),
+    ] {
+        if given {
+            return bad_input(format!(
+                "{flag} does not apply to text (--text-column reads only the passages and the target); leave it out"
+            ));
+        }
+    }
+    match cfg.task.as_deref() {
+        None | Some("classification") => {}
+        Some(other) => {
+            return bad_input(format!(
+                "--task `{other}` with --text-column: passages can only be classified (--task classification)"
+            ))
+        }
+    }
+    let tokens = Tokens::parse(cfg.tokens.as_deref().unwrap_or("char"))
+        .map_err(|e| BadInput(format!("--{e}")))?;
+    let target = cfg.target.clone().unwrap_or_else(|| "label".into());
+    let passages = data::read_text_csv(path, column, Labels::Required(&target))?;
+    let split = split(cfg, &passages.targets, &passages.source)?;
+    let train: Vec<&str> = split
+        .train
+        .iter()
+        .map(|&i| passages.texts[i].as_str())
+        .collect();
+    let encoding = TextEncoding::fit(
+        column,
+        &train,
+        tokens,
+        cfg.max_vocab.unwrap_or(DEFAULT_MAX_VOCAB),
+        cfg.seq_len,
+    )?;
+    let data = encoding.encode(&passages)?;
+    data.validate()?;
+    Ok(Prepared {
+        input_shape: data.shape.clone(),
+        data: Arc::new(data),
+        split,
+        normalizer: None,
+        text: Some(encoding),
+        imputer: None,
+        image: None,
+        resize: None,
+    })
+}
+
+/// The space name and its parameters, with `input` and `classes` (and a Transformer's
+/// `vocab`) set from the data (an explicit value that disagrees with the data is an error).
+pub fn space_for_data(cfg: &SearchConfig, prepared: &Prepared) -> Result<(String, Vec<String>)> {
+    let data = &prepared.data;
+    let name = cfg.space.clone().unwrap_or_else(|| {
+        if prepared.text.is_some() {
+            "transformer"
+        } else if data.is_image() {
+            "nb201"
+        } else {
+            "mlp"
+        }
+        .to_string()
+    });
     let mut params = cfg.space_param.clone();
     if cfg.space.is_none() && cfg.data.is_none() && params.is_empty() {
         params = DIGITS_SPACE_PARAMS.iter().map(|s| s.to_string()).collect();
     }
-    let input = input_param(data);
-    if name == "transformer" {
-        return bad_input(format!(
-            "space `transformer` reads token ids from text, and nasforge cannot load text data yet ({} is {}); `nasforge show --space transformer` draws its networks",
-            data.source,
-            if data.is_image() { "images" } else { "a table of numbers" }
-        ));
-    }
-    if data.is_image() && name == "mlp" {
-        params.push(format!("input={}", data.row_len()));
-    } else if !data.is_image() && name != "mlp" {
-        return bad_input(format!(
-            "space `{name}` needs images, but {} is a table; use --space mlp, or --image HxWxC if the columns are pixels",
-            data.source
-        ));
-    }
-    for (key, value) in [("input", input), ("classes", data.outputs().to_string())] {
+    let classes = ("classes", data.outputs().to_string(), "leave it out");
+    let from_data = match (&prepared.text, name.as_str()) {
+        (Some(text), "transformer") => vec![
+            ("input", text.seq_len.to_string(), "set it with --seq-len"),
+            ("vocab", text.vocabulary.len().to_string(), "leave it out"),
+            classes,
+        ],
+        (Some(_), _) => {
+            return bad_input(format!(
+                "space `{name}` does not read text; passages (--text-column) are token ids for --space transformer"
+            ))
+        }
+        (None, "transformer") => {
+            return bad_input(format!(
+                "space `transformer` reads token ids from text, and {} is {}; name a CSV column of passages with --text-column",
+                data.source,
+                if data.is_image() { "images" } else { "a table of numbers" }
+            ))
+        }
+        (None, _) => {
+            if data.is_image() && name == "mlp" {
+                params.push(format!("input={}", data.row_len()));
+            } else if !data.is_image() && name != "mlp" {
+                return bad_input(format!(
+                    "space `{name}` needs images, but {} is a table; use --space mlp, or --image HxWxC if the columns are pixels",
+                    data.source
+                ));
+            }
+            vec![("input", input_param(data), "leave it out"), classes]
+        }
+    };
+    for (key, value, hint) in from_data {
         let given = params
             .iter()
             .find_map(|p| p.strip_prefix(&format!("{key}=")).map(str::to_string));
@@ -166,13 +275,24 @@ pub fn space_for_data(cfg: &SearchConfig, data: &Dataset) -> Result<(String, Vec
             }
             Some(g) if g != value => {
                 return bad_input(format!(
-                    "--space-param {key}={g} does not match the data ({key} {value}); leave it out"
+                    "--space-param {key}={g} does not match the data ({key} {value}); {hint}"
                 ));
             }
             Some(_) => {}
         }
     }
     Ok((name, params))
+}
+
+/// The recipe defaults that depend on the space: a Transformer trains with AdamW (learning
+/// rate 1e-3, weight decay 0.01) and its gradient norm clipped at 1, as nanoGPT and most
+/// Transformer recipes do; SGD with Nesterov momentum (the general default) suits the
+/// convolutional and MLP spaces. Only settings the user left unset change.
+pub fn space_recipe(cfg: &mut SearchConfig, space: &str) {
+    if space == "transformer" {
+        cfg.optimizer.get_or_insert_with(|| "adamw".into());
+        cfg.grad_clip.get_or_insert(1.0);
+    }
 }
 
 /// The data's shape as a space's `input` parameter: `HxWxC` for images, the feature count
@@ -311,6 +431,7 @@ pub fn final_training(
         target: cfg.target.clone().unwrap_or_else(|| "label".into()),
         image: prepared.image,
         normalizer: prepared.normalizer.clone(),
+        text: prepared.text.clone(),
         imputer: prepared.imputer.clone(),
         resize: prepared.resize,
     };

@@ -4,14 +4,16 @@
 //! their order does not matter; the target column, when present, is used only to score the
 //! predictions; a column that is neither (an id, a timestamp) is an error until it is named
 //! with `--drop`, and a missing feature column is an error naming it. Missing cells are filled
-//! as in training when the model was trained with `--impute`, and an error otherwise.
+//! as in training when the model was trained with `--impute`, and an error otherwise. A model
+//! trained on text (`--text-column`) reads that column's passages and encodes them with its
+//! saved vocabulary and sequence length.
 
 use super::bad_input;
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use clap::Args;
 use nasforge_nn::bundle;
-use nasforge_nn::data::{self, CsvOptions, Dataset, Targets, Task};
+use nasforge_nn::data::{self, CsvOptions, Dataset, Labels, Targets, Task};
 use nasforge_nn::device::DeviceKind;
 use std::path::PathBuf;
 
@@ -64,7 +66,20 @@ pub fn run(args: PredictArgs) -> Result<()> {
         impute: info.imputer.as_ref().map(|i| i.method),
         features: info.feature_names.clone(),
     };
-    let mut d: Dataset = data::read(&args.data, &opts)?;
+    let mut d: Dataset = match &info.text {
+        Some(text) => {
+            if !args.drop.is_empty() {
+                return bad_input(format!(
+                    "--drop: this model reads only the text column `{}` (and `{}` to score), so no column needs dropping; leave it out",
+                    text.column, info.target
+                ));
+            }
+            let passages =
+                data::read_text_csv(&args.data, &text.column, Labels::IfPresent(&info.target))?;
+            text.encode(&passages)?
+        }
+        None => data::read(&args.data, &opts)?,
+    };
     if d.shape != info.input_shape {
         return bad_input(format!(
             "{}: rows have shape {:?} but the model takes {:?}",
@@ -85,7 +100,9 @@ pub fn run(args: PredictArgs) -> Result<()> {
     if let Some(imputer) = &info.imputer {
         imputer.apply(&mut d)?;
     }
-    info.normalizer.apply(&mut d);
+    if let Some(normalizer) = &info.normalizer {
+        normalizer.apply(&mut d);
+    }
     if let Some(hw) = info.resize {
         d = d.resized(hw)?;
     }
@@ -131,7 +148,11 @@ pub fn run(args: PredictArgs) -> Result<()> {
                 .collect(),
         ),
         Task::Regression => {
-            let (m, s) = info.normalizer.target.unwrap_or((0.0, 1.0));
+            let (m, s) = info
+                .normalizer
+                .as_ref()
+                .and_then(|n| n.target)
+                .unwrap_or((0.0, 1.0));
             Predictions::Values(outputs.chunks(width).map(|row| row[0] * s + m).collect())
         }
     };

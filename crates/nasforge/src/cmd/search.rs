@@ -704,12 +704,18 @@ fn search_train(
 ) -> Result<()> {
     let device = pipeline::device(&cfg)?;
     let prepared: Prepared = pipeline::prepare_data(&cfg)?;
-    let (space_name, space_params) = pipeline::space_for_data(&cfg, &prepared.data)?;
+    let (space_name, space_params) = pipeline::space_for_data(&cfg, &prepared)?;
+    pipeline::space_recipe(&mut cfg, &space_name);
     let regression = prepared.data.task() == Task::Regression;
     // Resolve every default into the stored config so a resume never depends on new defaults.
     cfg.evaluator = Some("train".into());
     cfg.space = Some(space_name.clone());
     cfg.space_param = space_params.clone();
+    if let Some(text) = &prepared.text {
+        cfg.seq_len = Some(text.seq_len);
+        cfg.tokens = Some(text.vocabulary.tokens.name().into());
+        cfg.max_vocab.get_or_insert(pipeline::DEFAULT_MAX_VOCAB);
+    }
     if cfg.scheduler.is_some() && (cfg.strategy.is_some() || cfg.stopper.is_some()) {
         return bad_input(
             "--scheduler chooses the archs and their epochs itself: drop --strategy and --stopper, or drop --scheduler",

@@ -89,7 +89,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
             run_config.display()
         );
     }
-    let (space_name, space_params) = pipeline::space_for_data(&cfg, &prepared.data)?;
+    let (space_name, space_params) = pipeline::space_for_data(&cfg, &prepared)?;
+    pipeline::space_recipe(&mut cfg, &space_name);
     let space = build_space(&space_name, &space_params)?;
     let arch = read_arch(space.as_ref(), &args.arch)?;
     let spec = space.decode(&arch)?;
@@ -181,6 +182,11 @@ fn adopt_run_data(cfg: &mut SearchConfig, arch: &str) -> Result<Option<PathBuf>>
         image: run.image,
         drop: run.drop,
         labels: run.labels,
+        impute: run.impute,
+        text_column: run.text_column,
+        seq_len: run.seq_len,
+        tokens: run.tokens,
+        max_vocab: run.max_vocab,
         valid_fraction: run.valid_fraction,
         test_fraction: run.test_fraction,
         seed: run.seed,

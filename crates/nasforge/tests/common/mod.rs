@@ -144,3 +144,20 @@ pub fn trials_of(dir: &Path) -> Vec<serde_json::Value> {
     trials.sort_by_key(|t| t["number"].as_u64());
     trials
 }
+
+/// `nasforge predict --model BEST --data DATA EXTRA...`.
+pub fn predict(best: &Path, data: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["predict", "--model", best.to_str().unwrap(), "--data", data];
+    args.extend_from_slice(extra);
+    nasforge(&args)
+}
+
+/// Asserts exit code 2 (bad input) with every one of `needles` in stderr, and no panic.
+pub fn bad(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{needles:?}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "`{n}` not in: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
