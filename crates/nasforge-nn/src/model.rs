@@ -17,7 +17,7 @@ use burn::nn::{
     LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig1d, PaddingConfig2d,
 };
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, relu, silu};
+use burn::tensor::activation::{relu, silu};
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use nasforge_core::netspec::ops;
@@ -763,7 +763,7 @@ impl Network {
 fn activation<const D: usize>(op: &Op, t: Tensor<D>) -> Tensor<D> {
     match op {
         Op::Relu => relu(t),
-        Op::Gelu => gelu(t),
+        Op::Gelu => kernels::gelu(t),
         Op::Silu => silu(t),
         Op::Tanh => t.tanh(),
         other => unreachable!("{} is not an activation", other.kind()),

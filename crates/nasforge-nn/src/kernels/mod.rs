@@ -3,13 +3,13 @@
 //!
 //! [`KernelOps`] is a backend extension trait with one method per op: convolution
 //! (per-sample im2col + gemm, [`conv`]), batch normalisation for training and inference
-//! ([`norm`]), average pooling ([`pool`]) and multi-head self-attention fused from the packed
-//! qkv projection ([`attention`]). It is implemented for `Flex` with our kernels and
+//! ([`norm`]), average pooling ([`pool`]), multi-head self-attention fused from the packed
+//! qkv projection ([`attention`]) and GELU ([`math`]). It is implemented for `Flex` with our kernels and
 //! for `Autodiff<Flex>` with hand-written backward nodes that call our backward kernels; its
 //! default bodies are burn's own ops, so any other backend keeps burn's path.
 //!
 //! Model code calls the tensor-level functions here ([`conv2d`], [`batch_norm`],
-//! [`avg_pool2d`], [`self_attention`]) instead of the burn modules' `forward`. Each falls back to burn's path for
+//! [`avg_pool2d`], [`self_attention`], [`gelu`]) instead of the burn modules' `forward`. Each falls back to burn's path for
 //! what the kernels do not cover (another device, another dtype, grouped convolutions, a
 //! padding rule other than explicit) and when the kernels are switched off
 //! (`NASFORGE_KERNELS=burn`, or [`set_enabled`]): the benchmark compares the two paths that
@@ -32,7 +32,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::ModuleOps;
+use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{
     backend_extension, AutodiffBackend, Backend, Dispatch, DispatchDevice, Flex, TensorMetadata,
@@ -117,6 +117,11 @@ pub trait KernelOps: Backend {
         causal: bool,
     ) -> FloatTensor<Self> {
         burn_self_attention::<Self>(qkv, heads, causal)
+    }
+
+    /// GELU, the exact (erf) form, of a tensor of any shape.
+    fn kernel_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as ActivationOps<Self>>::gelu(x)
     }
 }
 
@@ -231,6 +236,19 @@ fn lane_sum(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
         }
     }
     lanes.iter().map(|&l| l as f64).sum::<f64>() + rest.iter().map(|&x| f(x) as f64).sum::<f64>()
+}
+
+/// Elementwise chunk size: 16 k values (a few microseconds of work), in line with
+/// [`PARALLEL_MIN`].
+const ELEMENTWISE_CHUNK: usize = 1 << 14;
+
+/// `f(offset, piece)` over `ELEMENTWISE_CHUNK`-sized pieces of `out` (the offset of the piece
+/// in `out`, for reading the inputs at the same place), over the pool when `out` is long.
+fn elementwise(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    let work = out.len();
+    chunks(out, ELEMENTWISE_CHUNK, work, |i, piece, _| {
+        f(i * ELEMENTWISE_CHUNK, piece)
+    });
 }
 
 // ---- matrix product ----------------------------------------------------------------------------
@@ -513,6 +531,15 @@ pub fn self_attention(qkv: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
     Tensor::from_dispatch(out)
 }
 
+/// GELU (exact, erf form) on our vectorised kernel ([`math::gelu`]); burn's for what it does
+/// not cover.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !(enabled() && on_flex_f32(&x)) {
+        return burn::tensor::activation::gelu(x);
+    }
+    Tensor::from_dispatch(<Dispatch as KernelOps>::kernel_gelu(x.into_dispatch()))
+}
+
 /// burn's attention on the split heads, for any backend (the extension trait's default body,
 /// and the path when our kernels are off).
 fn burn_self_attention<B: Backend>(
@@ -695,6 +722,14 @@ impl KernelOps for Flex {
         )
     }
 
+    fn kernel_gelu(x: FlexTensor) -> FlexTensor {
+        let x = dense(x);
+        let v = values(&x);
+        let mut out = vec![0f32; v.len()];
+        elementwise(&mut out, |at, o| math::gelu(&v[at..at + o.len()], o));
+        flex(out, dims(&x))
+    }
+
     fn kernel_self_attention(qkv: FlexTensor, heads: usize, causal: bool) -> FlexTensor {
         let qkv = dense(qkv);
         let g = attention_geom(&dims(&qkv), heads, causal);
@@ -793,6 +828,28 @@ impl Backward<Flex, 1> for PoolBackward {
         let [parent] = ops.parents;
         if let Some(node) = parent {
             grads.register::<Flex>(node.id, flex(pool::backward(values(&dy), &g), shape));
+        }
+    }
+}
+
+/// GELU backward: state (the input).
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Flex, 1> for GeluBackward {
+    type State = FlexTensor;
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = dense(grads.consume::<Flex>(&ops.node));
+        let x = ops.state;
+        let [parent] = ops.parents;
+        if let Some(node) = parent {
+            let (xv, dyv) = (values(&x), values(&dy));
+            let mut dx = vec![0f32; xv.len()];
+            elementwise(&mut dx, |at, d| {
+                let n = d.len();
+                math::gelu_backward(&xv[at..at + n], &dyv[at..at + n], d)
+            });
+            grads.register::<Flex>(node.id, flex(dx, dims(&x)));
         }
     }
 }
@@ -915,6 +972,19 @@ impl<C: CheckpointStrategy> KernelOps for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => prep.finish((shape, g), out),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+
+    fn kernel_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let xp = dense(x.primitive().clone());
+        let out = Flex::kernel_gelu(xp.clone());
+        match GeluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(xp, out),
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }

@@ -554,3 +554,26 @@ fn self_attention_matches_burn_forward_and_backward() {
         "batch 1, length 1, causal multi-head, long"
     );
 }
+
+#[test]
+fn gelu_matches_burn_forward_and_backward() {
+    // Long enough to be split over the pool, with values out to ±6.
+    let n = 3 * (1 << 14) + 5;
+    let x: Vec<f32> = Rng(0x6E1).values(n).iter().map(|v| 6.0 * v).collect();
+    let dy = Rng(0x6E2).values(n);
+    let run = |ours: bool| -> Vec<Vec<f32>> {
+        let xt = tensor(&x, [n]).require_grad();
+        let out = if ours {
+            Tensor::<1>::from_dispatch(<Dispatch as KernelOps>::kernel_gelu(
+                xt.clone().into_dispatch(),
+            ))
+        } else {
+            burn::tensor::activation::gelu(xt.clone())
+        };
+        let grads = (out.clone() * tensor(&dy, [n])).sum().backward();
+        vec![data(out), data(xt.grad(&grads).unwrap())]
+    };
+    let (ours, burn) = (run(true), run(false));
+    assert_close("gelu output", &ours[0], &burn[0]);
+    assert_close("gelu dx", &ours[1], &burn[1]);
+}
