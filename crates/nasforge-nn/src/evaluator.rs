@@ -160,7 +160,7 @@ impl Evaluator for TrainingEvaluator {
             self.seed,
             &mut |e: &crate::train::EpochStats| {
                 if let Some(m) = e.valid {
-                    if !report(e.epoch as u64, objective_value(m)) {
+                    if !report(e.epoch as u64, m.value()) {
                         stopped = true;
                         return Control::Stop;
                     }
@@ -198,10 +198,10 @@ impl Evaluator for TrainingEvaluator {
 
 /// The validation metrics of the data's task.
 fn quality_names(data: &Dataset) -> Vec<String> {
-    if data.task() == crate::data::Task::Regression {
-        vec![metric::VALID_MSE.into(), metric::VALID_MAE.into()]
-    } else {
-        vec![metric::VALID_ACCURACY.into()]
+    match data.task() {
+        crate::data::Task::Regression => vec![metric::VALID_MSE.into(), metric::VALID_MAE.into()],
+        crate::data::Task::Classification => vec![metric::VALID_ACCURACY.into()],
+        crate::data::Task::LanguageModel => vec![metric::VALID_BPC.into()],
     }
 }
 
@@ -213,6 +213,7 @@ fn quality_metrics(m: Metric) -> BTreeMap<String, f64> {
             (metric::VALID_MSE.to_string(), mse),
             (metric::VALID_MAE.to_string(), mae),
         ]),
+        Metric::BitsPerToken(b) => BTreeMap::from([(metric::VALID_BPC.to_string(), b)]),
     }
 }
 
@@ -345,13 +346,5 @@ impl Evaluator for InheritedEvaluator {
                 seconds: start.elapsed().as_secs_f64(),
             },
         })
-    }
-}
-
-/// The study objective for a metric: accuracy (%, maximised) or MSE (minimised).
-pub fn objective_value(m: Metric) -> f64 {
-    match m {
-        Metric::Accuracy(a) => a,
-        Metric::Regression { mse, .. } => mse,
     }
 }

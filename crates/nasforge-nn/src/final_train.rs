@@ -72,13 +72,7 @@ pub fn final_train(
             first = Some(trained.model);
         }
     }
-    let values: Vec<f64> = results
-        .iter()
-        .map(|r| match r.test {
-            Metric::Accuracy(a) => a,
-            Metric::Regression { mse, .. } => mse,
-        })
-        .collect();
+    let values: Vec<f64> = results.iter().map(|r| r.test.value()).collect();
     let maes: Vec<f64> = results
         .iter()
         .filter_map(|r| match r.test {

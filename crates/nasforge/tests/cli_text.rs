@@ -250,3 +250,122 @@ fn bad_text_input_is_a_clear_error() {
     // Nothing was left behind by the refused runs.
     assert!(!run.join("best").exists());
 }
+
+/// A corpus with structure to learn: a few sentences repeated in a seeded order.
+fn corpus(sentences: usize) -> String {
+    let pool = [
+        "the cat sat on the mat. ",
+        "a dog ran to the hill. ",
+        "the sun set on the sea. ",
+    ];
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    (0..sentences)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            pool[(state % 3) as usize]
+        })
+        .collect()
+}
+
+#[test]
+fn a_language_model_search_learns_a_corpus_in_bits_per_character() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = write(tmp.path(), "corpus.txt", corpus(400).as_bytes());
+    let run = tmp.path().join("run");
+    let run_s = run.to_str().unwrap();
+    let out = json(&nasforge(&[
+        "search",
+        "--run-dir",
+        run_s,
+        "--data",
+        &data,
+        "--task",
+        "lm",
+        "--seq-len",
+        "24",
+        "--space-param",
+        "widths=32",
+        "--space-param",
+        "max_depth=1",
+        "--space-param",
+        "heads=2",
+        "--space-param",
+        "mlp_ratios=2",
+        "--trials",
+        "1",
+        "--epochs",
+        "1",
+        "--final-seeds",
+        "1",
+        "--final-epochs",
+        "8",
+        "--batch-size",
+        "16",
+        "--lr",
+        "0.01",
+        "--json",
+    ]));
+    // 16 characters: a uniform guess costs 4 bits; the sentences are far more predictable.
+    let bpc = out["test_bpc_mean"].as_f64().unwrap();
+    assert!(bpc < 1.5, "test bits per character {bpc}");
+    assert!(out.get("test_accuracy_mean").is_none(), "{out}");
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    for line in ["task = \"lm\"", "seq_len = 24", "\"head=lm\"", "valid_bpc"] {
+        assert!(config.contains(line), "`{line}` not in {config}");
+    }
+    let best = run.join("best");
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(best.join("model.json")).unwrap()).unwrap();
+    assert_eq!(info["task"], "lm");
+    assert!(info["text"]["column"].is_null(), "{info}");
+    bad(
+        &predict(&best, &data, &[]),
+        &["language model", "does not generate text"],
+    );
+    // The ONNX graph gives a softmax over the vocabulary at every position.
+    json(&nasforge(&["export", run_s, "--format", "onnx", "--json"]));
+    assert!(best.join("model.onnx").exists());
+}
+
+#[test]
+fn bad_language_model_input_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = write(tmp.path(), "corpus.txt", corpus(400).as_bytes());
+    let lm = |extra: &[&str]| {
+        let mut args = vec!["search", "--task", "lm", "--trials", "1"];
+        args.extend_from_slice(extra);
+        nasforge(&args)
+    };
+    bad(&lm(&[]), &["--task lm learns a plain-text file", "--data"]);
+    bad(
+        &lm(&["--data", &data, "--text-column", "text"]),
+        &["leave out --text-column and --target"],
+    );
+    let empty = write(tmp.path(), "empty.txt", b"  \n");
+    bad(&lm(&["--data", &empty]), &["the text is empty"]);
+    let latin1 = write(tmp.path(), "latin1.txt", b"caf\xe9 au lait\n");
+    bad(&lm(&["--data", &latin1]), &["not UTF-8"]);
+    // 400 sentences are ~9,300 characters: a 5% validation block holds ~465.
+    bad(
+        &lm(&["--data", &data, "--seq-len", "600"]),
+        &["validation block holds", "lower --seq-len"],
+    );
+    bad(
+        &lm(&["--data", &data, "--space", "mlp"]),
+        &["does not read text"],
+    );
+    bad(
+        &lm(&["--data", &data, "--space-param", "head=classify"]),
+        &["head=classify does not match", "head=lm"],
+    );
+    bad(
+        &lm(&["--data", &data, "--max-vocab", "8"]),
+        &["distinct characters", "--max-vocab"],
+    );
+    bad(
+        &lm(&["--data", &data, "--valid-fraction", "0"]),
+        &["--valid-fraction must be in (0, 1)"],
+    );
+}

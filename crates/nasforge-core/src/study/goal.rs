@@ -32,6 +32,9 @@ pub mod metric {
     pub const VALID_MSE: &str = "valid_mse";
     /// Validation mean absolute error (regression).
     pub const VALID_MAE: &str = "valid_mae";
+    /// Validation cross-entropy of a language model's next-token predictions, in bits per
+    /// token (per character with character tokens).
+    pub const VALID_BPC: &str = "valid_bpc";
     /// Mean training loss of the last epoch.
     pub const TRAIN_LOSS: &str = "train_loss";
     /// Wall time of training, in seconds.
@@ -71,6 +74,12 @@ pub const METRICS: &[MetricInfo] = &[
         direction: Direction::Minimize,
         from_netspec: false,
         summary: "validation mean absolute error",
+    },
+    MetricInfo {
+        name: metric::VALID_BPC,
+        direction: Direction::Minimize,
+        from_netspec: false,
+        summary: "validation bits per character of a language model (--task lm)",
     },
     MetricInfo {
         name: metric::PARAMS,

@@ -379,6 +379,9 @@ pub(crate) fn targets_from_strings(
         None => Task::Classification,
     });
     match task {
+        Task::LanguageModel => Err(Error::invalid(format!(
+            "{source}: a language model (--task lm) learns a plain-text file, not a CSV column"
+        ))),
         Task::Regression => {
             let values = numbers.ok_or_else(|| {
                 let bad = raw.iter().position(|s| s.parse::<f64>().is_err()).unwrap_or(0);

@@ -22,8 +22,8 @@ pub use impute::{Impute, Imputer};
 pub use resize::bilinear;
 pub use split::{Normalizer, Split, SplitFractions};
 pub use text::{
-    read_text_csv, Labels, TextColumn, TextEncoding, Tokens, Vocabulary, DEFAULT_MAX_SEQ_LEN, PAD,
-    UNKNOWN,
+    read_corpus, read_text_csv, Corpus, Labels, TextColumn, TextEncoding, Tokens, Vocabulary,
+    DEFAULT_MAX_SEQ_LEN, PAD, UNKNOWN,
 };
 
 use nasforge_core::{Error, Result};
@@ -38,6 +38,10 @@ pub enum Task {
     Classification,
     /// Predict a number; reported as MSE and MAE.
     Regression,
+    /// Predict the next token at every position of a text window; reported as bits per
+    /// token (`--task lm`).
+    #[serde(rename = "lm")]
+    LanguageModel,
 }
 
 /// The targets of a data set.
@@ -52,6 +56,32 @@ pub enum Targets {
     },
     /// One value per row.
     Values(Vec<f32>),
+    /// The next token at every position (a language model's rows): `per_row` ids per row,
+    /// each below `vocab`.
+    Tokens {
+        /// Row-major ids, `len() * per_row`.
+        ids: Vec<u32>,
+        /// Positions per row (the sequence length).
+        per_row: usize,
+        /// Ids in the vocabulary.
+        vocab: usize,
+    },
+}
+
+impl Targets {
+    /// Rows they are the targets of.
+    pub fn len(&self) -> usize {
+        match self {
+            Targets::Classes { ids, .. } => ids.len(),
+            Targets::Values(v) => v.len(),
+            Targets::Tokens { ids, per_row, .. } => ids.len() / (*per_row).max(1),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Rows of features and their targets.
@@ -75,10 +105,7 @@ pub struct Dataset {
 impl Dataset {
     /// Number of rows.
     pub fn len(&self) -> usize {
-        match &self.targets {
-            Targets::Classes { ids, .. } => ids.len(),
-            Targets::Values(v) => v.len(),
-        }
+        self.targets.len()
     }
 
     /// Whether there are no rows.
@@ -102,14 +129,17 @@ impl Dataset {
         match self.targets {
             Targets::Classes { .. } => Task::Classification,
             Targets::Values(_) => Task::Regression,
+            Targets::Tokens { .. } => Task::LanguageModel,
         }
     }
 
-    /// Number of classes (1 output for regression).
+    /// Number of classes (1 output for regression; the vocabulary for a language model,
+    /// at every position).
     pub fn outputs(&self) -> usize {
         match &self.targets {
             Targets::Classes { names, .. } => names.len(),
             Targets::Values(_) => 1,
+            Targets::Tokens { vocab, .. } => *vocab,
         }
     }
 
@@ -118,7 +148,7 @@ impl Dataset {
     /// `NaN` (the loader rejects them).
     pub fn has_targets(&self) -> bool {
         match &self.targets {
-            Targets::Classes { .. } => true,
+            Targets::Classes { .. } | Targets::Tokens { .. } => true,
             Targets::Values(v) => !v.iter().all(|y| y.is_nan()),
         }
     }
@@ -140,6 +170,19 @@ impl Dataset {
                 names: names.clone(),
             },
             Targets::Values(v) => Targets::Values(idx.iter().map(|&i| v[i]).collect()),
+            Targets::Tokens {
+                ids,
+                per_row,
+                vocab,
+            } => Targets::Tokens {
+                ids: idx
+                    .iter()
+                    .flat_map(|&i| &ids[i * per_row..(i + 1) * per_row])
+                    .copied()
+                    .collect(),
+                per_row: *per_row,
+                vocab: *vocab,
+            },
         };
         Dataset {
             features,

@@ -65,6 +65,9 @@ impl Split {
                 g
             }
             Targets::Values(v) => vec![(0..v.len()).collect()],
+            // Windows of one text, in order: contiguous blocks, so that no validation or test
+            // text sits between training windows.
+            Targets::Tokens { .. } => return Ok(Split::contiguous(targets.len(), fractions)),
         };
         let mut split = Split {
             train: Vec::new(),
@@ -89,6 +92,21 @@ impl Split {
             )));
         }
         Ok(split)
+    }
+}
+
+impl Split {
+    /// Rows `0..rows` in order: the first for training, then validation, then test, in the
+    /// proportions of `fractions` (a language model's windows, in text order).
+    pub fn contiguous(rows: usize, fractions: SplitFractions) -> Split {
+        let n_test = (rows as f64 * fractions.test).round() as usize;
+        let n_valid = (rows as f64 * fractions.valid).round() as usize;
+        let n_train = rows.saturating_sub(n_test + n_valid);
+        Split {
+            train: (0..n_train).collect(),
+            valid: (n_train..(n_train + n_valid).min(rows)).collect(),
+            test: ((n_train + n_valid).min(rows)..rows).collect(),
+        }
     }
 }
 

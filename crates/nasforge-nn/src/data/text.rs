@@ -115,16 +115,20 @@ impl Vocabulary {
         }
     }
 
-    /// The ids of `text`: its first `seq_len` tokens, padded with [`PAD`] at the end.
-    pub fn encode(&self, text: &str, seq_len: usize) -> Vec<f32> {
-        let ids: Box<dyn Iterator<Item = u32>> = match self.tokens {
+    /// The token ids of `text`, in order.
+    pub fn ids<'a>(&'a self, text: &'a str) -> Box<dyn Iterator<Item = u32> + 'a> {
+        match self.tokens {
             Tokens::Byte => Box::new(text.bytes().map(|b| SPECIAL as u32 + u32::from(b))),
             Tokens::Char => Box::new(text.chars().map(|c| match self.chars.binary_search(&c) {
                 Ok(k) => (SPECIAL + k) as u32,
                 Err(_) => UNKNOWN,
             })),
-        };
-        let mut out: Vec<f32> = ids.take(seq_len).map(|id| id as f32).collect();
+        }
+    }
+
+    /// The ids of `text`: its first `seq_len` tokens, padded with [`PAD`] at the end.
+    pub fn encode(&self, text: &str, seq_len: usize) -> Vec<f32> {
+        let mut out: Vec<f32> = self.ids(text).take(seq_len).map(|id| id as f32).collect();
         out.resize(seq_len, PAD as f32);
         out
     }
@@ -249,8 +253,8 @@ const DEFAULT_SEQ_COVER: f64 = 0.95;
 /// model, so that `predict` encodes new passages exactly as training did).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TextEncoding {
-    /// The CSV column holding the passages.
-    pub column: String,
+    /// The CSV column holding the passages (`None`: a plain-text corpus, `--task lm`).
+    pub column: Option<String>,
     /// Token ids of bytes or characters.
     pub vocabulary: Vocabulary,
     /// Tokens per passage: longer ones are cut, shorter ones padded.
@@ -262,7 +266,7 @@ impl TextEncoding {
     /// `max_vocab` ids) and, unless given, a sequence length that holds 95% of them whole
     /// (at most [`DEFAULT_MAX_SEQ_LEN`]).
     pub fn fit(
-        column: &str,
+        column: Option<&str>,
         train: &[&str],
         tokens: Tokens,
         max_vocab: usize,
@@ -289,7 +293,7 @@ impl TextEncoding {
             }
         };
         Ok(TextEncoding {
-            column: column.to_string(),
+            column: column.map(str::to_string),
             vocabulary,
             seq_len,
         })
@@ -298,6 +302,112 @@ impl TextEncoding {
     /// The passages of `column` as token ids.
     pub fn encode(&self, column: &TextColumn) -> Result<Dataset> {
         column.encode(&self.vocabulary, self.seq_len)
+    }
+}
+
+/// Reads a plain-text corpus (`.gz` is decompressed): UTF-8, not empty.
+pub fn read_corpus(path: &Path) -> Result<String> {
+    let text = read_text(path)?;
+    if text.trim().is_empty() {
+        return Err(Error::invalid(format!(
+            "{}: the text is empty; a language model needs a corpus to learn from",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
+/// A corpus as a language model's rows: windows of `seq_len` token ids whose targets are the
+/// same window shifted by one (the next token at every position), in three contiguous blocks
+/// of the text (train, validation, test, in that order), the vocabulary fitted on the training
+/// block alone.
+#[derive(Clone, Debug)]
+pub struct Corpus {
+    /// Rows of ids `[seq_len]` with [`Targets::Tokens`].
+    pub data: Dataset,
+    /// Rows of each block.
+    pub split: super::Split,
+    /// The vocabulary and sequence length (saved with the model).
+    pub encoding: TextEncoding,
+    /// Tokens in each block (train, validation, test).
+    pub tokens: [usize; 3],
+}
+
+impl Corpus {
+    /// Cuts `text` into blocks by `fractions` of its characters, fits the vocabulary on the
+    /// first and windows each block. A block too short for one window is an error that says
+    /// which flag to change.
+    pub fn new(
+        text: &str,
+        source: &str,
+        tokens: Tokens,
+        max_vocab: usize,
+        seq_len: usize,
+        fractions: super::SplitFractions,
+    ) -> Result<Corpus> {
+        if seq_len == 0 {
+            return Err(Error::invalid(
+                "a sequence length of 0 holds no text; give --seq-len 1 or more",
+            ));
+        }
+        let chars = text.chars().count();
+        let cut = |share: f64| (chars as f64 * share).round() as usize;
+        let (n_valid, n_test) = (cut(fractions.valid), cut(fractions.test));
+        let n_train = chars.saturating_sub(n_valid + n_test);
+        // Byte offsets of the block boundaries (at character boundaries).
+        let offset = |k: usize| text.char_indices().nth(k).map_or(text.len(), |(i, _)| i);
+        let (a, b) = (offset(n_train), offset(n_train + n_valid));
+        let blocks = [&text[..a], &text[a..b], &text[b..]];
+        let encoding = TextEncoding::fit(None, &blocks[..1], tokens, max_vocab, Some(seq_len))?;
+        let vocab = encoding.vocabulary.len();
+        let (mut features, mut ids) = (Vec::new(), Vec::new());
+        let mut rows = [0usize; 3];
+        let mut counts = [0usize; 3];
+        for (k, (block, name)) in blocks
+            .iter()
+            .zip(["training", "validation", "test"])
+            .enumerate()
+        {
+            let block_ids: Vec<u32> = encoding.vocabulary.ids(block).collect();
+            counts[k] = block_ids.len();
+            let windows = block_ids.len().saturating_sub(1) / seq_len;
+            let wanted = k == 0 || [fractions.valid, fractions.test][k - 1] > 0.0;
+            if windows == 0 && wanted {
+                return Err(Error::invalid(format!(
+                    "{source}: the {name} block holds {} tokens, too few for one window of --seq-len {seq_len} plus its next token; lower --seq-len{}",
+                    block_ids.len(),
+                    if k == 0 { "" } else { " or raise its fraction" }
+                )));
+            }
+            for w in 0..windows {
+                let at = w * seq_len;
+                features.extend(block_ids[at..at + seq_len].iter().map(|&i| i as f32));
+                ids.extend_from_slice(&block_ids[at + 1..at + seq_len + 1]);
+            }
+            rows[k] = windows;
+        }
+        let split = super::Split {
+            train: (0..rows[0]).collect(),
+            valid: (rows[0]..rows[0] + rows[1]).collect(),
+            test: (rows[0] + rows[1]..rows[0] + rows[1] + rows[2]).collect(),
+        };
+        Ok(Corpus {
+            data: Dataset {
+                features,
+                shape: vec![seq_len],
+                targets: Targets::Tokens {
+                    ids,
+                    per_row: seq_len,
+                    vocab,
+                },
+                feature_names: Vec::new(),
+                source: source.to_string(),
+                target_scale: None,
+            },
+            split,
+            encoding,
+            tokens: counts,
+        })
     }
 }
 
@@ -355,25 +465,72 @@ mod tests {
         // Twenty passages of 1..=20 characters: 95% of them are 19 characters or fewer.
         let texts: Vec<String> = (1..=20).map(|n| "é".repeat(n)).collect();
         let train: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let enc = TextEncoding::fit("text", &train, Tokens::Char, 100, None).unwrap();
+        let enc = TextEncoding::fit(Some("text"), &train, Tokens::Char, 100, None).unwrap();
         assert_eq!(enc.seq_len, 19);
         // Bytes count each `é` twice.
-        let enc = TextEncoding::fit("text", &train, Tokens::Byte, 300, None).unwrap();
+        let enc = TextEncoding::fit(Some("text"), &train, Tokens::Byte, 300, None).unwrap();
         assert_eq!(enc.seq_len, 38);
         let long = ["a".repeat(5000)];
         let long: Vec<&str> = long.iter().map(String::as_str).collect();
-        let enc = TextEncoding::fit("text", &long, Tokens::Char, 100, None).unwrap();
+        let enc = TextEncoding::fit(Some("text"), &long, Tokens::Char, 100, None).unwrap();
         assert_eq!(enc.seq_len, DEFAULT_MAX_SEQ_LEN);
         assert_eq!(
-            TextEncoding::fit("text", &long, Tokens::Char, 100, Some(7))
+            TextEncoding::fit(Some("text"), &long, Tokens::Char, 100, Some(7))
                 .unwrap()
                 .seq_len,
             7
         );
-        let e = TextEncoding::fit("text", &long, Tokens::Char, 100, Some(0))
+        let e = TextEncoding::fit(Some("text"), &long, Tokens::Char, 100, Some(0))
             .unwrap_err()
             .to_string();
         assert!(e.contains("sequence length of 0"), "{e}");
+    }
+
+    #[test]
+    fn a_corpus_becomes_next_token_windows_in_three_blocks() {
+        let text = "abcdefghij".repeat(10); // 100 characters
+        let fractions = crate::data::SplitFractions {
+            valid: 0.1,
+            test: 0.1,
+        };
+        let c = Corpus::new(&text, "t", Tokens::Char, 100, 9, fractions).unwrap();
+        assert_eq!(c.tokens, [80, 10, 10]);
+        // 80 training tokens: (80 - 1) / 9 = 8 windows; 10 tokens: one window each.
+        assert_eq!(
+            (c.split.train.len(), c.split.valid.len(), c.split.test.len()),
+            (8, 1, 1)
+        );
+        assert_eq!(c.data.len(), 10);
+        let Targets::Tokens {
+            ids,
+            per_row,
+            vocab,
+        } = &c.data.targets
+        else {
+            panic!("token targets")
+        };
+        assert_eq!((*per_row, *vocab), (9, 12));
+        // Each target is the next input: window 0 reads a..i and predicts b..j.
+        let row0: Vec<u32> = c.data.row(0).iter().map(|&v| v as u32).collect();
+        assert_eq!(&row0[1..], &ids[..8]);
+        assert_eq!(ids[8], row0[0] + 9, "the 10th letter follows the 9th");
+        // The validation window starts at the validation block, not where training ended.
+        assert_eq!(c.data.row(8)[0], c.encoding.vocabulary.encode("a", 1)[0]);
+        assert_eq!(c.encoding.column, None);
+        // Too short a block.
+        let e = Corpus::new(&text, "t", Tokens::Char, 100, 10, fractions)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("validation block holds 10 tokens") && e.contains("--seq-len"),
+            "{e}"
+        );
+        // Characters the training block never had are unknown later.
+        let text = format!("{}bbzz", "a".repeat(16));
+        let c = Corpus::new(&text, "t", Tokens::Char, 100, 1, fractions).unwrap();
+        assert_eq!(c.split.valid, vec![15]);
+        assert_eq!(c.data.row(15)[0], UNKNOWN as f32);
+        assert_eq!(c.data.row(16)[0], UNKNOWN as f32);
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub fn export(net: &Network, opts: &OnnxOptions) -> Result<Vec<u8>> {
             g.node("Add", "output/shift", &[&scaled, &m], "output", &[]);
         }
         (Task::Regression, None) => g.node("Identity", "output", &[&body], "output", &[]),
-        (Task::Classification, _) => {
+        (Task::Classification | Task::LanguageModel, _) => {
             g.node("Identity", "output", &[&body], "output", &[]);
             match spec.output_shape() {
                 // A language model's logits `[T, V]` per sample: a softmax per position.
@@ -160,6 +160,7 @@ pub fn export(net: &Network, opts: &OnnxOptions) -> Result<Vec<u8>> {
     let task = match opts.task {
         Task::Classification => "classification",
         Task::Regression => "regression",
+        Task::LanguageModel => "lm",
     };
     let metadata = [
         ("task", task.to_string()),

@@ -190,6 +190,12 @@ impl ProxyBatch {
                 BatchTargets::Classes(idx.iter().map(|&r| ids[r] as usize).collect())
             }
             Targets::Values(v) => BatchTargets::Values(idx.iter().map(|&r| v[r]).collect()),
+            Targets::Tokens { .. } => {
+                return Err(Error::invalid(format!(
+                    "{}: the data-dependent proxies do not read a language model's rows yet; score language models on random token ids (without --data) or with params/macs",
+                    data.source
+                )))
+            }
         };
         Ok(ProxyBatch {
             x,

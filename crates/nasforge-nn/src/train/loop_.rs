@@ -12,6 +12,7 @@ use burn::optim::{
     AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, OptimizerRecord, SgdConfig,
 };
 use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
 use nasforge_core::netspec::NetSpec;
 use nasforge_core::rng::Rng;
 use serde::{Deserialize, Serialize};
@@ -28,14 +29,27 @@ pub enum Metric {
         /// Mean absolute error.
         mae: f64,
     },
+    /// A language model's mean next-token cross-entropy, in bits per token (per character
+    /// with `--tokens char`).
+    BitsPerToken(f64),
 }
 
 impl Metric {
-    /// The number a search maximises: accuracy, or minus the MSE.
+    /// The number a search maximises: accuracy, or minus the MSE or the bits per token.
     pub fn score(self) -> f64 {
         match self {
             Metric::Accuracy(a) => a,
             Metric::Regression { mse, .. } => -mse,
+            Metric::BitsPerToken(b) => -b,
+        }
+    }
+
+    /// The number as reported: accuracy, MSE or bits per token.
+    pub fn value(self) -> f64 {
+        match self {
+            Metric::Accuracy(a) => a,
+            Metric::Regression { mse, .. } => mse,
+            Metric::BitsPerToken(b) => b,
         }
     }
 }
@@ -246,8 +260,31 @@ impl Loss {
                 let y = Tensor::<2>::from_data(TensorData::new(y, [n, 1]), &self.dev);
                 MseLoss::new().forward(out, y, Reduction::Mean)
             }
+            Targets::Tokens {
+                ids,
+                per_row,
+                vocab,
+            } => {
+                // Every position is a sample of its own: `[N, T·V]` -> `[N·T, V]`.
+                let (y, m) = next_tokens(ids, *per_row, rows);
+                self.ce.forward(
+                    out.reshape([m, *vocab]),
+                    Tensor::<1, Int>::from_data(TensorData::new(y, [m]), &self.dev),
+                )
+            }
         }
     }
+}
+
+/// The next-token ids of `rows`, flattened, and how many there are.
+fn next_tokens(ids: &[u32], per_row: usize, rows: &[usize]) -> (Vec<i64>, usize) {
+    let y: Vec<i64> = rows
+        .iter()
+        .flat_map(|&r| &ids[r * per_row..(r + 1) * per_row])
+        .map(|&i| i64::from(i))
+        .collect();
+    let m = y.len();
+    (y, m)
 }
 
 /// What a training run reads: the data (already normalised), which rows to train and validate
@@ -512,6 +549,7 @@ fn evaluate_here(model: &Network, data: &Dataset, rows: &[usize], device: Device
     let d = data.row_len();
     let mut correct = 0usize;
     let (mut se, mut ae) = (0f64, 0f64);
+    let (mut nll, mut tokens) = (0f64, 0usize);
     for chunk in rows.chunks(256) {
         let n = chunk.len();
         let x = Tensor::<2>::from_data(TensorData::new(gather(data, chunk, None), [n, d]), &dev);
@@ -544,6 +582,18 @@ fn evaluate_here(model: &Network, data: &Dataset, rows: &[usize], device: Device
                     ae += e.abs();
                 }
             }
+            Targets::Tokens {
+                ids,
+                per_row,
+                vocab,
+            } => {
+                let (y, m) = next_tokens(ids, *per_row, chunk);
+                let y = Tensor::<2, Int>::from_data(TensorData::new(y, [m, 1]), &dev);
+                let log_p = log_softmax(out.reshape([m, *vocab]), 1).gather(1, y);
+                let sum = log_p.sum().into_data().convert::<f64>();
+                nll -= sum.as_slice::<f64>().expect("f64 data")[0];
+                tokens += m;
+            }
         }
     }
     let n = rows.len().max(1) as f64;
@@ -553,6 +603,9 @@ fn evaluate_here(model: &Network, data: &Dataset, rows: &[usize], device: Device
             mse: se / n,
             mae: ae / n,
         },
+        Targets::Tokens { .. } => {
+            Metric::BitsPerToken(nll / tokens.max(1) as f64 / std::f64::consts::LN_2)
+        }
     }
 }
 

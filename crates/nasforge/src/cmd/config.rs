@@ -107,7 +107,9 @@ pub struct SearchConfig {
     /// Target column of a CSV [default: label].
     #[arg(long)]
     pub target: Option<String>,
-    /// `classification` or `regression` [default: from the target column].
+    /// `classification`, `regression`, or `lm`: a character-level language model of the
+    /// plain-text file --data, scored in bits per character (docs/TRANSFORMERS.md)
+    /// [default: from the target column].
     #[arg(long)]
     pub task: Option<String>,
     /// The CSV's features are an HxWxC image (e.g. 28x28x1); for image folders, resize to it.
@@ -127,7 +129,8 @@ pub struct SearchConfig {
     #[arg(long, value_name = "COLUMN")]
     pub text_column: Option<String>,
     /// Tokens per passage with --text-column: longer passages are cut, shorter ones padded
-    /// [default: the length that holds 95% of the training passages whole, at most 512].
+    /// [default: the length that holds 95% of the training passages whole, at most 512];
+    /// the window of a language model (--task lm) [default: 64].
     #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub seq_len: Option<usize>,
     /// What a token is with --text-column: `char` (the characters of the training passages)
@@ -141,10 +144,11 @@ pub struct SearchConfig {
     /// The labels file of IDX images [default: found beside the images file].
     #[arg(long)]
     pub labels: Option<PathBuf>,
-    /// Fraction of rows for validation [default: 0.15].
+    /// Fraction of rows for validation [default: 0.15; 0.05 of the text for --task lm].
     #[arg(long, allow_negative_numbers = true)]
     pub valid_fraction: Option<f64>,
-    /// Fraction of rows for the test split, used only by final training [default: 0.15].
+    /// Fraction of rows for the test split, used only by final training [default: 0.15;
+    /// 0.05 of the text for --task lm].
     #[arg(long, allow_negative_numbers = true)]
     pub test_fraction: Option<f64>,
     /// The batch of the second latency measurement of every trained candidate
@@ -838,7 +842,8 @@ const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  na
 # data = "data.csv"            # CSV (.csv, .csv.gz), IDX images file, or a folder of class folders;
                                # without it, the embedded 8x8 digits
 # target = "label"             # the CSV column to predict
-# task = "classification"      # or "regression" (default: decided from the target column)
+# task = "classification"      # or "regression" (default: decided from the target column), or
+                               # "lm": a language model of the plain-text file `data`
 # image = "28x28x1"            # the CSV's features are an HxWxC image
 # drop = ["id"]                # CSV columns to ignore
 # impute = "median"            # fill empty/NaN feature cells: "median" or "mean" of the training

@@ -63,6 +63,9 @@ impl Prepared {
 /// Loads the data the config names (or the embedded digits), splits it from the seed, fills
 /// missing features (`--impute`) and normalises, both with statistics of the training rows.
 pub fn prepare_data(cfg: &SearchConfig) -> Result<Prepared> {
+    if cfg.task.as_deref() == Some("lm") {
+        return prepare_corpus(cfg);
+    }
     if let Some(column) = &cfg.text_column {
         return prepare_text(cfg, column);
     }
@@ -73,7 +76,7 @@ pub fn prepare_data(cfg: &SearchConfig) -> Result<Prepared> {
     ] {
         if given {
             return bad_input(format!(
-                "{flag} sets how text is read; name the CSV column of passages with --text-column"
+                "{flag} sets how text is read; name the CSV column of passages with --text-column, or learn a plain-text file with --task lm"
             ));
         }
     }
@@ -88,7 +91,7 @@ pub fn prepare_data(cfg: &SearchConfig) -> Result<Prepared> {
         Some("regression") => Some(Task::Regression),
         Some(other) => {
             return bad_input(format!(
-                "--task `{other}` is neither `classification` nor `regression`"
+                "--task `{other}` is not `classification`, `regression` or `lm` (a language model of a plain-text file)"
             ))
         }
     };
@@ -158,19 +161,7 @@ fn prepare_text(cfg: &SearchConfig, column: &str) -> Result<Prepared> {
             "--text-column names a column of passages in a CSV; give the CSV with --data",
         );
     };
-    for (flag, given) in [
-        ("--image", cfg.image.is_some()),
-        ("--impute", cfg.impute.is_some()),
-        ("--labels", cfg.labels.is_some()),
-        ("--drop", !cfg.drop.is_empty()),
-        ("--augment", cfg.augment == Some(true)),
-    ] {
-        if given {
-            return bad_input(format!(
-                "{flag} does not apply to text (--text-column reads only the passages and the target); leave it out"
-            ));
-        }
-    }
+    refuse_for_text(cfg, "--text-column reads only the passages and the target")?;
     match cfg.task.as_deref() {
         None | Some("classification") => {}
         Some(other) => {
@@ -179,8 +170,7 @@ fn prepare_text(cfg: &SearchConfig, column: &str) -> Result<Prepared> {
             ))
         }
     }
-    let tokens = Tokens::parse(cfg.tokens.as_deref().unwrap_or("char"))
-        .map_err(|e| BadInput(format!("--{e}")))?;
+    let tokens = tokens(cfg)?;
     let target = cfg.target.clone().unwrap_or_else(|| "label".into());
     let passages = data::read_text_csv(path, column, Labels::Required(&target))?;
     let split = split(cfg, &passages.targets, &passages.source)?;
@@ -190,7 +180,7 @@ fn prepare_text(cfg: &SearchConfig, column: &str) -> Result<Prepared> {
         .map(|&i| passages.texts[i].as_str())
         .collect();
     let encoding = TextEncoding::fit(
-        column,
+        Some(column),
         &train,
         tokens,
         cfg.max_vocab.unwrap_or(DEFAULT_MAX_VOCAB),
@@ -204,6 +194,80 @@ fn prepare_text(cfg: &SearchConfig, column: &str) -> Result<Prepared> {
         split,
         normalizer: None,
         text: Some(encoding),
+        imputer: None,
+        image: None,
+        resize: None,
+    })
+}
+
+/// The sequence length of a language model unless `--seq-len` says otherwise (nanoGPT's
+/// block on a CPU).
+pub const DEFAULT_LM_SEQ_LEN: usize = 64;
+
+/// The validation and test fractions of a corpus unless given (train gets 90% of the text).
+const DEFAULT_LM_FRACTION: f64 = 0.05;
+
+/// `--tokens`, `char` unless given.
+fn tokens(cfg: &SearchConfig) -> Result<Tokens> {
+    Ok(Tokens::parse(cfg.tokens.as_deref().unwrap_or("char"))
+        .map_err(|e| BadInput(format!("--{e}")))?)
+}
+
+/// Refuses the settings of numbers and images that text has no use for.
+fn refuse_for_text(cfg: &SearchConfig, why: &str) -> Result<()> {
+    for (flag, given) in [
+        ("--image", cfg.image.is_some()),
+        ("--impute", cfg.impute.is_some()),
+        ("--labels", cfg.labels.is_some()),
+        ("--drop", !cfg.drop.is_empty()),
+        ("--augment", cfg.augment == Some(true)),
+    ] {
+        if given {
+            return bad_input(format!(
+                "{flag} does not apply to text ({why}); leave it out"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A plain-text corpus (`--task lm`) as next-token windows in three contiguous blocks, the
+/// vocabulary from the training block.
+fn prepare_corpus(cfg: &SearchConfig) -> Result<Prepared> {
+    let Some(path) = &cfg.data else {
+        return bad_input("--task lm learns a plain-text file; give it with --data");
+    };
+    if cfg.text_column.is_some() || cfg.target.is_some() {
+        return bad_input(
+            "--task lm reads a whole plain-text file, not CSV columns: leave out --text-column and --target (they classify passages of a CSV)",
+        );
+    }
+    refuse_for_text(cfg, "--task lm reads the file as one text")?;
+    let fractions = SplitFractions {
+        valid: cfg.valid_fraction.unwrap_or(DEFAULT_LM_FRACTION),
+        test: cfg.test_fraction.unwrap_or(DEFAULT_LM_FRACTION),
+    };
+    if fractions.valid + fractions.test >= 1.0 {
+        return bad_input(format!(
+            "--valid-fraction {} and --test-fraction {} leave no text for training",
+            fractions.valid, fractions.test
+        ));
+    }
+    let text = data::read_corpus(path)?;
+    let corpus = data::Corpus::new(
+        &text,
+        &path.display().to_string(),
+        tokens(cfg)?,
+        cfg.max_vocab.unwrap_or(DEFAULT_MAX_VOCAB),
+        cfg.seq_len.unwrap_or(DEFAULT_LM_SEQ_LEN),
+        fractions,
+    )?;
+    Ok(Prepared {
+        input_shape: corpus.data.shape.clone(),
+        data: Arc::new(corpus.data),
+        split: corpus.split,
+        normalizer: None,
+        text: Some(corpus.encoding),
         imputer: None,
         image: None,
         resize: None,
@@ -230,11 +294,16 @@ pub fn space_for_data(cfg: &SearchConfig, prepared: &Prepared) -> Result<(String
     }
     let classes = ("classes", data.outputs().to_string(), "leave it out");
     let from_data = match (&prepared.text, name.as_str()) {
-        (Some(text), "transformer") => vec![
-            ("input", text.seq_len.to_string(), "set it with --seq-len"),
-            ("vocab", text.vocabulary.len().to_string(), "leave it out"),
-            classes,
-        ],
+        (Some(text), "transformer") => {
+            let input = ("input", text.seq_len.to_string(), "set it with --seq-len");
+            let vocab = ("vocab", text.vocabulary.len().to_string(), "leave it out");
+            if data.task() == Task::LanguageModel {
+                let head = ("head", "lm".to_string(), "--task lm trains head=lm");
+                vec![input, vocab, head]
+            } else {
+                vec![input, vocab, classes]
+            }
+        }
         (Some(_), _) => {
             return bad_input(format!(
                 "space `{name}` does not read text; passages (--text-column) are token ids for --space transformer"
@@ -282,6 +351,35 @@ pub fn space_for_data(cfg: &SearchConfig, prepared: &Prepared) -> Result<(String
         }
     }
     Ok((name, params))
+}
+
+/// The first objective of a search on data of `task` unless `--objective` says otherwise.
+pub fn default_objective(task: Task) -> &'static str {
+    match task {
+        Task::Classification => nasforge_core::study::metric::VALID_ACCURACY,
+        Task::Regression => nasforge_core::study::metric::VALID_MSE,
+        Task::LanguageModel => nasforge_core::study::metric::VALID_BPC,
+    }
+}
+
+/// A task's final test score: its JSON key stem and how it is named to a person.
+pub fn test_score_names(task: Task) -> (&'static str, &'static str) {
+    match task {
+        Task::Classification => ("test_accuracy", "test accuracy"),
+        Task::Regression => ("test_mse", "test MSE"),
+        Task::LanguageModel => ("test_bpc", "test bits per token"),
+    }
+}
+
+/// The final test score in a JSON document: `test_accuracy_mean`/`_std`, `test_mse_*` with
+/// `test_mae_mean`, or `test_bpc_*`.
+pub fn write_test_score(doc: &mut serde_json::Value, task: Task, r: &FinalResult) {
+    let key = test_score_names(task).0;
+    doc[format!("{key}_mean")] = r.mean.into();
+    doc[format!("{key}_std")] = r.std.into();
+    if task == Task::Regression {
+        doc["test_mae_mean"] = r.mae_mean.into();
+    }
 }
 
 /// The recipe defaults that depend on the space: a Transformer trains with AdamW (learning
@@ -425,7 +523,7 @@ pub fn final_training(
         input_shape: prepared.input_shape.clone(),
         classes: match &data.targets {
             Targets::Classes { names, .. } => names.clone(),
-            Targets::Values(_) => Vec::new(),
+            Targets::Values(_) | Targets::Tokens { .. } => Vec::new(),
         },
         feature_names: data.feature_names.clone(),
         target: cfg.target.clone().unwrap_or_else(|| "label".into()),

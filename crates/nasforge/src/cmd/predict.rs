@@ -68,14 +68,17 @@ pub fn run(args: PredictArgs) -> Result<()> {
     };
     let mut d: Dataset = match &info.text {
         Some(text) => {
+            let Some(column) = &text.column else {
+                return no_language_models();
+            };
             if !args.drop.is_empty() {
                 return bad_input(format!(
-                    "--drop: this model reads only the text column `{}` (and `{}` to score), so no column needs dropping; leave it out",
-                    text.column, info.target
+                    "--drop: this model reads only the text column `{column}` (and `{}` to score), so no column needs dropping; leave it out",
+                    info.target
                 ));
             }
             let passages =
-                data::read_text_csv(&args.data, &text.column, Labels::IfPresent(&info.target))?;
+                data::read_text_csv(&args.data, column, Labels::IfPresent(&info.target))?;
             text.encode(&passages)?
         }
         None => data::read(&args.data, &opts)?,
@@ -96,6 +99,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
             ids.iter().map(|&i| names[i as usize].clone()).collect(),
         )),
         Targets::Values(v) => Some(Predictions::Values(v.clone())),
+        Targets::Tokens { .. } => return no_language_models(),
     };
     if let Some(imputer) = &info.imputer {
         imputer.apply(&mut d)?;
@@ -133,6 +137,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     });
     let width = (outputs.len() / n.max(1)).max(1);
     let predictions = match info.task {
+        Task::LanguageModel => return no_language_models(),
         Task::Classification => Predictions::Labels(
             outputs
                 .chunks(width)
@@ -207,6 +212,13 @@ pub fn run(args: PredictArgs) -> Result<()> {
         None => {}
     }
     Ok(())
+}
+
+/// The refusal of a language model (`--task lm`), which labels nothing.
+fn no_language_models() -> Result<()> {
+    bad_input(
+        "this model is a language model (--task lm): predict labels rows and passages, it does not generate text; its test bits per character are in final.json beside it",
+    )
 }
 
 /// How the predictions compare with the data's targets.

@@ -706,7 +706,7 @@ fn search_train(
     let prepared: Prepared = pipeline::prepare_data(&cfg)?;
     let (space_name, space_params) = pipeline::space_for_data(&cfg, &prepared)?;
     pipeline::space_recipe(&mut cfg, &space_name);
-    let regression = prepared.data.task() == Task::Regression;
+    let task = prepared.data.task();
     // Resolve every default into the stored config so a resume never depends on new defaults.
     cfg.evaluator = Some("train".into());
     cfg.space = Some(space_name.clone());
@@ -724,11 +724,7 @@ fn search_train(
     let one_shot = cfg.one_shot()?;
     if one_shot == Some(OneShot::Ofa) && cfg.objective.is_empty() {
         // Accuracy against each budget's metric: the front holds a pick for every budget.
-        let first = if regression {
-            study::metric::VALID_MSE
-        } else {
-            study::metric::VALID_ACCURACY
-        };
+        let first = pipeline::default_objective(task);
         cfg.objective = vec![first.into()];
         for b in cfg.budgets()? {
             let o = format!("{}:min", b.metric);
@@ -748,11 +744,7 @@ fn search_train(
         cfg.strategy_param = vec!["population=10".into(), "sample_size=3".into()];
     }
     if cfg.objective.is_empty() {
-        let first = if regression {
-            study::metric::VALID_MSE
-        } else {
-            study::metric::VALID_ACCURACY
-        };
+        let first = pipeline::default_objective(task);
         cfg.objective = vec![first.into()];
     }
     if let Some(m) = one_shot {
@@ -988,7 +980,7 @@ fn search_train(
         &goal,
         &searched,
         start,
-        Some((result, regression)),
+        Some((result, task)),
     )
 }
 
@@ -1000,7 +992,7 @@ fn summarize(
     goal: &Goal,
     searched: &Searched,
     start: Instant,
-    final_result: Option<(nasforge_nn::final_train::FinalResult, bool)>,
+    final_result: Option<(nasforge_nn::final_train::FinalResult, Task)>,
 ) -> Result<()> {
     Activity::mark(dir, "done")?;
     let trials = &searched.trials;
@@ -1089,16 +1081,9 @@ fn summarize(
                 doc["budgets"] = r.budgets.iter().map(BudgetPick::json).collect();
             }
         }
-        if let Some((r, regression)) = &final_result {
+        if let Some((r, task)) = &final_result {
             doc["seeds"] = r.seeds.len().into();
-            if *regression {
-                doc["test_mse_mean"] = r.mean.into();
-                doc["test_mse_std"] = r.std.into();
-                doc["test_mae_mean"] = r.mae_mean.into();
-            } else {
-                doc["test_accuracy_mean"] = r.mean.into();
-                doc["test_accuracy_std"] = r.std.into();
-            }
+            pipeline::write_test_score(&mut doc, *task, r);
             doc["model"] = dir.join("best").display().to_string().into();
         }
         println!("{}", serde_json::to_string_pretty(&doc)?);
@@ -1185,18 +1170,15 @@ fn summarize(
         }
         None => println!("best       none: no trial completed"),
     }
-    if let Some((r, regression)) = final_result {
-        let what = if regression {
-            "test MSE"
-        } else {
-            "test accuracy"
-        };
+    if let Some((r, task)) = final_result {
+        let what = pipeline::test_score_names(task).1;
         let per_seed: Vec<String> = r
             .seeds
             .iter()
             .map(|s| match s.test {
                 nasforge_nn::train::Metric::Accuracy(a) => format!("{a:.2}"),
                 nasforge_nn::train::Metric::Regression { mse, .. } => format!("{mse:.4}"),
+                nasforge_nn::train::Metric::BitsPerToken(b) => format!("{b:.4}"),
             })
             .collect();
         println!(
@@ -1310,9 +1292,9 @@ fn budget_picks(
         };
         let arch = space.parse_json(&trial.arch)?;
         let text = space.format(&arch);
-        let inherited_test = nasforge_nn::evaluator::objective_value(
-            inherited.score(arch.values(), &prepared.split.test)?,
-        );
+        let inherited_test = inherited
+            .score(arch.values(), &prepared.split.test)?
+            .value();
         Activity::mark(dir, &format!("training the pick for {budget} from scratch"))?;
         let bar = super::progress_bar(quiet, 1, "budget {bar:30} {msg} [{elapsed} < {eta}]");
         let model = dir.join("budgets").join(k.to_string());

@@ -6,7 +6,6 @@ use super::{bad_input, build_space};
 use anyhow::{Context, Result};
 use clap::Args;
 use nasforge_core::space::read_arch;
-use nasforge_nn::data::Task;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -112,7 +111,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         &bar,
     )?;
     bar.finish_and_clear();
-    let regression = prepared.data.task() == Task::Regression;
+    let task = prepared.data.task();
     let seconds = start.elapsed().as_secs_f64();
     if args.json {
         let mut doc = serde_json::json!({
@@ -125,14 +124,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             "macs": spec.macs(),
             "model": best,
         });
-        if regression {
-            doc["test_mse_mean"] = result.mean.into();
-            doc["test_mse_std"] = result.std.into();
-            doc["test_mae_mean"] = result.mae_mean.into();
-        } else {
-            doc["test_accuracy_mean"] = result.mean.into();
-            doc["test_accuracy_std"] = result.std.into();
-        }
+        pipeline::write_test_score(&mut doc, task, &result);
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(());
     }
@@ -141,11 +133,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     println!("arch       {}", space.format(&arch));
     println!("params     {} · MACs {}", spec.params(), spec.macs());
-    let what = if regression {
-        "test MSE"
-    } else {
-        "test accuracy"
-    };
+    let what = pipeline::test_score_names(task).1;
     println!(
         "{what:<10} {:.2} ± {:.2} over {} in {seconds:.1} s",
         result.mean,
