@@ -70,8 +70,57 @@ impl SelfAttention {
 /// The N(0, 0.02) initialisation of GPT-2 and nanoGPT for embedding and position tables.
 const TABLE_INIT: Initializer = Initializer::Normal {
     mean: 0.0,
-    std: 0.02,
+    std: GPT2_STD,
 };
+
+/// `linear` with its bias set to zero.
+fn zero_bias(mut linear: Linear) -> Linear {
+    if let Some(b) = &linear.bias {
+        let zeros = Tensor::zeros(b.shape(), &b.device());
+        linear.bias = Some(Param::from_tensor(zeros));
+    }
+    linear
+}
+
+/// GPT-2's initialisation of a network of token ids (as nanoGPT has it), per node: the
+/// standard deviation of its linear weights, 0.02, except for the projections that write into
+/// the residual stream (a linear layer or attention read by an `Add`, through dropout), whose
+/// 0.02 is divided by √R, R their number (nanoGPT's `0.02 / √(2 · layers)`: two per block).
+/// Biases start at 0.
+fn gpt2_stds(spec: &NetSpec) -> Vec<f64> {
+    let nodes = spec.nodes();
+    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    for (i, node) in nodes.iter().enumerate() {
+        for &j in &node.inputs {
+            readers[j].push(i);
+        }
+    }
+    fn writes_residual(
+        nodes: &[nasforge_core::netspec::Node],
+        readers: &[Vec<usize>],
+        i: usize,
+    ) -> bool {
+        readers[i].iter().any(|&r| match nodes[r].op {
+            Op::Add => true,
+            Op::Dropout(_) => writes_residual(nodes, readers, r),
+            _ => false,
+        })
+    }
+    let residual: Vec<bool> = (0..nodes.len())
+        .map(|i| {
+            matches!(nodes[i].op, Op::Linear(_) | Op::Attention(_))
+                && writes_residual(nodes, &readers, i)
+        })
+        .collect();
+    let r = residual.iter().filter(|&&w| w).count().max(1) as f64;
+    residual
+        .iter()
+        .map(|&w| if w { GPT2_STD / r.sqrt() } else { GPT2_STD })
+        .collect()
+}
+
+/// The standard deviation of GPT-2's weights.
+const GPT2_STD: f64 = 0.02;
 
 /// A network built from a [`NetSpec`]. Model code never names a device: the caller's device
 /// (see [`crate::device`]) decides where it lives.
@@ -160,6 +209,19 @@ impl Network {
     /// Builds the network with freshly initialised parameters on `device`.
     pub fn new(spec: &NetSpec, device: &Device) -> Self {
         let nodes = spec.nodes();
+        let gpt2 = spec.reads_tokens().then(|| gpt2_stds(spec));
+        // A linear layer: burn's default initialisation, or GPT-2's with `std` (bias 0).
+        let linear = |node: usize, inputs: usize, outputs: usize, bias: bool| {
+            let config = LinearConfig::new(inputs, outputs).with_bias(bias);
+            match gpt2.as_ref().map(|stds| stds[node]) {
+                None => config.init(device),
+                Some(std) => zero_bias(
+                    config
+                        .with_initializer(Initializer::Normal { mean: 0.0, std })
+                        .init(device),
+                ),
+            }
+        };
         let layers = nodes
             .iter()
             .enumerate()
@@ -197,11 +259,9 @@ impl Network {
                             .with_epsilon(1e-5)
                             .init(device),
                     ),
-                    Op::Linear(ops::Linear { out_features, bias }) => Layer::Linear(
-                        LinearConfig::new(in_last, out_features)
-                            .with_bias(bias)
-                            .init(device),
-                    ),
+                    Op::Linear(ops::Linear { out_features, bias }) => {
+                        Layer::Linear(linear(i, in_last, out_features, bias))
+                    }
                     Op::Dropout(ops::Dropout { p }) => Layer::Dropout(DropoutConfig::new(p).init()),
                     Op::Embedding(ops::Embedding { vocab, dim }) => Layer::Embed(
                         EmbeddingConfig::new(vocab, dim)
@@ -217,18 +277,27 @@ impl Network {
                             .init(device),
                     ),
                     Op::Attention(ops::Attention { bias, .. }) => {
-                        let linear =
-                            |out| LinearConfig::new(in_last, out).with_bias(bias).init(device);
+                        // The queries, keys and values are not residual writers; the output
+                        // projection is when the attention is.
+                        let qkv = match &gpt2 {
+                            Some(_) => zero_bias(
+                                LinearConfig::new(in_last, 3 * in_last)
+                                    .with_bias(bias)
+                                    .with_initializer(TABLE_INIT)
+                                    .init(device),
+                            ),
+                            None => LinearConfig::new(in_last, 3 * in_last)
+                                .with_bias(bias)
+                                .init(device),
+                        };
                         Layer::Attention(SelfAttention {
-                            qkv: linear(3 * in_last),
-                            proj: linear(in_last),
+                            qkv,
+                            proj: linear(i, in_last, in_last, bias),
                         })
                     }
-                    Op::LmHead(ops::LmHead { vocab, tied: false }) => Layer::Linear(
-                        LinearConfig::new(in_last, vocab)
-                            .with_bias(false)
-                            .init(device),
-                    ),
+                    Op::LmHead(ops::LmHead { vocab, tied: false }) => {
+                        Layer::Linear(linear(i, in_last, vocab, false))
+                    }
                     Op::SeqConv(ops::SeqConv { kernel, causal }) => Layer::SeqConv(
                         Conv1dConfig::new(in_last, in_last, kernel)
                             .with_groups(in_last)

@@ -225,3 +225,61 @@ fn a_classifier_learns_which_token_comes_first() {
     // Chance is 50%.
     assert!(best > 85.0, "validation accuracy {best}");
 }
+
+/// Every float parameter's shape and values.
+struct Collect(Vec<(Vec<usize>, Vec<f32>)>);
+
+impl burn::module::ModuleVisitor for Collect {
+    fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+        let t = p.val();
+        self.0.push((
+            t.dims().to_vec(),
+            t.into_data().try_to_vec::<f32>().unwrap(),
+        ));
+    }
+}
+
+#[test]
+fn transformers_start_from_gpt2_initialisation() {
+    use burn::module::Module;
+    let spec = uniform(TORCH[0].5, 4, 128, 4, 4);
+    let net = Network::new(&spec, &DeviceKind::Cpu.device());
+    let mut all = Collect(Vec::new());
+    net.visit(&mut all);
+    let std = |v: &[f32]| {
+        let m = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
+        (v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
+    };
+    let stds = |shape: &[usize]| -> Vec<f64> {
+        all.0
+            .iter()
+            .filter(|(s, _)| s == shape)
+            .map(|(_, v)| std(v))
+            .collect()
+    };
+    // nanoGPT: 0.02 everywhere, 0.02 / sqrt(2 * 4 layers) for the two residual projections
+    // of each block (attention's output [128, 128], the MLP's second linear [512, 128]).
+    let residual = 0.02 / 8f64.sqrt();
+    for (shape, want, count) in [
+        (vec![128, 384], 0.02, 4),
+        (vec![128, 512], 0.02, 4),
+        (vec![128, 128], residual, 4),
+        (vec![512, 128], residual, 4),
+        (vec![65, 128], 0.02, 1),
+    ] {
+        let got = stds(&shape);
+        assert_eq!(got.len(), count, "{shape:?}");
+        for s in got {
+            assert!(
+                (s - want).abs() < 0.1 * want,
+                "{shape:?}: std {s}, not {want}"
+            );
+        }
+    }
+    // Linear biases start at zero (layer norms' shifts too; their scales at one).
+    for (shape, v) in &all.0 {
+        if shape.len() == 1 && [384, 512].contains(&shape[0]) {
+            assert!(v.iter().all(|&x| x == 0.0), "bias {shape:?}");
+        }
+    }
+}
