@@ -61,9 +61,8 @@ pub struct SelfAttention {
 
 impl SelfAttention {
     fn forward(&self, x: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
-        let qkv = self.qkv.forward(x);
-        self.proj
-            .forward(kernels::self_attention(qkv, heads, causal))
+        let qkv = kernels::linear(&self.qkv, x);
+        kernels::linear(&self.proj, kernels::self_attention(qkv, heads, causal))
     }
 }
 
@@ -531,8 +530,8 @@ impl Network {
                     other => unreachable!("batch norm node {i} got {other:?}"),
                 },
                 (Op::Linear(_) | Op::LmHead(_), Layer::Linear(lin)) => match arg(0, false) {
-                    Value::Vector(t) => Value::Vector(lin.forward(t)),
-                    Value::Sequence(t) => Value::Sequence(lin.forward(t)),
+                    Value::Vector(t) => Value::Vector(kernels::linear(lin, t)),
+                    Value::Sequence(t) => Value::Sequence(kernels::linear(lin, t)),
                     other => panic!("linear node {i} got {other:?}"),
                 },
                 (Op::Dropout(_), Layer::Dropout(d)) => match arg(0, true) {

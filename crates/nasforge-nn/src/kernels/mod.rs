@@ -3,13 +3,14 @@
 //!
 //! [`KernelOps`] is a backend extension trait with one method per op: convolution
 //! (per-sample im2col + gemm, [`conv`]), batch normalisation for training and inference
-//! ([`norm`]), average pooling ([`pool`]), multi-head self-attention fused from the packed
-//! qkv projection ([`attention`]) and GELU ([`math`]). It is implemented for `Flex` with our kernels and
+//! ([`norm`]), average pooling ([`pool`]), linear layers (one gemm over all rows, [`linear`]),
+//! multi-head self-attention fused from the packed qkv projection ([`attention`]) and GELU
+//! ([`math`]). It is implemented for `Flex` with our kernels and
 //! for `Autodiff<Flex>` with hand-written backward nodes that call our backward kernels; its
 //! default bodies are burn's own ops, so any other backend keeps burn's path.
 //!
 //! Model code calls the tensor-level functions here ([`conv2d`], [`batch_norm`],
-//! [`avg_pool2d`], [`self_attention`], [`gelu`]) instead of the burn modules' `forward`. Each falls back to burn's path for
+//! [`avg_pool2d`], [`linear`], [`self_attention`], [`gelu`]) instead of the burn modules' `forward`. Each falls back to burn's path for
 //! what the kernels do not cover (another device, another dtype, grouped convolutions, a
 //! padding rule other than explicit) and when the kernels are switched off
 //! (`NASFORGE_KERNELS=burn`, or [`set_enabled`]): the benchmark compares the two paths that
@@ -38,7 +39,7 @@ use burn::backend::{
     backend_extension, AutodiffBackend, Backend, Dispatch, DispatchDevice, Flex, TensorMetadata,
 };
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::ops::{AttentionModuleOptions, AvgPoolOptions, ConvOptions};
 use burn::tensor::DType;
@@ -117,6 +118,24 @@ pub trait KernelOps: Backend {
         causal: bool,
     ) -> FloatTensor<Self> {
         burn_self_attention::<Self>(qkv, heads, causal)
+    }
+
+    /// `x · weight + bias` for `x` `[M, K]`, `weight` `[K, N]` (burn's row layout), `bias`
+    /// `[N]`.
+    fn kernel_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let y = Self::float_matmul(x, weight);
+        let n = bias.shape()[0];
+        Self::float_add(y, Self::float_reshape(bias, Shape::new([1, n])))
+    }
+
+    /// `x · weight` without a bias. (Two methods: the extension macro does not route an
+    /// `Option` of a tensor.)
+    fn kernel_linear_no_bias(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_matmul(x, weight)
     }
 
     /// GELU, the exact (erf) form, of a tensor of any shape.
@@ -531,6 +550,30 @@ pub fn self_attention(qkv: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
     Tensor::from_dispatch(out)
 }
 
+/// A [`Linear`] layer's forward pass on our kernel, for inputs of any rank (the last axis is
+/// the features): all rows in one matrix product, the bias added in place, and in backward one
+/// product each for the input's and the weight's gradients (burn multiplies per leading index
+/// and sums the weight's gradient over them). burn's for what it does not cover.
+pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    let weight = layer.weight.val();
+    let [k, n] = weight.dims();
+    let dims = x.dims();
+    if !(enabled() && on_flex_f32(&x) && on_flex_f32(&weight) && dims[D - 1] == k) {
+        return layer.forward(x);
+    }
+    let m = dims[..D - 1].iter().product::<usize>();
+    let x2 = x.reshape([m, k]).into_dispatch();
+    let y = match layer.bias.as_ref().map(|b| b.val()) {
+        Some(b) => {
+            <Dispatch as KernelOps>::kernel_linear(x2, weight.into_dispatch(), b.into_dispatch())
+        }
+        None => <Dispatch as KernelOps>::kernel_linear_no_bias(x2, weight.into_dispatch()),
+    };
+    let mut out = dims;
+    out[D - 1] = n;
+    Tensor::<2>::from_dispatch(y).reshape(out)
+}
+
 /// GELU (exact, erf form) on our vectorised kernel ([`math::gelu`]); burn's for what it does
 /// not cover.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
@@ -722,6 +765,14 @@ impl KernelOps for Flex {
         )
     }
 
+    fn kernel_linear(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        flex_linear(x, weight, Some(bias))
+    }
+
+    fn kernel_linear_no_bias(x: FlexTensor, weight: FlexTensor) -> FlexTensor {
+        flex_linear(x, weight, None)
+    }
+
     fn kernel_gelu(x: FlexTensor) -> FlexTensor {
         let x = dense(x);
         let v = values(&x);
@@ -736,6 +787,34 @@ impl KernelOps for Flex {
         let (out, _) = attention::forward(values(&qkv), &g);
         flex(out, vec![g.batch, g.seq, g.width])
     }
+}
+
+/// Our linear forward on flex tensors: `[M, K] · [K, N] (+ bias)`.
+fn flex_linear(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>) -> FlexTensor {
+    let (x, weight, bias) = (dense(x), dense(weight), bias.map(dense));
+    let (xs, ws) = (dims(&x), dims(&weight));
+    let (m, k, n) = (xs[0], xs[1], ws[1]);
+    let mut out = vec![0f32; m * n];
+    let accumulate = match &bias {
+        Some(b) => {
+            let b = values(b);
+            out.chunks_mut(n).for_each(|row| row.copy_from_slice(b));
+            true
+        }
+        None => false,
+    };
+    matmul(
+        m,
+        n,
+        k,
+        &mut out,
+        accumulate,
+        (values(&x), k, 1),
+        (values(&weight), n, 1),
+        1.0,
+        parallel(m * n * k / 32),
+    );
+    flex(out, vec![m, n])
 }
 
 /// The attention geometry of a packed `[N, T, 3D]` input.
@@ -829,6 +908,80 @@ impl Backward<Flex, 1> for PoolBackward {
         if let Some(node) = parent {
             grads.register::<Flex>(node.id, flex(pool::backward(values(&dy), &g), shape));
         }
+    }
+}
+
+/// Linear backward with a bias (3 parents) or without (2): state (input `[M, K]`, weight
+/// `[K, N]`).
+#[derive(Debug)]
+struct LinearBackward;
+
+type LinearState = (FlexTensor, FlexTensor);
+
+fn linear_backward<const P: usize>(ops: Ops<LinearState, P>, grads: &mut Gradients) {
+    let dy = dense(grads.consume::<Flex>(&ops.node));
+    let (x, weight) = ops.state;
+    let (xs, ws) = (dims(&x), dims(&weight));
+    let (m, k, n) = (xs[0], xs[1], ws[1]);
+    let (xv, wv, dyv) = (values(&x), values(&weight), values(&dy));
+    let par = parallel(m * n * k / 32);
+    let parents = &ops.parents;
+    if let Some(Some(node)) = parents.first() {
+        // dX[M×K] = dY[M×N] · Wᵀ
+        let mut dx = vec![0f32; m * k];
+        matmul(m, k, n, &mut dx, false, (dyv, n, 1), (wv, 1, n), 1.0, par);
+        grads.register::<Flex>(node.id, flex(dx, vec![m, k]));
+    }
+    if let Some(Some(node)) = parents.get(1) {
+        // dW[K×N] = Xᵀ[K×M] · dY[M×N]
+        let mut dw = vec![0f32; k * n];
+        matmul(k, n, m, &mut dw, false, (xv, 1, k), (dyv, n, 1), 1.0, par);
+        grads.register::<Flex>(node.id, flex(dw, vec![k, n]));
+    }
+    if let Some(Some(node)) = parents.get(2) {
+        // db[N] = Σ_rows dY, rows in order.
+        let mut db = vec![0f32; n];
+        for row in dyv.chunks(n) {
+            db.iter_mut().zip(row).for_each(|(d, &g)| *d += g);
+        }
+        grads.register::<Flex>(node.id, flex(db, vec![n]));
+    }
+}
+
+impl Backward<Flex, 3> for LinearBackward {
+    type State = LinearState;
+    fn backward(self, ops: Ops<LinearState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        linear_backward(ops, grads);
+    }
+}
+
+impl Backward<Flex, 2> for LinearBackward {
+    type State = LinearState;
+    fn backward(self, ops: Ops<LinearState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        linear_backward(ops, grads);
+    }
+}
+
+/// Our linear forward on autodiff tensors, recorded with its backward node over the `P`
+/// parents (input, weight and, for 3, the bias).
+fn tracked_linear<C: CheckpointStrategy, const P: usize>(
+    nodes: [NodeGuard; P],
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+) -> FloatTensor<Autodiff<Flex, C>>
+where
+    LinearBackward: Backward<Flex, P, State = LinearState>,
+{
+    let (x, weight) = (dense(x), dense(weight));
+    let out = flex_linear(x.clone(), weight.clone(), bias);
+    match LinearBackward
+        .prepare::<C>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((x, weight), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
     }
 }
 
@@ -974,6 +1127,28 @@ impl<C: CheckpointStrategy> KernelOps for Autodiff<Flex, C> {
             OpsKind::Tracked(prep) => prep.finish((shape, g), out),
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
+    }
+
+    fn kernel_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        tracked_linear::<C, 3>(
+            [x.node(), weight.node(), bias.node()],
+            x.primitive().clone(),
+            weight.primitive().clone(),
+            Some(bias.primitive().clone()),
+        )
+    }
+
+    fn kernel_linear_no_bias(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        tracked_linear::<C, 2>(
+            [x.node(), weight.node()],
+            x.primitive().clone(),
+            weight.primitive().clone(),
+            None,
+        )
     }
 
     fn kernel_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {

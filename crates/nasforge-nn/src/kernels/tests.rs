@@ -577,3 +577,49 @@ fn gelu_matches_burn_forward_and_backward() {
     assert_close("gelu output", &ours[0], &burn[0]);
     assert_close("gelu dx", &ours[1], &burn[1]);
 }
+
+#[test]
+fn linear_matches_burn_forward_and_backward() {
+    use burn::nn::LinearConfig;
+    let mut rng = Rng(0x11EA);
+    for case in 0..12 {
+        let (k, n) = (1 + rng.below(40), 1 + rng.below(40));
+        let lead = [
+            1 + rng.below(4),
+            if case % 3 == 0 { 1 } else { 1 + rng.below(30) },
+        ];
+        let bias = case % 4 != 1;
+        let layer = LinearConfig::new(k, n).with_bias(bias).init(&dev());
+        let x = rng.values(lead[0] * lead[1] * k);
+        let run = |ours: bool| -> Vec<Vec<f32>> {
+            let xt = tensor(&x, [lead[0], lead[1], k]).require_grad();
+            let out = if ours {
+                linear(&layer, xt.clone())
+            } else {
+                layer.forward(xt.clone())
+            };
+            let r = Rng(case as u64 + 3).values(lead[0] * lead[1] * n);
+            let grads = (out.clone() * tensor(&r, [lead[0], lead[1], n]))
+                .sum()
+                .backward();
+            let mut v = vec![
+                data(out),
+                data(xt.grad(&grads).unwrap()),
+                data(layer.weight.grad(&grads).unwrap()),
+            ];
+            if let Some(b) = &layer.bias {
+                v.push(data(b.grad(&grads).unwrap()));
+            }
+            v
+        };
+        let (ours, burn) = (run(true), run(false));
+        let what = format!("case {case} [{lead:?}, {k}] -> {n} bias {bias}");
+        for (name, (a, b)) in ["output", "dx", "dweight", "dbias"]
+            .iter()
+            .zip(ours.iter().zip(&burn))
+        {
+            assert_close(&format!("{what} {name}"), a, b);
+        }
+        assert_eq!(ours.len(), burn.len());
+    }
+}
