@@ -369,3 +369,38 @@ fn bad_language_model_input_is_a_clear_error() {
         &["--valid-fraction must be in (0, 1)"],
     );
 }
+
+#[test]
+fn a_latency_table_profiles_the_transformer_space_on_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = write(tmp.path(), "corpus.txt", corpus(200).as_bytes());
+    let table = tmp.path().join("latency.json");
+    let out = json(&nasforge(&[
+        "latency",
+        "profile",
+        "--space",
+        "transformer",
+        "--data",
+        &data,
+        "--task",
+        "lm",
+        "--seq-len",
+        "16",
+        "--space-param",
+        "widths=16,32",
+        "--space-param",
+        "max_depth=2",
+        "--archs",
+        "3",
+        "--repeats",
+        "2",
+        "--out",
+        table.to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(table.exists(), "{out}");
+    let text = std::fs::read_to_string(&table).unwrap();
+    for setting in ["\"input=16\"", "\"head=lm\"", "attention"] {
+        assert!(text.contains(setting), "`{setting}` not in the table");
+    }
+}

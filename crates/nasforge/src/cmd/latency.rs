@@ -43,6 +43,19 @@ pub struct ProfileArgs {
     /// The CSV's features are an HxWxC image.
     #[arg(long)]
     pub image: Option<String>,
+    /// `lm` to size a Transformer language model to the plain-text file --data (as `search
+    /// --task lm`).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// The CSV column of passages, as `search --text-column` (sizes the transformer space).
+    #[arg(long, value_name = "COLUMN")]
+    pub text_column: Option<String>,
+    /// Tokens per passage or window, as `search --seq-len`.
+    #[arg(long, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
+    pub seq_len: Option<usize>,
+    /// `char` or `byte`, as `search --tokens`.
+    #[arg(long, value_name = "char|byte")]
+    pub tokens: Option<String>,
     /// Random archs to profile.
     #[arg(long, default_value_t = 200, allow_negative_numbers = true, value_parser = super::positive::<usize>)]
     pub archs: usize,
@@ -98,6 +111,10 @@ fn profile(args: ProfileArgs) -> Result<()> {
         data: args.data.clone(),
         target: args.target.clone(),
         image: args.image.clone(),
+        task: args.task.clone(),
+        text_column: args.text_column.clone(),
+        seq_len: args.seq_len,
+        tokens: args.tokens.clone(),
         threads: Some(args.threads),
         ..Default::default()
     };
