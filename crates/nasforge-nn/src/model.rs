@@ -210,9 +210,9 @@ impl Network {
         let nodes = spec.nodes();
         let gpt2 = spec.reads_tokens().then(|| gpt2_stds(spec));
         // A linear layer: burn's default initialisation, or GPT-2's with `std` (bias 0).
-        let linear = |node: usize, inputs: usize, outputs: usize, bias: bool| {
+        let linear = |std: Option<f64>, inputs: usize, outputs: usize, bias: bool| {
             let config = LinearConfig::new(inputs, outputs).with_bias(bias);
-            match gpt2.as_ref().map(|stds| stds[node]) {
+            match std {
                 None => config.init(device),
                 Some(std) => zero_bias(
                     config
@@ -225,6 +225,8 @@ impl Network {
             .iter()
             .enumerate()
             .map(|(i, node)| {
+                // GPT-2's weight scale for this node's linear layers.
+                let std = gpt2.as_ref().map(|stds| stds[i]);
                 let in_c = node.inputs.first().map(|&j| nodes[j].shape[0]).unwrap_or(0);
                 // Features of a vector, width of a sequence.
                 let in_last = node
@@ -259,7 +261,7 @@ impl Network {
                             .init(device),
                     ),
                     Op::Linear(ops::Linear { out_features, bias }) => {
-                        Layer::Linear(linear(i, in_last, out_features, bias))
+                        Layer::Linear(linear(std, in_last, out_features, bias))
                     }
                     Op::Dropout(ops::Dropout { p }) => Layer::Dropout(DropoutConfig::new(p).init()),
                     Op::Embedding(ops::Embedding { vocab, dim }) => Layer::Embed(
@@ -278,24 +280,14 @@ impl Network {
                     Op::Attention(ops::Attention { bias, .. }) => {
                         // The queries, keys and values are not residual writers; the output
                         // projection is when the attention is.
-                        let qkv = match &gpt2 {
-                            Some(_) => zero_bias(
-                                LinearConfig::new(in_last, 3 * in_last)
-                                    .with_bias(bias)
-                                    .with_initializer(TABLE_INIT)
-                                    .init(device),
-                            ),
-                            None => LinearConfig::new(in_last, 3 * in_last)
-                                .with_bias(bias)
-                                .init(device),
-                        };
+                        let qkv_std = std.map(|_| GPT2_STD);
                         Layer::Attention(SelfAttention {
-                            qkv,
-                            proj: linear(i, in_last, in_last, bias),
+                            qkv: linear(qkv_std, in_last, 3 * in_last, bias),
+                            proj: linear(std, in_last, in_last, bias),
                         })
                     }
                     Op::LmHead(ops::LmHead { vocab, tied: false }) => {
-                        Layer::Linear(linear(i, in_last, vocab, false))
+                        Layer::Linear(linear(std, in_last, vocab, false))
                     }
                     Op::SeqConv(ops::SeqConv { kernel, causal }) => Layer::SeqConv(
                         Conv1dConfig::new(in_last, in_last, kernel)

@@ -96,14 +96,7 @@ pub(crate) fn parse_csv(text: &str, opts: &CsvOptions, source: &str) -> Result<D
             )?);
         }
         if let Some(target) = target {
-            let t = record[target].trim();
-            if t.is_empty() {
-                return Err(Error::invalid(format!(
-                    "{source}: row {line} has no value in the target column `{}`",
-                    opts.target
-                )));
-            }
-            raw_targets.push(t.to_string());
+            raw_targets.push(record[target].trim().to_string());
             lines.push(line);
         }
         rows += 1;
@@ -366,6 +359,13 @@ pub(crate) fn targets_from_strings(
     source: &str,
 ) -> Result<Targets> {
     let line = |i: usize| lines.and_then(|l| l.get(i).copied()).unwrap_or(i + 2);
+    // A missing label is never a class of its own, nor imputed.
+    if let Some(i) = raw.iter().position(|s| s.is_empty()) {
+        return Err(Error::invalid(format!(
+            "{source}: row {} has no value in the target column `{column}`",
+            line(i)
+        )));
+    }
     let numbers: Option<Vec<f64>> = raw.iter().map(|s| s.parse::<f64>().ok()).collect();
     let task = task.unwrap_or_else(|| match &numbers {
         Some(v) => {
@@ -405,6 +405,13 @@ pub(crate) fn targets_from_strings(
             ))
         }
         Task::Classification => {
+            if let Some(i) = raw.iter().position(|s| s.eq_ignore_ascii_case("nan")) {
+                return Err(Error::invalid(format!(
+                    "{source}: row {} holds `{}` in the target column `{column}`, a missing label; labels are never imputed: fill it in or remove the row",
+                    line(i),
+                    raw[i]
+                )));
+            }
             let mut labels: Vec<&String> = raw.iter().collect();
             match &numbers {
                 Some(_) => labels.sort_by(|a, b| {

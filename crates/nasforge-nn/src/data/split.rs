@@ -14,6 +14,19 @@ pub struct SplitFractions {
     pub test: f64,
 }
 
+impl SplitFractions {
+    /// Each fraction in `[0, 1)`, and rows (or text) left for training.
+    pub fn check(self) -> Result<()> {
+        let SplitFractions { valid, test } = self;
+        if !(0.0..1.0).contains(&valid) || !(0.0..1.0).contains(&test) || valid + test >= 1.0 {
+            return Err(Error::invalid(format!(
+                "split fractions valid={valid} and test={test} must be in [0, 1) and leave rows for training"
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl Default for SplitFractions {
     fn default() -> Self {
         SplitFractions {
@@ -49,12 +62,8 @@ impl Split {
         seed: u64,
         source: &str,
     ) -> Result<Split> {
+        fractions.check()?;
         let SplitFractions { valid, test } = fractions;
-        if !(0.0..1.0).contains(&valid) || !(0.0..1.0).contains(&test) || valid + test >= 1.0 {
-            return Err(Error::invalid(format!(
-                "split fractions valid={valid} and test={test} must be in [0, 1) and leave rows for training"
-            )));
-        }
         let mut rng = Rng::new(seed ^ 0x5157_u64);
         let groups: Vec<Vec<usize>> = match targets {
             Targets::Classes { ids, names } => {
@@ -93,19 +102,21 @@ impl Split {
         }
         Ok(split)
     }
-}
 
-impl Split {
     /// Rows `0..rows` in order: the first for training, then validation, then test, in the
-    /// proportions of `fractions` (a language model's windows, in text order).
+    /// proportions of `fractions` (checked: they leave rows for training).
     pub fn contiguous(rows: usize, fractions: SplitFractions) -> Split {
         let n_test = (rows as f64 * fractions.test).round() as usize;
         let n_valid = (rows as f64 * fractions.valid).round() as usize;
-        let n_train = rows.saturating_sub(n_test + n_valid);
+        Split::blocks([rows.saturating_sub(n_test + n_valid), n_valid, n_test])
+    }
+
+    /// Consecutive blocks of `[train, valid, test]` rows, in that order.
+    pub fn blocks([train, valid, test]: [usize; 3]) -> Split {
         Split {
-            train: (0..n_train).collect(),
-            valid: (n_train..(n_train + n_valid).min(rows)).collect(),
-            test: ((n_train + n_valid).min(rows)..rows).collect(),
+            train: (0..train).collect(),
+            valid: (train..train + valid).collect(),
+            test: (train + valid..train + valid + test).collect(),
         }
     }
 }

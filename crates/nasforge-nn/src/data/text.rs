@@ -220,14 +220,20 @@ pub(crate) fn parse_text_csv(
     })
 }
 
+/// Refuses a sequence length of 0.
+fn check_seq_len(seq_len: usize) -> Result<()> {
+    if seq_len == 0 {
+        return Err(Error::invalid(
+            "a sequence length of 0 holds no text; give --seq-len 1 or more",
+        ));
+    }
+    Ok(())
+}
+
 impl TextColumn {
     /// The passages as token ids `[seq_len]` per row (a sequence length of 0 is refused).
     pub fn encode(&self, vocab: &Vocabulary, seq_len: usize) -> Result<Dataset> {
-        if seq_len == 0 {
-            return Err(Error::invalid(
-                "a sequence length of 0 holds no text; give --seq-len 1 or more",
-            ));
-        }
+        check_seq_len(seq_len)?;
         Ok(Dataset {
             features: self
                 .texts
@@ -274,12 +280,10 @@ impl TextEncoding {
     ) -> Result<Self> {
         let vocabulary = Vocabulary::fit(tokens, train.iter().copied(), max_vocab)?;
         let seq_len = match seq_len {
-            Some(0) => {
-                return Err(Error::invalid(
-                    "a sequence length of 0 holds no text; give --seq-len 1 or more",
-                ))
+            Some(t) => {
+                check_seq_len(t)?;
+                t
             }
-            Some(t) => t,
             None => {
                 let mut lengths: Vec<usize> = train.iter().map(|t| vocabulary.count(t)).collect();
                 lengths.sort_unstable();
@@ -335,8 +339,8 @@ pub struct Corpus {
 
 impl Corpus {
     /// Cuts `text` into blocks by `fractions` of its characters, fits the vocabulary on the
-    /// first and windows each block. A block too short for one window is an error that says
-    /// which flag to change.
+    /// first and windows each block. Fractions that leave no training text, a sequence length
+    /// of 0 and a block too short for one window are errors that say which flag to change.
     pub fn new(
         text: &str,
         source: &str,
@@ -345,11 +349,7 @@ impl Corpus {
         seq_len: usize,
         fractions: super::SplitFractions,
     ) -> Result<Corpus> {
-        if seq_len == 0 {
-            return Err(Error::invalid(
-                "a sequence length of 0 holds no text; give --seq-len 1 or more",
-            ));
-        }
+        fractions.check()?;
         let chars = text.chars().count();
         let cut = |share: f64| (chars as f64 * share).round() as usize;
         let (n_valid, n_test) = (cut(fractions.valid), cut(fractions.test));
@@ -386,11 +386,7 @@ impl Corpus {
             }
             rows[k] = windows;
         }
-        let split = super::Split {
-            train: (0..rows[0]).collect(),
-            valid: (rows[0]..rows[0] + rows[1]).collect(),
-            test: (rows[0] + rows[1]..rows[0] + rows[1] + rows[2]).collect(),
-        };
+        let split = super::Split::blocks(rows);
         Ok(Corpus {
             data: Dataset {
                 features,
@@ -553,6 +549,27 @@ mod tests {
             "t.csv",
         ));
         assert!(e.contains("row 3 has an empty text"), "{e}");
+        // A missing label is an error, not a class named "" or "NaN".
+        let e = err(parse_text_csv(
+            "text,genre\nabc,x\nde,\nfg,y\n",
+            "text",
+            Labels::Required("genre"),
+            "t.csv",
+        ));
+        assert!(
+            e.contains("row 3 has no value in the target column `genre`"),
+            "{e}"
+        );
+        let e = err(parse_text_csv(
+            "text,genre\nabc,x\nde,y\nfg,NaN\n",
+            "text",
+            Labels::Required("genre"),
+            "t.csv",
+        ));
+        assert!(
+            e.contains("row 4 holds `NaN`") && e.contains("missing label"),
+            "{e}"
+        );
         let e = Vocabulary::fit(Tokens::Char, ["abcdef"], 5)
             .unwrap_err()
             .to_string();

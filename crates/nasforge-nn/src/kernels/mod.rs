@@ -5,13 +5,13 @@
 //! (per-sample im2col + gemm, [`conv`]), batch normalisation for training and inference
 //! ([`norm`]), average pooling ([`pool`]), linear layers (one gemm over all rows, [`linear`]),
 //! multi-head self-attention fused from the packed qkv projection ([`attention`]) and GELU
-//! ([`math`]). It is implemented for `Flex` with our kernels and
-//! for `Autodiff<Flex>` with hand-written backward nodes that call our backward kernels; its
-//! default bodies are burn's own ops, so any other backend keeps burn's path.
+//! ([`math`]). It is implemented for `Flex` with our kernels and for `Autodiff<Flex>` with
+//! hand-written backward nodes that call our backward kernels; its default bodies are burn's
+//! own ops, so any other backend keeps burn's path.
 //!
 //! Model code calls the tensor-level functions here ([`conv2d`], [`batch_norm`],
-//! [`avg_pool2d`], [`linear`], [`self_attention`], [`gelu`]) instead of the burn modules' `forward`. Each falls back to burn's path for
-//! what the kernels do not cover (another device, another dtype, grouped convolutions, a
+//! [`avg_pool2d`], [`linear`], [`self_attention`], [`gelu`]) instead of the burn modules'
+//! `forward`. Each falls back to burn's path for what the kernels do not cover (another device, another dtype, grouped convolutions, a
 //! padding rule other than explicit) and when the kernels are switched off
 //! (`NASFORGE_KERNELS=burn`, or [`set_enabled`]): the benchmark compares the two paths that
 //! way.

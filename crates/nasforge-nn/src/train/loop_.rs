@@ -266,7 +266,8 @@ impl Loss {
                 vocab,
             } => {
                 // Every position is a sample of its own: `[N, T·V]` -> `[N·T, V]`.
-                let (y, m) = next_tokens(ids, *per_row, rows);
+                let y = next_tokens(ids, *per_row, rows);
+                let m = y.len();
                 self.ce.forward(
                     out.reshape([m, *vocab]),
                     Tensor::<1, Int>::from_data(TensorData::new(y, [m]), &self.dev),
@@ -276,15 +277,12 @@ impl Loss {
     }
 }
 
-/// The next-token ids of `rows`, flattened, and how many there are.
-fn next_tokens(ids: &[u32], per_row: usize, rows: &[usize]) -> (Vec<i64>, usize) {
-    let y: Vec<i64> = rows
-        .iter()
+/// The next-token ids of `rows`, flattened.
+fn next_tokens(ids: &[u32], per_row: usize, rows: &[usize]) -> Vec<i64> {
+    rows.iter()
         .flat_map(|&r| &ids[r * per_row..(r + 1) * per_row])
         .map(|&i| i64::from(i))
-        .collect();
-    let m = y.len();
-    (y, m)
+        .collect()
 }
 
 /// What a training run reads: the data (already normalised), which rows to train and validate
@@ -587,7 +585,8 @@ fn evaluate_here(model: &Network, data: &Dataset, rows: &[usize], device: Device
                 per_row,
                 vocab,
             } => {
-                let (y, m) = next_tokens(ids, *per_row, chunk);
+                let y = next_tokens(ids, *per_row, chunk);
+                let m = y.len();
                 let y = Tensor::<2, Int>::from_data(TensorData::new(y, [m, 1]), &dev);
                 let log_p = log_softmax(out.reshape([m, *vocab]), 1).gather(1, y);
                 let sum = log_p.sum().into_data().convert::<f64>();

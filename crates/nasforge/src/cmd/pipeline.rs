@@ -136,12 +136,20 @@ pub fn prepare_data(cfg: &SearchConfig) -> Result<Prepared> {
     })
 }
 
+/// The validation and test fractions of rows unless given.
+const DEFAULT_FRACTION: f64 = 0.15;
+
+/// `--valid-fraction` and `--test-fraction`, `default` each unless given.
+fn fractions(cfg: &SearchConfig, default: f64) -> SplitFractions {
+    SplitFractions {
+        valid: cfg.valid_fraction.unwrap_or(default),
+        test: cfg.test_fraction.unwrap_or(default),
+    }
+}
+
 /// The run's split of rows with `targets`, from its seed and fractions, with validation rows.
 fn split(cfg: &SearchConfig, targets: &Targets, source: &str) -> Result<Split> {
-    let fractions = SplitFractions {
-        valid: cfg.valid_fraction.unwrap_or(0.15),
-        test: cfg.test_fraction.unwrap_or(0.15),
-    };
+    let fractions = fractions(cfg, DEFAULT_FRACTION);
     let split = Split::of_targets(targets, fractions, cfg.seed.unwrap_or(0), source)?;
     if split.valid.is_empty() {
         return bad_input(format!(
@@ -243,16 +251,6 @@ fn prepare_corpus(cfg: &SearchConfig) -> Result<Prepared> {
         );
     }
     refuse_for_text(cfg, "--task lm reads the file as one text")?;
-    let fractions = SplitFractions {
-        valid: cfg.valid_fraction.unwrap_or(DEFAULT_LM_FRACTION),
-        test: cfg.test_fraction.unwrap_or(DEFAULT_LM_FRACTION),
-    };
-    if fractions.valid + fractions.test >= 1.0 {
-        return bad_input(format!(
-            "--valid-fraction {} and --test-fraction {} leave no text for training",
-            fractions.valid, fractions.test
-        ));
-    }
     let text = data::read_corpus(path)?;
     let corpus = data::Corpus::new(
         &text,
@@ -260,7 +258,7 @@ fn prepare_corpus(cfg: &SearchConfig) -> Result<Prepared> {
         tokens(cfg)?,
         cfg.max_vocab.unwrap_or(DEFAULT_MAX_VOCAB),
         cfg.seq_len.unwrap_or(DEFAULT_LM_SEQ_LEN),
-        fractions,
+        fractions(cfg, DEFAULT_LM_FRACTION),
     )?;
     Ok(Prepared {
         input_shape: corpus.data.shape.clone(),
