@@ -67,6 +67,10 @@ impl SelfAttention {
 }
 
 /// The N(0, 0.02) initialisation of GPT-2 and nanoGPT for embedding and position tables.
+/// Layer norm's epsilon (PyTorch's default), with and without scale and shift, here and in the
+/// ONNX export.
+pub const LAYER_NORM_EPS: f64 = 1e-5;
+
 const TABLE_INIT: Initializer = Initializer::Normal {
     mean: 0.0,
     std: GPT2_STD,
@@ -274,7 +278,7 @@ impl Network {
                     }) => Layer::Position(TABLE_INIT.init(node.shape.clone(), device)),
                     Op::LayerNorm(ops::LayerNorm { affine: true }) => Layer::LayerNorm(
                         LayerNormConfig::new(in_last)
-                            .with_epsilon(1e-5)
+                            .with_epsilon(LAYER_NORM_EPS)
                             .init(device),
                     ),
                     Op::Attention(ops::Attention { bias, .. }) => {
@@ -540,8 +544,8 @@ impl Network {
                     Value::Sequence(arg(0, false).sequence(i) + p.val().unsqueeze::<3>())
                 }
                 (Op::LayerNorm(_), Layer::LayerNorm(ln)) => match arg(0, false) {
-                    Value::Vector(t) => Value::Vector(ln.forward(t)),
-                    v => Value::Sequence(ln.forward(v.sequence(i))),
+                    Value::Vector(t) => Value::Vector(kernels::layer_norm(ln, t, LAYER_NORM_EPS)),
+                    v => Value::Sequence(kernels::layer_norm(ln, v.sequence(i), LAYER_NORM_EPS)),
                 },
                 // Attention of zeros without biases is zeros (uniform weights over zero values).
                 (
@@ -830,10 +834,10 @@ fn activation<const D: usize>(op: &Op, t: Tensor<D>) -> Tensor<D> {
     }
 }
 
-/// Layer normalisation without scale and shift over the last axis (epsilon 1e-5).
+/// Layer normalisation without scale and shift over the last axis.
 fn standardise<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let (var, mean) = x.clone().var_mean_bias(D - 1);
-    (x - mean) / (var + 1e-5).sqrt()
+    (x - mean) / (var + LAYER_NORM_EPS).sqrt()
 }
 
 /// The sinusoidal position table `[T, D]` of the original Transformer, row-major:

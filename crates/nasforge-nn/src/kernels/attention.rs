@@ -14,7 +14,7 @@
 //! `dV = Pᵀ dO`, `dP = dO Vᵀ`, `dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale`, `dQ = dS K`,
 //! `dK = dSᵀ Q`, with `scale = 1/√dh`. Causal rows read only positions up to their own.
 
-use super::{chunks, math, matmul, parallel, with_scratch};
+use super::{chunks, chunks2, math, matmul};
 
 /// The shapes of one self-attention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,28 +55,6 @@ impl AttentionGeom {
     }
 }
 
-/// Runs `f(sample, chunk_a, chunk_b)` on each sample's pieces of `a` (`per_a` values each) and
-/// `b` (`per_b`, both non-zero), over the pool when `work` pays for it, with this thread's
-/// scratch buffer.
-fn per_sample<F>(a: &mut [f32], per_a: usize, b: &mut [f32], per_b: usize, work: usize, f: F)
-where
-    F: Fn(usize, &mut [f32], &mut [f32], &mut Vec<f32>) + Sync + Send,
-{
-    use rayon::prelude::*;
-    if parallel(work) {
-        a.par_chunks_mut(per_a)
-            .zip(b.par_chunks_mut(per_b))
-            .enumerate()
-            .for_each(|(s, (x, y))| with_scratch(|buf| f(s, x, y, buf)));
-    } else {
-        with_scratch(|buf| {
-            for (s, (x, y)) in a.chunks_mut(per_a).zip(b.chunks_mut(per_b)).enumerate() {
-                f(s, x, y, buf);
-            }
-        });
-    }
-}
-
 /// `scores[T×T] = Q_h K_hᵀ` of head `h` of one sample's `qkv` rows.
 fn head_scores(qkv: &[f32], g: &AttentionGeom, h: usize, scores: &mut [f32]) {
     let (t, d, dh) = (g.seq, g.width, g.head_width());
@@ -102,7 +80,7 @@ pub fn forward(qkv: &[f32], g: &AttentionGeom) -> (Vec<f32>, Vec<f32>) {
     let scale = g.scale();
     let mut out = vec![0f32; g.batch * t * d];
     let mut lse = vec![0f32; g.batch * heads * t];
-    per_sample(
+    chunks2(
         &mut out,
         t * d,
         &mut lse,

@@ -1,5 +1,5 @@
 //! Vectorised elementwise math for the kernels: `exp` over a slice (the softmax's cost), GELU
-//! and its derivative (erf from `exp`), a slice's maximum and a dot product, each with eight independent lanes so that the compiler
+//! and its slope (erf from `exp`), a slice's maximum and a dot product, each with eight independent lanes so that the compiler
 //! turns them into SIMD, and compiled twice: for the baseline x86-64 (SSE2) and for AVX2 + FMA,
 //! picked at run time.
 //!
@@ -91,9 +91,11 @@ multiversion! {
     }
 }
 
-/// `erf(x)` by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), on [`exp_lane`].
+/// `(Φ(x), φ(x))`, the standard normal's distribution and density at `x`: `Φ` from `erf` by
+/// Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), whose `exp(−x²/2)` is also the
+/// density's, so both cost one [`exp_lane`].
 #[inline(always)]
-fn erf_lane(x: f32) -> f32 {
+fn cdf_pdf(x: f32) -> (f32, f32) {
     const A: [f32; 5] = [
         0.254_829_6,
         -0.284_496_74,
@@ -101,14 +103,15 @@ fn erf_lane(x: f32) -> f32 {
         -1.453_152_1,
         1.061_405_4,
     ];
-    let z = x.abs();
+    let z = (x * FRAC_1_SQRT_2).abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * z);
     let mut p = A[4];
     for c in A[..4].iter().rev() {
         p = p * t + c;
     }
-    let y = 1.0 - p * t * exp_lane(-z * z);
-    y.copysign(x)
+    let e = exp_lane(-z * z);
+    let erf = (1.0 - p * t * e).copysign(x);
+    (0.5 * (1.0 + erf), FRAC_1_SQRT_2PI * e)
 }
 
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
@@ -119,18 +122,19 @@ multiversion! {
     /// `out[i] = GELU(x[i]) = x Φ(x)`, the exact (erf) form.
     pub fn gelu(x: &[f32], out: &mut [f32]) -> () {
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = 0.5 * v * (1.0 + erf_lane(v * FRAC_1_SQRT_2));
+            *o = v * cdf_pdf(v).0;
         }
     }
 }
 
 multiversion! {
-    /// `dx[i] = dy[i] · GELU'(x[i])` with `GELU'(x) = Φ(x) + x φ(x)`.
-    pub fn gelu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) -> () {
-        for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
-            let cdf = 0.5 * (1.0 + erf_lane(v * FRAC_1_SQRT_2));
-            let pdf = FRAC_1_SQRT_2PI * exp_lane(-0.5 * v * v);
-            *d = g * (cdf + v * pdf);
+    /// [`gelu`] and its slope `slope[i] = GELU'(x[i]) = Φ(x) + x φ(x)`, which is all the
+    /// backward pass needs (`dx = dy · slope`): computed here, the backward is one product.
+    pub fn gelu_and_slope(x: &[f32], out: &mut [f32], slope: &mut [f32]) -> () {
+        for ((o, s), &v) in out.iter_mut().zip(slope.iter_mut()).zip(x) {
+            let (cdf, pdf) = cdf_pdf(v);
+            *o = v * cdf;
+            *s = cdf + v * pdf;
         }
     }
 }
@@ -229,9 +233,9 @@ mod tests {
         let x: Vec<f32> = (0..2201).map(|i| -5.5 + 0.005 * i as f32).collect();
         let mut y = vec![0f32; x.len()];
         gelu(&x, &mut y);
-        let ones = vec![1f32; x.len()];
-        let mut d = vec![0f32; x.len()];
-        gelu_backward(&x, &ones, &mut d);
+        let (mut y2, mut d) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+        gelu_and_slope(&x, &mut y2, &mut d);
+        assert_eq!(y, y2);
         for ((&v, &g), &dg) in x.iter().zip(&y).zip(&d) {
             let v = v as f64;
             let cdf = 0.5 * (1.0 + erf(v / std::f64::consts::SQRT_2));
@@ -250,8 +254,10 @@ mod tests {
         let mut far = [0f32; 2];
         gelu(&[10.0, -10.0], &mut far);
         assert_eq!(far, [10.0, 0.0]);
-        gelu_backward(&[10.0, -10.0], &[1.0, 1.0], &mut far);
-        assert!(far[0] == 1.0 && far[1].abs() < 1e-20, "{far:?}");
+        let mut slopes = [0f32; 2];
+        gelu_and_slope(&[10.0, -10.0], &mut far, &mut slopes);
+        assert_eq!(far, [10.0, 0.0]);
+        assert!(slopes[0] == 1.0 && slopes[1].abs() < 1e-20, "{slopes:?}");
     }
 
     #[test]

@@ -3,14 +3,15 @@
 //!
 //! [`KernelOps`] is a backend extension trait with one method per op: convolution
 //! (per-sample im2col + gemm, [`conv`]), batch normalisation for training and inference
-//! ([`norm`]), average pooling ([`pool`]), linear layers (one gemm over all rows, [`linear`]),
+//! and layer normalisation ([`norm`]), average pooling ([`pool`]), linear layers (one gemm over
+//! all rows, [`linear`]),
 //! multi-head self-attention fused from the packed qkv projection ([`attention`]) and GELU
 //! ([`math`]). It is implemented for `Flex` with our kernels and for `Autodiff<Flex>` with
 //! hand-written backward nodes that call our backward kernels; its default bodies are burn's
 //! own ops, so any other backend keeps burn's path.
 //!
 //! Model code calls the tensor-level functions here ([`conv2d`], [`batch_norm`],
-//! [`avg_pool2d`], [`linear`], [`self_attention`], [`gelu`]) instead of the burn modules'
+//! [`layer_norm`], [`avg_pool2d`], [`linear`], [`self_attention`], [`gelu`]) instead of the burn modules'
 //! `forward`. Each falls back to burn's path for what the kernels do not cover (another device, another dtype, grouped convolutions, a
 //! padding rule other than explicit) and when the kernels are switched off
 //! (`NASFORGE_KERNELS=burn`, or [`set_enabled`]): the benchmark compares the two paths that
@@ -39,7 +40,7 @@ use burn::backend::{
     backend_extension, AutodiffBackend, Backend, Dispatch, DispatchDevice, Flex, TensorMetadata,
 };
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
+use burn::nn::{BatchNorm, LayerNorm, Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::ops::{AttentionModuleOptions, AvgPoolOptions, ConvOptions};
 use burn::tensor::DType;
@@ -48,7 +49,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use attention::AttentionGeom;
 use conv::ConvGeom;
-use norm::NormGeom;
+use norm::{LayerGeom, NormGeom};
 use pool::PoolGeom;
 
 /// The ops our kernels implement. Default bodies are burn's own ops (the fallback for every
@@ -138,6 +139,17 @@ pub trait KernelOps: Backend {
         Self::float_matmul(x, weight)
     }
 
+    /// Layer normalisation of each row of `x` `[M, D]` over its `D` features, scaled by `gamma`
+    /// and shifted by `beta` (both `[D]`).
+    fn kernel_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        <Self as ModuleOps<Self>>::layer_norm(x, gamma, Some(beta), epsilon)
+    }
+
     /// GELU, the exact (erf) form, of a tensor of any shape.
     fn kernel_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         <Self as ActivationOps<Self>>::gelu(x)
@@ -190,6 +202,31 @@ where
         with_scratch(|buf| {
             for (i, c) in out.chunks_mut(chunk).enumerate() {
                 f(i, c, buf);
+            }
+        });
+    }
+}
+
+/// Runs `f(i, a_i, b_i, scratch)` on the `i`-th `per_a`-sized piece of `a` and `per_b`-sized
+/// piece of `b` together (two outputs cut alike: `a.len() / per_a` pieces of each), over the
+/// pool when `work` pays for it, with this thread's scratch buffer.
+fn chunks2<F>(a: &mut [f32], per_a: usize, b: &mut [f32], per_b: usize, work: usize, f: F)
+where
+    F: Fn(usize, &mut [f32], &mut [f32], &mut Vec<f32>) + Sync + Send,
+{
+    use rayon::prelude::*;
+    if per_a == 0 || per_b == 0 || a.is_empty() {
+        return;
+    }
+    if parallel(work) {
+        a.par_chunks_mut(per_a)
+            .zip(b.par_chunks_mut(per_b))
+            .enumerate()
+            .for_each(|(i, (x, y))| with_scratch(|buf| f(i, x, y, buf)));
+    } else {
+        with_scratch(|buf| {
+            for (i, (x, y)) in a.chunks_mut(per_a).zip(b.chunks_mut(per_b)).enumerate() {
+                f(i, x, y, buf);
             }
         });
     }
@@ -273,14 +310,68 @@ fn elementwise(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Send) {
 // ---- matrix product ----------------------------------------------------------------------------
 
 /// `dst[m×n] (+)= lhs[m×k] · rhs[k×n]` (f32 or f64; `accumulate` adds to `dst`), each input a
-/// slice with its row and column strides in elements; `one` is 1 of `T`. The one wrapper of the
-/// `gemm` crate's unsafe entry point (the convolutions and the float64 SynFlow engine use it).
+/// slice with its row and column strides in elements; `one` is 1 of `T`. With [`matmul_new`],
+/// the wrappers of the `gemm` crate's unsafe entry point (the convolutions and the float64
+/// SynFlow engine use it).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul<T: Copy + 'static>(
     m: usize,
     n: usize,
     k: usize,
     dst: &mut [T],
+    accumulate: bool,
+    lhs: (&[T], usize, usize),
+    rhs: (&[T], usize, usize),
+    one: T,
+    parallel: bool,
+) {
+    assert!(dst.len() >= m * n, "gemm: dst too small");
+    // SAFETY: `dst` holds `m × n` values and, a distinct `&mut`, aliases neither input.
+    unsafe {
+        gemm_into(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            accumulate,
+            lhs,
+            rhs,
+            one,
+            parallel,
+        )
+    }
+}
+
+/// `lhs[m×k] · rhs[k×n]` (strides as for [`matmul`]) into a new vector that gemm writes
+/// without reading, so it is never zero-filled first.
+pub(crate) fn matmul_new(
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: (&[f32], usize, usize),
+    rhs: (&[f32], usize, usize),
+    parallel: bool,
+) -> Vec<f32> {
+    let mut dst = Vec::with_capacity(m * n);
+    // SAFETY: the vector has room for `m × n` values; gemm told not to read `dst` writes each
+    // of them (zeros when `k` is 0) and reads none, so all are initialised when the length is
+    // set.
+    unsafe {
+        gemm_into(m, n, k, dst.as_mut_ptr(), false, lhs, rhs, 1.0, parallel);
+        dst.set_len(m * n);
+    }
+    dst
+}
+
+/// # Safety
+/// `dst` must be valid for writes (and reads, with `accumulate`) of `m × n` values in row-major
+/// order and must not alias the inputs.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_into<T: Copy + 'static>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut T,
     accumulate: bool,
     (lhs, lhs_rs, lhs_cs): (&[T], usize, usize),
     (rhs, rhs_rs, rhs_cs): (&[T], usize, usize),
@@ -290,7 +381,6 @@ pub(crate) fn matmul<T: Copy + 'static>(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(dst.len() >= m * n, "gemm: dst too small");
     assert!(
         k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs,
         "gemm: lhs too small"
@@ -304,14 +394,14 @@ pub(crate) fn matmul<T: Copy + 'static>(
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the asserts keep every element the strides address inside the slices, and `dst`
-    // (a distinct `&mut`) does not alias the inputs.
+    // SAFETY: the asserts keep every element the strides address inside the input slices; the
+    // caller vouches for `dst`.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             n as isize,
             accumulate,
@@ -574,6 +664,27 @@ pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     Tensor::<2>::from_dispatch(y).reshape(out)
 }
 
+/// A [`LayerNorm`] module's forward pass (with a bias; `epsilon` is the one it was configured
+/// with, which the module keeps private) on our kernel ([`norm::layer_forward`]), for inputs of
+/// any rank (the last axis is normalised); burn's for what it does not cover.
+pub fn layer_norm<const D: usize>(ln: &LayerNorm, x: Tensor<D>, epsilon: f64) -> Tensor<D> {
+    let gamma = ln.gamma.val();
+    let dims = x.dims();
+    let width = dims[D - 1];
+    let beta = match &ln.beta {
+        Some(b) if enabled() && on_flex_f32(&x) && gamma.dims()[0] == width => b.val(),
+        _ => return ln.forward(x),
+    };
+    let m = dims[..D - 1].iter().product::<usize>();
+    let y = <Dispatch as KernelOps>::kernel_layer_norm(
+        x.reshape([m, width]).into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+    );
+    Tensor::<2>::from_dispatch(y).reshape(dims)
+}
+
 /// GELU (exact, erf form) on our vectorised kernel ([`math::gelu`]); burn's for what it does
 /// not cover.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
@@ -781,6 +892,15 @@ impl KernelOps for Flex {
         flex(out, dims(&x))
     }
 
+    fn kernel_layer_norm(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> FlexTensor {
+        flex_layer_norm(x, gamma, beta, epsilon).0
+    }
+
     fn kernel_self_attention(qkv: FlexTensor, heads: usize, causal: bool) -> FlexTensor {
         let qkv = dense(qkv);
         let g = attention_geom(&dims(&qkv), heads, causal);
@@ -794,27 +914,42 @@ fn flex_linear(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>) -> F
     let (x, weight, bias) = (dense(x), dense(weight), bias.map(dense));
     let (xs, ws) = (dims(&x), dims(&weight));
     let (m, k, n) = (xs[0], xs[1], ws[1]);
-    let mut out = vec![0f32; m * n];
-    let accumulate = match &bias {
-        Some(b) => {
-            let b = values(b);
-            out.chunks_mut(n).for_each(|row| row.copy_from_slice(b));
-            true
-        }
-        None => false,
-    };
-    matmul(
-        m,
-        n,
-        k,
-        &mut out,
-        accumulate,
+    let (lhs, rhs, par) = (
         (values(&x), k, 1),
         (values(&weight), n, 1),
-        1.0,
         parallel(m * n * k / 32),
     );
+    let out = match &bias {
+        Some(b) => {
+            let mut out = Vec::with_capacity(m * n);
+            (0..m).for_each(|_| out.extend_from_slice(values(b)));
+            matmul(m, n, k, &mut out, true, lhs, rhs, 1.0, par);
+            out
+        }
+        None => matmul_new(m, n, k, lhs, rhs, par),
+    };
     flex(out, vec![m, n])
+}
+
+/// Our layer norm forward on flex tensors `[M, D]`: the output and the rows' statistics.
+fn flex_layer_norm(
+    x: FlexTensor,
+    gamma: FlexTensor,
+    beta: FlexTensor,
+    epsilon: f64,
+) -> (FlexTensor, Vec<f32>) {
+    let (x, gamma, beta) = (dense(x), dense(gamma), dense(beta));
+    let shape = dims(&x);
+    let g = layer_geom(&shape);
+    let (out, stats) = norm::layer_forward(values(&x), values(&gamma), values(&beta), epsilon, &g);
+    (flex(out, shape), stats)
+}
+
+fn layer_geom(shape: &[usize]) -> LayerGeom {
+    LayerGeom {
+        rows: shape[0],
+        width: shape[1],
+    }
 }
 
 /// The attention geometry of a packed `[N, T, 3D]` input.
@@ -928,14 +1063,12 @@ fn linear_backward<const P: usize>(ops: Ops<LinearState, P>, grads: &mut Gradien
     let parents = &ops.parents;
     if let Some(Some(node)) = parents.first() {
         // dX[M×K] = dY[M×N] · Wᵀ
-        let mut dx = vec![0f32; m * k];
-        matmul(m, k, n, &mut dx, false, (dyv, n, 1), (wv, 1, n), 1.0, par);
+        let dx = matmul_new(m, k, n, (dyv, n, 1), (wv, 1, n), par);
         grads.register::<Flex>(node.id, flex(dx, vec![m, k]));
     }
     if let Some(Some(node)) = parents.get(1) {
         // dW[K×N] = Xᵀ[K×M] · dY[M×N]
-        let mut dw = vec![0f32; k * n];
-        matmul(k, n, m, &mut dw, false, (xv, 1, k), (dyv, n, 1), 1.0, par);
+        let dw = matmul_new(k, n, m, (xv, 1, k), (dyv, n, 1), par);
         grads.register::<Flex>(node.id, flex(dw, vec![k, n]));
     }
     if let Some(Some(node)) = parents.get(2) {
@@ -985,7 +1118,7 @@ where
     }
 }
 
-/// GELU backward: state (the input).
+/// GELU backward: state (GELU's slope at the input, computed in the forward pass).
 #[derive(Debug)]
 struct GeluBackward;
 
@@ -993,16 +1126,41 @@ impl Backward<Flex, 1> for GeluBackward {
     type State = FlexTensor;
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let dy = dense(grads.consume::<Flex>(&ops.node));
-        let x = ops.state;
+        let slope = ops.state;
         let [parent] = ops.parents;
         if let Some(node) = parent {
-            let (xv, dyv) = (values(&x), values(&dy));
-            let mut dx = vec![0f32; xv.len()];
+            let (sv, dyv) = (values(&slope), values(&dy));
+            let mut dx = vec![0f32; sv.len()];
             elementwise(&mut dx, |at, d| {
-                let n = d.len();
-                math::gelu_backward(&xv[at..at + n], &dyv[at..at + n], d)
+                let (s, g) = (&sv[at..at + d.len()], &dyv[at..at + d.len()]);
+                for ((d, &s), &g) in d.iter_mut().zip(s).zip(g) {
+                    *d = g * s;
+                }
             });
-            grads.register::<Flex>(node.id, flex(dx, dims(&x)));
+            grads.register::<Flex>(node.id, flex(dx, dims(&slope)));
+        }
+    }
+}
+
+/// Layer-norm backward: state (input, gamma, the rows' statistics).
+#[derive(Debug)]
+struct LayerNormBackward;
+
+impl Backward<Flex, 3> for LayerNormBackward {
+    type State = (FlexTensor, FlexTensor, Vec<f32>);
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = dense(grads.consume::<Flex>(&ops.node));
+        let (x, gamma, stats) = ops.state;
+        let shape = dims(&x);
+        let g = layer_geom(&shape);
+        let (dx, dgamma, dbeta) =
+            norm::layer_backward(values(&x), values(&gamma), &stats, values(&dy), &g);
+        let [px, pg, pb] = ops.parents;
+        let d = vec![g.width];
+        for (parent, grad, shape) in [(px, dx, shape), (pg, dgamma, d.clone()), (pb, dbeta, d)] {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, flex(grad, shape));
+            }
         }
     }
 }
@@ -1153,13 +1311,42 @@ impl<C: CheckpointStrategy> KernelOps for Autodiff<Flex, C> {
 
     fn kernel_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let xp = dense(x.primitive().clone());
-        let out = Flex::kernel_gelu(xp.clone());
         match GeluBackward
             .prepare::<C>([x.node()])
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish(xp, out),
+            OpsKind::Tracked(prep) => {
+                let v = values(&xp);
+                let (mut out, mut slope) = (vec![0f32; v.len()], vec![0f32; v.len()]);
+                let c = ELEMENTWISE_CHUNK;
+                chunks2(&mut out, c, &mut slope, c, v.len(), |i, o, s, _| {
+                    math::gelu_and_slope(&v[i * c..i * c + o.len()], o, s)
+                });
+                prep.finish(flex(slope, dims(&xp)), flex(out, dims(&xp)))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::kernel_gelu(xp)),
+        }
+    }
+
+    fn kernel_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        let (xp, gp) = (
+            dense(x.primitive().clone()),
+            dense(gamma.primitive().clone()),
+        );
+        let (out, stats) =
+            flex_layer_norm(xp.clone(), gp.clone(), beta.primitive().clone(), epsilon);
+        match LayerNormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((xp, gp, stats), out),
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }

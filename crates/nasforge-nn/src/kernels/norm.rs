@@ -1,8 +1,12 @@
 //! Batch normalisation on dense `[batch, channels, spatial]` `f32` slices: statistics in one
 //! pass per channel (parallel over channels, sums in f64), the normalisation in one pass per
 //! sample (parallel over samples). No temporaries beyond the output.
+//!
+//! Layer normalisation on dense `[rows, width]` slices, each row normalised over its width:
+//! forward and backward in one pass per row, parallel over fixed blocks of rows (burn composes
+//! it from about eight ops, each a pass over the tensor with its own output and backward node).
 
-use super::{chunks, lane_sum, map};
+use super::{chunks, chunks2, lane_sum, map, map_chunks};
 
 /// The layout of a batch-norm input: `batch` samples of `channels` planes of `spatial` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,4 +173,120 @@ pub fn train_backward(
         }
     });
     (dx, dgamma, dbeta)
+}
+
+// ---- layer normalisation --------------------------------------------------------------------
+
+/// The layout of a layer-norm input: `rows` rows of `width` features, normalised per row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerGeom {
+    /// Rows (samples × positions).
+    pub rows: usize,
+    /// Features per row (the normalised axis).
+    pub width: usize,
+}
+
+/// Rows per parallel piece: fixed, so that the weights' gradients add the pieces' partial sums
+/// in the same order whatever the thread count.
+const ROW_BLOCK: usize = 64;
+
+impl LayerGeom {
+    fn block(&self) -> usize {
+        ROW_BLOCK * self.width
+    }
+}
+
+/// Forward: `out = (x − μ) / √(σ² + ε) · γ + β` per row, with the row's mean and biased variance
+/// (sums in f64). Returns the output and each row's `(μ, 1/√(σ² + ε))`, interleaved, for the
+/// backward pass.
+pub fn layer_forward(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+    g: &LayerGeom,
+) -> (Vec<f32>, Vec<f32>) {
+    let d = g.width;
+    let mut out = vec![0f32; x.len()];
+    let mut stats = vec![0f32; 2 * g.rows];
+    let block = g.block();
+    chunks2(
+        &mut out,
+        block,
+        &mut stats,
+        2 * ROW_BLOCK,
+        x.len(),
+        |b, o, st, _| {
+            let x = &x[b * block..b * block + o.len()];
+            for ((o, x), st) in o
+                .chunks_exact_mut(d)
+                .zip(x.chunks_exact(d))
+                .zip(st.chunks_exact_mut(2))
+            {
+                let mean = lane_sum(x, |v| v) / d as f64;
+                let mf = mean as f32;
+                let var = lane_sum(x, |v| (v - mf) * (v - mf)) / d as f64;
+                let rstd = (1.0 / (var + eps).sqrt()) as f32;
+                for (((o, &x), &ga), &be) in o.iter_mut().zip(x).zip(gamma).zip(beta) {
+                    *o = (x - mf) * rstd * ga + be;
+                }
+                st[0] = mf;
+                st[1] = rstd;
+            }
+        },
+    );
+    (out, stats)
+}
+
+/// Gradients of [`layer_forward`] given the output gradient `dy` and the forward's row
+/// statistics: `(dx, dγ, dβ)`. Per row, with `x̂ = (x − μ)·r` and `ĝ = dy·γ`:
+/// `dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))`; `dγ = Σ_rows dy·x̂`, `dβ = Σ_rows dy`.
+pub fn layer_backward(
+    x: &[f32],
+    gamma: &[f32],
+    stats: &[f32],
+    dy: &[f32],
+    g: &LayerGeom,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let d = g.width;
+    let mut dx = vec![0f32; x.len()];
+    let block = g.block();
+    // Each piece returns its partial (dγ, dβ), summed below in piece order.
+    let partials = map_chunks(&mut dx, block, 2 * x.len(), |b, dx| {
+        let rows = b * ROW_BLOCK..b * ROW_BLOCK + dx.len() / d;
+        let (mut dg, mut db) = (vec![0f32; d], vec![0f32; d]);
+        let mut gh = vec![0f32; d];
+        for (r, dx) in rows.zip(dx.chunks_exact_mut(d)) {
+            let (x, dy) = (&x[r * d..(r + 1) * d], &dy[r * d..(r + 1) * d]);
+            let (mean, rstd) = (stats[2 * r], stats[2 * r + 1]);
+            for ((((gh, &dy), &ga), &xv), (dg, db)) in gh
+                .iter_mut()
+                .zip(dy)
+                .zip(gamma)
+                .zip(x)
+                .zip(dg.iter_mut().zip(db.iter_mut()))
+            {
+                *gh = dy * ga;
+                *dg += dy * (xv - mean) * rstd;
+                *db += dy;
+            }
+            let mean_g = (lane_sum(&gh, |v| v) / d as f64) as f32;
+            let mean_gx =
+                (plane_sum2(&gh, x, |gv, xv| gv * (xv - mean)) * rstd as f64 / d as f64) as f32;
+            for ((dx, &gv), &xv) in dx.iter_mut().zip(&gh).zip(x) {
+                let xh = (xv - mean) * rstd;
+                *dx = rstd * (gv - mean_g - xh * mean_gx);
+            }
+        }
+        (dg, db)
+    });
+    let (mut dgamma, mut dbeta) = (vec![0f64; d], vec![0f64; d]);
+    for (dg, db) in &partials {
+        for i in 0..d {
+            dgamma[i] += dg[i] as f64;
+            dbeta[i] += db[i] as f64;
+        }
+    }
+    let to_f32 = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
+    (dx, to_f32(dgamma), to_f32(dbeta))
 }

@@ -623,3 +623,55 @@ fn linear_matches_burn_forward_and_backward() {
         assert_eq!(ours.len(), burn.len());
     }
 }
+
+#[test]
+fn layer_norm_matches_burn_forward_and_backward() {
+    use burn::module::Param;
+    use burn::nn::LayerNormConfig;
+    let mut rng = Rng(0x1A7E);
+    // Rows across several fixed blocks and both sides of the parallel threshold; one row; an
+    // offset mean that a one-pass variance would lose.
+    let cases = [(1, 5), (7, 32), (65, 16), (300, 64), (129, 128), (3, 1)];
+    for (case, &(rows, width)) in cases.iter().enumerate() {
+        let mut ln = LayerNormConfig::new(width).init(&dev());
+        ln.gamma = Param::from_tensor(tensor(&rng.values(width), [width]));
+        ln.beta = Some(Param::from_tensor(tensor(&rng.values(width), [width])));
+        let offset = if case == 4 { 100.0 } else { 0.0 };
+        let x: Vec<f32> = rng
+            .values(rows * width)
+            .iter()
+            .map(|v| 3.0 * v + offset)
+            .collect();
+        let dy = rng.values(rows * width);
+        let (lead, t) = (
+            if rows % 3 == 0 { 3 } else { 1 },
+            rows / if rows % 3 == 0 { 3 } else { 1 },
+        );
+        let run = |ours: bool| -> Vec<Vec<f32>> {
+            let xt = tensor(&x, [lead, t, width]).require_grad();
+            let out = if ours {
+                layer_norm(&ln, xt.clone(), 1e-5)
+            } else {
+                ln.forward(xt.clone())
+            };
+            let grads = (out.clone() * tensor(&dy, [lead, t, width]))
+                .sum()
+                .backward();
+            vec![
+                data(out),
+                data(xt.grad(&grads).unwrap()),
+                data(ln.gamma.grad(&grads).unwrap()),
+                data(ln.beta.as_ref().unwrap().grad(&grads).unwrap()),
+            ]
+        };
+        let (ours, burn) = (run(true), run(false));
+        let what = format!("case {case} [{rows}, {width}]");
+        for (name, (a, b)) in ["output", "dx", "dgamma", "dbeta"]
+            .iter()
+            .zip(ours.iter().zip(&burn))
+        {
+            assert_close(&format!("{what} {name}"), a, b);
+        }
+        assert_eq!(ours, run(true), "{what}: not deterministic");
+    }
+}

@@ -20,7 +20,7 @@ pub mod proto;
 
 use crate::bundle::ModelInfo;
 use crate::data::{Imputer, Normalizer, Task};
-use crate::model::{Layer, Network};
+use crate::model::{Layer, Network, LAYER_NORM_EPS};
 use burn::prelude::*;
 use nasforge_core::netspec::ops;
 use nasforge_core::netspec::Op;
@@ -316,7 +316,7 @@ impl Graph {
         let c = self.op("Sub", &format!("{base}/centre"), &[x, &mean], &[]);
         let sq = self.op("Mul", &format!("{base}/square"), &[&c, &c], &[]);
         let var = self.op("ReduceMean", &format!("{base}/var"), &[&sq], &axes());
-        let eps = self.shared_f32("const/layer_norm_eps", 1e-5);
+        let eps = self.shared_f32("const/layer_norm_eps", LAYER_NORM_EPS as f32);
         let v = self.op("Add", &format!("{base}/eps"), &[&var, &eps], &[]);
         let sd = self.op("Sqrt", &format!("{base}/std"), &[&v], &[]);
         self.op("Div", &format!("{base}/norm"), &[&c, &sd], &[])
