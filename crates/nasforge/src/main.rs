@@ -52,6 +52,7 @@ enum Command {
 
 /// Exit codes (README): 0 ok, 1 failure, 2 bad input.
 fn main() -> ExitCode {
+    nasforge_nn::kernels::keep_freed_memory();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Dashboard(_)) {
         end_quietly_on_closed_pipe();

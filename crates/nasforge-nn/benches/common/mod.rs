@@ -15,8 +15,10 @@ pub fn num(name: &str, default: usize) -> usize {
     arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Builds rayon's global pool with `--threads` threads (default 2); returns the count.
+/// Builds rayon's global pool with `--threads` threads (default 2) and sets the allocator as
+/// the `nasforge` binary does (`kernels::keep_freed_memory`); returns the count.
 pub fn threads() -> usize {
+    nasforge_nn::kernels::keep_freed_memory();
     let threads = num("--threads", 2);
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

@@ -25,6 +25,7 @@ pub mod conv;
 pub mod math;
 pub mod norm;
 pub mod pool;
+mod sgemm;
 #[cfg(test)]
 mod tests;
 
@@ -175,6 +176,24 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         f()
     } else {
         rayon::scope(|_| f())
+    }
+}
+
+/// Asks glibc's allocator to keep freed memory for reuse rather than return it to the kernel.
+/// A training step allocates and frees many tensors of a few megabytes; by default glibc serves
+/// each from fresh `mmap`ed (or trimmed and regrown) pages, so every step page-faults and the
+/// kernel zeroes its outputs again — a tenth of the GPT step's forward pass on a 2-core machine
+/// (`docs/BENCHMARKS.md`). With blocks up to 32 MiB from the heap and no trimming below 1 GiB
+/// free, a step reuses the last step's pages; the process keeps its peak heap until it exits.
+/// The `nasforge` binary and the benches call this first; elsewhere (and with other C
+/// libraries) it does nothing.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only sets allocator parameters (under the allocator's lock); both values
+    // are in range (the mmap threshold's maximum on 64-bit glibc is 32 MiB).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
 
@@ -342,8 +361,9 @@ pub(crate) fn matmul<T: Copy + 'static>(
     }
 }
 
-/// `lhs[m×k] · rhs[k×n]` (strides as for [`matmul`]) into a new vector that gemm writes
-/// without reading, so it is never zero-filled first.
+/// `lhs[m×k] · rhs[k×n]` (strides as for [`matmul`]) into a new vector that the product writes
+/// without reading, so it is never zero-filled first; on [`sgemm::product`] (the linear layers'
+/// kernel choice).
 pub(crate) fn matmul_new(
     m: usize,
     n: usize,
@@ -353,11 +373,11 @@ pub(crate) fn matmul_new(
     parallel: bool,
 ) -> Vec<f32> {
     let mut dst = Vec::with_capacity(m * n);
-    // SAFETY: the vector has room for `m × n` values; gemm told not to read `dst` writes each
-    // of them (zeros when `k` is 0) and reads none, so all are initialised when the length is
-    // set.
+    // SAFETY: the vector has room for `m × n` values; a product told not to accumulate writes
+    // each of them (zeros when `k` is 0) and reads none, so all are initialised when the length
+    // is set.
     unsafe {
-        gemm_into(m, n, k, dst.as_mut_ptr(), false, lhs, rhs, 1.0, parallel);
+        sgemm::product(m, n, k, dst.as_mut_ptr(), false, lhs, rhs, parallel);
         dst.set_len(m * n);
     }
     dst
@@ -923,7 +943,9 @@ fn flex_linear(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>) -> F
         Some(b) => {
             let mut out = Vec::with_capacity(m * n);
             (0..m).for_each(|_| out.extend_from_slice(values(b)));
-            matmul(m, n, k, &mut out, true, lhs, rhs, 1.0, par);
+            assert_eq!(out.len(), m * n, "linear: bias of {n} values");
+            // SAFETY: `out` holds the `m × n` bias rows the product adds to; it is not an input.
+            unsafe { sgemm::product(m, n, k, out.as_mut_ptr(), true, lhs, rhs, par) };
             out
         }
         None => matmul_new(m, n, k, lhs, rhs, par),
