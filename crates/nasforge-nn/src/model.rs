@@ -134,6 +134,11 @@ pub struct Network {
     spec: NetSpec,
     #[module(skip)]
     last_use: Vec<usize>,
+    /// Whether a node's value reaches the output (through readers other than `Op::Zero`, whose
+    /// zeros do not depend on it). A node that does not is never computed: on an autodiff
+    /// device its graph would never be sent backward, and burn keeps such graphs for good.
+    #[module(skip)]
+    needed: Vec<bool>,
     /// For a convolution whose only reader is a batch norm: that norm's node (folded into the
     /// convolution at inference, [`kernels::conv2d_batch_norm`]).
     #[module(skip)]
@@ -175,6 +180,24 @@ pub trait Probe {
         let _ = node;
         false
     }
+}
+
+/// Whether each node's value reaches the output of `spec`: the output does, and so do the
+/// inputs of a node that does, except through `Op::Zero` (NAS-Bench-201's `none`), whose zeros
+/// depend only on its input's shape. The network never computes the others (and the latency
+/// table never counts them).
+pub fn needed_nodes(spec: &NetSpec) -> Vec<bool> {
+    let nodes = spec.nodes();
+    let mut needed = vec![false; nodes.len()];
+    needed[spec.output()] = true;
+    for i in (0..nodes.len()).rev() {
+        if needed[i] && !matches!(nodes[i].op, Op::Zero(_)) {
+            for &j in &nodes[i].inputs {
+                needed[j] = true;
+            }
+        }
+    }
+    needed
 }
 
 /// The probe that changes nothing.
@@ -343,6 +366,7 @@ impl Network {
             }
         }
         last_use[spec.output()] = usize::MAX;
+        let needed = needed_nodes(spec);
         let mut folds_into = vec![None; nodes.len()];
         for (j, node) in nodes.iter().enumerate() {
             if let (Op::BatchNorm(_), &[i]) = (&node.op, &node.inputs[..]) {
@@ -359,6 +383,7 @@ impl Network {
             layers,
             spec: spec.clone(),
             last_use,
+            needed,
             folds_into,
             batch_stats: false,
             tokens: spec.reads_tokens(),
@@ -491,7 +516,7 @@ impl Network {
                 }
             };
             let out = match (&node.op, &self.layers[i]) {
-                _ if probe.skip(i) => Value::Zeros,
+                _ if probe.skip(i) || !self.needed[i] => Value::Zeros,
                 (Op::Conv2d(ops::Conv2d { bias, .. }), Layer::Conv(conv)) => match arg(0, !bias) {
                     Value::Zeros => Value::Zeros,
                     v => {
