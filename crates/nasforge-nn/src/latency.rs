@@ -207,11 +207,9 @@ impl LatencyTable {
     /// never saw (profile more archs, or the same space parameters).
     pub fn predict(&self, spec: &NetSpec) -> std::result::Result<f64, Uncovered> {
         let zero = symbolic_zeros(spec);
-        let needed = crate::model::needed_nodes(spec);
         let mut total = self.overhead_ms;
         for i in 1..spec.nodes().len() {
-            // Neither zeros nor nodes whose value never reaches the output are computed.
-            if zero[i] || !needed[i] {
+            if zero[i] {
                 continue;
             }
             let key = node_key(spec, &zero, i);

@@ -135,8 +135,8 @@ pub struct Network {
     #[module(skip)]
     last_use: Vec<usize>,
     /// Whether a node's value reaches the output (through readers other than `Op::Zero`, whose
-    /// zeros do not depend on it). A node that does not is never computed: on an autodiff
-    /// device its graph would never be sent backward, and burn keeps such graphs for good.
+    /// zeros do not depend on it). On an autodiff device one that does not is not computed:
+    /// its graph would never be sent backward, and burn keeps such graphs for good.
     #[module(skip)]
     needed: Vec<bool>,
     /// For a convolution whose only reader is a batch norm: that norm's node (folded into the
@@ -184,8 +184,8 @@ pub trait Probe {
 
 /// Whether each node's value reaches the output of `spec`: the output does, and so do the
 /// inputs of a node that does, except through `Op::Zero` (NAS-Bench-201's `none`), whose zeros
-/// depend only on its input's shape. The network never computes the others (and the latency
-/// table never counts them).
+/// depend only on its input's shape. On an autodiff device the network does not compute the
+/// others.
 pub fn needed_nodes(spec: &NetSpec) -> Vec<bool> {
     let nodes = spec.nodes();
     let mut needed = vec![false; nodes.len()];
@@ -499,6 +499,16 @@ impl Network {
             Some(Value::Tokens(t)) => t.dims()[0],
             _ => 0,
         };
+        // On an autodiff device, nodes whose value never reaches the output are not computed:
+        // their graphs would never be sent backward, and burn keeps such graphs for good. At
+        // inference they still run, as the latency table's per-node profile assumes.
+        let autodiff = match values[0].as_ref() {
+            Some(Value::Image(t)) => t.device().is_autodiff(),
+            Some(Value::Vector(t)) => t.device().is_autodiff(),
+            Some(Value::Sequence(t)) => t.device().is_autodiff(),
+            Some(Value::Tokens(t)) => t.device().is_autodiff(),
+            _ => false,
+        };
         // Batch norms already applied by the convolution before them (inference only).
         let mut folded = vec![false; nodes.len()];
         for i in 1..nodes.len() {
@@ -516,7 +526,7 @@ impl Network {
                 }
             };
             let out = match (&node.op, &self.layers[i]) {
-                _ if probe.skip(i) || !self.needed[i] => Value::Zeros,
+                _ if probe.skip(i) || (autodiff && !self.needed[i]) => Value::Zeros,
                 (Op::Conv2d(ops::Conv2d { bias, .. }), Layer::Conv(conv)) => match arg(0, !bias) {
                     Value::Zeros => Value::Zeros,
                     v => {
