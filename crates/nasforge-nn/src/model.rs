@@ -492,22 +492,16 @@ impl Network {
         let nodes = self.spec.nodes();
         let mut values: Vec<Option<Value>> = vec![None; nodes.len()];
         values[0] = Some(input);
-        let batch = match values[0].as_ref() {
-            Some(Value::Image(t)) => t.dims()[0],
-            Some(Value::Vector(t)) => t.dims()[0],
-            Some(Value::Sequence(t)) => t.dims()[0],
-            Some(Value::Tokens(t)) => t.dims()[0],
-            _ => 0,
-        };
-        // On an autodiff device, nodes whose value never reaches the output are not computed:
-        // their graphs would never be sent backward, and burn keeps such graphs for good. At
-        // inference they still run, as the latency table's per-node profile assumes.
-        let autodiff = match values[0].as_ref() {
-            Some(Value::Image(t)) => t.device().is_autodiff(),
-            Some(Value::Vector(t)) => t.device().is_autodiff(),
-            Some(Value::Sequence(t)) => t.device().is_autodiff(),
-            Some(Value::Tokens(t)) => t.device().is_autodiff(),
-            _ => false,
+        // The batch, and whether this pass runs on an autodiff device: there, nodes whose value
+        // never reaches the output are not computed (their graphs would never be sent backward,
+        // and burn keeps such graphs for good); at inference they still run, as the latency
+        // table's per-node profile assumes.
+        let (batch, autodiff) = match values[0].as_ref() {
+            Some(Value::Image(t)) => (t.dims()[0], t.device().is_autodiff()),
+            Some(Value::Vector(t)) => (t.dims()[0], t.device().is_autodiff()),
+            Some(Value::Sequence(t)) => (t.dims()[0], t.device().is_autodiff()),
+            Some(Value::Tokens(t)) => (t.dims()[0], t.device().is_autodiff()),
+            _ => (0, false),
         };
         // Batch norms already applied by the convolution before them (inference only).
         let mut folded = vec![false; nodes.len()];

@@ -329,9 +329,9 @@ fn elementwise(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Send) {
 // ---- matrix product ----------------------------------------------------------------------------
 
 /// `dst[m×n] (+)= lhs[m×k] · rhs[k×n]` (f32 or f64; `accumulate` adds to `dst`), each input a
-/// slice with its row and column strides in elements; `one` is 1 of `T`. With [`matmul_new`],
-/// the wrappers of the `gemm` crate's unsafe entry point (the convolutions and the float64
-/// SynFlow engine use it).
+/// slice with its row and column strides in elements; `one` is 1 of `T`. On the `gemm` crate
+/// (the convolutions, attention's per-head products and the float64 SynFlow engine use it; the
+/// linear layers use [`matmul_new`] and [`sgemm::product`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul<T: Copy + 'static>(
     m: usize,
@@ -383,6 +383,25 @@ pub(crate) fn matmul_new(
     dst
 }
 
+/// Panics unless every value the strides of an `m × k` left and `k × n` right operand address
+/// lies inside its slice (for `m`, `n` > 0): what keeps the products' pointer reads in bounds.
+fn assert_operands<T>(
+    m: usize,
+    n: usize,
+    k: usize,
+    (lhs, lhs_rs, lhs_cs): (&[T], usize, usize),
+    (rhs, rhs_rs, rhs_cs): (&[T], usize, usize),
+) {
+    assert!(
+        k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs,
+        "gemm: lhs too small"
+    );
+    assert!(
+        k == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs,
+        "gemm: rhs too small"
+    );
+}
+
 /// # Safety
 /// `dst` must be valid for writes (and reads, with `accumulate`) of `m × n` values in row-major
 /// order and must not alias the inputs.
@@ -401,14 +420,7 @@ unsafe fn gemm_into<T: Copy + 'static>(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(
-        k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs,
-        "gemm: lhs too small"
-    );
-    assert!(
-        k == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs,
-        "gemm: rhs too small"
-    );
+    assert_operands(m, n, k, (lhs, lhs_rs, lhs_cs), (rhs, rhs_rs, rhs_cs));
     let par = if parallel {
         gemm::Parallelism::Rayon(0)
     } else {

@@ -252,14 +252,7 @@ pub(super) mod avx512 {
             }
             return;
         }
-        assert!(
-            lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs,
-            "sgemm: lhs too small"
-        );
-        assert!(
-            rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs,
-            "sgemm: rhs too small"
-        );
+        super::super::assert_operands(m, n, k, (lhs, lhs_rs, lhs_cs), (rhs, rhs_rs, rhs_cs));
         let a = Operand {
             v: lhs,
             rs: lhs_rs,
