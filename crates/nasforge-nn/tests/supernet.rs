@@ -206,6 +206,41 @@ fn a_darts_cell_sub_network_is_the_single_path_with_the_supernets_weights() {
 }
 
 #[test]
+fn a_macro_sub_network_is_the_single_path_with_the_supernets_weights() {
+    // Stem 4 and widths 8, 16: every layer of the supernet is 16 channels wide, and skip
+    // inputs between layers of different widths go through a projection.
+    let params = Params::parse(&["layers=5", "widths=8,16", "stem=4", "input=8x8x1"]).unwrap();
+    let space = space::build("macro", &params).unwrap();
+    let dev = DeviceKind::Cpu.training_device();
+    let sn = Supernet::seeded(space.supernet().unwrap(), &dev, 5);
+    let x = rows(4, 64, &dev);
+    let mut rng = Rng::new(21);
+    for _ in 0..10 {
+        let arch = space.sample(&mut rng);
+        let net = sn.extract(arch.values()).unwrap();
+        let spec = space.decode(&arch).unwrap();
+        assert_eq!(net.spec(), &spec);
+        assert_eq!(net.trainable_params() as u64, spec.params());
+        let alone = net.forward_flat(x.clone());
+        let single = sn.forward(x.clone(), &Path::Single(arch.values())).unwrap();
+        assert!(max_diff(alone, single) <= 1e-4, "{}", space.format(&arch));
+    }
+    // Its skip projections follow the layers' channel counts, which no weight mixes: DARTS'
+    // weighted path is refused with a reason.
+    let ones: Vec<Tensor<1>> = sn
+        .spec()
+        .options()
+        .iter()
+        .map(|&n| Tensor::<1>::ones([n], &dev))
+        .collect();
+    let e = sn
+        .forward(x, &Path::Weighted(&ones))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("channel counts"), "{e}");
+}
+
+#[test]
 fn weighted_passes_send_gradients_to_the_architecture_weights() {
     let space = nb201();
     let dev = DeviceKind::Cpu.training_device();

@@ -196,6 +196,53 @@ fn one_shot_methods_search_the_darts_cell_space() {
 }
 
 #[test]
+fn one_shot_methods_search_the_macro_space_and_once_for_all_shrinks_its_widths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let small = [
+        "--space",
+        "macro",
+        "--space-param",
+        "layers=4",
+        "--space-param",
+        "widths=4,8",
+        "--space-param",
+        "stem=4",
+    ];
+    for method in ["spos", "gdas", "enas"] {
+        let run = tmp.path().join(method);
+        let mut args = small.to_vec();
+        args.push("--json");
+        let v = json(&search(&run, &one_shot(method, "1", "3")[..10], &args));
+        assert_eq!(v["space"], "macro", "{method}");
+        assert_eq!(v["supernet"]["epochs"], 1);
+        let arch = v["arch"].as_str().unwrap();
+        assert!(arch.contains("layer3_op="), "{arch}");
+        let acc = v["test_accuracy_mean"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&acc), "{acc}");
+    }
+    // Once-for-all: the widths are elastic; a pick per budget, trained from scratch too.
+    let run = tmp.path().join("ofa");
+    let mut args = small.to_vec();
+    args.extend([
+        "--budget",
+        "params<=2000",
+        "--budget",
+        "macs<=100000",
+        "--json",
+    ]);
+    let v = json(&search(&run, &one_shot("ofa", "2", "8")[..10], &args));
+    assert_eq!(v["method"], "ofa");
+    let budgets = v["budgets"].as_array().unwrap();
+    assert_eq!(budgets.len(), 2);
+    for b in budgets.iter().filter(|b| b["arch"].is_string()) {
+        let metric = b["metric"].as_str().unwrap();
+        assert!(b["metrics"][metric].as_f64().unwrap() <= b["limit"].as_f64().unwrap());
+        let acc = b["inherited_test"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&acc), "{acc}");
+    }
+}
+
+#[test]
 fn rsps_is_random_search_on_the_supernet() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
@@ -258,10 +305,10 @@ fn one_shot_methods_refuse_what_they_cannot_do_before_writing_anything() {
             "is not standard, spos, rsps, darts, gdas, enas or ofa",
         ),
         (
-            ["--method", "spos", "--space", "macro"]
+            ["--method", "darts", "--space", "macro"]
                 .map(String::from)
                 .to_vec(),
-            "has no supernet yet",
+            "no weight can mix",
         ),
         (
             [

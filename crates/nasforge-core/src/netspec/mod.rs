@@ -501,6 +501,40 @@ impl NetSpecBuilder {
         self.push(Op::BatchNorm(ops::BatchNorm { affine: true }), &[x])
     }
 
+    /// Max pooling with a `kernel`×`kernel` window.
+    pub fn max_pool(
+        &mut self,
+        x: NodeId,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<NodeId> {
+        let pool = ops::MaxPool {
+            kernel,
+            stride,
+            padding,
+        };
+        self.push(Op::MaxPool(pool), &[x])
+    }
+
+    /// Average pooling with a `kernel`×`kernel` window over the pixels inside the image
+    /// (padding not counted).
+    pub fn avg_pool(
+        &mut self,
+        x: NodeId,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<NodeId> {
+        let pool = ops::AvgPool {
+            kernel,
+            stride,
+            padding,
+            count_include_pad: false,
+        };
+        self.push(Op::AvgPool(pool), &[x])
+    }
+
     /// ReLU.
     pub fn relu(&mut self, x: NodeId) -> Result<NodeId> {
         self.push(Op::Relu, &[x])

@@ -16,6 +16,13 @@
 //! (Once-for-all's channel slicing). A depth is a *pass-through* module whose candidates are
 //! identities of the layers' outputs: a sub-network reads the chosen layer directly and drops
 //! the layers after it. A dropout of probability 0 is no node in a sub-network.
+//!
+//! The macro space needs three more. Mixed modules may *nest*: a candidate may hold a whole
+//! module (a convolution's width inside the op choice). An *optional* pass-through module's
+//! option 0 is no term at all: a sub-network leaves it out of the sum that reads it (a skip
+//! input switched off). And a module may follow a [`Derived`] choice, one the supernet works
+//! out from the arch's own choices (whether a skip input needs a projection, and to how many
+//! channels, depends on the widths of the layers it joins).
 
 use super::ops;
 use super::{NetSpec, NetSpecBuilder, NodeId, Op};
@@ -45,6 +52,9 @@ pub struct Mixed {
     /// Each candidate is one identity of an earlier node (which need not be `input`), which a
     /// sub-network reads directly: a depth choice.
     pub pass_through: bool,
+    /// A pass-through module whose option 0 is no term: a sub-network that chooses it leaves
+    /// the module out of the sum reading it (a sum left with one term is that term).
+    pub optional: bool,
 }
 
 impl Mixed {
@@ -67,6 +77,20 @@ impl Mixed {
             });
         }
         Self::summed(b, choice, input, candidates, false)
+    }
+
+    /// The optional pass-through module of `choice` (see [`Mixed::optional`]): option 0 is a
+    /// zero of `input`'s shape, option 1 an identity of `on`.
+    pub fn optional(
+        b: &mut NetSpecBuilder,
+        choice: usize,
+        input: NodeId,
+        on: NodeId,
+    ) -> Result<Mixed> {
+        let off = b.push(Op::Zero(ops::Zero { stride: 1 }), &[input])?;
+        let mut m = Self::pass_through(b, choice, &[off, on])?;
+        m.optional = true;
+        Ok(m)
     }
 
     /// The pass-through module of `choice`: option k is an identity of `inputs[k]`.
@@ -97,8 +121,25 @@ impl Mixed {
             candidates,
             output,
             pass_through,
+            optional: false,
         })
     }
+}
+
+/// A choice a supernet works out from the arch's choices rather than takes from it: a table
+/// over the values of earlier choices (the arch's, or derived ones before it). Modules may
+/// follow it as they follow the arch's choices; it has no architecture parameters, so a
+/// supernet with derived choices cannot be run with every candidate weighted (DARTS).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Derived {
+    /// The choices its value depends on: indices below the arch's choice count, or the
+    /// arch's choice count plus the index of an earlier derived choice.
+    pub sources: Vec<usize>,
+    /// Its value for each combination of the sources' values, the last source varying
+    /// fastest.
+    pub table: Vec<u16>,
+    /// Its number of options.
+    pub options: usize,
 }
 
 /// An elastic choice of a supernet ([`SuperSpec::elastic`]).
@@ -116,25 +157,63 @@ pub struct SuperSpec {
     spec: NetSpec,
     mixed: Vec<Mixed>,
     options: Vec<usize>,
+    derived: Vec<Derived>,
 }
 
 impl SuperSpec {
     /// Checks and wraps a supernet built by a space: `options[c]` is the number of options of
     /// choice `c`. Every mixed module must sum exactly its candidates' outputs, candidates must
-    /// lie after the module's input and before its output, and no node may belong to two
-    /// candidates.
+    /// lie after the module's input and before its output, and two candidates' nodes may
+    /// only be apart or one within the other (a nested module).
     pub fn new(spec: NetSpec, mixed: Vec<Mixed>, options: Vec<usize>) -> Result<Self> {
+        Self::with_derived(spec, mixed, options, Vec::new())
+    }
+
+    /// [`SuperSpec::new`] with derived choices: choice `options.len() + k` of a module is
+    /// `derived[k]`. Each table must cover its sources' options and stay within its own.
+    pub fn with_derived(
+        spec: NetSpec,
+        mixed: Vec<Mixed>,
+        options: Vec<usize>,
+        derived: Vec<Derived>,
+    ) -> Result<Self> {
+        let mut all = options.clone();
+        for (k, d) in derived.iter().enumerate() {
+            let size = d
+                .sources
+                .iter()
+                .try_fold(1usize, |n, &s| all.get(s).map(|&o| n.saturating_mul(o)));
+            if size != Some(d.table.len())
+                || d.options == 0
+                || d.table.iter().any(|&v| v as usize >= d.options)
+            {
+                return Err(Error::invalid(format!(
+                    "derived choice {k}: a table of {} values over sources {:?} with options {:?}, {} options of its own",
+                    d.table.len(),
+                    d.sources,
+                    d.sources.iter().map(|&s| all.get(s)).collect::<Vec<_>>(),
+                    d.options
+                )));
+            }
+            all.push(d.options);
+        }
         let nodes = spec.nodes();
-        let mut owner = vec![false; nodes.len()];
+        let mut ranges = Vec::new();
         for (k, m) in mixed.iter().enumerate() {
             let bad = |why: String| Err(Error::invalid(format!("mixed module {k}: {why}")));
-            if options.get(m.choice) != Some(&m.candidates.len()) {
+            if all.get(m.choice) != Some(&m.candidates.len()) {
                 return bad(format!(
                     "choice {} has {:?} options, the module {} candidates",
                     m.choice,
-                    options.get(m.choice),
+                    all.get(m.choice),
                     m.candidates.len()
                 ));
+            }
+            if m.optional
+                && !(m.pass_through
+                    && matches!(nodes[m.candidates[0].nodes.start].inputs[..], [z] if matches!(nodes[z].op, Op::Zero(_))))
+            {
+                return bad("an optional module's option 0 must be an identity of a zero".into());
             }
             let outputs: Vec<NodeId> = m.candidates.iter().map(|c| c.output).collect();
             let sums = nodes
@@ -154,26 +233,69 @@ impl SuperSpec {
             if m.pass_through && !m.candidates.iter().all(single_identity) {
                 return bad("a pass-through module's candidates must be single identities".into());
             }
+            let mut after = m.input + 1;
             for c in &m.candidates {
                 if c.nodes.is_empty()
-                    || c.nodes.start <= m.input
+                    || c.nodes.start < after
                     || c.nodes.end > m.output
                     || !c.nodes.contains(&c.output)
                 {
-                    return bad(format!("candidate nodes {:?} out of place", c.nodes));
+                    return bad(format!(
+                        "candidate nodes {:?} out of place (a module's candidates follow its input and one another)",
+                        c.nodes
+                    ));
                 }
-                for id in c.nodes.clone() {
-                    if std::mem::replace(&mut owner[id], true) {
-                        return bad(format!("node {id} belongs to two candidates"));
-                    }
+                after = c.nodes.end;
+                ranges.push(c.nodes.clone());
+            }
+        }
+        // Candidates nest or stay apart: in order of start (the longer first), each lies
+        // within the innermost still open one, or after it.
+        ranges.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+        let mut open: Vec<Range<NodeId>> = Vec::new();
+        for r in ranges {
+            while open.last().is_some_and(|o| o.end <= r.start) {
+                open.pop();
+            }
+            if let Some(o) = open.last() {
+                if r.end > o.end || *o == r {
+                    return Err(Error::invalid(format!(
+                        "candidate nodes {r:?} overlap candidate nodes {o:?}"
+                    )));
                 }
             }
+            open.push(r);
         }
         Ok(SuperSpec {
             spec,
             mixed,
             options,
+            derived,
         })
+    }
+
+    /// Its derived choices ([`Derived`]): modules following choice `options().len() + k`
+    /// follow the k-th.
+    pub fn derived(&self) -> &[Derived] {
+        &self.derived
+    }
+
+    /// The arch's choice values followed by the derived choices' values. Values out of their
+    /// options (which [`SuperSpec::sub_network`] refuses) count as 0 here.
+    pub fn expand(&self, values: &[u16]) -> Vec<u16> {
+        let mut all: Vec<u16> = values.to_vec();
+        let mut options = self.options.clone();
+        for d in &self.derived {
+            let mut at = 0usize;
+            for &s in &d.sources {
+                let v = all.get(s).copied().unwrap_or(0) as usize;
+                let n = options.get(s).copied().unwrap_or(1);
+                at = at * n + if v < n { v } else { 0 };
+            }
+            all.push(d.table.get(at).copied().unwrap_or(0));
+            options.push(d.options);
+        }
+        all
     }
 
     /// The whole supernet.
@@ -197,7 +319,7 @@ impl SuperSpec {
     pub fn elastic(&self) -> Vec<Option<Elastic>> {
         let nodes = self.spec.nodes();
         let mut out = vec![None; self.options.len()];
-        for m in &self.mixed {
+        for m in self.mixed.iter().filter(|m| m.choice < self.options.len()) {
             let keeps: Option<Vec<usize>> = m
                 .candidates
                 .iter()
@@ -206,7 +328,7 @@ impl SuperSpec {
                     _ => None,
                 })
                 .collect();
-            if m.pass_through {
+            if m.pass_through && !m.optional {
                 out[m.choice] = Some(Elastic {
                     largest: (m.candidates.len() - 1) as u16,
                     depth: true,
@@ -227,6 +349,7 @@ impl SuperSpec {
     /// cell does not choose, and the candidates not chosen are not). `values` must fit the
     /// options ([`SuperSpec::sub_network`] checks them).
     pub fn live(&self, values: &[u16]) -> Vec<bool> {
+        let values = self.expand(values);
         let nodes = self.spec.nodes();
         let mut off = vec![false; nodes.len()];
         for m in &self.mixed {
@@ -241,6 +364,10 @@ impl SuperSpec {
         live[self.spec.output()] = true;
         for id in (0..nodes.len()).rev() {
             if live[id] && !off[id] {
+                // A zero reads its input for the shape only.
+                if matches!(nodes[id].op, Op::Zero(_)) {
+                    continue;
+                }
                 for &j in &nodes[id].inputs {
                     live[j] = !off[j];
                 }
@@ -266,10 +393,13 @@ impl SuperSpec {
                 self.options.len()
             )));
         }
+        let values = self.expand(values);
         let nodes = self.spec.nodes();
-        // Per supernet node: left out with its candidate, or standing for another node.
+        // Per supernet node: left out with its candidate, standing for another node, or no
+        // term at all (an optional module switched off).
         let mut skip = vec![false; nodes.len()];
         let mut alias: Vec<Option<NodeId>> = vec![None; nodes.len()];
+        let mut absent = vec![false; nodes.len()];
         for m in &self.mixed {
             let chosen = values[m.choice] as usize;
             let Some(pick) = m.candidates.get(chosen) else {
@@ -284,6 +414,10 @@ impl SuperSpec {
                 if i != chosen {
                     skip[c.nodes.clone()].fill(true);
                 }
+            }
+            if m.optional && chosen == 0 {
+                absent[m.output] = true;
+                continue;
             }
             alias[m.output] = Some(pick.output);
             if m.pass_through {
@@ -315,7 +449,8 @@ impl SuperSpec {
         for id in (1..nodes.len()).rev() {
             if needed[id] {
                 for &j in &nodes[id].inputs {
-                    needed[resolve(j, &mut masks)] = true;
+                    let r = resolve(j, &mut masks);
+                    needed[r] = !absent[r];
                 }
             }
         }
@@ -364,16 +499,50 @@ impl SuperSpec {
             let inputs = node
                 .inputs
                 .iter()
-                .map(|&j| at[resolve(j, &mut Vec::new())].expect("inputs come first and are kept"))
+                .map(|&j| resolve(j, &mut Vec::new()))
+                .filter(|&j| !absent[j])
+                .map(|j| at[j].expect("inputs come first and are kept"))
                 .collect::<Vec<_>>();
-            let op = match (&node.op, narrow[id]) {
+            if inputs.len() < node.inputs.len() {
+                // Optional terms switched off: only a sum may lose inputs.
+                match (&node.op, &inputs[..]) {
+                    (Op::Add, [one]) => {
+                        at[id] = Some(*one);
+                        continue;
+                    }
+                    (Op::Add, [_, _, ..]) => {}
+                    _ => {
+                        return Err(Error::invalid(format!(
+                            "node {id} ({}) reads an optional module that is switched off",
+                            node.op.kind()
+                        )))
+                    }
+                }
+            }
+            // A depthwise convolution follows its input's channels.
+            let depthwise = match &node.op {
+                Op::Conv2d(c) if c.groups > 1 && c.groups == c.out_channels => {
+                    let (mine, theirs) = (b.channels(inputs[0]), nodes[node.inputs[0]].shape[0]);
+                    (c.groups == theirs && mine != theirs).then_some(mine)
+                }
+                _ => None,
+            };
+            let op = match (&node.op, narrow[id].or(depthwise)) {
                 (Op::Linear(ops::Linear { bias, .. }), Some(keep)) => Op::Linear(ops::Linear {
                     out_features: keep,
                     bias: *bias,
                 }),
                 (Op::Conv2d(_), Some(keep)) => {
                     let mut op = node.op.clone();
-                    if let Op::Conv2d(ops::Conv2d { out_channels, .. }) = &mut op {
+                    if let Op::Conv2d(ops::Conv2d {
+                        out_channels,
+                        groups,
+                        ..
+                    }) = &mut op
+                    {
+                        if depthwise.is_some() {
+                            *groups = keep;
+                        }
                         *out_channels = keep;
                     }
                     op
@@ -386,5 +555,70 @@ impl SuperSpec {
         }
         let output = at[out].expect("the output is never a candidate");
         Ok((b.finish(output), origin))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A vector input of 4 features and `ops` relus side by side on it, summed: one module.
+    fn relus(ops: usize) -> (NetSpecBuilder, Mixed) {
+        let mut b = NetSpecBuilder::new(&[4]).unwrap();
+        let m = Mixed::build(&mut b, 0, 0, ops, &mut |b, x, _| b.push(Op::Relu, &[x])).unwrap();
+        (b, m)
+    }
+
+    #[test]
+    fn candidates_that_overlap_are_refused_unless_one_nests_in_the_other() {
+        let (b, m) = relus(2);
+        let out = m.output;
+        let mut bad = m.clone();
+        // Candidate 1 now also takes candidate 0's node.
+        bad.candidates[1].nodes = 1..3;
+        let spec = b.finish(out);
+        assert!(SuperSpec::new(spec.clone(), vec![m.clone()], vec![2]).is_ok());
+        let e = SuperSpec::new(spec.clone(), vec![bad], vec![2]).unwrap_err();
+        assert!(e.to_string().contains("out of place"), "{e}");
+        // The same module twice is two candidates on the same nodes.
+        let e = SuperSpec::new(spec, vec![m.clone(), m], vec![2]).unwrap_err();
+        assert!(e.to_string().contains("overlap"), "{e}");
+    }
+
+    #[test]
+    fn derived_choices_are_looked_up_in_their_table_and_checked() {
+        let (b, m) = relus(3);
+        let out = m.output;
+        let spec = b.finish(out);
+        // Choice 1 (derived) follows choice 0 (2 options): its table has a value for each.
+        let mut m3 = m.clone();
+        m3.choice = 1;
+        let derived = Derived {
+            sources: vec![0],
+            table: vec![2, 0],
+            options: 3,
+        };
+        let sup = SuperSpec::with_derived(
+            spec.clone(),
+            vec![m3.clone()],
+            vec![2],
+            vec![derived.clone()],
+        )
+        .unwrap();
+        assert_eq!(sup.expand(&[0]), vec![0, 2]);
+        assert_eq!(sup.expand(&[1]), vec![1, 0]);
+        // Option 0 of the arch picks candidate 2 of the module.
+        let (sub, origin) = sup.sub_network(&[0]).unwrap();
+        assert_eq!(origin, vec![0, 3]);
+        assert_eq!(sub.nodes().len(), 2);
+        for (table, options) in [(vec![2], 3), (vec![3, 0], 3), (vec![0, 0], 0)] {
+            let bad = Derived {
+                table,
+                options,
+                ..derived.clone()
+            };
+            let e = SuperSpec::with_derived(spec.clone(), vec![m3.clone()], vec![2], vec![bad]);
+            assert!(e.unwrap_err().to_string().contains("derived choice 0"));
+        }
     }
 }

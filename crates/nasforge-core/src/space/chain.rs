@@ -8,6 +8,7 @@
 
 use super::{Arch, CellGraph, Choice, Space, MAX_CLASSES, MAX_DEPTH, MAX_WIDTH};
 use crate::netspec::ops;
+use crate::netspec::supernet::{Derived, Mixed, SuperSpec};
 use crate::netspec::{NetSpec, NetSpecBuilder, NodeId, Op};
 use crate::params::Params;
 use crate::{Error, Result};
@@ -150,48 +151,25 @@ impl Space for MacroSpace {
         })
     }
 
+    fn supernet(&self) -> Result<SuperSpec> {
+        self.build_supernet()
+    }
+
     fn decode(&self, arch: &Arch) -> Result<NetSpec> {
         let v = arch.values();
         let mut b = NetSpecBuilder::new(&self.input)?;
-        b.set_scope("stem");
-        let x = b.conv(0, self.stem, 3, 1, 1)?;
-        let x = b.bn(x)?;
-        let mut x = b.relu(x)?;
+        let mut x = self.stem(&mut b, self.stem)?;
         // Output of every layer, as it was produced (before later reductions).
         let mut outputs: Vec<NodeId> = Vec::with_capacity(self.layers);
         for l in 0..self.layers {
-            let scope = format!("layer{l}");
-            if self.reduces_before(l) {
-                b.set_scope(format!("{scope}/reduce"));
-                x = b.push(
-                    Op::MaxPool(ops::MaxPool {
-                        kernel: 2,
-                        stride: 2,
-                        padding: 0,
-                    }),
-                    &[x],
-                )?;
-            }
+            x = self.reduce(&mut b, x, l)?;
             let start = self.layer_start[l];
             let mut terms = vec![x];
             for j in 0..l.saturating_sub(1) {
                 if v[start + 2 + j] == 0 {
                     continue;
                 }
-                b.set_scope(format!("{scope}/skip{j}"));
-                let mut s = outputs[j];
-                for r in j + 1..=l {
-                    if self.reduces_before(r) {
-                        s = b.push(
-                            Op::MaxPool(ops::MaxPool {
-                                kernel: 2,
-                                stride: 2,
-                                padding: 0,
-                            }),
-                            &[s],
-                        )?;
-                    }
-                }
+                let mut s = self.skip_source(&mut b, outputs[j], j, l)?;
                 if b.channels(s) != b.channels(x) {
                     let c = b.channels(x);
                     s = b.conv(s, c, 1, 1, 0)?;
@@ -199,59 +177,100 @@ impl Space for MacroSpace {
                 }
                 terms.push(s);
             }
-            b.set_scope(format!("{scope}/sum"));
+            b.set_scope(format!("layer{l}/sum"));
             let input = b.add(&terms)?;
-            b.set_scope(format!("{scope}/{}", MACRO_OPS[v[start] as usize]));
             let width = self.widths[v[start + 1] as usize];
-            let conv =
-                |b: &mut NetSpecBuilder, x: NodeId, k: usize, separable: bool| -> Result<NodeId> {
-                    let y = if separable {
-                        let c = b.channels(x);
-                        let dw = b.push(
-                            Op::Conv2d(ops::Conv2d {
-                                out_channels: c,
-                                kernel: k,
-                                stride: 1,
-                                padding: k / 2,
-                                dilation: 1,
-                                groups: c,
-                                bias: false,
-                            }),
-                            &[x],
-                        )?;
-                        b.conv(dw, width, 1, 1, 0)?
-                    } else {
-                        b.conv(x, width, k, 1, k / 2)?
-                    };
-                    let y = b.bn(y)?;
-                    b.relu(y)
-                };
-            x = match MACRO_OPS[v[start] as usize] {
-                "conv_3x3" => conv(&mut b, input, 3, false)?,
-                "conv_5x5" => conv(&mut b, input, 5, false)?,
-                "sep_conv_3x3" => conv(&mut b, input, 3, true)?,
-                "sep_conv_5x5" => conv(&mut b, input, 5, true)?,
-                "max_pool_3x3" => b.push(
-                    Op::MaxPool(ops::MaxPool {
-                        kernel: 3,
-                        stride: 1,
-                        padding: 1,
-                    }),
-                    &[input],
-                )?,
-                "avg_pool_3x3" => b.push(
-                    Op::AvgPool(ops::AvgPool {
-                        kernel: 3,
-                        stride: 1,
-                        padding: 1,
-                        count_include_pad: false,
-                    }),
-                    &[input],
-                )?,
-                _ => b.push(Op::Identity, &[input])?,
-            };
+            x = self.layer_op(&mut b, input, l, v[start] as usize, width)?;
             outputs.push(x);
         }
+        self.head(b, x)
+    }
+}
+
+impl MacroSpace {
+    /// The stem, `channels` wide.
+    fn stem(&self, b: &mut NetSpecBuilder, channels: usize) -> Result<NodeId> {
+        b.set_scope("stem");
+        let x = b.conv(0, channels, 3, 1, 1)?;
+        let x = b.bn(x)?;
+        b.relu(x)
+    }
+
+    /// `x`, halved by a 2x2 max pool when layer `l` reduces.
+    fn reduce(&self, b: &mut NetSpecBuilder, x: NodeId, l: usize) -> Result<NodeId> {
+        if !self.reduces_before(l) {
+            return Ok(x);
+        }
+        b.set_scope(format!("layer{l}/reduce"));
+        halve(b, x)
+    }
+
+    /// Layer `j`'s output pooled through the reductions up to layer `l`, in the scope of
+    /// layer `l`'s skip input from it.
+    fn skip_source(
+        &self,
+        b: &mut NetSpecBuilder,
+        out: NodeId,
+        j: usize,
+        l: usize,
+    ) -> Result<NodeId> {
+        b.set_scope(format!("layer{l}/skip{j}"));
+        let mut s = out;
+        for r in j + 1..=l {
+            if self.reduces_before(r) {
+                s = halve(b, s)?;
+            }
+        }
+        Ok(s)
+    }
+
+    /// Layer `l`'s op `op` (an index into [`MACRO_OPS`]) on `input`, convolutions `width`
+    /// channels wide.
+    fn layer_op(
+        &self,
+        b: &mut NetSpecBuilder,
+        input: NodeId,
+        l: usize,
+        op: usize,
+        width: usize,
+    ) -> Result<NodeId> {
+        b.set_scope(format!("layer{l}/{}", MACRO_OPS[op]));
+        let conv =
+            |b: &mut NetSpecBuilder, x: NodeId, k: usize, separable: bool| -> Result<NodeId> {
+                let y = if separable {
+                    let c = b.channels(x);
+                    let dw = b.push(
+                        Op::Conv2d(ops::Conv2d {
+                            out_channels: c,
+                            kernel: k,
+                            stride: 1,
+                            padding: k / 2,
+                            dilation: 1,
+                            groups: c,
+                            bias: false,
+                        }),
+                        &[x],
+                    )?;
+                    b.conv(dw, width, 1, 1, 0)?
+                } else {
+                    b.conv(x, width, k, 1, k / 2)?
+                };
+                let y = b.bn(y)?;
+                b.relu(y)
+            };
+        match MACRO_OPS[op] {
+            "conv_3x3" => conv(b, input, 3, false),
+            "conv_5x5" => conv(b, input, 5, false),
+            "sep_conv_3x3" => conv(b, input, 3, true),
+            "sep_conv_5x5" => conv(b, input, 5, true),
+            "max_pool_3x3" => b.max_pool(input, 3, 1, 1),
+            "avg_pool_3x3" => b.avg_pool(input, 3, 1, 1),
+            _ => b.push(Op::Identity, &[input]),
+        }
+    }
+
+    /// Global average pooling and the classifier after `x`.
+    fn head(&self, mut b: NetSpecBuilder, x: NodeId) -> Result<NetSpec> {
         b.set_scope("head");
         let g = b.push(Op::GlobalAvgPool, &[x])?;
         let out = b.push(
@@ -263,4 +282,127 @@ impl Space for MacroSpace {
         )?;
         Ok(b.finish(out))
     }
+
+    /// The supernet. Every layer's output is `P` channels wide (the widest of the stem and
+    /// the widths), its channels past the arch's zero: a convolution of every op is `P` wide,
+    /// followed by its width as channel masks (a nested module; a narrower layer inherits the
+    /// leading slice), the stem masked to its width, and a narrower input is the leading
+    /// channels of a wider one, so pools and identities keep the zeros where they are. A skip
+    /// input is an optional module (off: no term of the sum); when on, its projection is a
+    /// module over a derived choice: none when the two layers' channels match, else a 1x1
+    /// convolution, batch norm and mask to the reading layer's channels, one per channel
+    /// count. Layer l's channels (the width of the last convolution up to l, else the
+    /// stem's) are derived choices too.
+    fn build_supernet(&self) -> Result<SuperSpec> {
+        // The channel counts a layer can have, and the index of each.
+        let mut counts: Vec<usize> = self.widths.clone();
+        counts.push(self.stem);
+        counts.sort_unstable();
+        counts.dedup();
+        let index = |c: usize| counts.binary_search(&c).expect("a listed count") as u16;
+        let wide = *counts.last().expect("the stem's count at least");
+        let real = self.choices.len();
+        let mut derived: Vec<Derived> = Vec::new();
+        // The derived choice of layer l's channels: from its op, its width and the previous
+        // layer's channels.
+        let mut channels_of: Vec<usize> = Vec::with_capacity(self.layers);
+        for l in 0..self.layers {
+            let start = self.layer_start[l];
+            let mut sources = vec![start, start + 1];
+            let before: Vec<u16> = match l {
+                0 => vec![index(self.stem)],
+                _ => {
+                    sources.push(channels_of[l - 1]);
+                    (0..counts.len() as u16).collect()
+                }
+            };
+            let mut table = Vec::new();
+            for op in 0..MACRO_OPS.len() as u16 {
+                for &w in &self.widths {
+                    for &c in &before {
+                        table.push(if op < CONV_OPS { index(w) } else { c });
+                    }
+                }
+            }
+            channels_of.push(real + derived.len());
+            derived.push(Derived {
+                sources,
+                table,
+                options: counts.len(),
+            });
+        }
+        let mut mixed = Vec::new();
+        let mut b = NetSpecBuilder::new(&self.input)?;
+        let mut x = self.stem(&mut b, wide)?;
+        if self.stem < wide {
+            x = b.push(Op::ChannelMask(ops::ChannelMask { keep: self.stem }), &[x])?;
+        }
+        let mut outputs: Vec<NodeId> = Vec::with_capacity(self.layers);
+        for l in 0..self.layers {
+            x = self.reduce(&mut b, x, l)?;
+            let start = self.layer_start[l];
+            let mut terms = vec![x];
+            for j in 0..l.saturating_sub(1) {
+                let s = self.skip_source(&mut b, outputs[j], j, l)?;
+                // Projection: option 0 none, option 1 + k to counts[k] channels.
+                let project = real + derived.len();
+                let (cj, cx) = (channels_of[j], channels_of[l - 1]);
+                let mut table = Vec::new();
+                for a in 0..counts.len() as u16 {
+                    for c in 0..counts.len() as u16 {
+                        table.push(if a == c { 0 } else { 1 + c });
+                    }
+                }
+                derived.push(Derived {
+                    sources: vec![cj, cx],
+                    table,
+                    options: 1 + counts.len(),
+                });
+                let mut ends = vec![s];
+                for &c in &counts {
+                    let y = b.conv(s, wide, 1, 1, 0)?;
+                    let y = b.bn(y)?;
+                    ends.push(b.push(Op::ChannelMask(ops::ChannelMask { keep: c }), &[y])?);
+                }
+                let projection = Mixed::pass_through(&mut b, project, &ends)?;
+                let on = projection.output;
+                mixed.push(projection);
+                let skip = Mixed::optional(&mut b, start + 2 + j, s, on)?;
+                terms.push(skip.output);
+                mixed.push(skip);
+            }
+            b.set_scope(format!("layer{l}/sum"));
+            let input = b.add(&terms)?;
+            let mut widths = Vec::new();
+            let op = Mixed::build(&mut b, start, input, MACRO_OPS.len(), &mut |b, x, op| {
+                let y = self.layer_op(b, x, l, op, wide)?;
+                if op as u16 >= CONV_OPS {
+                    return Ok(y);
+                }
+                let width = Mixed::build(b, start + 1, y, self.widths.len(), &mut |b, y, k| {
+                    b.push(
+                        Op::ChannelMask(ops::ChannelMask {
+                            keep: self.widths[k],
+                        }),
+                        &[y],
+                    )
+                })?;
+                let out = width.output;
+                widths.push(width);
+                Ok(out)
+            })?;
+            x = op.output;
+            mixed.extend(widths);
+            mixed.push(op);
+            outputs.push(x);
+        }
+        let spec = self.head(b, x)?;
+        let options = self.choices.iter().map(|c| c.options.len()).collect();
+        SuperSpec::with_derived(spec, mixed, options, derived)
+    }
+}
+
+/// A 2x2 max pool of stride 2.
+fn halve(b: &mut NetSpecBuilder, x: NodeId) -> Result<NodeId> {
+    b.max_pool(x, 2, 2, 0)
 }

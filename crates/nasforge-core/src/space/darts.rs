@@ -121,23 +121,8 @@ impl DartsSpace {
             "sep_conv_5x5" => sep_conv(b, x, 5, stride),
             "dil_conv_3x3" => dil_conv(b, x, 3, stride),
             "dil_conv_5x5" => dil_conv(b, x, 5, stride),
-            "max_pool_3x3" => b.push(
-                Op::MaxPool(ops::MaxPool {
-                    kernel: 3,
-                    stride,
-                    padding: 1,
-                }),
-                &[x],
-            ),
-            "avg_pool_3x3" => b.push(
-                Op::AvgPool(ops::AvgPool {
-                    kernel: 3,
-                    stride,
-                    padding: 1,
-                    count_include_pad: false,
-                }),
-                &[x],
-            ),
+            "max_pool_3x3" => b.max_pool(x, 3, stride, 1),
+            "avg_pool_3x3" => b.avg_pool(x, 3, stride, 1),
             "skip_connect" if stride == 1 => b.push(Op::Identity, &[x]),
             "skip_connect" => factorized_reduce(b, x, c),
             other => unreachable!("unknown darts op {other}"),

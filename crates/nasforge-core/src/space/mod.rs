@@ -110,7 +110,7 @@ pub trait Space: Send + Sync {
     /// candidates ([`SuperSpec`]). An error for a space that has none yet.
     fn supernet(&self) -> Result<SuperSpec> {
         Err(Error::invalid(format!(
-            "space `{}` has no supernet yet; one-shot methods run on: nb201, darts, mlp",
+            "space `{}` has no supernet yet; one-shot methods run on: nb201, darts, macro, mlp",
             self.name()
         )))
     }

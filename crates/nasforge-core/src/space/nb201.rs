@@ -73,15 +73,7 @@ impl Nb201Space {
             "skip_connect" => b.push(Op::Identity, &[x]),
             "nor_conv_1x1" => relu_conv_bn(b, x, c, 1, 1, 0),
             "nor_conv_3x3" => relu_conv_bn(b, x, c, 3, 1, 1),
-            "avg_pool_3x3" => b.push(
-                Op::AvgPool(ops::AvgPool {
-                    kernel: 3,
-                    stride: 1,
-                    padding: 1,
-                    count_include_pad: false,
-                }),
-                &[x],
-            ),
+            "avg_pool_3x3" => b.avg_pool(x, 3, 1, 1),
             other => unreachable!("unknown nb201 op {other}"),
         }
     }
@@ -269,15 +261,7 @@ impl Nb201Space {
                 // ResNet basic block with stride 2 and an avg-pool + 1x1 conv shortcut.
                 let a = relu_conv_bn(&mut b, x, width, 3, 2, 1)?;
                 let a = relu_conv_bn(&mut b, a, width, 3, 1, 1)?;
-                let p = b.push(
-                    Op::AvgPool(ops::AvgPool {
-                        kernel: 2,
-                        stride: 2,
-                        padding: 0,
-                        count_include_pad: false,
-                    }),
-                    &[x],
-                )?;
+                let p = b.avg_pool(x, 2, 2, 0)?;
                 let s = b.conv(p, width, 1, 1, 0)?;
                 x = b.add(&[a, s])?;
             }

@@ -322,10 +322,69 @@ fn the_darts_supernet_gives_every_arch_exactly_its_stand_alone_network() {
 }
 
 #[test]
+fn the_macro_supernet_gives_every_arch_exactly_its_stand_alone_network() {
+    // A stem narrower than every width, and one as wide as a width: the channel counts a
+    // skip input may need projecting between differ.
+    for (stem, expected_counts) in [("stem=4", 3), ("stem=8", 2)] {
+        let params = Params::parse(&["layers=6", "widths=8,16", stem, "input=8x8x1"]).unwrap();
+        let s = build("macro", &params).unwrap();
+        let sup = s.supernet().unwrap();
+        // A derived channel count per layer and a projection per skip input (layers 2..5
+        // read 1..4 earlier layers).
+        assert_eq!(sup.derived().len(), 6 + (1 + 2 + 3 + 4));
+        assert_eq!(sup.derived()[0].options, expected_counts);
+        let mut rng = Rng::new(11);
+        let mut projections = 0;
+        let mut sizes = std::collections::BTreeSet::new();
+        let mut archs: Vec<Arch> = (0..300).map(|_| s.sample(&mut rng)).collect();
+        // Every op an identity with every skip on: sums of the stem alone.
+        let mut v = vec![0u16; s.choices().len()];
+        for l in 0..6 {
+            v[s.choices()
+                .iter()
+                .position(|c| c.name == format!("layer{l}_op"))
+                .unwrap()] = 6;
+        }
+        for (i, c) in s.choices().iter().enumerate() {
+            if c.name.contains("_skip") {
+                v[i] = 1;
+            }
+        }
+        archs.push(s.canonical(v));
+        for a in &archs {
+            let (sub, origin) = sup.sub_network(a.values()).unwrap();
+            let alone = s.decode(a).unwrap();
+            assert_eq!(sub, alone, "{}", s.format(a));
+            assert_eq!(origin.len(), sub.nodes().len());
+            assert!(origin.windows(2).all(|w| w[0] < w[1]));
+            for (k, &o) in origin.iter().enumerate() {
+                let (mine, theirs) = (&sub.nodes()[k], &sup.spec().nodes()[o]);
+                assert_eq!(mine.op.kind(), theirs.op.kind());
+                assert!(sub.node_params(k) <= sup.spec().node_params(o));
+                assert!(mine.shape[0] <= theirs.shape[0]);
+            }
+            projections += alone
+                .nodes()
+                .iter()
+                .filter(|n| {
+                    n.scope.contains("/skip") && matches!(n.op, crate::netspec::Op::Conv2d(_))
+                })
+                .count();
+            sizes.insert(alone.params());
+            // A single path computes what the sub-network needs and less than the supernet.
+            let live = sup.live(a.values()).iter().filter(|&&l| l).count();
+            assert!(live >= sub.nodes().len() && live < sup.spec().nodes().len() / 2);
+        }
+        assert!(projections > 100, "{projections} projections");
+        assert!(sizes.len() > 100, "{} distinct sizes", sizes.len());
+    }
+}
+
+#[test]
 fn spaces_without_a_supernet_say_so() {
     for s in all_spaces()
         .iter()
-        .filter(|s| !["nb201", "mlp", "darts"].contains(&s.name()))
+        .filter(|s| !["nb201", "mlp", "darts", "macro"].contains(&s.name()))
     {
         let e = s.supernet().unwrap_err().to_string();
         assert!(e.contains("has no supernet yet"), "{}: {e}", s.name());

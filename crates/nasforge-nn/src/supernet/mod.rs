@@ -66,19 +66,36 @@ pub struct Supernet {
 #[derive(Debug)]
 struct Plan {
     sup: SuperSpec,
-    /// Per node: the (mixed module, candidate) it belongs to.
+    /// Per node: the innermost (mixed module, candidate) it belongs to.
     member: Vec<Option<(usize, usize)>>,
 }
 
 impl Plan {
     fn new(sup: SuperSpec) -> Self {
         let mut member = vec![None; sup.spec().nodes().len()];
-        for (m, mixed) in sup.mixed().iter().enumerate() {
-            for (c, cand) in mixed.candidates.iter().enumerate() {
-                member[cand.nodes.clone()].fill(Some((m, c)));
-            }
+        let mut owners: Vec<(usize, usize)> = sup
+            .mixed()
+            .iter()
+            .enumerate()
+            .flat_map(|(m, mixed)| (0..mixed.candidates.len()).map(move |c| (m, c)))
+            .collect();
+        // Outer candidates first, so that a nested module's candidates overwrite them.
+        owners.sort_by_key(|&(m, c)| std::cmp::Reverse(sup.mixed()[m].candidates[c].nodes.len()));
+        for (m, c) in owners {
+            member[sup.mixed()[m].candidates[c].nodes.clone()].fill(Some((m, c)));
         }
         Plan { sup, member }
+    }
+
+    /// Refuses a supernet with derived choices (the macro space's) for `method`, which runs
+    /// every candidate weighted: those choices have no weights.
+    fn weighs_every_candidate(&self, method: &str) -> Result<()> {
+        if self.sup.derived().is_empty() {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "{method} runs every candidate of every choice weighted, and this supernet has modules its archs' channel counts choose (the macro space's skip projections), which no weight can mix; use spos, rsps, gdas, enas or ofa"
+        )))
     }
 
     /// Checks a path against the choices: a value per choice within its options, or a weight
@@ -92,7 +109,10 @@ impl Plan {
             Path::Single(v) => {
                 v.len() == options.len() && v.iter().zip(options).all(|(&v, &n)| (v as usize) < n)
             }
-            Path::Weighted(w) => weights_fit(w),
+            Path::Weighted(w) => {
+                self.weighs_every_candidate("a weighted path")?;
+                weights_fit(w)
+            }
             Path::Sampled(v, w) => {
                 weights_fit(w)
                     && v.len() == options.len()
@@ -184,7 +204,9 @@ impl Router<'_> {
         };
         let (m, c) = self.plan.member[node]?;
         let mixed = &self.plan.sup.mixed()[m];
-        (mixed.candidates[c].output == node).then(|| w[mixed.choice].clone().slice(c..c + 1))
+        // Derived choices (past the arch's) have no weights.
+        let w = w.get(mixed.choice)?;
+        (mixed.candidates[c].output == node).then(|| w.clone().slice(c..c + 1))
     }
 }
 
@@ -269,11 +291,16 @@ impl Supernet {
                         bias: lin.bias.as_ref().map(|b| lead(b, [out])),
                     }),
                     Layer::Conv(conv) => {
-                        let [_, per_group, kh, kw] = conv.weight.dims();
-                        let per_group = per_group.min(input / conv.groups);
+                        // A depthwise convolution narrowed with its input has fewer groups.
+                        let groups = match &nodes[k].op {
+                            Op::Conv2d(c) => c.groups,
+                            _ => conv.groups,
+                        };
+                        let [_, _, kh, kw] = conv.weight.dims();
                         Layer::Conv(Conv2d {
-                            weight: lead(&conv.weight, [out, per_group, kh, kw]),
+                            weight: lead(&conv.weight, [out, input / groups, kh, kw]),
                             bias: conv.bias.as_ref().map(|b| lead(b, [out])),
+                            groups,
                             ..conv.clone()
                         })
                     }
@@ -394,6 +421,11 @@ impl Supernet {
         on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
     ) -> std::result::Result<(Supernet, Vec<EpochStats>, ArchState), TrainError> {
         arch.validate()?;
+        if let Relaxation::Darts { .. } = arch.relaxation {
+            self.plan
+                .weighs_every_candidate("darts")
+                .map_err(TrainError::Invalid)?;
+        }
         if setup.valid_rows.len() < 2 {
             return Err(TrainError::Invalid(Error::invalid(format!(
                 "{} takes its architecture steps on validation rows, and there are {}: give the validation split at least 2 rows",

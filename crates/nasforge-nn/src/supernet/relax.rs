@@ -353,7 +353,13 @@ fn policy_gradient(
 pub(super) fn identity_options(plan: &Plan) -> Vec<Option<usize>> {
     let mut out = vec![None; plan.sup.options().len()];
     let nodes = plan.sup.spec().nodes();
-    for m in plan.sup.mixed().iter().filter(|m| !m.pass_through) {
+    let choices = out.len();
+    for m in plan
+        .sup
+        .mixed()
+        .iter()
+        .filter(|m| !m.pass_through && m.choice < choices)
+    {
         for (c, cand) in m.candidates.iter().enumerate() {
             let own = &nodes[cand.nodes.clone()];
             if own.len() == 1 && matches!(own[0].op, Op::Identity) {

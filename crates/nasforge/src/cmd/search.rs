@@ -774,10 +774,17 @@ fn search_train(
     let space = build_space(&space_name, &space_params)?;
     // A one-shot method needs the space's supernet: checked before anything is written.
     let supernet = one_shot.map(|_| space.supernet()).transpose()?;
+    if let (Some(OneShot::Darts), Some(sup)) = (one_shot, &supernet) {
+        if !sup.derived().is_empty() {
+            return bad_input(format!(
+                "--method darts runs every candidate weighted, and the `{space_name}` space's supernet has skip projections chosen by the layers' channel counts, which no weight can mix; use --method spos, rsps, gdas, enas or ofa there"
+            ));
+        }
+    }
     if let (Some(OneShot::Ofa), Some(sup)) = (one_shot, &supernet) {
         if sup.elastic().iter().all(Option::is_none) {
             return bad_input(format!(
-                "--method ofa shrinks elastic widths and depths, and the `{space_name}` space has none; use --space mlp"
+                "--method ofa shrinks elastic widths and depths, and the `{space_name}` space has none; use --space mlp or macro"
             ));
         }
     }
