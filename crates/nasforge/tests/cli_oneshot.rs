@@ -52,7 +52,15 @@ fn spos_scores_archs_with_inherited_weights_and_a_resume_reuses_the_supernet() {
     assert_eq!(sn["epochs"], 3);
     assert_eq!(sn["epochs_trained_now"], 3);
     assert!(sn["final_train_loss"].as_f64().unwrap().is_finite());
-    assert!(run.join("supernet/state.json").exists());
+    // The supernet's steps clip the gradient norm at 5 when --grad-clip is not given.
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("supernet/state.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        state["identity"]["recipe"]["grad_clip"], 5.0,
+        "{}",
+        state["identity"]
+    );
     // Final training from scratch, scored on the test split, as every search.
     let acc = v["test_accuracy_mean"].as_f64().unwrap();
     assert!((0.0..=100.0).contains(&acc), "{acc}");

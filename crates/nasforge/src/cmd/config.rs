@@ -206,7 +206,8 @@ pub struct SearchConfig {
     /// Label smoothing for classification [default: 0].
     #[arg(long, allow_negative_numbers = true)]
     pub label_smoothing: Option<f64>,
-    /// Clip the global gradient norm (0 = off) [default: 0; 1 for the transformer space].
+    /// Clip the global gradient norm (0 = off) [default: 0; 1 for the transformer space; 5 for
+    /// a one-shot method's supernet].
     #[arg(long, allow_negative_numbers = true)]
     pub grad_clip: Option<f64>,
     /// Random-crop augmentation on images (zero padding of 1/8 of the side) [default: false].
@@ -894,7 +895,7 @@ const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  na
 # schedule = "cosine"          # cosine, step, constant
 # warmup_epochs = 1
 # label_smoothing = 0.0
-# grad_clip = 0.0              # global gradient-norm clipping; 0 is off (1 for transformer)
+# grad_clip = 0.0              # global gradient-norm clipping; 0 is off (1 for transformer, 5 for a supernet)
 # augment = false              # random crop for images
 # flip = false                 # with augment: horizontal flips too (not for digits or text)
 

@@ -1200,6 +1200,13 @@ fn summarize(
     Ok(())
 }
 
+/// The gradient-norm clipping of a supernet's steps when `--grad-clip` is not given, as the
+/// supernet recipes of DARTS and NAS-Bench-201 clip: paths of one supernet differ in scale
+/// (the macro space's sums of skip inputs through parameter-free layers reach logits a
+/// hundred times another path's), and without it the default SPOS run on the macro space
+/// diverged to NaN at epoch 15.
+const SUPERNET_GRAD_CLIP: f64 = 5.0;
+
 /// Supernet epochs of a one-shot method when `--supernet-epochs` is not given.
 const DEFAULT_SUPERNET_EPOCHS: usize = 30;
 
@@ -1346,6 +1353,9 @@ fn train_supernet(
     let start = Instant::now();
     let mut tc = pipeline::train_config(cfg, false)?;
     tc.epochs = cfg.supernet_epochs.expect("resolved");
+    if cfg.grad_clip.is_none() {
+        tc.grad_clip = Some(SUPERNET_GRAD_CLIP);
+    }
     let seed = cfg.seed.unwrap_or(0);
     let checkpoint = Checkpoint::new(dir.join(SUPERNET_DIR));
     let stored = checkpoint.epochs()?.len();
