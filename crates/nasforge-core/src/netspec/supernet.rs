@@ -209,10 +209,12 @@ impl SuperSpec {
                     m.candidates.len()
                 ));
             }
-            if m.optional
-                && !(m.pass_through
-                    && matches!(nodes[m.candidates[0].nodes.start].inputs[..], [z] if matches!(nodes[z].op, Op::Zero(_))))
-            {
+            let reads_zero = |c: &Candidate| {
+                nodes.get(c.nodes.start).is_some_and(
+                    |n| matches!(n.inputs[..], [z] if matches!(nodes[z].op, Op::Zero(_))),
+                )
+            };
+            if m.optional && !(m.pass_through && m.candidates.first().is_some_and(reads_zero)) {
                 return bad("an optional module's option 0 must be an identity of a zero".into());
             }
             let outputs: Vec<NodeId> = m.candidates.iter().map(|c| c.output).collect();
