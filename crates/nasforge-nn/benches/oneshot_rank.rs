@@ -2,7 +2,9 @@
 //! trains a NAS-Bench-201-space supernet with uniform single-path training (SPOS), samples
 //! distinct archs, scores each with the weights it inherits (batch norms recalibrated on
 //! training rows) and trained alone from scratch, and prints Kendall τ and Spearman ρ between
-//! the two (validation accuracy both ways; one JSON line per arch, then a summary line).
+//! the two (validation accuracy both ways; one JSON line per arch, then a summary line), and
+//! the "sparse" τ over one arch per functional class (`space::cell_class`: cells that compute
+//! the same function counted once).
 //!
 //! `cargo bench -p nasforge-nn --bench oneshot_rank -- [--data FILE.csv[.gz] --image 28x28x1]
 //! [--channels 8] [--cells 1] [--supernet-epochs 30] [--alone-epochs 10] [--archs 50]
@@ -108,6 +110,9 @@ fn main() {
     let mut seen = BTreeSet::new();
     let (mut accuracy, mut neg_loss, mut alone, mut params) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Per arch: whether it is the first of its functional class.
+    let mut classes = BTreeSet::new();
+    let mut first_of_class = Vec::new();
     let t = Instant::now();
     while accuracy.len() < num("--archs", 50) {
         let arch = space.sample(&mut rng);
@@ -159,14 +164,25 @@ fn main() {
         println!(
             "{{\"arch\": \"{key}\", \"inherited\": {acc:.2}, \"inherited_loss\": {nll:.4}, \"alone\": {own:.2}}}"
         );
+        let values: [u16; 6] = arch.values().try_into().expect("six edges");
+        first_of_class.push(classes.insert(space::cell_class(&values)));
         accuracy.push(acc);
         neg_loss.push(-nll);
         alone.push(own);
         params.push(spec.params() as f64);
     }
+    let sparse = |xs: &[f64]| -> Vec<f64> {
+        xs.iter()
+            .zip(&first_of_class)
+            .filter(|(_, &first)| first)
+            .map(|(&x, _)| x)
+            .collect()
+    };
     println!(
-        "{{\"archs\": {}, \"kendall_tau\": {:.3}, \"spearman_rho\": {:.3}, \"kendall_tau_loss\": {:.3}, \"spearman_rho_loss\": {:.3}, \"kendall_tau_params\": {:.3}, \"supernet_epochs\": {}, \"supernet_last_loss\": {:.3}, \"supernet_seconds\": {supernet_s:.0}, \"alone_epochs\": {}, \"alone_seeds\": {}, \"scoring_seconds\": {:.0}, \"data\": \"{}\"}}",
+        "{{\"archs\": {}, \"classes\": {}, \"kendall_tau_sparse\": {:.3}, \"kendall_tau\": {:.3}, \"spearman_rho\": {:.3}, \"kendall_tau_loss\": {:.3}, \"spearman_rho_loss\": {:.3}, \"kendall_tau_params\": {:.3}, \"supernet_epochs\": {}, \"supernet_last_loss\": {:.3}, \"supernet_seconds\": {supernet_s:.0}, \"alone_epochs\": {}, \"alone_seeds\": {}, \"scoring_seconds\": {:.0}, \"data\": \"{}\"}}",
         accuracy.len(),
+        classes.len(),
+        kendall(&sparse(&accuracy), &sparse(&alone)),
         kendall(&accuracy, &alone),
         spearman(&accuracy, &alone),
         kendall(&neg_loss, &alone),

@@ -16,7 +16,7 @@ pub use crate::params::Params;
 pub use chain::MacroSpace;
 pub use darts::DartsSpace;
 pub use mlp::MlpSpace;
-pub use nb201::Nb201Space;
+pub use nb201::{cell_class, Nb201Space};
 pub use transformer::{Head, Mixer, TransformerSpace, MIXERS};
 
 use crate::netspec::supernet::SuperSpec;

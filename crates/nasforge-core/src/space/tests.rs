@@ -390,3 +390,37 @@ fn spaces_without_a_supernet_say_so() {
         assert!(e.contains("has no supernet yet"), "{}: {e}", s.name());
     }
 }
+
+#[test]
+fn nb201_cells_fall_into_functional_classes() {
+    use super::cell_class;
+    let s = build("nb201", &Params::new()).unwrap();
+    let class = |text: &str| {
+        let a = s.parse(text).unwrap();
+        cell_class(a.values().try_into().unwrap())
+    };
+    // Sums are unordered and a skip connection is its input: the two nodes' orders agree.
+    assert_eq!(
+        class("|nor_conv_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"),
+        class("|avg_pool_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"),
+    );
+    assert_eq!(
+        class("|skip_connect~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|skip_connect~2|"),
+        class("|none~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|skip_connect~2|"),
+    );
+    // Another op, or the op on another input, is another class.
+    assert_ne!(
+        class("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|skip_connect~1|avg_pool_3x3~2|"),
+        class("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|none~0|avg_pool_3x3~1|skip_connect~2|"),
+    );
+    // The 15,625 cells fall into 6,466 classes, NAS-Bench-201's count of unique cells.
+    let mut classes = std::collections::BTreeSet::new();
+    for k in 0..5u32.pow(6) {
+        let mut v = [0u16; 6];
+        for (e, x) in v.iter_mut().enumerate() {
+            *x = ((k / 5u32.pow(e as u32)) % 5) as u16;
+        }
+        classes.insert(cell_class(&v));
+    }
+    assert_eq!(classes.len(), 6466);
+}
