@@ -263,6 +263,23 @@ fn the_nb201_supernet_gives_every_arch_exactly_its_stand_alone_network() {
     }
 }
 
+/// The sub-network of `a` in `sup`, checked to be the stand-alone network node for node, each
+/// node from a supernet node of its kind, in order, at most as wide and with at most its
+/// parameters (a leading slice of a wider layer).
+fn sliced_sub_network(s: &dyn Space, sup: &SuperSpec, a: &Arch) -> NetSpec {
+    let (sub, origin) = sup.sub_network(a.values()).unwrap();
+    assert_eq!(sub, s.decode(a).unwrap(), "{}", s.format(a));
+    assert_eq!(origin.len(), sub.nodes().len());
+    assert!(origin.windows(2).all(|w| w[0] < w[1]));
+    for (k, &o) in origin.iter().enumerate() {
+        let (mine, theirs) = (&sub.nodes()[k], &sup.spec().nodes()[o]);
+        assert_eq!(mine.op.kind(), theirs.op.kind());
+        assert!(sub.node_params(k) <= sup.spec().node_params(o));
+        assert!(mine.shape[0] <= theirs.shape[0]);
+    }
+    sub
+}
+
 #[test]
 fn the_mlp_supernet_gives_every_arch_exactly_its_stand_alone_network() {
     let params = Params::parse(&["max_depth=3", "widths=8,16,32", "input=5", "classes=3"]).unwrap();
@@ -274,17 +291,7 @@ fn the_mlp_supernet_gives_every_arch_exactly_its_stand_alone_network() {
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..300 {
         let a = s.sample(&mut rng);
-        let (sub, origin) = sup.sub_network(a.values()).unwrap();
-        assert_eq!(sub, s.decode(&a).unwrap(), "{}", s.format(&a));
-        assert_eq!(origin.len(), sub.nodes().len());
-        assert!(origin.windows(2).all(|w| w[0] < w[1]));
-        // Each node comes from a supernet node of its kind, at least as wide.
-        for (k, &o) in origin.iter().enumerate() {
-            let (mine, theirs) = (&sub.nodes()[k], &sup.spec().nodes()[o]);
-            assert_eq!(mine.op.kind(), theirs.op.kind());
-            assert!(sub.node_params(k) <= sup.spec().node_params(o));
-            assert!(mine.shape[0] <= theirs.shape[0]);
-        }
+        let sub = sliced_sub_network(s.as_ref(), &sup, &a);
         seen.insert(sub.params());
     }
     assert!(seen.len() > 50, "{} distinct sizes", seen.len());
@@ -352,17 +359,7 @@ fn the_macro_supernet_gives_every_arch_exactly_its_stand_alone_network() {
         }
         archs.push(s.canonical(v));
         for a in &archs {
-            let (sub, origin) = sup.sub_network(a.values()).unwrap();
-            let alone = s.decode(a).unwrap();
-            assert_eq!(sub, alone, "{}", s.format(a));
-            assert_eq!(origin.len(), sub.nodes().len());
-            assert!(origin.windows(2).all(|w| w[0] < w[1]));
-            for (k, &o) in origin.iter().enumerate() {
-                let (mine, theirs) = (&sub.nodes()[k], &sup.spec().nodes()[o]);
-                assert_eq!(mine.op.kind(), theirs.op.kind());
-                assert!(sub.node_params(k) <= sup.spec().node_params(o));
-                assert!(mine.shape[0] <= theirs.shape[0]);
-            }
+            let alone = sliced_sub_network(s.as_ref(), &sup, a);
             projections += alone
                 .nodes()
                 .iter()
@@ -373,7 +370,7 @@ fn the_macro_supernet_gives_every_arch_exactly_its_stand_alone_network() {
             sizes.insert(alone.params());
             // A single path computes what the sub-network needs and less than the supernet.
             let live = sup.live(a.values()).iter().filter(|&&l| l).count();
-            assert!(live >= sub.nodes().len() && live < sup.spec().nodes().len() / 2);
+            assert!(live >= alone.nodes().len() && live < sup.spec().nodes().len() / 2);
         }
         assert!(projections > 100, "{projections} projections");
         assert!(sizes.len() > 100, "{} distinct sizes", sizes.len());
