@@ -182,24 +182,6 @@ pub trait Probe {
     }
 }
 
-/// Whether each node's value reaches the output of `spec`: the output does, and so do the
-/// inputs of a node that does, except through `Op::Zero` (NAS-Bench-201's `none`), whose zeros
-/// depend only on its input's shape. On an autodiff device the network does not compute the
-/// others.
-pub fn needed_nodes(spec: &NetSpec) -> Vec<bool> {
-    let nodes = spec.nodes();
-    let mut needed = vec![false; nodes.len()];
-    needed[spec.output()] = true;
-    for i in (0..nodes.len()).rev() {
-        if needed[i] && !matches!(nodes[i].op, Op::Zero(_)) {
-            for &j in &nodes[i].inputs {
-                needed[j] = true;
-            }
-        }
-    }
-    needed
-}
-
 /// The probe that changes nothing.
 struct NoProbe;
 impl Probe for NoProbe {}
@@ -366,7 +348,7 @@ impl Network {
             }
         }
         last_use[spec.output()] = usize::MAX;
-        let needed = needed_nodes(spec);
+        let needed = spec.reaching_output(&[]);
         let mut folds_into = vec![None; nodes.len()];
         for (j, node) in nodes.iter().enumerate() {
             if let (Op::BatchNorm(_), &[i]) = (&node.op, &node.inputs[..]) {

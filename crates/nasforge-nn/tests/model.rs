@@ -107,7 +107,7 @@ fn symbolic_zeros_match_real_zeros_through_batch_norm() {
 #[test]
 fn nodes_whose_value_never_reaches_the_output_are_not_computed() {
     use nasforge_core::netspec::Op;
-    use nasforge_nn::model::{needed_nodes, Probe};
+    use nasforge_nn::model::Probe;
     /// Records the image nodes the forward pass computes.
     struct Seen(Vec<usize>);
     impl Probe for Seen {
@@ -124,7 +124,7 @@ fn nodes_whose_value_never_reaches_the_output_are_not_computed() {
         .parse("|none~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|none~0|avg_pool_3x3~1|none~2|")
         .unwrap();
     let spec = space.decode(&arch).unwrap();
-    let needed = needed_nodes(&spec);
+    let needed = spec.reaching_output(&[]);
     // The cell's three pools, and everything before the cell: its output is zeros whatever the
     // input, so not even the stem reaches the output.
     let dead_pools = (0..spec.nodes().len())
@@ -141,7 +141,10 @@ fn nodes_whose_value_never_reaches_the_output_are_not_computed() {
     let convs = space
         .parse("|nor_conv_1x1~0|+|avg_pool_3x3~0|skip_connect~1|+|nor_conv_3x3~0|avg_pool_3x3~1|skip_connect~2|")
         .unwrap();
-    assert!(needed_nodes(&space.decode(&convs).unwrap())
+    assert!(space
+        .decode(&convs)
+        .unwrap()
+        .reaching_output(&[])
         .iter()
         .all(|&n| n));
 }

@@ -283,6 +283,25 @@ impl NetSpec {
         self.output
     }
 
+    /// Per node, whether its value reaches the output: the output does, and so do the inputs
+    /// of a node that does, except through `Op::Zero` (NAS-Bench-201's `none`, whose zeros
+    /// depend only on its input's shape) and except the nodes `off` marks (left out: they
+    /// reach nothing; nodes past the end of `off` are not). A training network does not
+    /// compute the others; a supernet path computes only these.
+    pub fn reaching_output(&self, off: &[bool]) -> Vec<bool> {
+        let is_off = |i: NodeId| off.get(i).copied().unwrap_or(false);
+        let mut reach = vec![false; self.nodes.len()];
+        reach[self.output] = !is_off(self.output);
+        for i in (0..self.nodes.len()).rev() {
+            if reach[i] && !matches!(self.nodes[i].op, Op::Zero(_)) {
+                for &j in &self.nodes[i].inputs {
+                    reach[j] = !is_off(j);
+                }
+            }
+        }
+        reach
+    }
+
     /// Input shape without the batch dimension.
     pub fn input_shape(&self) -> &[usize] {
         &self.nodes[0].shape

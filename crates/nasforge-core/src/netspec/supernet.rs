@@ -282,6 +282,13 @@ impl SuperSpec {
         &self.derived
     }
 
+    /// Whether a pass may run every candidate weighted by architecture parameters (DARTS):
+    /// only when every module follows one of the arch's choices, since derived choices have
+    /// none (the macro space's skip projections follow the layers' channel counts).
+    pub fn weighable(&self) -> bool {
+        self.derived.is_empty()
+    }
+
     /// The arch's choice values followed by the derived choices' values. Values out of their
     /// options (which [`SuperSpec::sub_network`] refuses) count as 0 here.
     pub fn expand(&self, values: &[u16]) -> Vec<u16> {
@@ -362,22 +369,7 @@ impl SuperSpec {
                 }
             }
         }
-        let mut live = vec![false; nodes.len()];
-        live[self.spec.output()] = true;
-        for id in (0..nodes.len()).rev() {
-            if live[id] && !off[id] {
-                // A zero reads its input for the shape only.
-                if matches!(nodes[id].op, Op::Zero(_)) {
-                    continue;
-                }
-                for &j in &nodes[id].inputs {
-                    live[j] = !off[j];
-                }
-            } else {
-                live[id] = false;
-            }
-        }
-        live
+        self.spec.reaching_output(&off)
     }
 
     /// The stand-alone network of the arch whose choice values are `values`: the supernet

@@ -157,37 +157,63 @@ impl Space for MacroSpace {
 
     fn decode(&self, arch: &Arch) -> Result<NetSpec> {
         let v = arch.values();
-        let mut b = NetSpecBuilder::new(&self.input)?;
-        let mut x = self.stem(&mut b, self.stem)?;
-        // Output of every layer, as it was produced (before later reductions).
-        let mut outputs: Vec<NodeId> = Vec::with_capacity(self.layers);
-        for l in 0..self.layers {
-            x = self.reduce(&mut b, x, l)?;
-            let start = self.layer_start[l];
-            let mut terms = vec![x];
-            for j in 0..l.saturating_sub(1) {
-                if v[start + 2 + j] == 0 {
-                    continue;
+        self.build(
+            self.stem,
+            &mut |b, out, j, l, x| {
+                if v[self.layer_start[l] + 2 + j] == 0 {
+                    return Ok(None);
                 }
-                let mut s = self.skip_source(&mut b, outputs[j], j, l)?;
+                let mut s = self.skip_source(b, out, j, l)?;
                 if b.channels(s) != b.channels(x) {
                     let c = b.channels(x);
                     s = b.conv(s, c, 1, 1, 0)?;
                     s = b.bn(s)?;
                 }
-                terms.push(s);
+                Ok(Some(s))
+            },
+            &mut |b, input, l| {
+                let start = self.layer_start[l];
+                let width = self.widths[v[start + 1] as usize];
+                self.layer_op(b, input, l, v[start] as usize, width)
+            },
+        )
+    }
+}
+
+/// Makes layer `l`'s term for its skip input from layer `j` (`b, out_j, j, l, x`, with `x` the
+/// layer's main input), or none.
+type SkipTerm<'a> =
+    dyn FnMut(&mut NetSpecBuilder, NodeId, usize, usize, NodeId) -> Result<Option<NodeId>> + 'a;
+
+/// Makes layer `l`'s op on its summed input (`b, input, l`).
+type LayerOp<'a> = dyn FnMut(&mut NetSpecBuilder, NodeId, usize) -> Result<NodeId> + 'a;
+
+impl MacroSpace {
+    /// The network's skeleton, which `decode` and the supernet share: the stem `wide` channels
+    /// wide (masked to the stem's width when wider), then per layer the reduction, a term per
+    /// skip input `skip` makes, their sum and `op` on it; then the head.
+    fn build(&self, wide: usize, skip: &mut SkipTerm, op: &mut LayerOp) -> Result<NetSpec> {
+        let mut b = NetSpecBuilder::new(&self.input)?;
+        let mut x = self.stem(&mut b, wide)?;
+        if self.stem < wide {
+            x = b.push(Op::ChannelMask(ops::ChannelMask { keep: self.stem }), &[x])?;
+        }
+        // Output of every layer, as it was produced (before later reductions).
+        let mut outputs: Vec<NodeId> = Vec::with_capacity(self.layers);
+        for l in 0..self.layers {
+            x = self.reduce(&mut b, x, l)?;
+            let mut terms = vec![x];
+            for (j, &out) in outputs.iter().enumerate().take(l.saturating_sub(1)) {
+                terms.extend(skip(&mut b, out, j, l, x)?);
             }
             b.set_scope(format!("layer{l}/sum"));
             let input = b.add(&terms)?;
-            let width = self.widths[v[start + 1] as usize];
-            x = self.layer_op(&mut b, input, l, v[start] as usize, width)?;
+            x = op(&mut b, input, l)?;
             outputs.push(x);
         }
         self.head(b, x)
     }
-}
 
-impl MacroSpace {
     /// The stem, `channels` wide.
     fn stem(&self, b: &mut NetSpecBuilder, channels: usize) -> Result<NodeId> {
         b.set_scope("stem");
@@ -331,19 +357,12 @@ impl MacroSpace {
                 options: counts.len(),
             });
         }
-        let mut mixed = Vec::new();
-        let mut b = NetSpecBuilder::new(&self.input)?;
-        let mut x = self.stem(&mut b, wide)?;
-        if self.stem < wide {
-            x = b.push(Op::ChannelMask(ops::ChannelMask { keep: self.stem }), &[x])?;
-        }
-        let mut outputs: Vec<NodeId> = Vec::with_capacity(self.layers);
-        for l in 0..self.layers {
-            x = self.reduce(&mut b, x, l)?;
-            let start = self.layer_start[l];
-            let mut terms = vec![x];
-            for j in 0..l.saturating_sub(1) {
-                let s = self.skip_source(&mut b, outputs[j], j, l)?;
+        // Modules, in network order: both closures add theirs.
+        let mixed = std::cell::RefCell::new(Vec::new());
+        let spec = self.build(
+            wide,
+            &mut |b, out, j, l, _| {
+                let s = self.skip_source(b, out, j, l)?;
                 // Projection: option 0 none, option 1 + k to counts[k] channels.
                 let project = real + derived.len();
                 let (cj, cx) = (channels_of[j], channels_of[l - 1]);
@@ -364,41 +383,42 @@ impl MacroSpace {
                     let y = b.bn(y)?;
                     ends.push(b.push(Op::ChannelMask(ops::ChannelMask { keep: c }), &[y])?);
                 }
-                let projection = Mixed::pass_through(&mut b, project, &ends)?;
-                let on = projection.output;
-                mixed.push(projection);
-                let skip = Mixed::optional(&mut b, start + 2 + j, s, on)?;
-                terms.push(skip.output);
-                mixed.push(skip);
-            }
-            b.set_scope(format!("layer{l}/sum"));
-            let input = b.add(&terms)?;
-            let mut widths = Vec::new();
-            let op = Mixed::build(&mut b, start, input, MACRO_OPS.len(), &mut |b, x, op| {
-                let y = self.layer_op(b, x, l, op, wide)?;
-                if op as u16 >= CONV_OPS {
-                    return Ok(y);
-                }
-                let width = Mixed::build(b, start + 1, y, self.widths.len(), &mut |b, y, k| {
-                    b.push(
-                        Op::ChannelMask(ops::ChannelMask {
-                            keep: self.widths[k],
-                        }),
-                        &[y],
-                    )
+                let projection = Mixed::pass_through(b, project, &ends)?;
+                let skip = Mixed::optional(b, self.layer_start[l] + 2 + j, s, projection.output)?;
+                let term = skip.output;
+                mixed.borrow_mut().extend([projection, skip]);
+                Ok(Some(term))
+            },
+            &mut |b, input, l| {
+                let start = self.layer_start[l];
+                let mut widths = Vec::new();
+                let op = Mixed::build(b, start, input, MACRO_OPS.len(), &mut |b, x, op| {
+                    let y = self.layer_op(b, x, l, op, wide)?;
+                    if op as u16 >= CONV_OPS {
+                        return Ok(y);
+                    }
+                    let width =
+                        Mixed::build(b, start + 1, y, self.widths.len(), &mut |b, y, k| {
+                            b.push(
+                                Op::ChannelMask(ops::ChannelMask {
+                                    keep: self.widths[k],
+                                }),
+                                &[y],
+                            )
+                        })?;
+                    let out = width.output;
+                    widths.push(width);
+                    Ok(out)
                 })?;
-                let out = width.output;
-                widths.push(width);
+                let out = op.output;
+                let mut mixed = mixed.borrow_mut();
+                mixed.extend(widths);
+                mixed.push(op);
                 Ok(out)
-            })?;
-            x = op.output;
-            mixed.extend(widths);
-            mixed.push(op);
-            outputs.push(x);
-        }
-        let spec = self.head(b, x)?;
+            },
+        )?;
         let options = self.choices.iter().map(|c| c.options.len()).collect();
-        SuperSpec::with_derived(spec, mixed, options, derived)
+        SuperSpec::with_derived(spec, mixed.into_inner(), options, derived)
     }
 }
 

@@ -90,7 +90,7 @@ impl Plan {
     /// Refuses a supernet with derived choices (the macro space's) for `method`, which runs
     /// every candidate weighted: those choices have no weights.
     fn weighs_every_candidate(&self, method: &str) -> Result<()> {
-        if self.sup.derived().is_empty() {
+        if self.sup.weighable() {
             return Ok(());
         }
         Err(Error::invalid(format!(

@@ -775,7 +775,7 @@ fn search_train(
     // A one-shot method needs the space's supernet: checked before anything is written.
     let supernet = one_shot.map(|_| space.supernet()).transpose()?;
     if let (Some(OneShot::Darts), Some(sup)) = (one_shot, &supernet) {
-        if !sup.derived().is_empty() {
+        if !sup.weighable() {
             return bad_input(format!(
                 "--method darts runs every candidate weighted, and the `{space_name}` space's supernet has skip projections chosen by the layers' channel counts, which no weight can mix; use --method spos, rsps, gdas, enas or ofa there"
             ));
