@@ -23,6 +23,27 @@ use burn::tensor::ops::MaxPoolOptions;
 use nasforge_core::netspec::ops;
 use nasforge_core::netspec::{NetSpec, Op};
 
+/// `conv` computing as `op` says: itself, or with the centre of its kernels where `op`'s are
+/// smaller (a node computing with a larger convolution's weights; gradients reach them).
+fn centre_kernels<'a>(conv: &'a Conv2d, op: &ops::Conv2d) -> std::borrow::Cow<'a, Conv2d> {
+    let [out, input, k, _] = conv.weight.dims();
+    if k == op.kernel {
+        return std::borrow::Cow::Borrowed(conv);
+    }
+    let (at, k) = ((k - op.kernel) / 2, op.kernel);
+    let weight = conv
+        .weight
+        .val()
+        .slice([0..out, 0..input, at..at + k, at..at + k]);
+    let p = op.padding;
+    std::borrow::Cow::Owned(Conv2d {
+        weight: Param::initialized(burn::module::ParamId::new(), weight),
+        kernel_size: [k, k],
+        padding: PaddingConfig2d::Explicit(p, p, p, p),
+        ..conv.clone()
+    })
+}
+
 /// The learned part of one NetSpec node.
 #[derive(Module, Debug)]
 pub enum Layer {
@@ -143,6 +164,11 @@ pub struct Network {
     /// convolution at inference, [`kernels::conv2d_batch_norm`]).
     #[module(skip)]
     folds_into: Vec<Option<usize>>,
+    /// Per node: the node whose layer it computes with, when not its own (a supernet's
+    /// shared weights, [`Network::share_weights`]; a convolution takes the centre of the
+    /// other's kernels).
+    #[module(skip)]
+    shared: Vec<Option<usize>>,
     /// Batch norms normalise with the batch's statistics and update their running ones, on
     /// any device ([`Network::set_batch_statistics`]).
     #[module(skip)]
@@ -367,6 +393,7 @@ impl Network {
             last_use,
             needed,
             folds_into,
+            shared: vec![None; nodes.len()],
             batch_stats: false,
             tokens: spec.reads_tokens(),
             sinusoids: nodes
@@ -418,6 +445,24 @@ impl Network {
             total += v.0;
         }
         total
+    }
+
+    /// The network with node `k` computing with node `shared[k]`'s layer where given (a
+    /// supernet's shared weights, `SuperSpec::with_shared`): its own layer is dropped, a
+    /// convolution uses the centre of the other's kernels, a batch norm the other's.
+    pub(crate) fn share_weights(mut self, shared: &[Option<usize>]) -> Self {
+        for (k, s) in shared.iter().enumerate() {
+            if s.is_some() {
+                self.layers[k] = Layer::Fixed(k);
+            }
+        }
+        self.shared = shared.to_vec();
+        self
+    }
+
+    /// The layer node `i` computes with: its own, or the one it shares.
+    fn layer(&self, i: usize) -> &Layer {
+        &self.layers[self.shared[i].unwrap_or(i)]
     }
 
     /// With `on`, every batch norm normalises with the batch's own statistics and updates its
@@ -501,14 +546,15 @@ impl Network {
                     v => v,
                 }
             };
-            let out = match (&node.op, &self.layers[i]) {
+            let out = match (&node.op, self.layer(i)) {
                 _ if probe.skip(i) || (autodiff && !self.needed[i]) => Value::Zeros,
-                (Op::Conv2d(ops::Conv2d { bias, .. }), Layer::Conv(conv)) => match arg(0, !bias) {
+                (Op::Conv2d(op), Layer::Conv(conv)) => match arg(0, !op.bias) {
                     Value::Zeros => Value::Zeros,
                     v => {
                         let x = v.image(i);
+                        let conv = &*centre_kernels(conv, op);
                         let fold = self.folds_into[i].filter(|_| !self.batch_stats);
-                        let fused = fold.and_then(|j| match &self.layers[j] {
+                        let fused = fold.and_then(|j| match self.layer(j) {
                             Layer::Norm(bn) => {
                                 kernels::conv2d_batch_norm(conv, bn, &x).map(|y| (j, y))
                             }

@@ -3,11 +3,13 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
+use nasforge_core::netspec::Op;
 use nasforge_core::rng::Rng;
 use nasforge_core::space::{self, Space};
 use nasforge_core::Params;
 use nasforge_nn::data::{embedded_digits, Dataset, Normalizer, Split, SplitFractions};
 use nasforge_nn::device::DeviceKind;
+use nasforge_nn::model::Layer;
 use nasforge_nn::supernet::{Path, Supernet};
 
 fn nb201() -> Box<dyn Space> {
@@ -121,12 +123,22 @@ fn an_mlp_sub_network_inherits_the_leading_slice_of_the_widest_layers() {
 fn progressive_shrinking_trains_the_largest_mlp_first_then_every_width_then_every_depth() {
     use nasforge_nn::supernet::{shrinking_stage, ShrinkStage::*};
     use nasforge_nn::train::{Control, TrainConfig, TrainSetup};
-    let stages = |n: usize| (1..=n).map(|e| shrinking_stage(e, n)).collect::<Vec<_>>();
-    assert_eq!(stages(1), [Largest]);
-    assert_eq!(stages(4), [Largest, Width, Width, Depth]);
+    let stages = |n: usize, kernels: bool| {
+        (1..=n)
+            .map(|e| shrinking_stage(e, n, kernels))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(stages(1, false), [Largest]);
+    assert_eq!(stages(4, false), [Largest, Width, Width, Depth]);
     assert_eq!(
-        stages(10),
+        stages(10, false),
         [Largest, Largest, Largest, Width, Width, Width, Depth, Depth, Depth, Depth]
+    );
+    // With elastic kernels, their stage comes second.
+    assert_eq!(stages(4, true), [Largest, Kernel, Width, Depth]);
+    assert_eq!(
+        stages(10, true),
+        [Largest, Largest, Largest, Kernel, Width, Width, Depth, Depth, Depth, Depth]
     );
     let (data, split) = normalised_digits();
     let params = Params::parse(&["max_depth=2", "widths=16,64", "input=64", "classes=10"]).unwrap();
@@ -225,6 +237,66 @@ fn a_macro_sub_network_is_the_single_path_with_the_supernets_weights() {
         let single = sn.forward(x.clone(), &Path::Single(arch.values())).unwrap();
         assert!(max_diff(alone, single) <= 1e-4, "{}", space.format(&arch));
     }
+    // The 3x3 convolutions are the centres of the 5x5 ones (once-for-all's elastic kernel):
+    // an arch of 3x3s inherits them, and its gradients reach them, the centres only.
+    let op_value = |op: u16| -> Vec<u16> {
+        let mut v = vec![0u16; space.choices().len()];
+        for (i, c) in space.choices().iter().enumerate() {
+            v[i] = match &c.name {
+                n if n.ends_with("_op") => op,
+                n if n.ends_with("_width") => 1,
+                _ => 0,
+            };
+        }
+        v
+    };
+    let (threes, fives) = (op_value(0), op_value(1));
+    let first_conv = |net: &nasforge_nn::model::Network| -> Tensor<4> {
+        let k = net
+            .spec()
+            .nodes()
+            .iter()
+            .position(|n| n.scope.starts_with("layer0/conv_"))
+            .unwrap();
+        match &net.layers()[k] {
+            Layer::Conv(c) => c.weight.val(),
+            _ => unreachable!("a convolution"),
+        }
+    };
+    let three = first_conv(&sn.extract(&threes).unwrap());
+    let five = first_conv(&sn.extract(&fives).unwrap());
+    assert_eq!(three.dims(), [16, 4, 3, 3]);
+    assert_eq!(five.dims(), [16, 4, 5, 5]);
+    let centre = five.slice([0..16, 0..4, 1..4, 1..4]);
+    assert_eq!(three.into_data(), centre.into_data());
+    let grads = sn
+        .forward(x.clone(), &Path::Single(&threes))
+        .unwrap()
+        .powi_scalar(2)
+        .mean()
+        .backward();
+    let nodes = sn.spec().spec().nodes();
+    let large = (0..nodes.len())
+        .find_map(|k| sn.spec().shared()[k].filter(|_| nodes[k].scope == "layer0/conv_3x3"))
+        .filter(|&s| matches!(nodes[s].op, Op::Conv2d(_)))
+        .unwrap();
+    let Layer::Conv(conv) = &sn.network().layers()[large] else {
+        unreachable!("a convolution")
+    };
+    let g = conv
+        .weight
+        .grad(&grads)
+        .expect("the 5x5 kernels get the 3x3's gradient");
+    let total = g.clone().abs().sum().into_scalar::<f32>();
+    let inner = g
+        .slice([0..16, 0..16, 1..4, 1..4])
+        .abs()
+        .sum()
+        .into_scalar::<f32>();
+    assert!(
+        total > 0.0 && (total - inner).abs() <= 1e-6 * total,
+        "{total} {inner}"
+    );
     // Its skip projections follow the layers' channel counts, which no weight mixes: DARTS'
     // weighted path is refused with a reason.
     let ones: Vec<Tensor<1>> = sn

@@ -475,6 +475,11 @@ impl NetSpecBuilder {
         &self.nodes[id].shape
     }
 
+    /// The op of an existing node.
+    pub fn op(&self, id: NodeId) -> &Op {
+        &self.nodes[id].op
+    }
+
     /// Channels (images) or features (vectors) of a node.
     pub fn channels(&self, id: NodeId) -> usize {
         self.nodes[id].shape[0]

@@ -22,7 +22,9 @@
 //! option 0 is no term at all: a sub-network leaves it out of the sum that reads it (a skip
 //! input switched off). And a module may follow a [`Derived`] choice, one the supernet works
 //! out from the arch's own choices (whether a skip input needs a projection, and to how many
-//! channels, depends on the widths of the layers it joins).
+//! channels, depends on the widths of the layers it joins). Its candidates may also *share
+//! weights* ([`SuperSpec::with_shared`]): a 3x3 convolution computes with the centre of the
+//! 5x5 one's kernels and the same batch norm (once-for-all's elastic kernel).
 
 use super::ops;
 use super::{NetSpec, NetSpecBuilder, NodeId, Op};
@@ -143,12 +145,34 @@ pub struct Derived {
 }
 
 /// An elastic choice of a supernet ([`SuperSpec::elastic`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Elastic {
-    /// The option of the largest network: the widest width, the deepest depth.
-    pub largest: u16,
-    /// A depth (else a width).
-    pub depth: bool,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Elastic {
+    /// A width (its modules' candidates are channel masks).
+    Width {
+        /// The option that keeps the most channels.
+        largest: u16,
+    },
+    /// A depth (a pass-through module).
+    Depth {
+        /// The deepest option.
+        largest: u16,
+    },
+    /// A kernel size ([`SuperSpec::with_shared`]).
+    Kernel {
+        /// Per option, the option whose kernels' centres it computes with (its own when none
+        /// is larger).
+        grow: Vec<u16>,
+    },
+}
+
+impl Elastic {
+    /// The option of the largest network in place of a drawn `value`.
+    pub fn largest(&self, value: u16) -> u16 {
+        match self {
+            Elastic::Width { largest } | Elastic::Depth { largest } => *largest,
+            Elastic::Kernel { grow } => grow.get(value as usize).copied().unwrap_or(value),
+        }
+    }
 }
 
 /// A supernet: the network with every candidate, and where its choices are.
@@ -158,6 +182,8 @@ pub struct SuperSpec {
     mixed: Vec<Mixed>,
     options: Vec<usize>,
     derived: Vec<Derived>,
+    /// Per node: the node whose weights it computes with, when not its own.
+    shared: Vec<Option<NodeId>>,
 }
 
 impl SuperSpec {
@@ -268,12 +294,81 @@ impl SuperSpec {
             }
             open.push(r);
         }
+        let shared = vec![None; nodes.len()];
         Ok(SuperSpec {
             spec,
             mixed,
             options,
             derived,
+            shared,
         })
+    }
+
+    /// The supernet with weights shared between nodes: for each `(node, source)`, `node`
+    /// computes with `source`'s weights — a batch norm with all of them, a convolution with
+    /// the centre of `source`'s kernels (once-for-all's elastic kernel: a 3x3 convolution is
+    /// the middle of a 5x5 one). Both must be convolutions alike but for a kernel no larger
+    /// than the source's, or batch norms of one shape; a source shares no other's weights.
+    /// A node that shares weights has none of its own in a trained supernet, and a
+    /// sub-network's copy of it inherits `source`'s.
+    pub fn with_shared(mut self, pairs: &[(NodeId, NodeId)]) -> Result<Self> {
+        let nodes = self.spec.nodes();
+        for &(node, source) in pairs {
+            let bad = |why: &str| {
+                Err(Error::invalid(format!(
+                    "node {node} cannot share the weights of node {source}: {why}"
+                )))
+            };
+            let (Some(n), Some(s)) = (nodes.get(node), nodes.get(source)) else {
+                return bad("no such node");
+            };
+            if node == source || self.shared[node].is_some() {
+                return bad("a node shares one other node's weights");
+            }
+            let fits = match (&n.op, &s.op) {
+                (Op::BatchNorm(_), Op::BatchNorm(_)) => n.shape == s.shape,
+                (Op::Conv2d(a), Op::Conv2d(b)) => {
+                    let input = |x: &super::Node| nodes[x.inputs[0]].shape[0];
+                    a.out_channels == b.out_channels
+                        && (a.groups, a.stride, a.dilation, a.bias)
+                            == (b.groups, b.stride, b.dilation, b.bias)
+                        && input(n) == input(s)
+                        && a.kernel <= b.kernel
+                        && (b.kernel - a.kernel) % 2 == 0
+                        && n.shape == s.shape
+                }
+                _ => false,
+            };
+            if !fits {
+                return bad(&format!(
+                    "{} and {} are not two convolutions alike but for a no larger kernel, nor two batch norms of one shape",
+                    n.op.kind(),
+                    s.op.kind()
+                ));
+            }
+            self.shared[node] = Some(source);
+        }
+        if let Some((node, source)) = pairs.iter().find(|(_, s)| self.shared[*s].is_some()) {
+            return Err(Error::invalid(format!(
+                "node {node} shares the weights of node {source}, which shares another's"
+            )));
+        }
+        Ok(self)
+    }
+
+    /// Per node: the node whose weights it computes with, when not its own
+    /// ([`SuperSpec::with_shared`]).
+    pub fn shared(&self) -> &[Option<NodeId>] {
+        &self.shared
+    }
+
+    /// The supernet's own learned parameters: those of every node, less the nodes that
+    /// compute with another's weights.
+    pub fn params(&self) -> u64 {
+        (0..self.spec.nodes().len())
+            .filter(|&k| self.shared[k].is_none())
+            .map(|k| self.spec.node_params(k))
+            .sum()
     }
 
     /// Its derived choices ([`Derived`]): modules following choice `options().len() + k`
@@ -323,8 +418,9 @@ impl SuperSpec {
     }
 
     /// Per choice, whether it is elastic — a width (its modules' candidates are channel
-    /// masks) or a depth (a pass-through module) — and its largest option: the one keeping
-    /// the most channels, or the deepest layer. Once-for-all shrinks these progressively.
+    /// masks), a depth (a pass-through module) or a kernel size (its candidates compute with
+    /// the centre of another candidate's kernels, [`SuperSpec::with_shared`]) — and which
+    /// option makes the largest network. Once-for-all shrinks these progressively.
     pub fn elastic(&self) -> Vec<Option<Elastic>> {
         let nodes = self.spec.nodes();
         let mut out = vec![None; self.options.len()];
@@ -337,17 +433,28 @@ impl SuperSpec {
                     _ => None,
                 })
                 .collect();
+            // Per candidate: the candidate whose weights it shares, if any.
+            let owner = |node: NodeId| m.candidates.iter().position(|c| c.nodes.contains(&node));
+            let grow: Vec<u16> = (0..m.candidates.len())
+                .map(|i| {
+                    let shares = m.candidates[i]
+                        .nodes
+                        .clone()
+                        .find_map(|k| self.shared[k].and_then(owner));
+                    shares.unwrap_or(i) as u16
+                })
+                .collect();
             if m.pass_through && !m.optional {
-                out[m.choice] = Some(Elastic {
+                out[m.choice] = Some(Elastic::Depth {
                     largest: (m.candidates.len() - 1) as u16,
-                    depth: true,
                 });
             } else if let Some(keeps) = keeps {
                 let widest = (0..keeps.len()).max_by_key(|&k| keeps[k]).unwrap_or(0);
-                out[m.choice] = Some(Elastic {
+                out[m.choice] = Some(Elastic::Width {
                     largest: widest as u16,
-                    depth: false,
                 });
+            } else if grow.iter().enumerate().any(|(i, &g)| g as usize != i) {
+                out[m.choice] = Some(Elastic::Kernel { grow });
             }
         }
         out
@@ -577,6 +684,53 @@ mod tests {
         // The same module twice is two candidates on the same nodes.
         let e = SuperSpec::new(spec, vec![m.clone(), m], vec![2]).unwrap_err();
         assert!(e.to_string().contains("overlap"), "{e}");
+    }
+
+    #[test]
+    fn only_alike_convolutions_and_batch_norms_share_weights() {
+        // Input 2x8x8; a 3x3 and a 5x5 convolution of it, each with a batch norm; a dilated
+        // 3x3 convolution; a relu.
+        let mut b = NetSpecBuilder::new(&[2, 8, 8]).unwrap();
+        let c3 = b.conv(0, 4, 3, 1, 1).unwrap();
+        let n3 = b.bn(c3).unwrap();
+        let c5 = b.conv(0, 4, 5, 1, 2).unwrap();
+        let n5 = b.bn(c5).unwrap();
+        let c6 = b
+            .push(
+                Op::Conv2d(ops::Conv2d {
+                    out_channels: 4,
+                    kernel: 3,
+                    stride: 1,
+                    padding: 2,
+                    dilation: 2,
+                    groups: 1,
+                    bias: false,
+                }),
+                &[0],
+            )
+            .unwrap();
+        let r = b.relu(n5).unwrap();
+        let out = b.add(&[n3, r]).unwrap();
+        let out = b.add(&[out, c6]).unwrap();
+        let spec = b.finish(out);
+        let sup = || SuperSpec::new(spec.clone(), Vec::new(), Vec::new()).unwrap();
+        let shared = sup().with_shared(&[(c3, c5), (n3, n5)]).unwrap();
+        assert_eq!(shared.shared()[c3], Some(c5));
+        assert_eq!(shared.shared()[n3], Some(n5));
+        let own = spec.node_params(c3) + spec.node_params(n3);
+        assert_eq!(shared.params(), spec.params() - own);
+        for (pairs, why) in [
+            (vec![(c5, c3)], "no larger kernel"),
+            (vec![(c6, c5)], "no larger kernel"),
+            (vec![(r, n5)], "no larger kernel"),
+            (vec![(c3, c5), (c3, c5)], "one other"),
+            (vec![(c3, c3)], "one other"),
+            (vec![(c3, 99)], "no such node"),
+            (vec![(n3, n5), (n5, n3)], "shares another's"),
+        ] {
+            let e = sup().with_shared(&pairs).unwrap_err().to_string();
+            assert!(e.contains(why), "{pairs:?}: {e}");
+        }
     }
 
     #[test]

@@ -318,7 +318,8 @@ impl MacroSpace {
     /// module over a derived choice: none when the two layers' channels match, else a 1x1
     /// convolution, batch norm and mask to the reading layer's channels, one per channel
     /// count. Layer l's channels (the width of the last convolution up to l, else the
-    /// stem's) are derived choices too.
+    /// stem's) are derived choices too. The 3x3 convolutions (plain and separable) share the
+    /// weights of the 5x5 ones: the centres of their kernels, their batch norms.
     fn build_supernet(&self) -> Result<SuperSpec> {
         // The channel counts a layer can have, and the index of each.
         let mut counts: Vec<usize> = self.widths.clone();
@@ -357,8 +358,10 @@ impl MacroSpace {
                 options: counts.len(),
             });
         }
-        // Modules, in network order: both closures add theirs.
+        // Modules, in network order: both closures add theirs; the op closure also the nodes
+        // that share weights.
         let mixed = std::cell::RefCell::new(Vec::new());
+        let shared = std::cell::RefCell::new(Vec::new());
         let spec = self.build(
             wide,
             &mut |b, out, j, l, _| {
@@ -410,6 +413,16 @@ impl MacroSpace {
                     widths.push(width);
                     Ok(out)
                 })?;
+                // The 3x3 convolutions compute with the centres of the 5x5 ones' kernels and
+                // share their batch norms (once-for-all's elastic kernel).
+                for (small, large) in [(0, 1), (2, 3)] {
+                    let (s, l) = (&op.candidates[small].nodes, &op.candidates[large].nodes);
+                    shared.borrow_mut().extend(
+                        s.clone()
+                            .zip(l.clone())
+                            .filter(|&(k, _)| matches!(b.op(k), Op::Conv2d(_) | Op::BatchNorm(_))),
+                    );
+                }
                 let out = op.output;
                 let mut mixed = mixed.borrow_mut();
                 mixed.extend(widths);
@@ -418,7 +431,8 @@ impl MacroSpace {
             },
         )?;
         let options = self.choices.iter().map(|c| c.options.len()).collect();
-        SuperSpec::with_derived(spec, mixed.into_inner(), options, derived)
+        SuperSpec::with_derived(spec, mixed.into_inner(), options, derived)?
+            .with_shared(&shared.into_inner())
     }
 }
 

@@ -374,6 +374,35 @@ fn the_macro_supernet_gives_every_arch_exactly_its_stand_alone_network() {
         }
         assert!(projections > 100, "{projections} projections");
         assert!(sizes.len() > 100, "{} distinct sizes", sizes.len());
+        // Elastic: each op's kernel size (3x3 convolutions are the centres of the 5x5 ones,
+        // plain and separable), each width; the skips are not.
+        use crate::netspec::supernet::Elastic;
+        for (c, e) in s.choices().iter().zip(sup.elastic()) {
+            let expected = if c.name.ends_with("_op") {
+                Some(Elastic::Kernel {
+                    grow: vec![1, 1, 3, 3, 4, 5, 6],
+                })
+            } else if c.name.ends_with("_width") {
+                Some(Elastic::Width { largest: 1 })
+            } else {
+                None
+            };
+            assert_eq!(e, expected, "{}", c.name);
+        }
+        // Per layer, a 3x3 convolution and its batch norm, a separable one's two
+        // convolutions and batch norm share the 5x5 ones' weights: none of their own.
+        let nodes = sup.spec().nodes();
+        let shared: Vec<usize> = (0..nodes.len())
+            .filter(|&k| sup.shared()[k].is_some())
+            .collect();
+        assert_eq!(shared.len(), 6 * 5);
+        for &k in &shared {
+            let source = sup.shared()[k].unwrap();
+            assert!(nodes[k].scope.ends_with("_3x3") && nodes[source].scope.ends_with("_5x5"));
+            assert_eq!(nodes[k].op.kind(), nodes[source].op.kind());
+        }
+        let own: u64 = shared.iter().map(|&k| sup.spec().node_params(k)).sum();
+        assert_eq!(sup.params(), sup.spec().params() - own);
     }
 }
 

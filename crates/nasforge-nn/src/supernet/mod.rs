@@ -23,9 +23,9 @@ use crate::train::loop_::{rng_turn, seeded_network, train_loop, Loss, Resumable,
 use crate::train::{evaluate, Control, EpochStats, Metric, TrainError, TrainSetup};
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, Linear};
+use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::prelude::*;
-use nasforge_core::netspec::supernet::SuperSpec;
+use nasforge_core::netspec::supernet::{Elastic, SuperSpec};
 use nasforge_core::netspec::Op;
 use nasforge_core::rng::Rng;
 use nasforge_core::{Error, Result};
@@ -154,24 +154,45 @@ impl Plan {
     }
 }
 
-/// A stage of progressive shrinking: what is drawn besides the non-elastic choices.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A stage of progressive shrinking: what is drawn besides the non-elastic choices (each
+/// stage draws what the ones before it drew, in this order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ShrinkStage {
-    /// The largest widths and depth.
+    /// The largest kernels, widths and depth.
     Largest,
-    /// Every width, the largest depth.
+    /// Every kernel size, the largest widths and depth.
+    Kernel,
+    /// Every kernel size and width, the largest depth.
     Width,
-    /// Every width and depth.
+    /// Every kernel size, width and depth.
     Depth,
 }
 
-/// The stage of epoch `epoch` (from 1) of `epochs`: the first quarter `Largest`, up to 60%
-/// `Width`, the rest `Depth` (each stage at least one epoch when there are three or more).
-pub fn shrinking_stage(epoch: usize, epochs: usize) -> ShrinkStage {
+impl ShrinkStage {
+    /// The stage from which an elastic choice of this kind is drawn.
+    fn of(e: &Elastic) -> Self {
+        match e {
+            Elastic::Kernel { .. } => ShrinkStage::Kernel,
+            Elastic::Width { .. } => ShrinkStage::Width,
+            Elastic::Depth { .. } => ShrinkStage::Depth,
+        }
+    }
+}
+
+/// The stage of epoch `epoch` (from 1) of `epochs`: the first quarter `Largest`; then, with
+/// elastic `kernels`, up to 40% `Kernel`; up to 60% `Width`, the rest `Depth` (each stage at
+/// least one epoch when there are enough).
+pub fn shrinking_stage(epoch: usize, epochs: usize, kernels: bool) -> ShrinkStage {
     let largest = epochs.div_ceil(4).max(1);
-    let width = (epochs * 3).div_ceil(5).max(largest + 1);
+    let kernel = match kernels {
+        true => (epochs * 2).div_ceil(5).max(largest + 1),
+        false => largest,
+    };
+    let width = (epochs * 3).div_ceil(5).max(kernel + 1);
     if epoch <= largest {
         ShrinkStage::Largest
+    } else if epoch <= kernel {
+        ShrinkStage::Kernel
     } else if epoch <= width {
         ShrinkStage::Width
     } else {
@@ -179,13 +200,23 @@ pub fn shrinking_stage(epoch: usize, epochs: usize) -> ShrinkStage {
     }
 }
 
-/// `p` itself when it has shape `dims`, else a parameter of its leading slice of that shape.
+/// `p` itself when it has shape `dims`, else a parameter of its slice of that shape: the
+/// leading rows and columns, and of a convolution's kernels (dimensions 2 and 3 of a 4-D
+/// weight) the centre.
 fn lead<const D: usize>(p: &Param<Tensor<D>>, dims: [usize; D]) -> Param<Tensor<D>> {
-    if p.dims() == dims {
-        p.clone()
-    } else {
-        Param::from_tensor(p.val().slice(dims.map(|d| 0..d)).detach())
+    let full = p.dims();
+    if full == dims {
+        return p.clone();
     }
+    let ranges: [std::ops::Range<usize>; D] = std::array::from_fn(|d| {
+        let at = if D == 4 && d >= 2 {
+            (full[d] - dims[d]) / 2
+        } else {
+            0
+        };
+        at..at + dims[d]
+    });
+    Param::from_tensor(p.val().slice(ranges).detach())
 }
 
 /// Leaves out what a single path does not compute, or scales each candidate's output.
@@ -232,7 +263,7 @@ impl Supernet {
     /// The supernet of `sup` with freshly initialised weights on `device`.
     pub fn new(sup: SuperSpec, device: &Device) -> Self {
         Supernet {
-            net: Network::new(sup.spec(), device),
+            net: Network::new(sup.spec(), device).share_weights(sup.shared()),
             plan: Plan::new(sup),
         }
     }
@@ -242,7 +273,7 @@ impl Supernet {
     pub fn seeded(sup: SuperSpec, device: &Device, seed: u64) -> Self {
         let _turn = rng_turn();
         Supernet {
-            net: seeded_network(sup.spec(), device, seed),
+            net: seeded_network(sup.spec(), device, seed).share_weights(sup.shared()),
             plan: Plan::new(sup),
         }
     }
@@ -275,6 +306,7 @@ impl Supernet {
             .map(|(k, &o)| {
                 let out = nodes[k].shape[0];
                 let input = nodes[k].inputs.first().map_or(0, |&j| nodes[j].shape[0]);
+                let o = self.plan.sup.shared()[o].unwrap_or(o);
                 match &self.net.layers()[o] {
                     Layer::Fixed(_) => Layer::Fixed(k),
                     // Running statistics of its own (a clone would share the supernet's, and
@@ -290,20 +322,22 @@ impl Supernet {
                         weight: lead(&lin.weight, [input, out]),
                         bias: lin.bias.as_ref().map(|b| lead(b, [out])),
                     }),
-                    Layer::Conv(conv) => {
-                        // A depthwise convolution narrowed with its input has fewer groups.
-                        let groups = match &nodes[k].op {
-                            Op::Conv2d(c) => c.groups,
-                            _ => conv.groups,
-                        };
-                        let [_, _, kh, kw] = conv.weight.dims();
-                        Layer::Conv(Conv2d {
-                            weight: lead(&conv.weight, [out, input / groups, kh, kw]),
-                            bias: conv.bias.as_ref().map(|b| lead(b, [out])),
-                            groups,
-                            ..conv.clone()
-                        })
-                    }
+                    // Narrowed (a depthwise convolution with its input: fewer groups), or
+                    // the centre of a larger convolution's kernels.
+                    Layer::Conv(conv) => match &nodes[k].op {
+                        Op::Conv2d(c) => {
+                            let (k, p) = (c.kernel, c.padding);
+                            Layer::Conv(Conv2d {
+                                weight: lead(&conv.weight, [out, input / c.groups, k, k]),
+                                bias: conv.bias.as_ref().map(|b| lead(b, [out])),
+                                groups: c.groups,
+                                kernel_size: [k, k],
+                                padding: PaddingConfig2d::Explicit(p, p, p, p),
+                                ..conv.clone()
+                            })
+                        }
+                        _ => Layer::Conv(conv.clone()),
+                    },
                     learned => learned.clone(),
                 }
             })
@@ -337,11 +371,12 @@ impl Supernet {
         )
     }
 
-    /// Once-for-all's progressive shrinking over the supernet's elastic choices (widths and
-    /// depth): the first quarter of the epochs trains the largest network (the other choices
-    /// drawn uniformly), up to 60% the widths are drawn too, then the depth as well — a path
-    /// per step, as [`Supernet::train_single_path`], checkpointed and resumed the same way.
-    /// A supernet without elastic choices is an error.
+    /// Once-for-all's progressive shrinking over the supernet's elastic choices (kernel
+    /// sizes, widths and depth): the first quarter of the epochs trains the largest network
+    /// (the other choices drawn uniformly), then, with elastic kernels, up to 40% the kernel
+    /// sizes are drawn too, up to 60% the widths as well, then the depth — a path per step,
+    /// as [`Supernet::train_single_path`], checkpointed and resumed the same way. A supernet
+    /// without elastic choices is an error.
     pub fn train_progressive(
         self,
         setup: TrainSetup<'_>,
@@ -352,9 +387,12 @@ impl Supernet {
         let elastic = self.plan.sup.elastic();
         if elastic.iter().all(Option::is_none) {
             return Err(TrainError::Invalid(Error::invalid(
-                "progressive shrinking needs a supernet with elastic widths or depth (the mlp space's)",
+                "progressive shrinking needs a supernet with elastic kernel sizes, widths or depth (the mlp and macro spaces')",
             )));
         }
+        let kernels = elastic
+            .iter()
+            .any(|e| matches!(e, Some(Elastic::Kernel { .. })));
         let epochs = setup.config.epochs;
         self.train_paths(
             "progressive_shrinking",
@@ -363,16 +401,11 @@ impl Supernet {
             checkpoint,
             on_epoch,
             &|plan, rng, epoch| {
-                let stage = shrinking_stage(epoch, epochs);
+                let stage = shrinking_stage(epoch, epochs, kernels);
                 let mut values = plan.sample(rng);
                 for (v, e) in values.iter_mut().zip(&elastic) {
-                    let fixed = e.is_some_and(|e| match stage {
-                        ShrinkStage::Largest => true,
-                        ShrinkStage::Width => e.depth,
-                        ShrinkStage::Depth => false,
-                    });
-                    if let (true, Some(e)) = (fixed, e) {
-                        *v = e.largest;
+                    if let Some(e) = e.as_ref().filter(|e| ShrinkStage::of(e) > stage) {
+                        *v = e.largest(*v);
                     }
                 }
                 values
@@ -482,7 +515,7 @@ impl Supernet {
             method: method.into(),
             seed,
             options: self.plan.sup.options().to_vec(),
-            params: self.plan.sup.spec().params(),
+            params: self.plan.sup.params(),
             recipe: setup.config.clone(),
             arch,
         }

@@ -784,7 +784,7 @@ fn search_train(
     if let (Some(OneShot::Ofa), Some(sup)) = (one_shot, &supernet) {
         if sup.elastic().iter().all(Option::is_none) {
             return bad_input(format!(
-                "--method ofa shrinks elastic widths and depths, and the `{space_name}` space has none; use --space mlp or macro"
+                "--method ofa shrinks elastic kernel sizes, widths and depths, and the `{space_name}` space has none; use --space mlp or macro"
             ));
         }
     }
