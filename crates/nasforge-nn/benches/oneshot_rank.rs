@@ -7,8 +7,10 @@
 //! the same function counted once).
 //!
 //! `cargo bench -p nasforge-nn --bench oneshot_rank -- [--data FILE.csv[.gz] --image 28x28x1]
-//! [--channels 8] [--cells 1] [--supernet-epochs 30] [--alone-epochs 10] [--archs 50]
-//! [--seed 0] [--threads 2]`; without `--data`, the embedded 8×8 digits.
+//! [--channels 8] [--cells 1] [--supernet-epochs 30] [--supernet-lr 0.05] [--supernet-batch 64]
+//! [--alone-epochs 10] [--alone-seeds 1] [--archs 50] [--cache FILE.jsonl] [--seed 0]
+//! [--threads 2]`; without `--data`, the embedded 8×8 digits. `--cache` keeps every
+//! stand-alone result, so that supernet settings are compared on one ground truth.
 
 use burn::prelude::*;
 use nasforge_core::rng::Rng;
@@ -73,10 +75,15 @@ fn main() {
         epochs,
         ..Default::default()
     };
-    let (super_cfg, alone_cfg) = (
+    let (mut super_cfg, alone_cfg) = (
         recipe(num("--supernet-epochs", 30)),
         recipe(num("--alone-epochs", 10)),
     );
+    // The supernet's recipe apart from the stand-alone one's (the defaults otherwise).
+    if let Some(lr) = arg("--supernet-lr").and_then(|v| v.parse().ok()) {
+        super_cfg.lr = lr;
+    }
+    super_cfg.batch_size = num("--supernet-batch", super_cfg.batch_size);
     let setup = |config| TrainSetup {
         data: &data,
         train_rows: &split.train,
@@ -179,7 +186,7 @@ fn main() {
             .collect()
     };
     println!(
-        "{{\"archs\": {}, \"classes\": {}, \"kendall_tau_sparse\": {:.3}, \"kendall_tau\": {:.3}, \"spearman_rho\": {:.3}, \"kendall_tau_loss\": {:.3}, \"spearman_rho_loss\": {:.3}, \"kendall_tau_params\": {:.3}, \"supernet_epochs\": {}, \"supernet_last_loss\": {:.3}, \"supernet_seconds\": {supernet_s:.0}, \"alone_epochs\": {}, \"alone_seeds\": {}, \"scoring_seconds\": {:.0}, \"data\": \"{}\"}}",
+        "{{\"archs\": {}, \"classes\": {}, \"kendall_tau_sparse\": {:.3}, \"kendall_tau\": {:.3}, \"spearman_rho\": {:.3}, \"kendall_tau_loss\": {:.3}, \"spearman_rho_loss\": {:.3}, \"kendall_tau_params\": {:.3}, \"supernet_epochs\": {}, \"supernet_lr\": {}, \"supernet_batch\": {}, \"supernet_last_loss\": {:.3}, \"supernet_seconds\": {supernet_s:.0}, \"alone_epochs\": {}, \"alone_seeds\": {}, \"scoring_seconds\": {:.0}, \"data\": \"{}\"}}",
         accuracy.len(),
         classes.len(),
         kendall(&sparse(&accuracy), &sparse(&alone)),
@@ -189,6 +196,8 @@ fn main() {
         spearman(&neg_loss, &alone),
         kendall(&params, &alone),
         super_cfg.epochs,
+        super_cfg.lr,
+        super_cfg.batch_size,
         epochs.last().map_or(f64::NAN, |e| e.train_loss),
         alone_cfg.epochs,
         num("--alone-seeds", 1),
