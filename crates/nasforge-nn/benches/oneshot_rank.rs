@@ -9,10 +9,16 @@
 //! `cargo bench -p nasforge-nn --bench oneshot_rank -- [--data FILE.csv[.gz] --image 28x28x1]
 //! [--channels 8] [--cells 1] [--supernet-epochs 30] [--supernet-lr 0.05] [--supernet-batch 64]
 //! [--alone-epochs 10] [--alone-seeds 1] [--archs 50] [--cache FILE.jsonl] [--seed 0]
-//! [--threads 2]`; without `--data`, the embedded 8×8 digits. `--cache` keeps every
-//! stand-alone result, so that supernet settings are compared on one ground truth.
+//! [--ceiling] [--finetune-epochs N] [--threads 2]`; without `--data`, the embedded 8×8
+//! digits. `--cache` keeps every stand-alone result, so that supernet settings are compared
+//! on one ground truth. `--ceiling` trains each arch alone on one more seed and reports its
+//! τ against the ground truth (the mean of the `--alone-seeds`): what a fresh run of the
+//! ground truth's own recipe reaches, the noise ceiling of any estimator. `--finetune-epochs`
+//! also scores each arch after that many epochs of training from its inherited weights,
+//! beside as many epochs from scratch (the same cost without the supernet).
 
 use burn::prelude::*;
+use nasforge_core::netspec::NetSpec;
 use nasforge_core::rng::Rng;
 use nasforge_core::space;
 use nasforge_core::stats::{kendall, spearman};
@@ -22,7 +28,9 @@ use nasforge_nn::device::DeviceKind;
 use nasforge_nn::kernels::in_pool;
 use nasforge_nn::model::Network;
 use nasforge_nn::supernet::Supernet;
-use nasforge_nn::train::{evaluate, train, Control, TrainConfig, TrainSetup};
+use nasforge_nn::train::{
+    evaluate, train, train_network, Control, TrainConfig, TrainSetup, Trained,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::time::Instant;
@@ -113,10 +121,47 @@ fn main() {
         .train_single_path(setup(&super_cfg), seed, None, &mut |_| Control::Continue)
         .expect("supernet training");
     let supernet_s = t.elapsed().as_secs_f64();
+    // An arch's validation accuracy trained alone for `epochs` from `seed`, from the cache
+    // or trained (and cached).
+    let finetune = num("--finetune-epochs", 0);
+    let recipes: BTreeMap<usize, TrainConfig> = [alone_cfg.epochs, finetune]
+        .into_iter()
+        .map(|e| (e, recipe(e)))
+        .collect();
+    let mut alone_of = |key: &str, spec: &NetSpec, seed: u64, epochs: usize| -> f64 {
+        let k = (key.to_string(), seed, epochs);
+        if let Some(&a) = cache.get(&k) {
+            return a;
+        }
+        let trained = train(spec, setup(&recipes[&epochs]), seed, &mut |_| {
+            Control::Continue
+        })
+        .expect("training");
+        let a = last_valid(&trained);
+        if let Some(p) = &cache_path {
+            let line = serde_json::json!({
+                "arch": key, "seed": seed, "epochs": epochs, "alone": a, "data": data_key,
+            });
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .expect("a writable cache");
+            writeln!(f, "{line}").expect("cache written");
+        }
+        cache.insert(k, a);
+        a
+    };
+    let seeds = num("--alone-seeds", 1) as u64;
+    let ceiling = std::env::args().any(|a| a == "--ceiling");
     let mut rng = Rng::new(seed ^ 0xA5C4);
     let mut seen = BTreeSet::new();
     let (mut accuracy, mut neg_loss, mut alone, mut params) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Apart from the mean of the seeds: one more seed (the ground truth's own noise), and
+    // the inherited weights fine-tuned for `--finetune-epochs` beside as many epochs from
+    // scratch (the same cost without the supernet).
+    let (mut fresh, mut tuned, mut short) = (Vec::new(), Vec::new(), Vec::new());
     // Per arch: whether it is the first of its functional class.
     let mut classes = BTreeSet::new();
     let mut first_of_class = Vec::new();
@@ -133,44 +178,30 @@ fn main() {
         let acc = evaluate(&net, &data, &split.valid, DeviceKind::Cpu).score();
         let nll = cross_entropy(&net, &data, &split.valid);
         let spec = space.decode(&arch).unwrap();
-        let mut own = Vec::new();
-        for s in 0..num("--alone-seeds", 1) as u64 {
-            let k = (key.clone(), seed + s, alone_cfg.epochs);
-            let a = match cache.get(&k) {
-                Some(&a) => a,
-                None => {
-                    let trained = train(&spec, setup(&alone_cfg), seed + s, &mut |_| {
-                        Control::Continue
-                    })
-                    .expect("training");
-                    let a = trained
-                        .epochs
-                        .last()
-                        .and_then(|e| e.valid)
-                        .expect("validation rows")
-                        .score();
-                    if let Some(p) = &cache_path {
-                        let line = serde_json::json!({
-                            "arch": key, "seed": seed + s, "epochs": alone_cfg.epochs,
-                            "alone": a, "data": data_key,
-                        });
-                        let mut f = std::fs::OpenOptions::new()
-                            .create(true)
-                            .append(true)
-                            .open(p)
-                            .expect("a writable cache");
-                        writeln!(f, "{line}").expect("cache written");
-                    }
-                    cache.insert(k, a);
-                    a
-                }
-            };
-            own.push(a);
-        }
-        let own = own.iter().sum::<f64>() / own.len() as f64;
-        println!(
-            "{{\"arch\": \"{key}\", \"inherited\": {acc:.2}, \"inherited_loss\": {nll:.4}, \"alone\": {own:.2}}}"
+        let own = (seed..seed + seeds)
+            .map(|s| alone_of(&key, &spec, s, alone_cfg.epochs))
+            .sum::<f64>()
+            / seeds as f64;
+        let mut line = format!(
+            "{{\"arch\": \"{key}\", \"inherited\": {acc:.2}, \"inherited_loss\": {nll:.4}, \"alone\": {own:.2}"
         );
+        if ceiling {
+            let a = alone_of(&key, &spec, seed + seeds, alone_cfg.epochs);
+            line += &format!(", \"fresh_seed\": {a:.2}");
+            fresh.push(a);
+        }
+        if finetune > 0 {
+            let net = sn.extract(arch.values()).expect("an arch of the space");
+            let trained = train_network(net, setup(&recipes[&finetune]), seed, &mut |_| {
+                Control::Continue
+            })
+            .expect("fine-tuning");
+            let (f, s) = (last_valid(&trained), alone_of(&key, &spec, seed, finetune));
+            line += &format!(", \"finetuned\": {f:.2}, \"scratch_short\": {s:.2}");
+            tuned.push(f);
+            short.push(s);
+        }
+        println!("{line}}}");
         let values: [u16; 6] = arch.values().try_into().expect("six edges");
         first_of_class.push(classes.insert(space::cell_class(&values)));
         accuracy.push(acc);
@@ -185,8 +216,13 @@ fn main() {
             .map(|(&x, _)| x)
             .collect()
     };
+    // τ against the ground truth of each optional score, when measured.
+    let tau_of = |name: &str, xs: &[f64]| match xs.len() {
+        0 => String::new(),
+        _ => format!(", \"kendall_tau_{name}\": {:.3}", kendall(xs, &alone)),
+    };
     println!(
-        "{{\"archs\": {}, \"classes\": {}, \"kendall_tau_sparse\": {:.3}, \"kendall_tau\": {:.3}, \"spearman_rho\": {:.3}, \"kendall_tau_loss\": {:.3}, \"spearman_rho_loss\": {:.3}, \"kendall_tau_params\": {:.3}, \"supernet_epochs\": {}, \"supernet_lr\": {}, \"supernet_batch\": {}, \"supernet_last_loss\": {:.3}, \"supernet_seconds\": {supernet_s:.0}, \"alone_epochs\": {}, \"alone_seeds\": {}, \"scoring_seconds\": {:.0}, \"data\": \"{}\"}}",
+        "{{\"archs\": {}, \"classes\": {}, \"kendall_tau_sparse\": {:.3}, \"kendall_tau\": {:.3}, \"spearman_rho\": {:.3}, \"kendall_tau_loss\": {:.3}, \"spearman_rho_loss\": {:.3}, \"kendall_tau_params\": {:.3}{}{}{}, \"finetune_epochs\": {finetune}, \"supernet_epochs\": {}, \"supernet_lr\": {}, \"supernet_batch\": {}, \"supernet_last_loss\": {:.3}, \"supernet_seconds\": {supernet_s:.0}, \"alone_epochs\": {}, \"alone_seeds\": {seeds}, \"scoring_seconds\": {:.0}, \"data\": \"{}\"}}",
         accuracy.len(),
         classes.len(),
         kendall(&sparse(&accuracy), &sparse(&alone)),
@@ -195,15 +231,27 @@ fn main() {
         kendall(&neg_loss, &alone),
         spearman(&neg_loss, &alone),
         kendall(&params, &alone),
+        tau_of("fresh_seed", &fresh),
+        tau_of("finetuned", &tuned),
+        tau_of("scratch_short", &short),
         super_cfg.epochs,
         super_cfg.lr,
         super_cfg.batch_size,
         epochs.last().map_or(f64::NAN, |e| e.train_loss),
         alone_cfg.epochs,
-        num("--alone-seeds", 1),
         t.elapsed().as_secs_f64(),
         data.source
     );
+}
+
+/// The validation accuracy after a training's last epoch.
+fn last_valid(trained: &Trained) -> f64 {
+    trained
+        .epochs
+        .last()
+        .and_then(|e| e.valid)
+        .expect("validation rows")
+        .score()
 }
 
 /// Mean cross-entropy of `net` on `rows` (classification data).

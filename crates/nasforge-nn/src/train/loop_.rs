@@ -313,6 +313,28 @@ pub fn train(
     // generator, so concurrent trainings would interleave draws; they take turns instead.
     let _turn = rng_turn();
     let model = seeded_network(spec, &setup.device.training_device(), seed);
+    train_taking_turns(model, setup, seed, on_epoch)
+}
+
+/// [`train`] from an already built `model` on the training device (an arch's weights
+/// inherited from a supernet, fine-tuned) instead of freshly initialised weights.
+pub fn train_network(
+    model: Network,
+    setup: TrainSetup<'_>,
+    seed: u64,
+    on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
+) -> Result<Trained, TrainError> {
+    let _turn = rng_turn();
+    train_taking_turns(model, setup, seed, on_epoch)
+}
+
+/// [`train`]'s loop on `model`; the caller holds [`rng_turn`].
+fn train_taking_turns(
+    model: Network,
+    setup: TrainSetup<'_>,
+    seed: u64,
+    on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
+) -> Result<Trained, TrainError> {
     let (data, valid_rows, device) = (setup.data, setup.valid_rows, setup.device);
     let (model, epochs, stopped) = train_loop(
         model,

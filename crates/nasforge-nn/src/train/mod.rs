@@ -6,5 +6,7 @@ pub(crate) mod loop_;
 
 pub use config::{OptimizerConfig, ScheduleConfig, TrainConfig};
 pub use loop_::LoopState;
-pub use loop_::{evaluate, train, Control, EpochStats, Metric, TrainError, TrainSetup, Trained};
+pub use loop_::{
+    evaluate, train, train_network, Control, EpochStats, Metric, TrainError, TrainSetup, Trained,
+};
 pub(crate) use loop_::{rng_turn, seeded_network};
