@@ -220,15 +220,24 @@ fn a_darts_cell_sub_network_is_the_single_path_with_the_supernets_weights() {
 #[test]
 fn a_macro_sub_network_is_the_single_path_with_the_supernets_weights() {
     // Stem 4 and widths 8, 16: every layer of the supernet is 16 channels wide, and skip
-    // inputs between layers of different widths go through a projection.
-    let params = Params::parse(&["layers=5", "widths=8,16", "stem=4", "input=8x8x1"]).unwrap();
+    // inputs between layers of different widths go through a projection; 2 to 5 layers.
+    let params = Params::parse(&[
+        "layers=5",
+        "min_layers=2",
+        "widths=8,16",
+        "stem=4",
+        "input=8x8x1",
+    ])
+    .unwrap();
     let space = space::build("macro", &params).unwrap();
     let dev = DeviceKind::Cpu.training_device();
     let sn = Supernet::seeded(space.supernet().unwrap(), &dev, 5);
     let x = rows(4, 64, &dev);
     let mut rng = Rng::new(21);
-    for _ in 0..10 {
+    let mut depths = std::collections::BTreeSet::new();
+    for _ in 0..12 {
         let arch = space.sample(&mut rng);
+        depths.insert(arch.values()[space.choices().len() - 1]);
         let net = sn.extract(arch.values()).unwrap();
         let spec = space.decode(&arch).unwrap();
         assert_eq!(net.spec(), &spec);
@@ -237,6 +246,7 @@ fn a_macro_sub_network_is_the_single_path_with_the_supernets_weights() {
         let single = sn.forward(x.clone(), &Path::Single(arch.values())).unwrap();
         assert!(max_diff(alone, single) <= 1e-4, "{}", space.format(&arch));
     }
+    assert!(depths.len() > 2, "{depths:?}");
     // The 3x3 convolutions are the centres of the 5x5 ones (once-for-all's elastic kernel):
     // an arch of 3x3s inherits them, and its gradients reach them, the centres only.
     let op_value = |op: u16| -> Vec<u16> {

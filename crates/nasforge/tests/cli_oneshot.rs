@@ -204,7 +204,7 @@ fn one_shot_methods_search_the_darts_cell_space() {
 }
 
 #[test]
-fn one_shot_methods_search_the_macro_space_and_once_for_all_shrinks_its_kernels_and_widths() {
+fn one_shot_methods_search_the_macro_space_and_once_for_all_shrinks_its_kernels_widths_and_depth() {
     let tmp = tempfile::tempdir().unwrap();
     let small = [
         "--space",
@@ -228,11 +228,13 @@ fn one_shot_methods_search_the_macro_space_and_once_for_all_shrinks_its_kernels_
         let acc = v["test_accuracy_mean"].as_f64().unwrap();
         assert!((0.0..=100.0).contains(&acc), "{acc}");
     }
-    // Once-for-all: the kernel sizes and widths are elastic; a pick per budget, trained from
-    // scratch too.
+    // Once-for-all: the kernel sizes, widths and (with min_layers) the depth are elastic; a
+    // pick per budget, trained from scratch too.
     let run = tmp.path().join("ofa");
     let mut args = small.to_vec();
     args.extend([
+        "--space-param",
+        "min_layers=2",
         "--budget",
         "params<=2000",
         "--budget",

@@ -26,14 +26,18 @@ pub const MACRO_OPS: [&str; 7] = [
 ];
 const CONV_OPS: u16 = 4;
 
-/// The macro space. Parameters: `layers` (12), `widths` (16,32,64), `stem` (stem channels,
-/// 16), `input` (HxWxC, 32x32x3), `classes` (10).
+/// The macro space. Parameters: `layers` (12), `min_layers` (as `layers`: below it, a
+/// `depth` choice from `min_layers` to `layers` keeps the first layers), `widths`
+/// (16,32,64), `stem` (stem channels, 16), `input` (HxWxC, 32x32x3), `classes` (10).
 #[derive(Clone, Debug)]
 pub struct MacroSpace {
     choices: Vec<Choice>,
     /// Index of each layer's op choice; width follows, then one choice per skip input.
     layer_start: Vec<usize>,
     layers: usize,
+    min_layers: usize,
+    /// Index of the depth choice, when `min_layers < layers`.
+    depth_choice: Option<usize>,
     widths: Vec<usize>,
     stem: usize,
     input: [usize; 3],
@@ -49,6 +53,7 @@ impl MacroSpace {
     /// The space with sizes from `params`.
     pub fn from_params(params: &Params) -> Result<Self> {
         let layers = params.usize_at_most("layers", 12, MAX_DEPTH)?;
+        let min_layers = params.usize_at_most("min_layers", layers, layers)?;
         let widths = params.usize_list("widths", &[16, 32, 64], MAX_WIDTH)?;
         let stem = params.usize_at_most("stem", 16, MAX_WIDTH)?;
         let input = params.input_shape(&[32, 32, 3])?;
@@ -70,15 +75,29 @@ impl MacroSpace {
                 choices.push(Choice::new(format!("layer{l}_skip{j}"), &["off", "on"]));
             }
         }
+        let depth_choice = (min_layers < layers).then(|| {
+            let labels: Vec<String> = (min_layers..=layers).map(|d| d.to_string()).collect();
+            choices.push(Choice::new("depth", &labels));
+            choices.len() - 1
+        });
         Ok(MacroSpace {
             choices,
             layer_start,
             layers,
+            min_layers,
+            depth_choice,
             widths,
             stem,
             input: [input[2], input[0], input[1]],
             classes,
         })
+    }
+
+    /// The number of layers of the arch with choice values `v`.
+    fn depth(&self, v: &[u16]) -> usize {
+        self.depth_choice
+            .and_then(|c| v.get(c))
+            .map_or(self.layers, |&d| self.min_layers + d as usize)
     }
 
     fn reduces_before(&self, l: usize) -> bool {
@@ -97,7 +116,8 @@ impl Space for MacroSpace {
         let v = arch.values();
         let mut nodes = vec![format!("stem conv_3x3 {}", self.stem)];
         let mut edges = Vec::new();
-        for l in 0..self.layers {
+        let depth = self.depth(v);
+        for l in 0..depth {
             let start = self.layer_start[l];
             let op = MACRO_OPS[v[start] as usize];
             let mut label = if v[start] < CONV_OPS {
@@ -117,7 +137,7 @@ impl Space for MacroSpace {
             }
         }
         nodes.push("global_avg_pool, linear".into());
-        edges.push((self.layers, self.layers + 1, String::new()));
+        edges.push((depth, depth + 1, String::new()));
         vec![CellGraph {
             title: "network".into(),
             nodes,
@@ -134,6 +154,17 @@ impl Space for MacroSpace {
     }
 
     fn is_active(&self, values: &[u16], i: usize) -> bool {
+        if Some(i) == self.depth_choice {
+            return true;
+        }
+        // The choices of a layer past the depth do not matter.
+        let layer = match self.layer_start.binary_search(&i) {
+            Ok(l) => l,
+            Err(l) => l.saturating_sub(1),
+        };
+        if layer >= self.depth(values) {
+            return false;
+        }
         // A width choice matters only for convolutions.
         match self.layer_start.binary_search(&(i.wrapping_sub(1))) {
             Ok(_) => values[i - 1] < CONV_OPS,
@@ -144,6 +175,7 @@ impl Space for MacroSpace {
     fn params_json(&self) -> serde_json::Value {
         serde_json::json!({
             "layers": self.layers,
+            "min_layers": self.min_layers,
             "widths": self.widths,
             "stem": self.stem,
             "input": format!("{}x{}x{}", self.input[1], self.input[2], self.input[0]),
@@ -159,6 +191,7 @@ impl Space for MacroSpace {
         let v = arch.values();
         self.build(
             self.stem,
+            self.depth(v),
             &mut |b, out, j, l, x| {
                 if v[self.layer_start[l] + 2 + j] == 0 {
                     return Ok(None);
@@ -176,6 +209,7 @@ impl Space for MacroSpace {
                 let width = self.widths[v[start + 1] as usize];
                 self.layer_op(b, input, l, v[start] as usize, width)
             },
+            &mut |b, outputs| pool(b, outputs[outputs.len() - 1]),
         )
     }
 }
@@ -188,19 +222,30 @@ type SkipTerm<'a> =
 /// Makes layer `l`'s op on its summed input (`b, input, l`).
 type LayerOp<'a> = dyn FnMut(&mut NetSpecBuilder, NodeId, usize) -> Result<NodeId> + 'a;
 
+/// Makes the classifier's input from the layers' outputs (`b, outputs`).
+type HeadInput<'a> = dyn FnMut(&mut NetSpecBuilder, &[NodeId]) -> Result<NodeId> + 'a;
+
 impl MacroSpace {
     /// The network's skeleton, which `decode` and the supernet share: the stem `wide` channels
-    /// wide (masked to the stem's width when wider), then per layer the reduction, a term per
-    /// skip input `skip` makes, their sum and `op` on it; then the head.
-    fn build(&self, wide: usize, skip: &mut SkipTerm, op: &mut LayerOp) -> Result<NetSpec> {
+    /// wide (masked to the stem's width when wider), then per layer up to `depth` the
+    /// reduction, a term per skip input `skip` makes, their sum and `op` on it; then the
+    /// classifier on what `head` makes of the layers' outputs.
+    fn build(
+        &self,
+        wide: usize,
+        depth: usize,
+        skip: &mut SkipTerm,
+        op: &mut LayerOp,
+        head: &mut HeadInput,
+    ) -> Result<NetSpec> {
         let mut b = NetSpecBuilder::new(&self.input)?;
         let mut x = self.stem(&mut b, wide)?;
         if self.stem < wide {
             x = b.push(Op::ChannelMask(ops::ChannelMask { keep: self.stem }), &[x])?;
         }
         // Output of every layer, as it was produced (before later reductions).
-        let mut outputs: Vec<NodeId> = Vec::with_capacity(self.layers);
-        for l in 0..self.layers {
+        let mut outputs: Vec<NodeId> = Vec::with_capacity(depth);
+        for l in 0..depth {
             x = self.reduce(&mut b, x, l)?;
             let mut terms = vec![x];
             for (j, &out) in outputs.iter().enumerate().take(l.saturating_sub(1)) {
@@ -211,7 +256,16 @@ impl MacroSpace {
             x = op(&mut b, input, l)?;
             outputs.push(x);
         }
-        self.head(b, x)
+        let g = head(&mut b, &outputs)?;
+        b.set_scope("head");
+        let out = b.push(
+            Op::Linear(ops::Linear {
+                out_features: self.classes,
+                bias: true,
+            }),
+            &[g],
+        )?;
+        Ok(b.finish(out))
     }
 
     /// The stem, `channels` wide.
@@ -295,20 +349,6 @@ impl MacroSpace {
         }
     }
 
-    /// Global average pooling and the classifier after `x`.
-    fn head(&self, mut b: NetSpecBuilder, x: NodeId) -> Result<NetSpec> {
-        b.set_scope("head");
-        let g = b.push(Op::GlobalAvgPool, &[x])?;
-        let out = b.push(
-            Op::Linear(ops::Linear {
-                out_features: self.classes,
-                bias: true,
-            }),
-            &[g],
-        )?;
-        Ok(b.finish(out))
-    }
-
     /// The supernet. Every layer's output is `P` channels wide (the widest of the stem and
     /// the widths), its channels past the arch's zero: a convolution of every op is `P` wide,
     /// followed by its width as channel masks (a nested module; a narrower layer inherits the
@@ -319,7 +359,9 @@ impl MacroSpace {
     /// convolution, batch norm and mask to the reading layer's channels, one per channel
     /// count. Layer l's channels (the width of the last convolution up to l, else the
     /// stem's) are derived choices too. The 3x3 convolutions (plain and separable) share the
-    /// weights of the 5x5 ones: the centres of their kernels, their batch norms.
+    /// weights of the 5x5 ones: the centres of their kernels, their batch norms. With a depth
+    /// choice, every layer is built and the classifier reads the pooled output of the one
+    /// the depth picks (a pass-through module); a sub-network drops the layers after it.
     fn build_supernet(&self) -> Result<SuperSpec> {
         // The channel counts a layer can have, and the index of each.
         let mut counts: Vec<usize> = self.widths.clone();
@@ -364,6 +406,7 @@ impl MacroSpace {
         let shared = std::cell::RefCell::new(Vec::new());
         let spec = self.build(
             wide,
+            self.layers,
             &mut |b, out, j, l, _| {
                 let s = self.skip_source(b, out, j, l)?;
                 // Projection: option 0 none, option 1 + k to counts[k] channels.
@@ -429,11 +472,32 @@ impl MacroSpace {
                 mixed.push(op);
                 Ok(out)
             },
+            // The depth: a pass-through module over the pooled outputs of the layers a
+            // network may end with (their resolutions differ across reductions).
+            &mut |b, outputs| match self.depth_choice {
+                None => pool(b, outputs[outputs.len() - 1]),
+                Some(choice) => {
+                    let pooled = outputs[self.min_layers - 1..]
+                        .iter()
+                        .map(|&x| pool(b, x))
+                        .collect::<Result<Vec<_>>>()?;
+                    let depth = Mixed::pass_through(b, choice, &pooled)?;
+                    let out = depth.output;
+                    mixed.borrow_mut().push(depth);
+                    Ok(out)
+                }
+            },
         )?;
         let options = self.choices.iter().map(|c| c.options.len()).collect();
         SuperSpec::with_derived(spec, mixed.into_inner(), options, derived)?
             .with_shared(&shared.into_inner())
     }
+}
+
+/// Global average pooling of `x`, in the head's scope.
+fn pool(b: &mut NetSpecBuilder, x: NodeId) -> Result<NodeId> {
+    b.set_scope("head");
+    b.push(Op::GlobalAvgPool, &[x])
 }
 
 /// A 2x2 max pool of stride 2.

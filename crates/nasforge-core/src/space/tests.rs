@@ -407,6 +407,62 @@ fn the_macro_supernet_gives_every_arch_exactly_its_stand_alone_network() {
 }
 
 #[test]
+fn the_macro_space_with_a_depth_choice_keeps_the_first_layers_and_its_supernet_follows() {
+    use crate::netspec::supernet::Elastic;
+    // Depths 2 to 6 span both reductions (before layers 2 and 4).
+    let params = Params::parse(&[
+        "layers=6",
+        "min_layers=2",
+        "widths=8,16",
+        "stem=4",
+        "input=8x8x1",
+    ])
+    .unwrap();
+    let s = build("macro", &params).unwrap();
+    let depth = s.choices().len() - 1;
+    assert_eq!(s.choices()[depth].name, "depth");
+    assert_eq!(s.choices()[depth].options.len(), 5);
+    let sup = s.supernet().unwrap();
+    assert_eq!(sup.elastic()[depth], Some(Elastic::Depth { largest: 4 }));
+    let mut rng = Rng::new(3);
+    let mut depths = std::collections::BTreeSet::new();
+    for _ in 0..300 {
+        let a = s.sample(&mut rng);
+        let d = 2 + a.values()[depth] as usize;
+        let alone = sliced_sub_network(s.as_ref(), &sup, &a);
+        // Its layers are the first d, and only their choices matter.
+        let layers: std::collections::BTreeSet<&str> = alone
+            .nodes()
+            .iter()
+            .filter_map(|n| n.scope.strip_prefix("layer"))
+            .filter_map(|n| n.split('/').next())
+            .collect();
+        assert_eq!(layers.len(), d, "{}", s.format(&a));
+        for (i, c) in s.choices().iter().enumerate() {
+            let layer: Option<usize> = c
+                .name
+                .strip_prefix("layer")
+                .and_then(|n| n.split('_').next())
+                .and_then(|n| n.parse().ok());
+            if layer.is_some_and(|l| l >= d) {
+                assert!(!s.is_active(a.values(), i), "{} at depth {d}", c.name);
+            }
+        }
+        depths.insert(d);
+    }
+    assert_eq!(depths.len(), 5);
+    // Without min_layers the space is as before: no depth choice.
+    let full = build("macro", &Params::parse(&["layers=6"]).unwrap()).unwrap();
+    assert!(full.choices().iter().all(|c| c.name != "depth"));
+    let e = build(
+        "macro",
+        &Params::parse(&["layers=6", "min_layers=7"]).unwrap(),
+    )
+    .err();
+    assert!(e.unwrap().to_string().contains("min_layers"));
+}
+
+#[test]
 fn spaces_without_a_supernet_say_so() {
     for s in all_spaces()
         .iter()
