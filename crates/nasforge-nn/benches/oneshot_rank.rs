@@ -92,17 +92,11 @@ fn main() {
         super_cfg.lr = lr;
     }
     super_cfg.batch_size = num("--supernet-batch", super_cfg.batch_size);
-    let setup = |config| TrainSetup {
-        data: &data,
-        train_rows: &split.train,
-        valid_rows: &split.valid,
-        config,
-        device: DeviceKind::Cpu,
-    };
     let dev = DeviceKind::Cpu.training_device();
     let data_key = format!("{} {}", data.source, settings.join(" "));
     let cache_path = arg("--cache");
-    let mut cache: BTreeMap<(String, u64, usize), f64> = BTreeMap::new();
+    // (arch, seed, epochs, warm-up epochs) -> validation accuracy.
+    let mut cache: BTreeMap<(String, u64, usize, usize), f64> = BTreeMap::new();
     if let Some(p) = &cache_path {
         for line in std::fs::read_to_string(p).unwrap_or_default().lines() {
             let v: serde_json::Value = serde_json::from_str(line).expect("a cache line");
@@ -111,6 +105,7 @@ fn main() {
                     v["arch"].as_str().expect("arch").to_string(),
                     v["seed"].as_u64().expect("seed"),
                     v["epochs"].as_u64().expect("epochs") as usize,
+                    v["warmup"].as_u64().unwrap_or(1) as usize,
                 );
                 cache.insert(key, v["alone"].as_f64().expect("alone"));
             }
@@ -118,29 +113,34 @@ fn main() {
     }
     let t = Instant::now();
     let (sn, epochs) = Supernet::seeded(space.supernet().unwrap(), &dev, seed)
-        .train_single_path(setup(&super_cfg), seed, None, &mut |_| Control::Continue)
+        .train_single_path(setup(&data, &split, &super_cfg), seed, None, &mut |_| {
+            Control::Continue
+        })
         .expect("supernet training");
     let supernet_s = t.elapsed().as_secs_f64();
     // An arch's validation accuracy trained alone for `epochs` from `seed`, from the cache
     // or trained (and cached).
     let finetune = num("--finetune-epochs", 0);
-    let recipes: BTreeMap<usize, TrainConfig> = [alone_cfg.epochs, finetune]
-        .into_iter()
-        .map(|e| (e, recipe(e)))
-        .collect();
-    let mut alone_of = |key: &str, spec: &NetSpec, seed: u64, epochs: usize| -> f64 {
-        let k = (key.to_string(), seed, epochs);
+    // A short training (fine-tuning, or as many epochs from scratch) has no warm-up: one
+    // epoch of warm-up would be the whole of it.
+    let short_cfg = TrainConfig {
+        warmup_epochs: 0,
+        ..recipe(finetune)
+    };
+    let mut alone_of = |key: &str, spec: &NetSpec, seed: u64, cfg: &TrainConfig| -> f64 {
+        let k = (key.to_string(), seed, cfg.epochs, cfg.warmup_epochs);
         if let Some(&a) = cache.get(&k) {
             return a;
         }
-        let trained = train(spec, setup(&recipes[&epochs]), seed, &mut |_| {
+        let trained = train(spec, setup(&data, &split, cfg), seed, &mut |_| {
             Control::Continue
         })
         .expect("training");
         let a = last_valid(&trained);
         if let Some(p) = &cache_path {
             let line = serde_json::json!({
-                "arch": key, "seed": seed, "epochs": epochs, "alone": a, "data": data_key,
+                "arch": key, "seed": seed, "epochs": cfg.epochs, "warmup": cfg.warmup_epochs,
+                "alone": a, "data": data_key,
             });
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
@@ -179,24 +179,27 @@ fn main() {
         let nll = cross_entropy(&net, &data, &split.valid);
         let spec = space.decode(&arch).unwrap();
         let own = (seed..seed + seeds)
-            .map(|s| alone_of(&key, &spec, s, alone_cfg.epochs))
+            .map(|s| alone_of(&key, &spec, s, &alone_cfg))
             .sum::<f64>()
             / seeds as f64;
         let mut line = format!(
             "{{\"arch\": \"{key}\", \"inherited\": {acc:.2}, \"inherited_loss\": {nll:.4}, \"alone\": {own:.2}"
         );
         if ceiling {
-            let a = alone_of(&key, &spec, seed + seeds, alone_cfg.epochs);
+            let a = alone_of(&key, &spec, seed + seeds, &alone_cfg);
             line += &format!(", \"fresh_seed\": {a:.2}");
             fresh.push(a);
         }
         if finetune > 0 {
             let net = sn.extract(arch.values()).expect("an arch of the space");
-            let trained = train_network(net, setup(&recipes[&finetune]), seed, &mut |_| {
+            let trained = train_network(net, setup(&data, &split, &short_cfg), seed, &mut |_| {
                 Control::Continue
             })
             .expect("fine-tuning");
-            let (f, s) = (last_valid(&trained), alone_of(&key, &spec, seed, finetune));
+            let (f, s) = (
+                last_valid(&trained),
+                alone_of(&key, &spec, seed, &short_cfg),
+            );
             line += &format!(", \"finetuned\": {f:.2}, \"scratch_short\": {s:.2}");
             tuned.push(f);
             short.push(s);
@@ -242,6 +245,17 @@ fn main() {
         t.elapsed().as_secs_f64(),
         data.source
     );
+}
+
+/// Training on `split`'s rows of `data` with `config`, on the CPU.
+fn setup<'a>(data: &'a Dataset, split: &'a Split, config: &'a TrainConfig) -> TrainSetup<'a> {
+    TrainSetup {
+        data,
+        train_rows: &split.train,
+        valid_rows: &split.valid,
+        config,
+        device: DeviceKind::Cpu,
+    }
 }
 
 /// The validation accuracy after a training's last epoch.
