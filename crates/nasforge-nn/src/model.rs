@@ -24,17 +24,28 @@ use nasforge_core::netspec::ops;
 use nasforge_core::netspec::{NetSpec, Op};
 
 /// `conv` computing as `op` says: itself, or with the centre of its kernels where `op`'s are
-/// smaller (a node computing with a larger convolution's weights; gradients reach them).
-fn centre_kernels<'a>(conv: &'a Conv2d, op: &ops::Conv2d) -> std::borrow::Cow<'a, Conv2d> {
+/// smaller (a node computing with a larger convolution's weights), the kernel positions
+/// mapped by `map` `[k², k²]` when given; gradients reach both.
+fn centre_kernels<'a>(
+    conv: &'a Conv2d,
+    op: &ops::Conv2d,
+    map: Option<&Param<Tensor<2>>>,
+) -> std::borrow::Cow<'a, Conv2d> {
     let [out, input, k, _] = conv.weight.dims();
-    if k == op.kernel {
+    if k == op.kernel && map.is_none() {
         return std::borrow::Cow::Borrowed(conv);
     }
     let (at, k) = ((k - op.kernel) / 2, op.kernel);
-    let weight = conv
+    let mut weight = conv
         .weight
         .val()
         .slice([0..out, 0..input, at..at + k, at..at + k]);
+    if let Some(m) = map {
+        weight = weight
+            .reshape([out * input, k * k])
+            .matmul(m.val())
+            .reshape([out, input, k, k]);
+    }
     let p = op.padding;
     std::borrow::Cow::Owned(Conv2d {
         weight: Param::initialized(burn::module::ParamId::new(), weight),
@@ -65,6 +76,10 @@ pub enum Layer {
     Attention(SelfAttention),
     /// A depthwise convolution along positions.
     SeqConv(Conv1d),
+    /// A supernet node's learned map `[k², k²]` of the positions of the centre `k x k` of a
+    /// larger convolution's kernels, whose weights it computes with (once-for-all's kernel
+    /// transformation; the identity at first).
+    KernelMap(Param<Tensor<2>>),
     /// A parameter-free op (its NetSpec node says which).
     Fixed(usize),
 }
@@ -439,7 +454,8 @@ impl Network {
                 | Layer::Position(_)
                 | Layer::LayerNorm(_)
                 | Layer::Attention(_)
-                | Layer::SeqConv(_) => layer.visit(&mut v),
+                | Layer::SeqConv(_)
+                | Layer::KernelMap(_) => layer.visit(&mut v),
                 Layer::Dropout(_) | Layer::Fixed(_) => {}
             }
             total += v.0;
@@ -448,13 +464,21 @@ impl Network {
     }
 
     /// The network with node `k` computing with node `shared[k]`'s layer where given (a
-    /// supernet's shared weights, `SuperSpec::with_shared`): its own layer is dropped, a
-    /// convolution uses the centre of the other's kernels, a batch norm the other's.
+    /// supernet's shared weights, `SuperSpec::with_shared`): a batch norm uses the other's, a
+    /// convolution the centre of the other's kernels, through its own learned map of the
+    /// kernel positions when they are smaller ([`Layer::KernelMap`], the identity at first).
     pub(crate) fn share_weights(mut self, shared: &[Option<usize>]) -> Self {
+        let device = self.device();
+        let nodes = self.spec.nodes();
         for (k, s) in shared.iter().enumerate() {
-            if s.is_some() {
-                self.layers[k] = Layer::Fixed(k);
-            }
+            let Some(s) = *s else { continue };
+            self.layers[k] = match (&nodes[k].op, &nodes[s].op) {
+                (Op::Conv2d(c), Op::Conv2d(larger)) if c.kernel < larger.kernel => {
+                    let eye = Tensor::eye(c.kernel * c.kernel, &device);
+                    Layer::KernelMap(Param::from_tensor(eye))
+                }
+                _ => Layer::Fixed(k),
+            };
         }
         self.shared = shared.to_vec();
         self
@@ -463,6 +487,22 @@ impl Network {
     /// The layer node `i` computes with: its own, or the one it shares.
     fn layer(&self, i: usize) -> &Layer {
         &self.layers[self.shared[i].unwrap_or(i)]
+    }
+
+    /// Node `i`'s convolution as it computes: its own layer `conv`, or, when it shares a
+    /// larger one's weights (`conv` is that one's), the centre of their kernels through its
+    /// map.
+    pub(crate) fn conv_of<'a>(
+        &'a self,
+        i: usize,
+        conv: &'a Conv2d,
+        op: &ops::Conv2d,
+    ) -> std::borrow::Cow<'a, Conv2d> {
+        let map = match &self.layers[i] {
+            Layer::KernelMap(m) if self.shared[i].is_some() => Some(m),
+            _ => None,
+        };
+        centre_kernels(conv, op, map)
     }
 
     /// With `on`, every batch norm normalises with the batch's own statistics and updates its
@@ -552,7 +592,7 @@ impl Network {
                     Value::Zeros => Value::Zeros,
                     v => {
                         let x = v.image(i);
-                        let conv = &*centre_kernels(conv, op);
+                        let conv = &*self.conv_of(i, conv, op);
                         let fold = self.folds_into[i].filter(|_| !self.batch_stats);
                         let fused = fold.and_then(|j| match self.layer(j) {
                             Layer::Norm(bn) => {

@@ -286,10 +286,20 @@ fn a_macro_sub_network_is_the_single_path_with_the_supernets_weights() {
         .mean()
         .backward();
     let nodes = sn.spec().spec().nodes();
-    let large = (0..nodes.len())
-        .find_map(|k| sn.spec().shared()[k].filter(|_| nodes[k].scope == "layer0/conv_3x3"))
-        .filter(|&s| matches!(nodes[s].op, Op::Conv2d(_)))
+    let (small, large) = (0..nodes.len())
+        .find_map(|k| {
+            let s = sn.spec().shared()[k]?;
+            (nodes[k].scope == "layer0/conv_3x3").then_some((k, s))
+        })
+        .filter(|&(k, _)| matches!(nodes[k].op, Op::Conv2d(_)))
         .unwrap();
+    // Its map of the kernel positions (OFA's kernel transformation) learns too.
+    let Layer::KernelMap(map) = &sn.network().layers()[small] else {
+        unreachable!("a kernel map")
+    };
+    assert_eq!(map.dims(), [9, 9]);
+    let g = map.grad(&grads).expect("the map gets a gradient");
+    assert!(g.abs().sum().into_scalar::<f32>() > 0.0);
     let Layer::Conv(conv) = &sn.network().layers()[large] else {
         unreachable!("a convolution")
     };
@@ -307,6 +317,34 @@ fn a_macro_sub_network_is_the_single_path_with_the_supernets_weights() {
         total > 0.0 && (total - inner).abs() <= 1e-6 * total,
         "{total} {inner}"
     );
+    // Trained (maps no longer the identity), a sub-network still computes what its path does.
+    let (data, split) = normalised_digits();
+    let cfg = nasforge_nn::train::TrainConfig {
+        epochs: 1,
+        ..Default::default()
+    };
+    let setup = nasforge_nn::train::TrainSetup {
+        data: &data,
+        train_rows: &split.train,
+        valid_rows: &split.valid,
+        config: &cfg,
+        device: DeviceKind::Cpu,
+    };
+    let (trained, _) = Supernet::seeded(space.supernet().unwrap(), &dev, 5)
+        .train_single_path(setup, 5, None, &mut |_| {
+            nasforge_nn::train::Control::Continue
+        })
+        .unwrap();
+    let Layer::KernelMap(map) = &trained.network().layers()[small] else {
+        unreachable!("a kernel map")
+    };
+    let eye = Tensor::<2>::eye(9, &map.val().device());
+    assert!((map.val() - eye).abs().max().into_scalar::<f32>() > 1e-4);
+    for arch in [&threes, &fives] {
+        let alone = trained.extract(arch).unwrap().forward_flat(x.clone());
+        let single = trained.forward(x.clone(), &Path::Single(arch)).unwrap();
+        assert!(max_diff(alone, single) <= 1e-4);
+    }
     // Its skip projections follow the layers' channel counts, which no weight mixes: DARTS'
     // weighted path is refused with a reason.
     let ones: Vec<Tensor<1>> = sn

@@ -306,11 +306,14 @@ impl SuperSpec {
 
     /// The supernet with weights shared between nodes: for each `(node, source)`, `node`
     /// computes with `source`'s weights — a batch norm with all of them, a convolution with
-    /// the centre of `source`'s kernels (once-for-all's elastic kernel: a 3x3 convolution is
-    /// the middle of a 5x5 one). Both must be convolutions alike but for a kernel no larger
-    /// than the source's, or batch norms of one shape; a source shares no other's weights.
-    /// A node that shares weights has none of its own in a trained supernet, and a
-    /// sub-network's copy of it inherits `source`'s.
+    /// the centre of `source`'s kernels, through a learned map of its `k x k` kernel
+    /// positions when they are smaller (`[k², k²]`, the identity at first: once-for-all's
+    /// elastic kernel with its kernel transformation — a 3x3 convolution is the transformed
+    /// middle of a 5x5 one).
+    /// Both must be convolutions alike but for a kernel no larger than the source's, or batch
+    /// norms of one shape; a source shares no other's weights. A node that shares weights has
+    /// no other weights of its own, and a sub-network's copy of it inherits `source`'s
+    /// (mapped).
     pub fn with_shared(mut self, pairs: &[(NodeId, NodeId)]) -> Result<Self> {
         let nodes = self.spec.nodes();
         for &(node, source) in pairs {
@@ -362,12 +365,21 @@ impl SuperSpec {
         &self.shared
     }
 
-    /// The supernet's own learned parameters: those of every node, less the nodes that
-    /// compute with another's weights.
+    /// The supernet's own learned parameters: those of every node, but for a node that
+    /// computes with another's weights only its kernel map (a convolution with smaller
+    /// kernels than the other's).
     pub fn params(&self) -> u64 {
-        (0..self.spec.nodes().len())
-            .filter(|&k| self.shared[k].is_none())
-            .map(|k| self.spec.node_params(k))
+        let nodes = self.spec.nodes();
+        (0..nodes.len())
+            .map(
+                |k| match (self.shared[k].map(|s| &nodes[s].op), &nodes[k].op) {
+                    (None, _) => self.spec.node_params(k),
+                    (Some(Op::Conv2d(s)), Op::Conv2d(c)) if c.kernel < s.kernel => {
+                        (c.kernel * c.kernel).pow(2) as u64
+                    }
+                    (Some(_), _) => 0,
+                },
+            )
             .sum()
     }
 
@@ -717,8 +729,9 @@ mod tests {
         let shared = sup().with_shared(&[(c3, c5), (n3, n5)]).unwrap();
         assert_eq!(shared.shared()[c3], Some(c5));
         assert_eq!(shared.shared()[n3], Some(n5));
+        // The 3x3 keeps only its map of kernel positions, 9 x 9.
         let own = spec.node_params(c3) + spec.node_params(n3);
-        assert_eq!(shared.params(), spec.params() - own);
+        assert_eq!(shared.params(), spec.params() - own + 81);
         for (pairs, why) in [
             (vec![(c5, c3)], "no larger kernel"),
             (vec![(c6, c5)], "no larger kernel"),

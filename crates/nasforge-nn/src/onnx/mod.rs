@@ -818,6 +818,7 @@ impl Graph {
                             Layer::LayerNorm(_) => "layer norm",
                             Layer::Attention(_) => "attention",
                             Layer::SeqConv(_) => "seq conv",
+                            Layer::KernelMap(_) => "kernel map",
                             Layer::Fixed(_) => "none",
                         }
                     )))

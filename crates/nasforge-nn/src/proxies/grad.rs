@@ -135,6 +135,7 @@ fn weight_scores(net: &Network, grads: &Gradients) -> (f64, f64) {
             | Layer::LayerNorm(_)
             | Layer::Position(_)
             | Layer::Dropout(_)
+            | Layer::KernelMap(_)
             | Layer::Fixed(_) => {}
         }
     }

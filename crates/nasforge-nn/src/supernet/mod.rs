@@ -296,7 +296,8 @@ impl Supernet {
 
     /// The stand-alone network of the arch with choice values `values`, its weights (batch-norm
     /// statistics included) those the supernet holds for it: a layer narrowed by a width
-    /// choice takes the leading slice of the widest layer's (the first rows and columns).
+    /// choice takes the leading slice of the widest layer's (the first rows and columns), a
+    /// convolution sharing a larger one's weights their centre through its kernel map.
     pub fn extract(&self, values: &[u16]) -> Result<Network> {
         let (spec, origin) = self.plan.sup.sub_network(values)?;
         let nodes = spec.nodes();
@@ -306,6 +307,7 @@ impl Supernet {
             .map(|(k, &o)| {
                 let out = nodes[k].shape[0];
                 let input = nodes[k].inputs.first().map_or(0, |&j| nodes[j].shape[0]);
+                let own = o;
                 let o = self.plan.sup.shared()[o].unwrap_or(o);
                 match &self.net.layers()[o] {
                     Layer::Fixed(_) => Layer::Fixed(k),
@@ -323,12 +325,14 @@ impl Supernet {
                         bias: lin.bias.as_ref().map(|b| lead(b, [out])),
                     }),
                     // Narrowed (a depthwise convolution with its input: fewer groups), or
-                    // the centre of a larger convolution's kernels.
+                    // the mapped centre of a larger convolution's kernels.
                     Layer::Conv(conv) => match &nodes[k].op {
                         Op::Conv2d(c) => {
+                            let conv = &*self.net.conv_of(own, conv, c);
+                            let weight = Param::from_tensor(conv.weight.val().detach());
                             let (k, p) = (c.kernel, c.padding);
                             Layer::Conv(Conv2d {
-                                weight: lead(&conv.weight, [out, input / c.groups, k, k]),
+                                weight: lead(&weight, [out, input / c.groups, k, k]),
                                 bias: conv.bias.as_ref().map(|b| lead(b, [out])),
                                 groups: c.groups,
                                 kernel_size: [k, k],
