@@ -467,6 +467,59 @@ fn single_path_training_gives_weights_that_score_sub_networks_deterministically(
 }
 
 #[test]
+fn a_macro_once_for_all_training_resumes_with_its_kernel_maps() {
+    use nasforge_nn::supernet::Checkpoint;
+    use nasforge_nn::train::{Control, TrainConfig, TrainSetup};
+    let (data, split) = normalised_digits();
+    let params = Params::parse(&[
+        "layers=3",
+        "min_layers=2",
+        "widths=4,8",
+        "stem=4",
+        "input=8x8x1",
+    ])
+    .unwrap();
+    let space = space::build("macro", &params).unwrap();
+    let cfg = TrainConfig {
+        epochs: 4,
+        ..Default::default()
+    };
+    let setup = TrainSetup {
+        data: &data,
+        train_rows: &split.train[..256],
+        valid_rows: &[],
+        config: &cfg,
+        device: DeviceKind::Cpu,
+    };
+    let dev = DeviceKind::Cpu.training_device();
+    let fresh = |seed| Supernet::seeded(space.supernet().unwrap(), &dev, seed);
+    let (whole, _) = fresh(3)
+        .train_progressive(setup, 3, None, &mut |_| Control::Continue)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = Checkpoint::new(dir.path().join("supernet"));
+    fresh(3)
+        .train_progressive(setup, 3, Some(&ckpt), &mut |e| match e.epoch {
+            2 => Control::Stop,
+            _ => Control::Continue,
+        })
+        .unwrap();
+    let (resumed, all) = fresh(4)
+        .train_progressive(setup, 3, Some(&ckpt), &mut |_| Control::Continue)
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    // Every op a 3x3 convolution (computed through the maps), at each depth.
+    let x = rows(5, 64, &dev);
+    for depth in [0u16, 1] {
+        let mut v = vec![0u16; space.choices().len()];
+        *v.last_mut().unwrap() = depth;
+        let a = whole.forward(x.clone(), &Path::Single(&v)).unwrap();
+        let b = resumed.forward(x.clone(), &Path::Single(&v)).unwrap();
+        assert_eq!(max_diff(a, b), 0.0, "depth option {depth}");
+    }
+}
+
+#[test]
 fn a_supernet_training_stopped_after_an_epoch_continues_from_its_checkpoint_to_the_same_weights() {
     use nasforge_nn::supernet::Checkpoint;
     use nasforge_nn::train::{Control, EpochStats, TrainConfig, TrainSetup};
