@@ -24,7 +24,8 @@
 //! out from the arch's own choices (whether a skip input needs a projection, and to how many
 //! channels, depends on the widths of the layers it joins). Its candidates may also *share
 //! weights* ([`SuperSpec::with_shared`]): a 3x3 convolution computes with the centre of the
-//! 5x5 one's kernels and the same batch norm (once-for-all's elastic kernel).
+//! 5x5 one's kernels, through a learned map of kernel positions, and the same batch norm
+//! (once-for-all's elastic kernel and kernel transformation).
 
 use super::ops;
 use super::{NetSpec, NetSpecBuilder, NodeId, Op};
