@@ -21,6 +21,7 @@ use burn::tensor::activation::{relu, silu};
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use nasforge_core::netspec::ops;
+use nasforge_core::netspec::supernet::SuperSpec;
 use nasforge_core::netspec::{NetSpec, Op};
 
 /// `conv` computing as `op` says: itself, or with the centre of its kernels where `op`'s are
@@ -463,24 +464,21 @@ impl Network {
         total
     }
 
-    /// The network with node `k` computing with node `shared[k]`'s layer where given (a
-    /// supernet's shared weights, `SuperSpec::with_shared`): a batch norm uses the other's, a
+    /// The network of `sup`'s nodes with each node that shares another's weights computing
+    /// with that node's layer (`SuperSpec::with_shared`): a batch norm uses the other's, a
     /// convolution the centre of the other's kernels, through its own learned map of the
     /// kernel positions when they are smaller ([`Layer::KernelMap`], the identity at first).
-    pub(crate) fn share_weights(mut self, shared: &[Option<usize>]) -> Self {
+    pub(crate) fn share_weights(mut self, sup: &SuperSpec) -> Self {
         let device = self.device();
-        let nodes = self.spec.nodes();
-        for (k, s) in shared.iter().enumerate() {
-            let Some(s) = *s else { continue };
-            self.layers[k] = match (&nodes[k].op, &nodes[s].op) {
-                (Op::Conv2d(c), Op::Conv2d(larger)) if c.kernel < larger.kernel => {
-                    let eye = Tensor::eye(c.kernel * c.kernel, &device);
-                    Layer::KernelMap(Param::from_tensor(eye))
-                }
-                _ => Layer::Fixed(k),
-            };
+        for (k, s) in sup.shared().iter().enumerate() {
+            if s.is_some() {
+                self.layers[k] = match sup.kernel_map(k) {
+                    Some(side) => Layer::KernelMap(Param::from_tensor(Tensor::eye(side, &device))),
+                    None => Layer::Fixed(k),
+                };
+            }
         }
-        self.shared = shared.to_vec();
+        self.shared = sup.shared().to_vec();
         self
     }
 
@@ -499,7 +497,7 @@ impl Network {
         op: &ops::Conv2d,
     ) -> std::borrow::Cow<'a, Conv2d> {
         let map = match &self.layers[i] {
-            Layer::KernelMap(m) if self.shared[i].is_some() => Some(m),
+            Layer::KernelMap(m) => Some(m),
             _ => None,
         };
         centre_kernels(conv, op, map)

@@ -370,18 +370,25 @@ impl SuperSpec {
     /// computes with another's weights only its kernel map (a convolution with smaller
     /// kernels than the other's).
     pub fn params(&self) -> u64 {
-        let nodes = self.spec.nodes();
-        (0..nodes.len())
-            .map(
-                |k| match (self.shared[k].map(|s| &nodes[s].op), &nodes[k].op) {
-                    (None, _) => self.spec.node_params(k),
-                    (Some(Op::Conv2d(s)), Op::Conv2d(c)) if c.kernel < s.kernel => {
-                        (c.kernel * c.kernel).pow(2) as u64
-                    }
-                    (Some(_), _) => 0,
-                },
-            )
+        (0..self.spec.nodes().len())
+            .map(|k| match (self.shared[k], self.kernel_map(k)) {
+                (None, _) => self.spec.node_params(k),
+                (Some(_), Some(side)) => (side * side) as u64,
+                (Some(_), None) => 0,
+            })
             .sum()
+    }
+
+    /// For a convolution that computes with a larger one's kernels: the side `k²` of its
+    /// learned map of kernel positions (`[k², k²]`, [`SuperSpec::with_shared`]).
+    pub fn kernel_map(&self, node: NodeId) -> Option<usize> {
+        let nodes = self.spec.nodes();
+        match (&nodes[node].op, self.shared[node].map(|s| &nodes[s].op)) {
+            (Op::Conv2d(c), Some(Op::Conv2d(larger))) if c.kernel < larger.kernel => {
+                Some(c.kernel * c.kernel)
+            }
+            _ => None,
+        }
     }
 
     /// Its derived choices ([`Derived`]): modules following choice `options().len() + k`

@@ -151,7 +151,7 @@ impl Checkpoint {
         };
         let weights = file(&state.weights)?;
         let net = Network::new(sup.spec(), device)
-            .share_weights(sup.shared())
+            .share_weights(sup)
             .try_load_file(&weights)
             .map_err(|e| self.damaged(&format!("{}: {e}", weights.display())))?;
         let optim_path = file(&state.optimizer)?;

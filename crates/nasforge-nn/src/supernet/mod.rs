@@ -23,7 +23,7 @@ use crate::train::loop_::{rng_turn, seeded_network, train_loop, Loss, Resumable,
 use crate::train::{evaluate, Control, EpochStats, Metric, TrainError, TrainSetup};
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::Conv2d;
-use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
+use burn::nn::{BatchNorm, Linear};
 use burn::prelude::*;
 use nasforge_core::netspec::supernet::{Elastic, SuperSpec};
 use nasforge_core::netspec::Op;
@@ -200,23 +200,13 @@ pub fn shrinking_stage(epoch: usize, epochs: usize, kernels: bool) -> ShrinkStag
     }
 }
 
-/// `p` itself when it has shape `dims`, else a parameter of its slice of that shape: the
-/// leading rows and columns, and of a convolution's kernels (dimensions 2 and 3 of a 4-D
-/// weight) the centre.
+/// `p` itself when it has shape `dims`, else a parameter of its leading slice of that shape.
 fn lead<const D: usize>(p: &Param<Tensor<D>>, dims: [usize; D]) -> Param<Tensor<D>> {
-    let full = p.dims();
-    if full == dims {
-        return p.clone();
+    if p.dims() == dims {
+        p.clone()
+    } else {
+        Param::from_tensor(p.val().slice(dims.map(|d| 0..d)).detach())
     }
-    let ranges: [std::ops::Range<usize>; D] = std::array::from_fn(|d| {
-        let at = if D == 4 && d >= 2 {
-            (full[d] - dims[d]) / 2
-        } else {
-            0
-        };
-        at..at + dims[d]
-    });
-    Param::from_tensor(p.val().slice(ranges).detach())
 }
 
 /// Leaves out what a single path does not compute, or scales each candidate's output.
@@ -263,7 +253,7 @@ impl Supernet {
     /// The supernet of `sup` with freshly initialised weights on `device`.
     pub fn new(sup: SuperSpec, device: &Device) -> Self {
         Supernet {
-            net: Network::new(sup.spec(), device).share_weights(sup.shared()),
+            net: Network::new(sup.spec(), device).share_weights(&sup),
             plan: Plan::new(sup),
         }
     }
@@ -273,7 +263,7 @@ impl Supernet {
     pub fn seeded(sup: SuperSpec, device: &Device, seed: u64) -> Self {
         let _turn = rng_turn();
         Supernet {
-            net: seeded_network(sup.spec(), device, seed).share_weights(sup.shared()),
+            net: seeded_network(sup.spec(), device, seed).share_weights(&sup),
             plan: Plan::new(sup),
         }
     }
@@ -324,19 +314,17 @@ impl Supernet {
                         weight: lead(&lin.weight, [input, out]),
                         bias: lin.bias.as_ref().map(|b| lead(b, [out])),
                     }),
-                    // Narrowed (a depthwise convolution with its input: fewer groups), or
-                    // the mapped centre of a larger convolution's kernels.
+                    // The mapped centre of a larger convolution's kernels (`conv_of`), then
+                    // narrowed (a depthwise convolution with its input: fewer groups).
                     Layer::Conv(conv) => match &nodes[k].op {
                         Op::Conv2d(c) => {
                             let conv = &*self.net.conv_of(own, conv, c);
+                            // Its own leaf: a mapped centre is computed from the supernet's.
                             let weight = Param::from_tensor(conv.weight.val().detach());
-                            let (k, p) = (c.kernel, c.padding);
                             Layer::Conv(Conv2d {
-                                weight: lead(&weight, [out, input / c.groups, k, k]),
+                                weight: lead(&weight, [out, input / c.groups, c.kernel, c.kernel]),
                                 bias: conv.bias.as_ref().map(|b| lead(b, [out])),
                                 groups: c.groups,
-                                kernel_size: [k, k],
-                                padding: PaddingConfig2d::Explicit(p, p, p, p),
                                 ..conv.clone()
                             })
                         }
