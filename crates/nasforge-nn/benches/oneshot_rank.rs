@@ -9,13 +9,18 @@
 //! `cargo bench -p nasforge-nn --bench oneshot_rank -- [--data FILE.csv[.gz] --image 28x28x1]
 //! [--channels 8] [--cells 1] [--supernet-epochs 30] [--supernet-lr 0.05] [--supernet-batch 64]
 //! [--alone-epochs 10] [--alone-seeds 1] [--archs 50] [--cache FILE.jsonl] [--seed 0]
-//! [--ceiling] [--finetune-epochs N] [--threads 2]`; without `--data`, the embedded 8×8
-//! digits. `--cache` keeps every stand-alone result, so that supernet settings are compared
+//! [--ceiling] [--finetune-epochs N] [--fair] [--supernet-seed S] [--split-choice C
+//! [--split-epochs E]] [--threads 2]`; without `--data`, the embedded 8×8 digits. `--cache` keeps every stand-alone result, so that supernet settings are compared
 //! on one ground truth. `--ceiling` trains each arch alone on one more seed and reports its
 //! τ against the ground truth (the mean of the `--alone-seeds`): what a fresh run of the
 //! ground truth's own recipe reaches, the noise ceiling of any estimator. `--finetune-epochs`
 //! also scores each arch after that many epochs of training from its inherited weights,
-//! beside as many epochs from scratch (the same cost without the supernet).
+//! beside as many epochs from scratch (the same cost without the supernet). `--fair` trains
+//! the supernet with FairNAS' strictly fair sampling (`Sampling::Fair`); `--supernet-seed`
+//! (default `--seed`) seeds the supernet alone, the split and the archs staying those of
+//! `--seed`. `--split-choice C` is few-shot NAS: the trained supernet is split on choice `C`
+//! (a copy per value, `Supernet::split`), each copy trained `--split-epochs` more (default the
+//! supernet's epochs) with its value held, and each arch scored by its value's copy.
 
 use burn::prelude::*;
 use nasforge_core::netspec::NetSpec;
@@ -27,7 +32,7 @@ use nasforge_nn::data::{self, CsvOptions, Dataset, Normalizer, Split, SplitFract
 use nasforge_nn::device::DeviceKind;
 use nasforge_nn::kernels::in_pool;
 use nasforge_nn::model::Network;
-use nasforge_nn::supernet::Supernet;
+use nasforge_nn::supernet::{Sampling, Supernet};
 use nasforge_nn::train::{
     evaluate, train, train_network, Control, TrainConfig, TrainSetup, Trained,
 };
@@ -112,11 +117,48 @@ fn main() {
         }
     }
     let t = Instant::now();
-    let (sn, epochs) = Supernet::seeded(space.supernet().unwrap(), &dev, seed)
-        .train_single_path(setup(&data, &split, &super_cfg), seed, None, &mut |_| {
+    let fair = std::env::args().any(|a| a == "--fair");
+    // The supernet's own seed apart from the split's and the archs' (its noise, measured).
+    let super_seed = num("--supernet-seed", seed as usize) as u64;
+    let supernet = Supernet::seeded(space.supernet().unwrap(), &dev, super_seed);
+    let super_setup = setup(&data, &split, &super_cfg);
+    let sampling = if fair {
+        Sampling::Fair
+    } else {
+        Sampling::Uniform
+    };
+    let (sn, epochs) = supernet
+        .train_single_path(sampling, super_setup, super_seed, None, &mut |_| {
             Control::Continue
         })
         .expect("supernet training");
+    // Few-shot NAS: the trained supernet split on one choice, a copy per value trained
+    // `--split-epochs` more with that value held; each arch is scored by its value's copy.
+    let few_shot = arg("--split-choice").map(|c| {
+        let c: usize = c.parse().expect("--split-choice N");
+        let cfg = TrainConfig {
+            lr: super_cfg.lr,
+            batch_size: super_cfg.batch_size,
+            ..recipe(num("--split-epochs", super_cfg.epochs))
+        };
+        let subs: Vec<Supernet> = (0..sn.spec().options()[c] as u16)
+            .map(|v| {
+                sn.clone()
+                    .split(c, v)
+                    .expect("a choice of the supernet")
+                    .train_single_path(
+                        sampling,
+                        setup(&data, &split, &cfg),
+                        super_seed,
+                        None,
+                        &mut |_| Control::Continue,
+                    )
+                    .expect("a split's training")
+                    .0
+            })
+            .collect();
+        (c, cfg.epochs, subs)
+    });
     let supernet_s = t.elapsed().as_secs_f64();
     // An arch's validation accuracy trained alone for `epochs` from `seed`, from the cache
     // or trained (and cached).
@@ -172,7 +214,11 @@ fn main() {
         if !seen.insert(key.clone()) {
             continue;
         }
-        let net = sn
+        let scorer = match &few_shot {
+            Some((c, _, subs)) => &subs[arch.values()[*c] as usize],
+            None => &sn,
+        };
+        let net = scorer
             .inherited(arch.values(), &data, &split.train, 64, DeviceKind::Cpu)
             .expect("an arch of the space");
         let acc = evaluate(&net, &data, &split.valid, DeviceKind::Cpu).score();
@@ -191,7 +237,7 @@ fn main() {
             fresh.push(a);
         }
         if finetune > 0 {
-            let net = sn.extract(arch.values()).expect("an arch of the space");
+            let net = scorer.extract(arch.values()).expect("an arch of the space");
             let trained = train_network(net, setup(&data, &split, &short_cfg), seed, &mut |_| {
                 Control::Continue
             })
@@ -225,7 +271,7 @@ fn main() {
         _ => format!(", \"kendall_tau_{name}\": {:.3}", kendall(xs, &alone)),
     };
     println!(
-        "{{\"archs\": {}, \"classes\": {}, \"kendall_tau_sparse\": {:.3}, \"kendall_tau\": {:.3}, \"spearman_rho\": {:.3}, \"kendall_tau_loss\": {:.3}, \"spearman_rho_loss\": {:.3}, \"kendall_tau_params\": {:.3}{}{}{}, \"finetune_epochs\": {finetune}, \"supernet_epochs\": {}, \"supernet_lr\": {}, \"supernet_batch\": {}, \"supernet_last_loss\": {:.3}, \"supernet_seconds\": {supernet_s:.0}, \"alone_epochs\": {}, \"alone_seeds\": {seeds}, \"scoring_seconds\": {:.0}, \"data\": \"{}\"}}",
+        "{{\"archs\": {}, \"classes\": {}, \"kendall_tau_sparse\": {:.3}, \"kendall_tau\": {:.3}, \"spearman_rho\": {:.3}, \"kendall_tau_loss\": {:.3}, \"spearman_rho_loss\": {:.3}, \"kendall_tau_params\": {:.3}{}{}{}, \"finetune_epochs\": {finetune}, \"fair\": {fair}, \"split\": {}, \"supernet_epochs\": {}, \"supernet_lr\": {}, \"supernet_batch\": {}, \"supernet_last_loss\": {:.3}, \"supernet_seconds\": {supernet_s:.0}, \"alone_epochs\": {}, \"alone_seeds\": {seeds}, \"scoring_seconds\": {:.0}, \"data\": \"{}\"}}",
         accuracy.len(),
         classes.len(),
         kendall(&sparse(&accuracy), &sparse(&alone)),
@@ -237,6 +283,9 @@ fn main() {
         tau_of("fresh_seed", &fresh),
         tau_of("finetuned", &tuned),
         tau_of("scratch_short", &short),
+        few_shot.as_ref().map_or("null".into(), |(c, e, _)| format!(
+            "{{\"choice\": {c}, \"epochs\": {e}}}"
+        )),
         super_cfg.epochs,
         super_cfg.lr,
         super_cfg.batch_size,

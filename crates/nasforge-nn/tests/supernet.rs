@@ -10,7 +10,7 @@ use nasforge_core::Params;
 use nasforge_nn::data::{embedded_digits, Dataset, Normalizer, Split, SplitFractions};
 use nasforge_nn::device::DeviceKind;
 use nasforge_nn::model::Layer;
-use nasforge_nn::supernet::{Path, Supernet};
+use nasforge_nn::supernet::{Path, Sampling, Supernet};
 
 fn nb201() -> Box<dyn Space> {
     let params = Params::parse(&["channels=4", "cells=1", "input=8x8x1"]).unwrap();
@@ -331,7 +331,7 @@ fn a_macro_sub_network_is_the_single_path_with_the_supernets_weights() {
         device: DeviceKind::Cpu,
     };
     let (trained, _) = Supernet::seeded(space.supernet().unwrap(), &dev, 5)
-        .train_single_path(setup, 5, None, &mut |_| {
+        .train_single_path(Sampling::Uniform, setup, 5, None, &mut |_| {
             nasforge_nn::train::Control::Continue
         })
         .unwrap();
@@ -420,7 +420,9 @@ fn single_path_training_gives_weights_that_score_sub_networks_deterministically(
     let dev = DeviceKind::Cpu.training_device();
     let run = || {
         Supernet::seeded(space.supernet().unwrap(), &dev, 5)
-            .train_single_path(setup, 5, None, &mut |_| Control::Continue)
+            .train_single_path(Sampling::Uniform, setup, 5, None, &mut |_| {
+                Control::Continue
+            })
             .unwrap()
     };
     let (sn, epochs) = run();
@@ -541,14 +543,16 @@ fn a_supernet_training_stopped_after_an_epoch_continues_from_its_checkpoint_to_t
     let fresh = |seed| Supernet::seeded(space.supernet().unwrap(), &dev, seed);
     let losses = |e: &[EpochStats]| e.iter().map(|e| e.train_loss).collect::<Vec<_>>();
     let (whole, whole_epochs) = fresh(7)
-        .train_single_path(setup, 7, None, &mut |_| Control::Continue)
+        .train_single_path(Sampling::Uniform, setup, 7, None, &mut |_| {
+            Control::Continue
+        })
         .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let ckpt = Checkpoint::new(dir.path().join("supernet"));
     // Killed after epoch 2 (as far as the checkpoint knows).
     let (_, first) = fresh(7)
-        .train_single_path(setup, 7, Some(&ckpt), &mut |e| {
+        .train_single_path(Sampling::Uniform, setup, 7, Some(&ckpt), &mut |e| {
             if e.epoch == 2 {
                 Control::Stop
             } else {
@@ -561,7 +565,7 @@ fn a_supernet_training_stopped_after_an_epoch_continues_from_its_checkpoint_to_t
     // Continued by a supernet with other initial weights: the stored ones replace them.
     let mut seen = Vec::new();
     let (resumed, all) = fresh(8)
-        .train_single_path(setup, 7, Some(&ckpt), &mut |e| {
+        .train_single_path(Sampling::Uniform, setup, 7, Some(&ckpt), &mut |e| {
             seen.push(e.epoch);
             Control::Continue
         })
@@ -584,18 +588,24 @@ fn a_supernet_training_stopped_after_an_epoch_continues_from_its_checkpoint_to_t
 
     // Another seed or recipe does not continue this training.
     let err = fresh(7)
-        .train_single_path(setup, 9, Some(&ckpt), &mut |_| Control::Continue)
+        .train_single_path(Sampling::Uniform, setup, 9, Some(&ckpt), &mut |_| {
+            Control::Continue
+        })
         .expect_err("another seed");
     assert!(err.to_string().contains("seed 7 here 9"), "{err}");
     // Damaged files are named, never a panic.
     std::fs::write(ckpt.dir().join("epoch-4.bpk"), b"not weights").unwrap();
     let err = fresh(7)
-        .train_single_path(setup, 7, Some(&ckpt), &mut |_| Control::Continue)
+        .train_single_path(Sampling::Uniform, setup, 7, Some(&ckpt), &mut |_| {
+            Control::Continue
+        })
         .expect_err("damaged weights");
     assert!(err.to_string().contains("epoch-4.bpk"), "{err}");
     std::fs::write(ckpt.dir().join("state.json"), b"{").unwrap();
     let err = fresh(7)
-        .train_single_path(setup, 7, Some(&ckpt), &mut |_| Control::Continue)
+        .train_single_path(Sampling::Uniform, setup, 7, Some(&ckpt), &mut |_| {
+            Control::Continue
+        })
         .expect_err("damaged state");
     assert!(err.to_string().contains("cannot be read"), "{err}");
 }
@@ -796,4 +806,121 @@ fn second_order_darts_trains_and_its_alpha_differ_from_the_first_orders() {
         .zip(first.alpha.iter().flatten())
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     assert!(apart > 1e-4, "the unrolled term changes α ({apart})");
+}
+
+#[test]
+fn a_fair_step_trains_every_op_of_every_edge_and_a_few_shot_split_only_its_own() {
+    use nasforge_nn::supernet::{ArchConfig, Checkpoint};
+    use nasforge_nn::train::{Control, OptimizerConfig, TrainConfig, TrainSetup};
+    let (data, split) = normalised_digits();
+    let space = nb201();
+    let sup = space.supernet().unwrap();
+    // One step: as many training rows as the batch, without momentum or weight decay (a
+    // parameter moves only if a path through it had a gradient).
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 32,
+        warmup_epochs: 0,
+        optimizer: OptimizerConfig::Sgd {
+            momentum: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        },
+        ..Default::default()
+    };
+    let setup = TrainSetup {
+        data: &data,
+        train_rows: &split.train[..32],
+        valid_rows: &split.valid,
+        config: &cfg,
+        device: DeviceKind::Cpu,
+    };
+    let dev = DeviceKind::Cpu.training_device();
+    let convs = |sn: &Supernet| -> Vec<Option<Vec<f32>>> {
+        sn.network()
+            .layers()
+            .iter()
+            .map(|l| match l {
+                Layer::Conv(c) => Some(c.weight.val().into_data().try_to_vec::<f32>().unwrap()),
+                _ => None,
+            })
+            .collect()
+    };
+    let fresh = || Supernet::seeded(sup.clone(), &dev, 3);
+    let before = convs(&fresh());
+    // Per mixed module: the options whose candidate has a convolution, and whether it moved.
+    let moved = |after: &Supernet| -> Vec<Vec<(usize, bool)>> {
+        let after = convs(after);
+        sup.mixed()
+            .iter()
+            .map(|m| {
+                (m.candidates.iter().enumerate())
+                    .filter(|(_, c)| c.nodes.clone().any(|n| before[n].is_some()))
+                    .map(|(o, c)| (o, c.nodes.clone().any(|n| before[n] != after[n])))
+                    .collect()
+            })
+            .collect()
+    };
+    let count = |v: &[(usize, bool)]| v.iter().filter(|(_, m)| *m).count();
+    let train = |sn: Supernet, sampling| {
+        sn.train_single_path(sampling, setup, 3, None, &mut |_| Control::Continue)
+            .unwrap()
+            .0
+    };
+    let fair = moved(&train(fresh(), Sampling::Fair));
+    // Every op of every edge ran on one of the step's five paths, and those whose output
+    // reached the logits on it moved: on each cell's edge 0->3 (input to output: choice 3
+    // of 0->1, 0->2, 1->2, 0->3, 1->3, 2->3) always both convolutions (1x1, 3x3). Elsewhere a
+    // path may leave a convolution dead (its input or output cut by `none` edges).
+    assert_eq!(fair.len(), 18, "three cells of six edges");
+    assert!(fair.iter().all(|m| m.len() == 2));
+    let to_output: Vec<usize> = (0..18).filter(|&m| sup.mixed()[m].choice == 3).collect();
+    assert_eq!(to_output, [3, 9, 15]);
+    assert!(to_output.iter().all(|&m| count(&fair[m]) == 2), "{fair:?}");
+    // A single path runs one op per edge.
+    let single = moved(&train(fresh(), Sampling::Uniform));
+    assert!(single.iter().all(|m| count(m) <= 1), "{single:?}");
+    let total = |v: &[Vec<(usize, bool)>]| v.iter().map(|m| count(m)).sum::<usize>();
+    assert!(total(&fair) > 2 * total(&single), "{fair:?} {single:?}");
+
+    // Few-shot: split on edge 0->3 at nor_conv_1x1 (option 2), even fair steps never run
+    // that edge's 3x3 convolution (option 3), and still run the others' ops.
+    let held = fresh().split(3, 2).unwrap();
+    assert_eq!(held.held(), [(3, 2)]);
+    let split_moved = moved(&train(held, Sampling::Fair));
+    for &m in &to_output {
+        assert_eq!(split_moved[m], [(2, true), (3, false)], "module {m}");
+    }
+    assert!(total(&split_moved) > total(&single), "{split_moved:?}");
+    // What cannot be split, and a split's checkpoint, which the whole supernet's training
+    // does not continue.
+    for (choice, value, says) in [(6, 0, "6 choices"), (3, 5, "5 options")] {
+        let err = fresh().split(choice, value).expect_err("out of range");
+        assert!(err.to_string().contains(says), "{err}");
+    }
+    let err = fresh().split(3, 2).unwrap().split(3, 1).expect_err("held");
+    assert!(err.to_string().contains("held at 2 already"), "{err}");
+    let err = fresh()
+        .split(0, 1)
+        .unwrap()
+        .train_relaxed(setup, 3, ArchConfig::gdas(), None, &mut |_| {
+            Control::Continue
+        })
+        .expect_err("a relaxed method on a split");
+    assert!(err.to_string().contains("single-path"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = Checkpoint::new(dir.path().join("supernet"));
+    fresh()
+        .split(3, 2)
+        .unwrap()
+        .train_single_path(Sampling::Fair, setup, 3, Some(&ckpt), &mut |_| {
+            Control::Continue
+        })
+        .unwrap();
+    let err = fresh()
+        .train_single_path(Sampling::Fair, setup, 3, Some(&ckpt), &mut |_| {
+            Control::Continue
+        })
+        .expect_err("the whole supernet");
+    assert!(err.to_string().contains("a split holding"), "{err}");
 }

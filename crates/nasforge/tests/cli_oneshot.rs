@@ -313,7 +313,7 @@ fn one_shot_methods_refuse_what_they_cannot_do_before_writing_anything() {
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
             one_shot("bogus", "1", "2"),
-            "is not standard, spos, rsps, darts, gdas, enas or ofa",
+            "is not standard, spos, fairnas, rsps, darts, gdas, enas or ofa",
         ),
         (
             ["--method", "darts", "--space", "macro"]
@@ -347,7 +347,7 @@ fn one_shot_methods_refuse_what_they_cannot_do_before_writing_anything() {
         ),
         (
             vec!["--supernet-epochs".into(), "3".into()],
-            "add --method spos, rsps, darts, gdas, enas or ofa",
+            "add --method spos, fairnas, rsps, darts, gdas, enas or ofa",
         ),
         (one_shot("spos", "0", "2"), "--supernet-epochs"),
         (
@@ -472,6 +472,39 @@ fn a_damaged_or_foreign_supernet_checkpoint_is_refused_on_resume_and_nothing_is_
         stderr(&o)
     );
     assert_eq!(trials_of(&b).len(), 2, "the finished trials are kept");
+}
+
+#[test]
+fn fairnas_trains_its_own_supernet_which_an_spos_checkpoint_does_not_continue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fair, spos) = (tmp.path().join("fair"), tmp.path().join("spos"));
+    let v = json(&search(&fair, &one_shot("fairnas", "2", "3"), &["--json"]));
+    assert_eq!(v["method"], "fairnas");
+    assert_eq!(v["strategy"], "rea", "searched by a strategy, as spos");
+    assert_eq!(v["trials"], 3);
+    assert_eq!(v["supernet"]["epochs"], 2);
+    assert!(v["supernet"]["final_train_loss"]
+        .as_f64()
+        .unwrap()
+        .is_finite());
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fair.join("supernet/state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["identity"]["method"], "fair_single_path");
+    assert!(fair.join("best/weights.bpk").exists());
+    // The same seed and recipe trained by SPOS is another supernet: refused on resume, the
+    // trials kept.
+    json(&search(&spos, &one_shot("spos", "2", "3"), &["--json"]));
+    std::fs::remove_dir_all(fair.join("supernet")).unwrap();
+    copy_dir(&spos.join("supernet"), &fair.join("supernet"));
+    let o = resume(&fair, &["--trials", "4"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        stderr(&o).contains("method single_path here fair_single_path"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(trials_of(&fair).len(), 3, "the finished trials are kept");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -46,6 +46,9 @@ pub(crate) struct Identity {
     /// The architecture parameters' settings (DARTS, GDAS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arch: Option<ArchConfig>,
+    /// The choices a few-shot split holds, with their values (none for a whole supernet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<(usize, u16)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -242,6 +245,12 @@ fn differences(stored: &Identity, now: &Identity) -> String {
     }
     if stored.arch != now.arch {
         out.push("other architecture-parameter settings".into());
+    }
+    if stored.held != now.held {
+        out.push(format!(
+            "a split holding (choice, value) {:?}, here {:?}",
+            stored.held, now.held
+        ));
     }
     out.join("; ")
 }

@@ -3,8 +3,9 @@
 //! (SPOS, GDAS, ENAS, RSPS; the others are not computed) or every candidate weighted (DARTS) —
 //! and the stand-alone network of any arch extracted with the weights it inherits.
 //!
-//! Training: uniform single-path training ([`Supernet::train_single_path`], SPOS / RSPS's
-//! supernet phase), DARTS, GDAS and ENAS with architecture parameters ([`Supernet::train_relaxed`]),
+//! Training: single-path training ([`Supernet::train_single_path`]: uniform for SPOS / RSPS's
+//! supernet phase, strictly fair for FairNAS), progressive shrinking
+//! ([`Supernet::train_progressive`], once-for-all), DARTS, GDAS and ENAS with architecture parameters ([`Supernet::train_relaxed`]),
 //! each checkpointed per epoch ([`Checkpoint`]); and scoring a sub-network with inherited
 //! weights after recalibrating its batch-norm statistics ([`Supernet::evaluate_inherited`]).
 
@@ -55,19 +56,38 @@ type StepForward<'a> = dyn Fn(
     + Sync
     + 'a;
 
+/// Which paths a single-path training step runs ([`Supernet::train_single_path`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sampling {
+    /// One path, a value per choice drawn uniformly (SPOS).
+    Uniform,
+    /// FairNAS' strict fairness: as many paths as the largest choice has options, in which
+    /// every choice takes each of its values equally often (exactly once when it has the most
+    /// options), one optimiser step on the mean of their losses — no candidate is trained
+    /// more often, or more recently, than another of its choice. A step costs that many
+    /// single-path steps.
+    Fair,
+}
+
+/// How a single-path training draws a step's paths: `(plan, loop generator, epoch) -> paths`
+/// (each a value per choice), all run on the step's batch.
+type DrawPaths<'a> = dyn Fn(&Plan, &mut Rng, usize) -> Vec<Vec<u16>> + Sync + 'a;
+
 /// A supernet's weights and where its choices are.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Supernet {
     net: Network,
     plan: Plan,
 }
 
 /// Where the choices are, apart from the weights (a training loop moves the network).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Plan {
     sup: SuperSpec,
     /// Per node: the innermost (mixed module, candidate) it belongs to.
     member: Vec<Option<(usize, usize)>>,
+    /// Per choice: the value a few-shot split holds it at ([`Supernet::split`]); drawn otherwise.
+    fixed: Vec<Option<u16>>,
 }
 
 impl Plan {
@@ -84,7 +104,8 @@ impl Plan {
         for (m, c) in owners {
             member[sup.mixed()[m].candidates[c].nodes.clone()].fill(Some((m, c)));
         }
-        Plan { sup, member }
+        let fixed = vec![None; sup.options().len()];
+        Plan { sup, member, fixed }
     }
 
     /// Refuses a supernet with derived choices (the macro space's) for `method`, which runs
@@ -94,7 +115,7 @@ impl Plan {
             return Ok(());
         }
         Err(Error::invalid(format!(
-            "{method} runs every candidate of every choice weighted, and this supernet has modules its archs' channel counts choose (the macro space's skip projections), which no weight can mix; use spos, rsps, gdas, enas or ofa"
+            "{method} runs every candidate of every choice weighted, and this supernet has modules its archs' channel counts choose (the macro space's skip projections), which no weight can mix; use spos, fairnas, rsps, gdas, enas or ofa"
         )))
     }
 
@@ -144,12 +165,42 @@ impl Plan {
         )
     }
 
-    /// A uniformly random value for every choice.
+    /// A uniformly random value for every choice (a split's own value for a choice it holds).
     fn sample(&self, rng: &mut Rng) -> Vec<u16> {
         self.sup
             .options()
             .iter()
-            .map(|&n| rng.below(n) as u16)
+            .zip(&self.fixed)
+            .map(|(&n, f)| f.unwrap_or_else(|| rng.below(n) as u16))
+            .collect()
+    }
+
+    /// FairNAS' strictly fair draw: as many paths as the largest choice has options, in
+    /// which every choice takes each of its values equally often — exactly once when it has
+    /// the most options (a random permutation per choice), and a choice with fewer options
+    /// runs through as many random permutations as it takes, the last one cut short.
+    fn sample_fair(&self, rng: &mut Rng) -> Vec<Vec<u16>> {
+        let options = self.sup.options();
+        let m = options.iter().copied().max().unwrap_or(1);
+        let columns: Vec<Vec<u16>> = options
+            .iter()
+            .zip(&self.fixed)
+            .map(|(&n, f)| {
+                if let Some(v) = f {
+                    return vec![*v; m];
+                }
+                let mut column = Vec::with_capacity(m + n);
+                while column.len() < m {
+                    let mut perm: Vec<u16> = (0..n as u16).collect();
+                    rng.shuffle(&mut perm);
+                    column.extend(perm);
+                }
+                column.truncate(m);
+                column
+            })
+            .collect();
+        (0..m)
+            .map(|j| columns.iter().map(|c| c[j]).collect())
             .collect()
     }
 }
@@ -337,30 +388,67 @@ impl Supernet {
         Ok(Network::from_layers(&spec, layers))
     }
 
-    /// Uniform single-path training (SPOS; RSPS's supernet phase): every step samples a value
-    /// for each choice uniformly from the loop's generator and trains that path alone, with
-    /// the recipe, data and rows of `setup` (its validation rows are not read: a supernet epoch
-    /// has no single arch to validate). Deterministic for a seed, as [`crate::train::train`].
+    /// Few-shot NAS's split (Zhao et al., ICML 2021): this supernet, its weights as they are,
+    /// with choice `choice` held at `value` — the sub-supernet of the archs that take that
+    /// value. Trained further by single-path training or progressive shrinking, it draws
+    /// every other choice as before and this one never; one split per value of a choice
+    /// replaces the one-shot supernet's shared candidates of that choice by a supernet each.
+    /// A choice out of range, a value beyond its options, or a choice already held is an error.
+    pub fn split(mut self, choice: usize, value: u16) -> Result<Supernet> {
+        let options = self.plan.sup.options();
+        let Some(&n) = options.get(choice) else {
+            return Err(Error::invalid(format!(
+                "the supernet has {} choices, so choice {choice} cannot be split",
+                options.len()
+            )));
+        };
+        if value as usize >= n {
+            return Err(Error::invalid(format!(
+                "choice {choice} has {n} options, so it cannot be held at value {value}"
+            )));
+        }
+        if let Some(held) = self.plan.fixed[choice] {
+            return Err(Error::invalid(format!(
+                "choice {choice} is held at {held} already"
+            )));
+        }
+        self.plan.fixed[choice] = Some(value);
+        Ok(self)
+    }
+
+    /// The choices a [`Supernet::split`] holds, with their values.
+    pub fn held(&self) -> Vec<(usize, u16)> {
+        self.plan
+            .fixed
+            .iter()
+            .enumerate()
+            .filter_map(|(c, v)| v.map(|v| (c, v)))
+            .collect()
+    }
+
+    /// Single-path training: every step trains the paths `sampling` draws — one uniformly
+    /// random path (SPOS; RSPS's supernet phase), or FairNAS' strictly fair set of paths
+    /// ([`Sampling::Fair`]) — on the step's batch, with the recipe, data and rows of `setup`
+    /// (its validation rows are not read: a supernet epoch has no single arch to validate).
+    /// Deterministic for a seed, as [`crate::train::train`].
     ///
     /// With a `checkpoint`, every epoch is stored there, and a stored training of the same
-    /// supernet, seed and recipe is continued from its last epoch (its weights replace this
-    /// supernet's); the epochs returned are all of them, stored ones first. A checkpoint of
-    /// another training is an error.
+    /// supernet, sampling, seed and recipe is continued from its last epoch (its weights
+    /// replace this supernet's); the epochs returned are all of them, stored ones first. A
+    /// checkpoint of another training is an error.
     pub fn train_single_path(
         self,
+        sampling: Sampling,
         setup: TrainSetup<'_>,
         seed: u64,
         checkpoint: Option<&Checkpoint>,
         on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
     ) -> std::result::Result<(Supernet, Vec<EpochStats>), TrainError> {
-        self.train_paths(
-            "single_path",
-            setup,
-            seed,
-            checkpoint,
-            on_epoch,
-            &|plan, rng, _| plan.sample(rng),
-        )
+        let (method, draw): (&str, &DrawPaths<'_>) = match sampling {
+            Sampling::Uniform => ("single_path", &|plan, rng, _| vec![plan.sample(rng)]),
+            Sampling::Fair => ("fair_single_path", &|plan, rng, _| plan.sample_fair(rng)),
+        };
+        self.train_paths(method, setup, seed, checkpoint, on_epoch, draw)
     }
 
     /// Once-for-all's progressive shrinking over the supernet's elastic choices (kernel
@@ -395,18 +483,22 @@ impl Supernet {
             &|plan, rng, epoch| {
                 let stage = shrinking_stage(epoch, epochs, kernels);
                 let mut values = plan.sample(rng);
-                for (v, e) in values.iter_mut().zip(&elastic) {
-                    if let Some(e) = e.as_ref().filter(|e| ShrinkStage::of(e) > stage) {
+                for ((v, e), f) in values.iter_mut().zip(&elastic).zip(&plan.fixed) {
+                    if let Some(e) = e
+                        .as_ref()
+                        .filter(|e| f.is_none() && ShrinkStage::of(e) > stage)
+                    {
                         *v = e.largest(*v);
                     }
                 }
-                values
+                vec![values]
             },
         )
     }
 
-    /// Training one path per step, `draw(plan, generator, epoch)` choosing it; checkpointed
-    /// as `method` (see [`Supernet::train_single_path`]).
+    /// Training the paths `draw(plan, generator, epoch)` chooses for each step, on the step's
+    /// batch, one optimiser step on the mean of their losses; checkpointed as `method` (see
+    /// [`Supernet::train_single_path`]).
     fn train_paths(
         self,
         method: &str,
@@ -414,7 +506,7 @@ impl Supernet {
         seed: u64,
         checkpoint: Option<&Checkpoint>,
         on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
-        draw: &(dyn Fn(&Plan, &mut Rng, usize) -> Vec<u16> + Sync),
+        draw: &DrawPaths<'_>,
     ) -> std::result::Result<(Supernet, Vec<EpochStats>), TrainError> {
         let identity = self.identity(method, seed, &setup, None);
         let forward = |plan: &Plan,
@@ -423,8 +515,11 @@ impl Supernet {
                        rng: &mut Rng,
                        epoch: usize,
                        _: Option<&mut ArchState>| {
-            let values = draw(plan, rng, epoch);
-            Ok(plan.run(net, x, &Path::Single(&values)))
+            let outs: Vec<Tensor<2>> = draw(plan, rng, epoch)
+                .iter()
+                .map(|values| plan.run(net, x.clone(), &Path::Single(values)))
+                .collect();
+            Ok(Tensor::cat(outs, 0))
         };
         let (sn, epochs, _) =
             self.train_stored(setup, seed, identity, checkpoint, &forward, None, on_epoch)?;
@@ -446,6 +541,13 @@ impl Supernet {
         on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
     ) -> std::result::Result<(Supernet, Vec<EpochStats>, ArchState), TrainError> {
         arch.validate()?;
+        if !self.held().is_empty() {
+            return Err(TrainError::Invalid(Error::invalid(format!(
+                "{} learns a distribution over every choice, and this few-shot split holds {:?} (choice, value): train a split by single-path training or progressive shrinking",
+                arch.method(),
+                self.held()
+            ))));
+        }
         if let Relaxation::Darts { .. } = arch.relaxation {
             self.plan
                 .weighs_every_candidate("darts")
@@ -510,6 +612,7 @@ impl Supernet {
             params: self.plan.sup.params(),
             recipe: setup.config.clone(),
             arch,
+            held: self.held(),
         }
     }
 
@@ -629,5 +732,46 @@ impl Supernet {
     ) -> Result<Metric> {
         let net = self.inherited(values, data, calibration, batch, device)?;
         Ok(evaluate(&net, data, rows, device))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nasforge_core::space;
+    use nasforge_core::Params;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn a_fair_draw_gives_every_value_of_every_choice_its_share_of_the_paths() {
+        // The macro space's choices have 7 (ops), 2 (skips) and a few (widths) options.
+        let params = Params::parse(&["layers=3", "input=8x8x1"]).unwrap();
+        let sup = space::build("macro", &params).unwrap().supernet().unwrap();
+        let plan = Plan::new(sup);
+        let options = plan.sup.options().to_vec();
+        let m = *options.iter().max().unwrap();
+        assert!(
+            options.iter().any(|&n| n < m) && options.contains(&2),
+            "{options:?}"
+        );
+        let mut rng = Rng::new(11);
+        let mut first_paths = BTreeSet::new();
+        for _ in 0..20 {
+            let paths = plan.sample_fair(&mut rng);
+            assert_eq!(paths.len(), m);
+            for (i, &n) in options.iter().enumerate() {
+                let mut count = vec![0; n];
+                for p in &paths {
+                    count[p[i] as usize] += 1;
+                }
+                // Each value m / n times, rounded either way.
+                assert!(
+                    count.iter().all(|&c| c == m / n || c == m.div_ceil(n)),
+                    "choice {i} of {n} options: {count:?}"
+                );
+            }
+            first_paths.insert(paths[0].clone());
+        }
+        assert!(first_paths.len() > 1, "the draws are random");
     }
 }

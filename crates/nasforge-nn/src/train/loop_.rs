@@ -355,7 +355,8 @@ fn train_taking_turns(
 /// How a training loop runs a batch through the model: `(model, rows, rng, epoch) -> outputs`;
 /// the loop's generator (after shuffling and augmentation draws) is there for sampling paths,
 /// the epoch (from 1) for schedules of them. A forward pass may fail (a one-shot method's
-/// architecture step that diverged).
+/// architecture step that diverged). It may run the batch several times (a supernet's paths) and
+/// return their outputs stacked along the batch: the step's loss is then their mean.
 pub(crate) type Forward<'a> =
     dyn Fn(&Network, Tensor<2>, &mut Rng, usize) -> Result<Tensor<2>, TrainError> + Sync + 'a;
 
@@ -503,7 +504,14 @@ pub(crate) fn train_loop(
                     &dev,
                 );
                 let out = forward(&model, x, &mut rng, epoch)?;
-                let loss = loss_fn.of(data, rows, out);
+                // A forward may run the batch several times (a supernet's paths), its outputs
+                // stacked: the loss is their mean.
+                let runs = out.dims()[0] / n;
+                let loss = if runs > 1 {
+                    loss_fn.of(data, &rows.repeat(runs), out)
+                } else {
+                    loss_fn.of(data, rows, out)
+                };
                 let value = loss.clone().into_scalar::<f32>();
                 if !value.is_finite() {
                     return Err(TrainError::Diverged {

@@ -50,8 +50,9 @@ pub struct SearchConfig {
     pub epoch_budget: Option<u64>,
     /// How archs are estimated during the search: `standard` (each candidate trained alone),
     /// `spos` (one weight-sharing supernet trained by uniform single-path sampling, then the
-    /// strategy searches it scoring archs with inherited weights), `rsps` (the same supernet,
-    /// searched at random), `darts` / `gdas` / `enas` (architecture parameters or a controller
+    /// strategy searches it scoring archs with inherited weights), `fairnas` (the same with
+    /// FairNAS' strictly fair sampling: every op of every choice trained once per step),
+    /// `rsps` (the SPOS supernet, searched at random), `darts` / `gdas` / `enas` (architecture parameters or a controller
     /// learned with the supernet; each epoch's derived arch is a trial), `ofa` (once-for-all:
     /// an elastic supernet trained by progressive shrinking, then one sub-network per
     /// --budget, scored with inherited weights and trained from scratch) [default: standard].
@@ -343,7 +344,7 @@ impl SearchConfig {
             None | Some("standard") => {
                 if self.supernet_epochs.is_some() {
                     return bad_input(
-                        "--supernet-epochs sets a one-shot method's supernet training; add --method spos, rsps, darts, gdas, enas or ofa",
+                        "--supernet-epochs sets a one-shot method's supernet training; add --method spos, fairnas, rsps, darts, gdas, enas or ofa",
                     );
                 }
                 if self.arch_lr.is_some()
@@ -362,6 +363,7 @@ impl SearchConfig {
                 return Ok(None);
             }
             Some("spos") => OneShot::Spos,
+            Some("fairnas") => OneShot::Fairnas,
             Some("rsps") => OneShot::Rsps,
             Some("darts") => OneShot::Darts,
             Some("gdas") => OneShot::Gdas,
@@ -691,13 +693,16 @@ impl SearchConfig {
 pub const MAX_WORKERS: usize = 64;
 
 /// The `--method` names, for messages.
-const METHODS: &str = "standard, spos, rsps, darts, gdas, enas or ofa";
+const METHODS: &str = "standard, spos, fairnas, rsps, darts, gdas, enas or ofa";
 
 /// A one-shot method of `--method`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OneShot {
     /// Single-path one-shot: a uniformly sampled supernet, searched by any strategy.
     Spos,
+    /// FairNAS: the single-path supernet trained with strictly fair sampling (every option of
+    /// every choice once per step), searched by any strategy.
+    Fairnas,
     /// Random search with parameter sharing: the same supernet, searched at random.
     Rsps,
     /// DARTS (first order) with architecture parameters.
@@ -716,6 +721,7 @@ impl OneShot {
     pub fn name(self) -> &'static str {
         match self {
             OneShot::Spos => "spos",
+            OneShot::Fairnas => "fairnas",
             OneShot::Rsps => "rsps",
             OneShot::Darts => "darts",
             OneShot::Gdas => "gdas",
@@ -868,9 +874,10 @@ const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  na
 # epoch_budget = 400           # stop once the trials trained this many epochs in total
 # record_proxies = "synflow"   # zero-cost proxies stored with every trial (the report plots them)
 # method = "standard"          # or one-shot: "spos" (a weight-sharing supernet searched by the
-                               # strategy), "rsps" (the same supernet searched at random),
+                               # strategy), "fairnas" (its strictly fair training),
+                               # "rsps" (the spos supernet searched at random),
                                # "darts", "gdas", "enas" (architecture parameters; an arch per epoch),
-                               # "ofa" (once-for-all on mlp: a sub-network per budget)
+                               # "ofa" (once-for-all on mlp, macro: a sub-network per budget)
 # budget = ["params<=20000", "params<=100000"]  # ofa: METRIC<=LIMIT on params, macs, latency_ms
 # supernet_epochs = 30         # supernet training of a one-shot method
 # arch_lr = 0.003              # darts / gdas / enas: learning rate of the architecture parameters

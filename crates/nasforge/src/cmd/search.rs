@@ -25,7 +25,7 @@ use nasforge_core::Params;
 use nasforge_nn::data::Task;
 use nasforge_nn::evaluator::{InheritedEvaluator, TrainingEvaluator};
 use nasforge_nn::supernet::{
-    ArchConfig, ArchState, Checkpoint, Guard, Supernet, DEFAULT_BETA_DECAY,
+    ArchConfig, ArchState, Checkpoint, Guard, Sampling, Supernet, DEFAULT_BETA_DECAY,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -777,7 +777,7 @@ fn search_train(
     if let (Some(OneShot::Darts), Some(sup)) = (one_shot, &supernet) {
         if !sup.weighable() {
             return bad_input(format!(
-                "--method darts runs every candidate weighted, and the `{space_name}` space's supernet has skip projections chosen by the layers' channel counts, which no weight can mix; use --method spos, rsps, gdas, enas or ofa there"
+                "--method darts runs every candidate weighted, and the `{space_name}` space's supernet has skip projections chosen by the layers' channel counts, which no weight can mix; use --method spos, fairnas, rsps, gdas, enas or ofa there"
             ));
         }
     }
@@ -1394,9 +1394,15 @@ fn train_supernet(
         None if method == OneShot::Ofa => supernet
             .train_progressive(setup, seed, Some(&checkpoint), &mut on_epoch)
             .map(|(s, e)| (s, e, None)),
-        None => supernet
-            .train_single_path(setup, seed, Some(&checkpoint), &mut on_epoch)
-            .map(|(s, e)| (s, e, None)),
+        None => {
+            let sampling = match method {
+                OneShot::Fairnas => Sampling::Fair,
+                _ => Sampling::Uniform,
+            };
+            supernet
+                .train_single_path(sampling, setup, seed, Some(&checkpoint), &mut on_epoch)
+                .map(|(s, e)| (s, e, None))
+        }
     };
     let (supernet, epochs, arch) = trained.map_err(|e| match e {
         nasforge_nn::train::TrainError::Invalid(e) => anyhow::Error::new(BadInput(e.to_string())),
@@ -1448,7 +1454,7 @@ fn arch_config(cfg: &SearchConfig, method: OneShot) -> Option<ArchConfig> {
         }
         OneShot::Gdas => ArchConfig::gdas(),
         OneShot::Enas => ArchConfig::enas(),
-        OneShot::Spos | OneShot::Rsps | OneShot::Ofa => return None,
+        OneShot::Spos | OneShot::Fairnas | OneShot::Rsps | OneShot::Ofa => return None,
     };
     Some(ArchConfig {
         lr: cfg.arch_lr.unwrap_or(arch.lr),
