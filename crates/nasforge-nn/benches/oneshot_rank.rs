@@ -22,7 +22,6 @@
 //! (a copy per value, `Supernet::split`), each copy trained `--split-epochs` more (default the
 //! supernet's epochs) with its value held, and each arch scored by its value's copy.
 
-use burn::prelude::*;
 use nasforge_core::netspec::NetSpec;
 use nasforge_core::rng::Rng;
 use nasforge_core::space;
@@ -30,11 +29,9 @@ use nasforge_core::stats::{kendall, spearman};
 use nasforge_core::Params;
 use nasforge_nn::data::{self, CsvOptions, Dataset, Normalizer, Split, SplitFractions, Targets};
 use nasforge_nn::device::DeviceKind;
-use nasforge_nn::kernels::in_pool;
-use nasforge_nn::model::Network;
 use nasforge_nn::supernet::{Sampling, Supernet};
 use nasforge_nn::train::{
-    evaluate, train, train_network, Control, TrainConfig, TrainSetup, Trained,
+    cross_entropy, evaluate, train, train_network, Control, TrainConfig, TrainSetup, Trained,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -222,7 +219,7 @@ fn main() {
             .inherited(arch.values(), &data, &split.train, 64, DeviceKind::Cpu)
             .expect("an arch of the space");
         let acc = evaluate(&net, &data, &split.valid, DeviceKind::Cpu).score();
-        let nll = cross_entropy(&net, &data, &split.valid);
+        let nll = cross_entropy(&net, &data, &split.valid, DeviceKind::Cpu).expect("classes");
         let spec = space.decode(&arch).unwrap();
         let own = (seed..seed + seeds)
             .map(|s| alone_of(&key, &spec, s, &alone_cfg))
@@ -315,38 +312,4 @@ fn last_valid(trained: &Trained) -> f64 {
         .and_then(|e| e.valid)
         .expect("validation rows")
         .score()
-}
-
-/// Mean cross-entropy of `net` on `rows` (classification data).
-fn cross_entropy(net: &Network, data: &Dataset, rows: &[usize]) -> f64 {
-    let Targets::Classes { ids, .. } = &data.targets else {
-        panic!("classification data needed")
-    };
-    let dev = DeviceKind::Cpu.device();
-    let d = data.row_len();
-    let mut total = 0.0;
-    for chunk in rows.chunks(256) {
-        let x: Vec<f32> = chunk.iter().flat_map(|&r| data.row(r)).copied().collect();
-        let out = in_pool(|| {
-            net.forward_flat(Tensor::<2>::from_data(
-                TensorData::new(x, [chunk.len(), d]),
-                &dev,
-            ))
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .expect("float logits")
-        });
-        let k = out.len() / chunk.len();
-        for (logits, &r) in out.chunks(k).zip(chunk) {
-            let m = logits.iter().fold(f32::MIN, |a, &b| a.max(b)) as f64;
-            let lse = m + logits
-                .iter()
-                .map(|&l| (l as f64 - m).exp())
-                .sum::<f64>()
-                .ln();
-            total += lse - logits[ids[r] as usize] as f64;
-        }
-    }
-    total / rows.len() as f64
 }

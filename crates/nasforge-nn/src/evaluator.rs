@@ -4,7 +4,7 @@ use crate::data::{Dataset, Split};
 use crate::device::DeviceKind;
 use crate::proxies::{self, Proxy, ProxyBatch, DEFAULT_BATCH};
 use crate::supernet::Supernet;
-use crate::train::{evaluate, train, Control, Metric, TrainConfig, TrainSetup};
+use crate::train::{cross_entropy, evaluate, train, Control, Metric, TrainConfig, TrainSetup};
 use nasforge_core::space::{Arch, Space};
 use nasforge_core::study::{metric, Cost, EvalError, Evaluation, Evaluator, Fidelity};
 use std::collections::BTreeMap;
@@ -306,9 +306,14 @@ impl InheritedEvaluator {
 }
 
 impl InheritedEvaluator {
-    /// What it measures on `data`, with latency at batch 1 and `latency` (when `Some`).
+    /// What it measures on `data`, with latency at batch 1 and `latency` (when `Some`): a
+    /// classifier's validation loss beside its accuracy (inherited weights rank archs better
+    /// by it, docs/ONESHOT.md).
     pub fn names(data: &Dataset, latency: Option<usize>) -> Vec<String> {
         let mut names = quality_names(data);
+        if data.task() == crate::data::Task::Classification {
+            names.push(metric::VALID_LOSS.into());
+        }
         names.extend(latency.into_iter().flat_map(latency_names));
         names
     }
@@ -336,6 +341,9 @@ impl Evaluator for InheritedEvaluator {
         )?;
         let mut metrics =
             quality_metrics(evaluate(&net, &self.data, &self.valid_rows, self.device));
+        if let Some(loss) = cross_entropy(&net, &self.data, &self.valid_rows, self.device) {
+            metrics.insert(metric::VALID_LOSS.into(), loss);
+        }
         if let Some(batch) = self.latency {
             metrics.extend(latency_metrics(&net, batch, self.device));
         }

@@ -73,6 +73,8 @@ fn spos_scores_archs_with_inherited_weights_and_a_resume_reuses_the_supernet() {
         assert!((0.0..=100.0).contains(&a), "{t}");
         assert!(m["latency_ms"].as_f64().unwrap() > 0.0, "{t}");
         assert!(m["params"].as_f64().unwrap() > 0.0, "{t}");
+        // Beside the accuracy, the cross-entropy with inherited weights.
+        assert!(m["valid_loss"].as_f64().unwrap() > 0.0, "{t}");
     }
     // Scores differ between archs: they come from the weights each arch inherits.
     let distinct: std::collections::BTreeSet<u64> = trials
@@ -478,7 +480,12 @@ fn a_damaged_or_foreign_supernet_checkpoint_is_refused_on_resume_and_nothing_is_
 fn fairnas_trains_its_own_supernet_which_an_spos_checkpoint_does_not_continue() {
     let tmp = tempfile::tempdir().unwrap();
     let (fair, spos) = (tmp.path().join("fair"), tmp.path().join("spos"));
-    let v = json(&search(&fair, &one_shot("fairnas", "2", "3"), &["--json"]));
+    // Searched for the lowest inherited validation loss.
+    let v = json(&search(
+        &fair,
+        &one_shot("fairnas", "2", "3"),
+        &["--json", "--objective", "valid_loss"],
+    ));
     assert_eq!(v["method"], "fairnas");
     assert_eq!(v["strategy"], "rea", "searched by a strategy, as spos");
     assert_eq!(v["trials"], 3);
@@ -492,6 +499,27 @@ fn fairnas_trains_its_own_supernet_which_an_spos_checkpoint_does_not_continue() 
             .unwrap();
     assert_eq!(state["identity"]["method"], "fair_single_path");
     assert!(fair.join("best/weights.bpk").exists());
+    let trials = trials_of(&fair);
+    let lowest = trials
+        .iter()
+        .min_by(|a, b| {
+            let loss = |t: &serde_json::Value| t["metrics"]["valid_loss"].as_f64().unwrap();
+            loss(a).total_cmp(&loss(b))
+        })
+        .unwrap();
+    assert_eq!(v["arch"], lowest["arch_key"], "{trials:?}");
+    // A search that trains each candidate has no inherited loss to minimise.
+    let o = search(
+        &tmp.path().join("standard"),
+        &one_shot("spos", "1", "1")[4..],
+        &["--objective", "valid_loss"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        stderr(&o).contains("unknown objective `valid_loss`"),
+        "{}",
+        stderr(&o)
+    );
     // The same seed and recipe trained by SPOS is another supernet: refused on resume, the
     // trials kept.
     json(&search(&spos, &one_shot("spos", "2", "3"), &["--json"]));

@@ -28,6 +28,8 @@ pub mod metric {
     pub const LATENCY_MS: &str = "latency_ms";
     /// Validation accuracy in percent.
     pub const VALID_ACCURACY: &str = "valid_accuracy";
+    /// Validation cross-entropy of a classifier, in nats (one-shot methods' inherited weights).
+    pub const VALID_LOSS: &str = "valid_loss";
     /// Validation mean squared error (regression).
     pub const VALID_MSE: &str = "valid_mse";
     /// Validation mean absolute error (regression).
@@ -62,6 +64,12 @@ pub const METRICS: &[MetricInfo] = &[
         direction: Direction::Maximize,
         from_netspec: false,
         summary: "validation accuracy, %",
+    },
+    MetricInfo {
+        name: metric::VALID_LOSS,
+        direction: Direction::Minimize,
+        from_netspec: false,
+        summary: "validation cross-entropy of a classifier, nats (one-shot methods)",
     },
     MetricInfo {
         name: metric::VALID_MSE,

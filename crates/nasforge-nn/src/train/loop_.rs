@@ -567,6 +567,39 @@ pub(crate) fn train_loop(
     Ok((model, epochs, stopped))
 }
 
+/// The mean cross-entropy, in nats, of `model` (an inference copy) on `rows` of classification
+/// data; `None` for other targets or no rows.
+pub fn cross_entropy(
+    model: &Network,
+    data: &Dataset,
+    rows: &[usize],
+    device: DeviceKind,
+) -> Option<f64> {
+    let Targets::Classes { ids, .. } = &data.targets else {
+        return None;
+    };
+    if rows.is_empty() {
+        return None;
+    }
+    let dev = device.device();
+    let d = data.row_len();
+    let total = crate::kernels::in_pool(|| {
+        let mut total = 0.0;
+        for chunk in rows.chunks(256) {
+            let n = chunk.len();
+            let x =
+                Tensor::<2>::from_data(TensorData::new(gather(data, chunk, None), [n, d]), &dev);
+            let y: Vec<i64> = chunk.iter().map(|&r| ids[r] as i64).collect();
+            let y = Tensor::<2, Int>::from_data(TensorData::new(y, [n, 1]), &dev);
+            let log_p = log_softmax(model.forward_flat(x), 1).gather(1, y);
+            let sum = log_p.sum().into_data().convert::<f64>();
+            total -= sum.as_slice::<f64>().expect("f64 data")[0];
+        }
+        total
+    });
+    Some(total / rows.len() as f64)
+}
+
 /// Runs `model` (an inference copy) on `rows` and measures accuracy or regression errors.
 pub fn evaluate(model: &Network, data: &Dataset, rows: &[usize], device: DeviceKind) -> Metric {
     crate::kernels::in_pool(|| evaluate_here(model, data, rows, device))

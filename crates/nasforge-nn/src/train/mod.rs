@@ -7,6 +7,7 @@ pub(crate) mod loop_;
 pub use config::{OptimizerConfig, ScheduleConfig, TrainConfig};
 pub use loop_::LoopState;
 pub use loop_::{
-    evaluate, train, train_network, Control, EpochStats, Metric, TrainError, TrainSetup, Trained,
+    cross_entropy, evaluate, train, train_network, Control, EpochStats, Metric, TrainError,
+    TrainSetup, Trained,
 };
 pub(crate) use loop_::{rng_turn, seeded_network};
