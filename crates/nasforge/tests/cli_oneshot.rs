@@ -231,7 +231,7 @@ fn one_shot_methods_search_the_macro_space_and_once_for_all_shrinks_its_kernels_
         assert!((0.0..=100.0).contains(&acc), "{acc}");
     }
     // Once-for-all: the kernel sizes, widths and (with min_layers) the depth are elastic; a
-    // pick per budget, trained from scratch too.
+    // pick per budget, trained from scratch too; with in-place distillation.
     let run = tmp.path().join("ofa");
     let mut args = small.to_vec();
     args.extend([
@@ -241,10 +241,16 @@ fn one_shot_methods_search_the_macro_space_and_once_for_all_shrinks_its_kernels_
         "params<=2000",
         "--budget",
         "macs<=100000",
+        "--distill",
+        "true",
         "--json",
     ]);
     let v = json(&search(&run, &one_shot("ofa", "2", "8")[..10], &args));
     assert_eq!(v["method"], "ofa");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("supernet/state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["identity"]["method"], "progressive_shrinking_kd");
     let budgets = v["budgets"].as_array().unwrap();
     assert_eq!(budgets.len(), 2);
     for b in budgets.iter().filter(|b| b["arch"].is_string()) {
@@ -438,6 +444,15 @@ fn one_shot_methods_refuse_what_they_cannot_do_before_writing_anything() {
             vec!["--budget".into(), "params<=5000".into()],
             "add --method ofa",
         ),
+        (
+            [
+                one_shot("spos", "1", "2"),
+                vec!["--distill".into(), "true".into()],
+            ]
+            .concat(),
+            "drop --distill",
+        ),
+        (vec!["--distill".into(), "true".into()], "add --method ofa"),
     ];
     for (k, (args, needle)) in cases.iter().enumerate() {
         let run = tmp.path().join(format!("run{k}"));

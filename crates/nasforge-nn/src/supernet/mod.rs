@@ -17,10 +17,12 @@ pub use relax::{
     ArchConfig, ArchEpoch, ArchState, Guard, Relaxation, DEFAULT_ARCH_LR, DEFAULT_BETA_DECAY,
 };
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Targets};
 use crate::device::DeviceKind;
 use crate::model::{Layer, Network, Probe};
-use crate::train::loop_::{rng_turn, seeded_network, train_loop, Loss, Resumable, Snapshot};
+use crate::train::loop_::{
+    rng_turn, seeded_network, train_loop, Loss, Resumable, Snapshot, StepOut,
+};
 use crate::train::{evaluate, Control, EpochStats, Metric, TrainError, TrainSetup};
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::Conv2d;
@@ -52,7 +54,7 @@ type StepForward<'a> = dyn Fn(
         &mut Rng,
         usize,
         Option<&mut ArchState>,
-    ) -> std::result::Result<Tensor<2>, TrainError>
+    ) -> std::result::Result<StepOut, TrainError>
     + Sync
     + 'a;
 
@@ -72,6 +74,17 @@ pub enum Sampling {
 /// How a single-path training draws a step's paths: `(plan, loop generator, epoch) -> paths`
 /// (each a value per choice), all run on the step's batch.
 type DrawPaths<'a> = dyn Fn(&Plan, &mut Rng, usize) -> Vec<Vec<u16>> + Sync + 'a;
+
+/// The larger path a drawn path distils from: `(plan, drawn values) -> values`.
+type TeacherPath<'a> = dyn Fn(&Plan, &[u16]) -> Vec<u16> + Sync + 'a;
+
+/// Knowledge distillation's loss: the mean over rows of the cross-entropy of `student`'s
+/// softmax against `teacher`'s (soft targets; `teacher` detached by the caller).
+fn soft_cross_entropy(student: Tensor<2>, teacher: Tensor<2>) -> Tensor<1> {
+    let p = burn::tensor::activation::softmax(teacher, 1);
+    let log_q = burn::tensor::activation::log_softmax(student, 1);
+    (p * log_q).sum_dim(1).mean().neg()
+}
 
 /// A supernet's weights and where its choices are.
 #[derive(Clone, Debug)]
@@ -448,7 +461,7 @@ impl Supernet {
             Sampling::Uniform => ("single_path", &|plan, rng, _| vec![plan.sample(rng)]),
             Sampling::Fair => ("fair_single_path", &|plan, rng, _| plan.sample_fair(rng)),
         };
-        self.train_paths(method, setup, seed, checkpoint, on_epoch, draw)
+        self.train_paths(method, setup, seed, checkpoint, on_epoch, draw, None)
     }
 
     /// Once-for-all's progressive shrinking over the supernet's elastic choices (kernel
@@ -457,10 +470,19 @@ impl Supernet {
     /// sizes are drawn too, up to 60% the widths as well, then the depth — a path per step,
     /// as [`Supernet::train_single_path`], checkpointed and resumed the same way. A supernet
     /// without elastic choices is an error.
+    ///
+    /// With `distill` (classification data only), once the drawn path is smaller than the
+    /// largest one it distils from it in place: every such step also runs the path with each
+    /// elastic choice at its largest, and the loss is the mean of the larger path's
+    /// cross-entropy, the drawn path's, and the drawn path's cross-entropy against the larger
+    /// one's predictions (detached) — once-for-all's knowledge distillation, with the
+    /// supernet's own largest path as the teacher (BigNAS' in-place distillation) rather
+    /// than a separately trained network. Such a step costs two paths.
     pub fn train_progressive(
         self,
         setup: TrainSetup<'_>,
         seed: u64,
+        distill: bool,
         checkpoint: Option<&Checkpoint>,
         on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
     ) -> std::result::Result<(Supernet, Vec<EpochStats>), TrainError> {
@@ -474,31 +496,46 @@ impl Supernet {
             .iter()
             .any(|e| matches!(e, Some(Elastic::Kernel { .. })));
         let epochs = setup.config.epochs;
+        // `values` with every elastic choice (but a split's) that `stage` does not draw yet at
+        // its largest.
+        let enlarge = |plan: &Plan, mut values: Vec<u16>, stage: ShrinkStage| {
+            for ((v, e), f) in values.iter_mut().zip(&elastic).zip(&plan.fixed) {
+                if let Some(e) = e
+                    .as_ref()
+                    .filter(|e| f.is_none() && ShrinkStage::of(e) > stage)
+                {
+                    *v = e.largest(*v);
+                }
+            }
+            values
+        };
+        let distill = distill && matches!(setup.data.targets, Targets::Classes { .. });
+        let teacher =
+            |plan: &Plan, values: &[u16]| enlarge(plan, values.to_vec(), ShrinkStage::Largest);
         self.train_paths(
-            "progressive_shrinking",
+            if distill {
+                "progressive_shrinking_kd"
+            } else {
+                "progressive_shrinking"
+            },
             setup,
             seed,
             checkpoint,
             on_epoch,
             &|plan, rng, epoch| {
                 let stage = shrinking_stage(epoch, epochs, kernels);
-                let mut values = plan.sample(rng);
-                for ((v, e), f) in values.iter_mut().zip(&elastic).zip(&plan.fixed) {
-                    if let Some(e) = e
-                        .as_ref()
-                        .filter(|e| f.is_none() && ShrinkStage::of(e) > stage)
-                    {
-                        *v = e.largest(*v);
-                    }
-                }
-                vec![values]
+                vec![enlarge(plan, plan.sample(rng), stage)]
             },
+            distill.then_some(&teacher as &TeacherPath<'_>),
         )
     }
 
     /// Training the paths `draw(plan, generator, epoch)` chooses for each step, on the step's
-    /// batch, one optimiser step on the mean of their losses; checkpointed as `method` (see
+    /// batch, one optimiser step on the mean of their losses; with a `teacher`, a single drawn
+    /// path that differs from its teacher's path distils from it (see
+    /// [`Supernet::train_progressive`]). Checkpointed as `method` (see
     /// [`Supernet::train_single_path`]).
+    #[allow(clippy::too_many_arguments)]
     fn train_paths(
         self,
         method: &str,
@@ -507,6 +544,7 @@ impl Supernet {
         checkpoint: Option<&Checkpoint>,
         on_epoch: &mut dyn FnMut(&EpochStats) -> Control,
         draw: &DrawPaths<'_>,
+        teacher: Option<&TeacherPath<'_>>,
     ) -> std::result::Result<(Supernet, Vec<EpochStats>), TrainError> {
         let identity = self.identity(method, seed, &setup, None);
         let forward = |plan: &Plan,
@@ -515,11 +553,27 @@ impl Supernet {
                        rng: &mut Rng,
                        epoch: usize,
                        _: Option<&mut ArchState>| {
-            let outs: Vec<Tensor<2>> = draw(plan, rng, epoch)
+            let paths = draw(plan, rng, epoch);
+            let big = match (teacher, &paths[..]) {
+                (Some(teacher), [one]) => Some(teacher(plan, one)).filter(|big| big != one),
+                _ => None,
+            };
+            if let Some(big) = big {
+                // In-place distillation: the larger path learns from the labels, the drawn one
+                // from the labels and the larger one's predictions.
+                let t = plan.run(net, x.clone(), &Path::Single(&big));
+                let s = plan.run(net, x, &Path::Single(&paths[0]));
+                let kd = soft_cross_entropy(s.clone(), t.clone().detach());
+                return Ok(StepOut {
+                    out: Tensor::cat(vec![t, s], 0),
+                    extra: Some(kd * 0.5),
+                });
+            }
+            let outs: Vec<Tensor<2>> = paths
                 .iter()
                 .map(|values| plan.run(net, x.clone(), &Path::Single(values)))
                 .collect();
-            Ok(Tensor::cat(outs, 0))
+            Ok(Tensor::cat(outs, 0).into())
         };
         let (sn, epochs, _) =
             self.train_stored(setup, seed, identity, checkpoint, &forward, None, on_epoch)?;
@@ -583,7 +637,9 @@ impl Supernet {
                        rng: &mut Rng,
                        _,
                        st: Option<&mut ArchState>| {
-            relaxed.step(plan, net, x, rng, st.expect("architecture parameters"))
+            relaxed
+                .step(plan, net, x, rng, st.expect("architecture parameters"))
+                .map(StepOut::from)
         };
         let (sn, epochs, st) = self.train_stored(
             setup,
@@ -741,6 +797,27 @@ mod tests {
     use nasforge_core::space;
     use nasforge_core::Params;
     use std::collections::BTreeSet;
+
+    #[test]
+    fn distillation_loss_is_the_cross_entropy_against_the_teachers_softmax() {
+        let dev = Default::default();
+        let logits =
+            |v: [f32; 3]| Tensor::<2>::from_data(TensorData::new(v.to_vec(), [1, 3]), &dev);
+        let value = |s, t| soft_cross_entropy(s, t).into_scalar::<f32>();
+        // Against itself: the entropy of its softmax.
+        let p: Vec<f32> = [1.0f32, 2.0, 3.0].iter().map(|v| v.exp()).collect();
+        let z: f32 = p.iter().sum();
+        let entropy: f32 = p.iter().map(|v| -(v / z) * (v / z).ln()).sum();
+        assert!((value(logits([1.0, 2.0, 3.0]), logits([1.0, 2.0, 3.0])) - entropy).abs() < 1e-5);
+        // A one-hot teacher: the ordinary cross-entropy of its class.
+        let ce = -(p[0] / z).ln();
+        assert!((value(logits([1.0, 2.0, 3.0]), logits([60.0, 0.0, 0.0])) - ce).abs() < 1e-4);
+        // Lowest where the student agrees with the teacher.
+        assert!(
+            value(logits([3.0, 2.0, 1.0]), logits([1.0, 2.0, 3.0]))
+                > value(logits([1.0, 2.0, 3.0]), logits([1.0, 2.0, 3.0]))
+        );
+    }
 
     #[test]
     fn a_fair_draw_gives_every_value_of_every_choice_its_share_of_the_paths() {

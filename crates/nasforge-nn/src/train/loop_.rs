@@ -340,7 +340,7 @@ fn train_taking_turns(
         model,
         setup,
         seed,
-        &|m, x, _, _| Ok(m.forward_flat(x)),
+        &|m, x, _, _| Ok(m.forward_flat(x).into()),
         &|m| (!valid_rows.is_empty()).then(|| evaluate(m, data, valid_rows, device)),
         on_epoch,
         None,
@@ -356,9 +356,23 @@ fn train_taking_turns(
 /// the loop's generator (after shuffling and augmentation draws) is there for sampling paths,
 /// the epoch (from 1) for schedules of them. A forward pass may fail (a one-shot method's
 /// architecture step that diverged). It may run the batch several times (a supernet's paths) and
-/// return their outputs stacked along the batch: the step's loss is then their mean.
+/// return their outputs stacked along the batch: the step's loss is then their mean, plus the
+/// step's own term when it gives one ([`StepOut`]).
 pub(crate) type Forward<'a> =
-    dyn Fn(&Network, Tensor<2>, &mut Rng, usize) -> Result<Tensor<2>, TrainError> + Sync + 'a;
+    dyn Fn(&Network, Tensor<2>, &mut Rng, usize) -> Result<StepOut, TrainError> + Sync + 'a;
+
+/// What a training step's forward pass gives the loop: its outputs (one or more runs of the
+/// batch, stacked), and a term added to their mean loss (knowledge distillation's).
+pub(crate) struct StepOut {
+    pub out: Tensor<2>,
+    pub extra: Option<Tensor<1>>,
+}
+
+impl From<Tensor<2>> for StepOut {
+    fn from(out: Tensor<2>) -> Self {
+        StepOut { out, extra: None }
+    }
+}
 
 /// What a training loop reports as an epoch's validation, given the inference copy of the model.
 pub(crate) type Validate<'a> = dyn Fn(&Network) -> Option<Metric> + Sync + 'a;
@@ -503,7 +517,7 @@ pub(crate) fn train_loop(
                     TensorData::new(gather(data, rows, augment), [n, d]),
                     &dev,
                 );
-                let out = forward(&model, x, &mut rng, epoch)?;
+                let StepOut { out, extra } = forward(&model, x, &mut rng, epoch)?;
                 // A forward may run the batch several times (a supernet's paths), its outputs
                 // stacked: the loss is their mean.
                 let runs = out.dims()[0] / n;
@@ -511,6 +525,10 @@ pub(crate) fn train_loop(
                     loss_fn.of(data, &rows.repeat(runs), out)
                 } else {
                     loss_fn.of(data, rows, out)
+                };
+                let loss = match extra {
+                    Some(term) => loss + term,
+                    None => loss,
                 };
                 let value = loss.clone().into_scalar::<f32>();
                 if !value.is_finite() {

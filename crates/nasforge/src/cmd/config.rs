@@ -78,6 +78,11 @@ pub struct SearchConfig {
     /// step, about 2× slower) [default: 1].
     #[arg(long)]
     pub darts_order: Option<u8>,
+    /// --method ofa: each step that draws a smaller sub-network also trains its largest
+    /// version, and the smaller one learns from the larger one's predictions too (in-place
+    /// knowledge distillation; two paths a step) [default: false].
+    #[arg(long)]
+    pub distill: Option<bool>,
     /// How candidates are measured: `train` (on data) or `table` (benchmark look-up)
     /// [default: table when --table is given, else train].
     #[arg(long)]
@@ -317,7 +322,7 @@ impl SearchConfig {
     /// `self` with every setting that `over` gives replaced.
     pub fn overlay(mut self, over: &SearchConfig) -> Self {
         overlay!(self, over;
-            space, strategy, method, supernet_epochs, arch_lr, collapse_guard, darts_order, evaluator, table, direction, data, target, task, image, labels,
+            space, strategy, method, supernet_epochs, arch_lr, collapse_guard, darts_order, distill, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, trials, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
             flip, final_epochs, final_seeds, device, threads, workers, storage, study, scheduler, min_epochs, stopper, epoch_budget, impute, record_proxies, latency_table, latency_batch, text_column, seq_len, tokens, max_vocab;
@@ -329,7 +334,7 @@ impl SearchConfig {
     pub fn resume_conflicts(&self, given: &SearchConfig) -> Vec<String> {
         let mut out = Vec::new();
         conflicts!(self, given, out;
-            space, strategy, method, supernet_epochs, arch_lr, collapse_guard, darts_order, evaluator, table, direction, data, target, task, image, labels,
+            space, strategy, method, supernet_epochs, arch_lr, collapse_guard, darts_order, distill, evaluator, table, direction, data, target, task, image, labels,
             valid_fraction, test_fraction, seed, epochs, batch_size, lr, optimizer, momentum, nesterov,
             weight_decay, schedule, step_every, step_gamma, warmup_epochs, label_smoothing, grad_clip, augment,
             flip, final_epochs, final_seeds, device, workers, storage, study, scheduler, min_epochs, stopper, record_proxies, impute, latency_table, latency_batch, text_column, seq_len, tokens, max_vocab;
@@ -355,9 +360,9 @@ impl SearchConfig {
                         "--arch-lr, --collapse-guard and --darts-order set the architecture parameters of --method darts, gdas or enas; add one",
                     );
                 }
-                if !self.budget.is_empty() {
+                if !self.budget.is_empty() || self.distill.is_some() {
                     return bad_input(
-                        "--budget picks sub-networks of a once-for-all supernet; add --method ofa",
+                        "--budget and --distill set a once-for-all supernet's training and picks; add --method ofa",
                     );
                 }
                 return Ok(None);
@@ -385,6 +390,12 @@ impl SearchConfig {
             }
             (_, false) => return refuse("--budget", "has no budgets (--method ofa has)"),
             (_, true) => {}
+        }
+        if method != OneShot::Ofa && self.distill.is_some() {
+            return refuse(
+                "--distill",
+                "has no larger sub-network to distil from (--method ofa has)",
+            );
         }
         if self.evaluator.as_deref() == Some("table") || self.table.is_some() {
             return refuse(
@@ -879,6 +890,7 @@ const INIT_TEMPLATE: &str = r#"# nasforge search configuration. Run it with:  na
                                # "darts", "gdas", "enas" (architecture parameters; an arch per epoch),
                                # "ofa" (once-for-all on mlp, macro: a sub-network per budget)
 # budget = ["params<=20000", "params<=100000"]  # ofa: METRIC<=LIMIT on params, macs, latency_ms
+# distill = false              # ofa: smaller sub-networks also learn from their largest version
 # supernet_epochs = 30         # supernet training of a one-shot method
 # arch_lr = 0.003              # darts / gdas / enas: learning rate of the architecture parameters
 # collapse_guard = "beta-decay"  # darts: β-DARTS' regulariser against collapse, "aux-skip", "none"

@@ -1392,7 +1392,13 @@ fn train_supernet(
             .train_relaxed(setup, seed, arch, Some(&checkpoint), &mut on_epoch)
             .map(|(s, e, a)| (s, e, Some(a))),
         None if method == OneShot::Ofa => supernet
-            .train_progressive(setup, seed, Some(&checkpoint), &mut on_epoch)
+            .train_progressive(
+                setup,
+                seed,
+                cfg.distill.unwrap_or(false),
+                Some(&checkpoint),
+                &mut on_epoch,
+            )
             .map(|(s, e)| (s, e, None)),
         None => {
             let sampling = match method {
