@@ -473,9 +473,9 @@ impl Supernet {
     ///
     /// With `distill` (classification data only), once the drawn path is smaller than the
     /// largest one it distils from it in place: every such step also runs the path with each
-    /// elastic choice at its largest, and the loss is the mean of the larger path's
+    /// elastic choice at its largest, and the loss is half the sum of the larger path's
     /// cross-entropy, the drawn path's, and the drawn path's cross-entropy against the larger
-    /// one's predictions (detached) — once-for-all's knowledge distillation, with the
+    /// one's predictions (detached; each path's two terms weigh as one) — once-for-all's knowledge distillation, with the
     /// supernet's own largest path as the teacher (BigNAS' in-place distillation) rather
     /// than a separately trained network. Such a step costs two paths.
     pub fn train_progressive(
