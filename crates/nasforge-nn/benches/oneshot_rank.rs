@@ -10,7 +10,7 @@
 //! [--channels 8] [--cells 1] [--supernet-epochs 30] [--supernet-lr 0.05] [--supernet-batch 64]
 //! [--alone-epochs 10] [--alone-seeds 1] [--archs 50] [--cache FILE.jsonl] [--seed 0]
 //! [--ceiling] [--finetune-epochs N] [--fair] [--supernet-seed S] [--split-choice C
-//! [--split-epochs E]] [--threads 2]`; without `--data`, the embedded 8×8 digits. `--cache` keeps every stand-alone result, so that supernet settings are compared
+//! [--split-epochs E]] [--supernet-augment] [--supernet-wd W] [--threads 2]`; without `--data`, the embedded 8×8 digits. `--cache` keeps every stand-alone result, so that supernet settings are compared
 //! on one ground truth. `--ceiling` trains each arch alone on one more seed and reports its
 //! τ against the ground truth (the mean of the `--alone-seeds`): what a fresh run of the
 //! ground truth's own recipe reaches, the noise ceiling of any estimator. `--finetune-epochs`
@@ -21,6 +21,8 @@
 //! `--seed`. `--split-choice C` is few-shot NAS: the trained supernet is split on choice `C`
 //! (a copy per value, `Supernet::split`), each copy trained `--split-epochs` more (default the
 //! supernet's epochs) with its value held, and each arch scored by its value's copy.
+//! `--supernet-augment` trains the supernet on random crops, `--supernet-wd` sets its SGD
+//! weight decay (default 5e-4).
 
 use nasforge_core::netspec::NetSpec;
 use nasforge_core::rng::Rng;
@@ -31,7 +33,8 @@ use nasforge_nn::data::{self, CsvOptions, Dataset, Normalizer, Split, SplitFract
 use nasforge_nn::device::DeviceKind;
 use nasforge_nn::supernet::{Sampling, Supernet};
 use nasforge_nn::train::{
-    cross_entropy, evaluate, train, train_network, Control, TrainConfig, TrainSetup, Trained,
+    cross_entropy, evaluate, train, train_network, Control, OptimizerConfig, TrainConfig,
+    TrainSetup, Trained,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -94,6 +97,15 @@ fn main() {
         super_cfg.lr = lr;
     }
     super_cfg.batch_size = num("--supernet-batch", super_cfg.batch_size);
+    // Regularising the supernet against fitting its training rows: random crops (no flips:
+    // digits) and a stronger weight decay.
+    super_cfg.augment = std::env::args().any(|a| a == "--supernet-augment");
+    if let (Some(wd), OptimizerConfig::Sgd { weight_decay, .. }) = (
+        arg("--supernet-wd").and_then(|v| v.parse().ok()),
+        &mut super_cfg.optimizer,
+    ) {
+        *weight_decay = wd;
+    }
     let dev = DeviceKind::Cpu.training_device();
     let data_key = format!("{} {}", data.source, settings.join(" "));
     let cache_path = arg("--cache");
