@@ -22,7 +22,7 @@
 //! (a copy per value, `Supernet::split`), each copy trained `--split-epochs` more (default the
 //! supernet's epochs) with its value held, and each arch scored by its value's copy.
 //! `--supernet-augment` trains the supernet on random crops, `--supernet-wd` sets its SGD
-//! weight decay (default 5e-4).
+//! weight decay (default the recipe's); split copies train with the supernet's recipe.
 
 use nasforge_core::netspec::NetSpec;
 use nasforge_core::rng::Rng;
@@ -41,7 +41,7 @@ use std::io::Write;
 use std::time::Instant;
 
 mod common;
-use common::{arg, num, threads};
+use common::{arg, flag, num, threads};
 
 fn main() {
     threads();
@@ -99,7 +99,7 @@ fn main() {
     super_cfg.batch_size = num("--supernet-batch", super_cfg.batch_size);
     // Regularising the supernet against fitting its training rows: random crops (no flips:
     // digits) and a stronger weight decay.
-    super_cfg.augment = std::env::args().any(|a| a == "--supernet-augment");
+    super_cfg.augment = flag("--supernet-augment");
     if let (Some(wd), OptimizerConfig::Sgd { weight_decay, .. }) = (
         arg("--supernet-wd").and_then(|v| v.parse().ok()),
         &mut super_cfg.optimizer,
@@ -126,7 +126,7 @@ fn main() {
         }
     }
     let t = Instant::now();
-    let fair = std::env::args().any(|a| a == "--fair");
+    let fair = flag("--fair");
     // The supernet's own seed apart from the split's and the archs' (its noise, measured).
     let super_seed = num("--supernet-seed", seed as usize) as u64;
     let supernet = Supernet::seeded(space.supernet().unwrap(), &dev, super_seed);
@@ -145,10 +145,10 @@ fn main() {
     // `--split-epochs` more with that value held; each arch is scored by its value's copy.
     let few_shot = arg("--split-choice").map(|c| {
         let c: usize = c.parse().expect("--split-choice N");
+        // The supernet's recipe (rate, batch, crops, decay) for the split's epochs.
         let cfg = TrainConfig {
-            lr: super_cfg.lr,
-            batch_size: super_cfg.batch_size,
-            ..recipe(num("--split-epochs", super_cfg.epochs))
+            epochs: num("--split-epochs", super_cfg.epochs),
+            ..super_cfg.clone()
         };
         let subs: Vec<Supernet> = (0..sn.spec().options()[c] as u16)
             .map(|v| {
@@ -204,7 +204,7 @@ fn main() {
         a
     };
     let seeds = num("--alone-seeds", 1) as u64;
-    let ceiling = std::env::args().any(|a| a == "--ceiling");
+    let ceiling = flag("--ceiling");
     let mut rng = Rng::new(seed ^ 0xA5C4);
     let mut seen = BTreeSet::new();
     let (mut accuracy, mut neg_loss, mut alone, mut params) =

@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 mod common;
-use common::{arg, median, num, threads};
+use common::{arg, flag, median, num, threads};
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -237,7 +237,7 @@ fn main() {
         other => panic!("--kernels takes `ours` or `burn`, got `{other}`"),
     }
     type Run = fn(&str, &[&str], &str, usize, usize, usize);
-    let run: Run = if std::env::args().any(|a| a == "--breakdown") {
+    let run: Run = if flag("--breakdown") {
         |name: &str, p: &[&str], cell: &str, batch: usize, steps: usize, _warmup: usize| {
             breakdown(name, p, cell, batch, steps)
         }

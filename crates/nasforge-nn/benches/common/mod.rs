@@ -10,6 +10,12 @@ pub fn arg(name: &str) -> Option<String> {
         .cloned()
 }
 
+/// Whether the switch `name` (a flag with no value) is given.
+#[allow(dead_code)] // not every bench has switches
+pub fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
 /// The number after `name`, or `default` when absent or not a number.
 pub fn num(name: &str, default: usize) -> usize {
     arg(name).and_then(|v| v.parse().ok()).unwrap_or(default)
