@@ -10,7 +10,7 @@
 //! [--channels 8] [--cells 1] [--supernet-epochs 30] [--supernet-lr 0.05] [--supernet-batch 64]
 //! [--alone-epochs 10] [--alone-seeds 1] [--archs 50] [--cache FILE.jsonl] [--seed 0]
 //! [--ceiling] [--finetune-epochs N] [--fair] [--supernet-seed S] [--split-choice C
-//! [--split-epochs E]] [--supernet-augment] [--supernet-wd W] [--threads 2]`; without `--data`, the embedded 8×8 digits. `--cache` keeps every stand-alone result, so that supernet settings are compared
+//! [--split-epochs E]] [--supernet-augment] [--supernet-wd W] [--shard K/N] [--threads 2]`; without `--data`, the embedded 8×8 digits. `--cache` keeps every stand-alone result, so that supernet settings are compared
 //! on one ground truth. `--ceiling` trains each arch alone on one more seed and reports its
 //! τ against the ground truth (the mean of the `--alone-seeds`): what a fresh run of the
 //! ground truth's own recipe reaches, the noise ceiling of any estimator. `--finetune-epochs`
@@ -23,10 +23,14 @@
 //! supernet's epochs) with its value held, and each arch scored by its value's copy.
 //! `--supernet-augment` trains the supernet on random crops, `--supernet-wd` sets its SGD
 //! weight decay (default the recipe's); split copies train with the supernet's recipe.
+//! `--shard K/N` trains no supernet: it runs only the K-th of every N stand-alone trainings
+//! (the `--archs` × `--alone-seeds`, seed by seed) into `--cache` and stops, so that N
+//! processes (on one machine or several, each with its own cache file, concatenated after)
+//! build one ground truth.
 
 use nasforge_core::netspec::NetSpec;
 use nasforge_core::rng::Rng;
-use nasforge_core::space;
+use nasforge_core::space::{self, Arch, Space};
 use nasforge_core::stats::{kendall, spearman};
 use nasforge_core::Params;
 use nasforge_nn::data::{self, CsvOptions, Dataset, Normalizer, Split, SplitFractions, Targets};
@@ -125,6 +129,61 @@ fn main() {
             }
         }
     }
+    let finetune = num("--finetune-epochs", 0);
+    // A short training (fine-tuning, or as many epochs from scratch) has no warm-up: one
+    // epoch of warm-up would be the whole of it.
+    let short_cfg = TrainConfig {
+        warmup_epochs: 0,
+        ..recipe(finetune)
+    };
+    // An arch's validation accuracy trained alone for `epochs` from `seed`, from the cache
+    // or trained (and cached).
+    let mut alone_of = |key: &str, spec: &NetSpec, seed: u64, cfg: &TrainConfig| -> f64 {
+        let k = (key.to_string(), seed, cfg.epochs, cfg.warmup_epochs);
+        if let Some(&a) = cache.get(&k) {
+            return a;
+        }
+        let trained = train(spec, setup(&data, &split, cfg), seed, &mut |_| {
+            Control::Continue
+        })
+        .expect("training");
+        let a = last_valid(&trained);
+        if let Some(p) = &cache_path {
+            let line = serde_json::json!({
+                "arch": key, "seed": seed, "epochs": cfg.epochs, "warmup": cfg.warmup_epochs,
+                "alone": a, "data": data_key,
+            });
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .expect("a writable cache");
+            writeln!(f, "{line}").expect("cache written");
+        }
+        cache.insert(k, a);
+        a
+    };
+    let seeds = num("--alone-seeds", 1) as u64;
+    let archs = sample_archs(space.as_ref(), seed, num("--archs", 50));
+    // `--shard K/N`: only the K-th of every N stand-alone runs (seed-major over the archs),
+    // into the cache, and no supernet: the ground truth spread over processes or machines.
+    if let Some(shard) = arg("--shard") {
+        let (k, n) = shard
+            .split_once('/')
+            .and_then(|(k, n)| Some((k.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
+            .filter(|&(k, n)| k < n)
+            .expect("--shard K/N with K < N");
+        let runs = (seed..seed + seeds).flat_map(|s| archs.iter().map(move |a| (s, a)));
+        for (s, (arch, key)) in runs.skip(k).step_by(n) {
+            let t = Instant::now();
+            let a = alone_of(key, &space.decode(arch).unwrap(), s, &alone_cfg);
+            println!(
+                "{{\"arch\": \"{key}\", \"seed\": {s}, \"alone\": {a:.2}, \"seconds\": {:.0}}}",
+                t.elapsed().as_secs_f64()
+            );
+        }
+        return;
+    }
     let t = Instant::now();
     let fair = flag("--fair");
     // The supernet's own seed apart from the split's and the archs' (its noise, measured).
@@ -169,44 +228,7 @@ fn main() {
         (c, cfg.epochs, subs)
     });
     let supernet_s = t.elapsed().as_secs_f64();
-    // An arch's validation accuracy trained alone for `epochs` from `seed`, from the cache
-    // or trained (and cached).
-    let finetune = num("--finetune-epochs", 0);
-    // A short training (fine-tuning, or as many epochs from scratch) has no warm-up: one
-    // epoch of warm-up would be the whole of it.
-    let short_cfg = TrainConfig {
-        warmup_epochs: 0,
-        ..recipe(finetune)
-    };
-    let mut alone_of = |key: &str, spec: &NetSpec, seed: u64, cfg: &TrainConfig| -> f64 {
-        let k = (key.to_string(), seed, cfg.epochs, cfg.warmup_epochs);
-        if let Some(&a) = cache.get(&k) {
-            return a;
-        }
-        let trained = train(spec, setup(&data, &split, cfg), seed, &mut |_| {
-            Control::Continue
-        })
-        .expect("training");
-        let a = last_valid(&trained);
-        if let Some(p) = &cache_path {
-            let line = serde_json::json!({
-                "arch": key, "seed": seed, "epochs": cfg.epochs, "warmup": cfg.warmup_epochs,
-                "alone": a, "data": data_key,
-            });
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .expect("a writable cache");
-            writeln!(f, "{line}").expect("cache written");
-        }
-        cache.insert(k, a);
-        a
-    };
-    let seeds = num("--alone-seeds", 1) as u64;
     let ceiling = flag("--ceiling");
-    let mut rng = Rng::new(seed ^ 0xA5C4);
-    let mut seen = BTreeSet::new();
     let (mut accuracy, mut neg_loss, mut alone, mut params) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     // Apart from the mean of the seeds: one more seed (the ground truth's own noise), and
@@ -217,12 +239,7 @@ fn main() {
     let mut classes = BTreeSet::new();
     let mut first_of_class = Vec::new();
     let t = Instant::now();
-    while accuracy.len() < num("--archs", 50) {
-        let arch = space.sample(&mut rng);
-        let key = space.format(&arch);
-        if !seen.insert(key.clone()) {
-            continue;
-        }
+    for (arch, key) in &archs {
         let scorer = match &few_shot {
             Some((c, _, subs)) => &subs[arch.values()[*c] as usize],
             None => &sn,
@@ -232,16 +249,16 @@ fn main() {
             .expect("an arch of the space");
         let acc = evaluate(&net, &data, &split.valid, DeviceKind::Cpu).score();
         let nll = cross_entropy(&net, &data, &split.valid, DeviceKind::Cpu).expect("classes");
-        let spec = space.decode(&arch).unwrap();
+        let spec = space.decode(arch).unwrap();
         let own = (seed..seed + seeds)
-            .map(|s| alone_of(&key, &spec, s, &alone_cfg))
+            .map(|s| alone_of(key, &spec, s, &alone_cfg))
             .sum::<f64>()
             / seeds as f64;
         let mut line = format!(
             "{{\"arch\": \"{key}\", \"inherited\": {acc:.2}, \"inherited_loss\": {nll:.4}, \"alone\": {own:.2}"
         );
         if ceiling {
-            let a = alone_of(&key, &spec, seed + seeds, &alone_cfg);
+            let a = alone_of(key, &spec, seed + seeds, &alone_cfg);
             line += &format!(", \"fresh_seed\": {a:.2}");
             fresh.push(a);
         }
@@ -251,10 +268,7 @@ fn main() {
                 Control::Continue
             })
             .expect("fine-tuning");
-            let (f, s) = (
-                last_valid(&trained),
-                alone_of(&key, &spec, seed, &short_cfg),
-            );
+            let (f, s) = (last_valid(&trained), alone_of(key, &spec, seed, &short_cfg));
             line += &format!(", \"finetuned\": {f:.2}, \"scratch_short\": {s:.2}");
             tuned.push(f);
             short.push(s);
@@ -303,6 +317,20 @@ fn main() {
         t.elapsed().as_secs_f64(),
         data.source
     );
+}
+
+/// `n` distinct archs of `space` drawn from `seed`, each with its formatted key.
+fn sample_archs(space: &dyn Space, seed: u64, n: usize) -> Vec<(Arch, String)> {
+    let mut rng = Rng::new(seed ^ 0xA5C4);
+    let (mut seen, mut archs) = (BTreeSet::new(), Vec::new());
+    while archs.len() < n {
+        let arch = space.sample(&mut rng);
+        let key = space.format(&arch);
+        if seen.insert(key.clone()) {
+            archs.push((arch, key));
+        }
+    }
+    archs
 }
 
 /// Training on `split`'s rows of `data` with `config`, on the CPU.
