@@ -219,25 +219,45 @@ fn a_darts_cell_sub_network_is_the_single_path_with_the_supernets_weights() {
     }
 }
 
-#[test]
-fn a_macro_sub_network_is_the_single_path_with_the_supernets_weights() {
-    // Stem 4 and widths 8, 16: every layer of the supernet is 16 channels wide, and skip
-    // inputs between layers of different widths go through a projection; 2 to 5 layers.
-    let params = Params::parse(&[
-        "layers=5",
-        "min_layers=2",
-        "widths=8,16",
-        "stem=4",
-        "input=8x8x1",
-    ])
-    .unwrap();
-    let space = space::build("macro", &params).unwrap();
+/// A macro space on the 8×8 digits with widths 8 and 16 from a stem of 4, sized by `params`,
+/// and its supernet seeded with `seed`.
+fn small_macro(params: &[&str], seed: u64) -> (Box<dyn Space>, Supernet) {
+    let mut all = params.to_vec();
+    all.extend(["widths=8,16", "stem=4", "input=8x8x1"]);
+    let space = space::build("macro", &Params::parse(&all).unwrap()).unwrap();
     let dev = DeviceKind::Cpu.training_device();
-    let sn = Supernet::seeded(space.supernet().unwrap(), &dev, 5);
+    let sn = Supernet::seeded(space.supernet().unwrap(), &dev, seed);
+    (space, sn)
+}
+
+/// Training with `config` on the first 256 training rows of `split`, on the CPU.
+fn first_rows<'a>(
+    data: &'a Dataset,
+    split: &'a Split,
+    config: &'a nasforge_nn::train::TrainConfig,
+) -> nasforge_nn::train::TrainSetup<'a> {
+    nasforge_nn::train::TrainSetup {
+        data,
+        train_rows: &split.train[..256],
+        valid_rows: &[],
+        config,
+        device: DeviceKind::Cpu,
+    }
+}
+
+/// Checks `n` archs of the macro `space` drawn from a fixed seed: each sub-network of `sn` is
+/// the arch's stand-alone network and computes what its single path does. Returns the
+/// values of the space's last choice (its depth) that were drawn.
+fn single_paths_are_sub_networks(
+    space: &dyn Space,
+    sn: &Supernet,
+    n: usize,
+) -> std::collections::BTreeSet<u16> {
+    let dev = DeviceKind::Cpu.training_device();
     let x = rows(4, 64, &dev);
     let mut rng = Rng::new(21);
     let mut depths = std::collections::BTreeSet::new();
-    for _ in 0..12 {
+    for _ in 0..n {
         let arch = space.sample(&mut rng);
         depths.insert(arch.values()[space.choices().len() - 1]);
         let net = sn.extract(arch.values()).unwrap();
@@ -248,7 +268,41 @@ fn a_macro_sub_network_is_the_single_path_with_the_supernets_weights() {
         let single = sn.forward(x.clone(), &Path::Single(arch.values())).unwrap();
         assert!(max_diff(alone, single) <= 1e-4, "{}", space.format(&arch));
     }
+    depths
+}
+
+#[test]
+fn a_macro_supernet_with_stage_depths_gives_each_arch_its_network() {
+    // Two layers per stage, each stage keeping one or both; widths 8 and 16 from a stem of 4.
+    let (space, sn) = small_macro(&["layers=6", "min_stage_layers=1"], 6);
+    let last = single_paths_are_sub_networks(space.as_ref(), &sn, 12);
+    assert_eq!(last.len(), 2, "the last stage's depth: {last:?}");
+    // Once-for-all shrinks the stages' depths (each an elastic depth); its sub-networks stay
+    // the single paths.
+    use nasforge_nn::train::{Control, TrainConfig};
+    let (data, split) = normalised_digits();
+    let cfg = TrainConfig {
+        epochs: 4,
+        ..Default::default()
+    };
+    let setup = first_rows(&data, &split, &cfg);
+    let (trained, epochs) = sn
+        .train_progressive(setup, 3, false, None, &mut |_| Control::Continue)
+        .unwrap();
+    assert_eq!(epochs.len(), 4);
+    assert!(epochs.iter().all(|e| e.train_loss.is_finite()));
+    single_paths_are_sub_networks(space.as_ref(), &trained, 12);
+}
+
+#[test]
+fn a_macro_sub_network_is_the_single_path_with_the_supernets_weights() {
+    // Stem 4 and widths 8, 16: every layer of the supernet is 16 channels wide, and skip
+    // inputs between layers of different widths go through a projection; 2 to 5 layers.
+    let (space, sn) = small_macro(&["layers=5", "min_layers=2"], 5);
+    let dev = DeviceKind::Cpu.training_device();
+    let depths = single_paths_are_sub_networks(space.as_ref(), &sn, 12);
     assert!(depths.len() > 2, "{depths:?}");
+    let x = rows(4, 64, &dev);
     // The 3x3 convolutions are the centres of the 5x5 ones (once-for-all's elastic kernel):
     // an arch of 3x3s inherits them, and its gradients reach them, the centres only.
     let op_value = |op: u16| -> Vec<u16> {
@@ -473,7 +527,7 @@ fn single_path_training_gives_weights_that_score_sub_networks_deterministically(
 #[test]
 fn a_macro_once_for_all_training_resumes_with_its_kernel_maps() {
     use nasforge_nn::supernet::Checkpoint;
-    use nasforge_nn::train::{Control, TrainConfig, TrainSetup};
+    use nasforge_nn::train::{Control, TrainConfig};
     let (data, split) = normalised_digits();
     let params = Params::parse(&[
         "layers=3",
@@ -488,13 +542,7 @@ fn a_macro_once_for_all_training_resumes_with_its_kernel_maps() {
         epochs: 4,
         ..Default::default()
     };
-    let setup = TrainSetup {
-        data: &data,
-        train_rows: &split.train[..256],
-        valid_rows: &[],
-        config: &cfg,
-        device: DeviceKind::Cpu,
-    };
+    let setup = first_rows(&data, &split, &cfg);
     let dev = DeviceKind::Cpu.training_device();
     let fresh = |seed| Supernet::seeded(space.supernet().unwrap(), &dev, seed);
     let (whole, _) = fresh(3)

@@ -4,7 +4,8 @@
 //! Layer l applies one op to the sum of the previous layer's output and any earlier layers'
 //! outputs it chooses as skip inputs. A skip input from a bigger or differently wide layer is
 //! max-pooled through the same reductions and projected with a 1x1 conv + BN. A 2x2 max pool
-//! halves the resolution before the layers at layers/3 and 2*layers/3.
+//! halves the resolution before the layers at layers/3 and 2*layers/3; the layers between
+//! reductions are a stage.
 
 use super::{Arch, CellGraph, Choice, Space, MAX_CLASSES, MAX_DEPTH, MAX_WIDTH};
 use crate::netspec::ops;
@@ -27,8 +28,11 @@ pub const MACRO_OPS: [&str; 7] = [
 const CONV_OPS: u16 = 4;
 
 /// The macro space. Parameters: `layers` (12), `min_layers` (as `layers`: below it, a
-/// `depth` choice from `min_layers` to `layers` keeps the first layers), `widths`
-/// (16,32,64), `stem` (stem channels, 16), `input` (HxWxC, 32x32x3), `classes` (10).
+/// `depth` choice from `min_layers` to `layers` keeps the first layers), `min_stage_layers`
+/// (as `layers`: below a stage's length, a `stage{s}_depth` choice from it to the stage's
+/// length keeps the stage's first layers, once-for-all's elastic depth per stage; not with
+/// `min_layers`), `widths` (16,32,64), `stem` (stem channels, 16), `input` (HxWxC,
+/// 32x32x3), `classes` (10).
 #[derive(Clone, Debug)]
 pub struct MacroSpace {
     choices: Vec<Choice>,
@@ -38,10 +42,25 @@ pub struct MacroSpace {
     min_layers: usize,
     /// Index of the depth choice, when `min_layers < layers`.
     depth_choice: Option<usize>,
+    /// The stages, in order.
+    stages: Vec<Stage>,
     widths: Vec<usize>,
     stem: usize,
     input: [usize; 3],
     classes: usize,
+}
+
+/// The layers from one reduction to the next (or the ends), with their depth choice.
+#[derive(Clone, Debug)]
+struct Stage {
+    /// Its first layer.
+    start: usize,
+    /// The layer after its last.
+    end: usize,
+    /// The fewest layers it keeps.
+    min: usize,
+    /// Index of its depth choice (`min` to its length), when `min` is below its length.
+    choice: Option<usize>,
 }
 
 impl MacroSpace {
@@ -54,6 +73,7 @@ impl MacroSpace {
     pub fn from_params(params: &Params) -> Result<Self> {
         let layers = params.usize_at_most("layers", 12, MAX_DEPTH)?;
         let min_layers = params.usize_at_most("min_layers", layers, layers)?;
+        let min_stage_layers = params.usize_at_most("min_stage_layers", layers, layers)?;
         let widths = params.usize_list("widths", &[16, 32, 64], MAX_WIDTH)?;
         let stem = params.usize_at_most("stem", 16, MAX_WIDTH)?;
         let input = params.input_shape(&[32, 32, 3])?;
@@ -80,12 +100,56 @@ impl MacroSpace {
             choices.push(Choice::new("depth", &labels));
             choices.len() - 1
         });
+        let starts: Vec<usize> = (0..layers)
+            .filter(|&l| l == 0 || reduces_before(layers, l))
+            .collect();
+        let mut stages = Vec::with_capacity(starts.len());
+        for (s, &start) in starts.iter().enumerate() {
+            let end = starts.get(s + 1).copied().unwrap_or(layers);
+            let min = min_stage_layers.min(end - start);
+            let choice = (min < end - start).then(|| {
+                let labels: Vec<String> = (min..=end - start).map(|d| d.to_string()).collect();
+                choices.push(Choice::new(format!("stage{s}_depth"), &labels));
+                choices.len() - 1
+            });
+            stages.push(Stage {
+                start,
+                end,
+                min,
+                choice,
+            });
+        }
+        // The supernet works out a stage's output channels from a table over the channel
+        // counts of every layer it may end with.
+        let counts = widths
+            .iter()
+            .chain([&stem])
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        for s in stages.iter().filter(|s| s.choice.is_some()) {
+            let ends = s.end - s.start - s.min + 1;
+            let table = (counts as u64)
+                .checked_pow(ends as u32)
+                .map(|t| t * ends as u64);
+            if table.is_none_or(|t| t > 1 << 20) {
+                return Err(Error::invalid(format!(
+                    "space `macro`: min_stage_layers={min_stage_layers} lets a stage of {} layers end at any of {ends}, too many for the supernet with {counts} channel counts; raise min_stage_layers or give fewer widths",
+                    s.end - s.start
+                )));
+            }
+        }
+        if depth_choice.is_some() && stages.iter().any(|s| s.choice.is_some()) {
+            return Err(Error::invalid(
+                "space `macro` takes one depth rule: min_layers (one depth for the network) or min_stage_layers (a depth per stage), not both",
+            ));
+        }
         Ok(MacroSpace {
             choices,
             layer_start,
             layers,
             min_layers,
             depth_choice,
+            stages,
             widths,
             stem,
             input: [input[2], input[0], input[1]],
@@ -101,8 +165,40 @@ impl MacroSpace {
     }
 
     fn reduces_before(&self, l: usize) -> bool {
-        l > 0 && (l == self.layers / 3 || l == 2 * self.layers / 3)
+        reduces_before(self.layers, l)
     }
+
+    /// The stage of layer `l` (below `layers`).
+    fn stage_of(&self, l: usize) -> usize {
+        self.stages.iter().position(|s| l < s.end).unwrap_or(0)
+    }
+
+    /// Whether the arch with choice values `v` keeps layer `l`: within the depth, and among
+    /// the first its stage keeps.
+    fn kept(&self, v: &[u16], l: usize) -> bool {
+        let stage = &self.stages[self.stage_of(l)];
+        let keeps = stage
+            .choice
+            .and_then(|c| v.get(c))
+            .map_or(stage.end - stage.start, |&d| stage.min + d as usize);
+        l < self.depth(v) && l - stage.start < keeps
+    }
+
+    /// The layer whose output layer `l` reads (the last kept one before it; none: the stem).
+    fn main_input(&self, v: &[u16], l: usize) -> Option<usize> {
+        (0..l).rev().find(|&j| self.kept(v, j))
+    }
+
+    /// Whether layer `l` of the arch `v` adds its skip input from layer `j`: chosen, kept, and
+    /// not its main input already.
+    fn skips_from(&self, v: &[u16], l: usize, j: usize) -> bool {
+        v[self.layer_start[l] + 2 + j] == 1 && self.kept(v, j) && self.main_input(v, l) != Some(j)
+    }
+}
+
+/// Whether a network of `layers` layers halves the resolution before layer `l`.
+fn reduces_before(layers: usize, l: usize) -> bool {
+    l > 0 && (l == layers / 3 || l == 2 * layers / 3)
 }
 
 impl Default for MacroSpace {
@@ -116,8 +212,14 @@ impl Space for MacroSpace {
         let v = arch.values();
         let mut nodes = vec![format!("stem conv_3x3 {}", self.stem)];
         let mut edges = Vec::new();
-        let depth = self.depth(v);
-        for l in 0..depth {
+        // Per layer, its node (none when the arch drops it); the last kept layer's node.
+        let mut node_of: Vec<Option<usize>> = Vec::new();
+        let mut last = 0;
+        for l in 0..self.depth(v) {
+            if !self.kept(v, l) {
+                node_of.push(None);
+                continue;
+            }
             let start = self.layer_start[l];
             let op = MACRO_OPS[v[start] as usize];
             let mut label = if v[start] < CONV_OPS {
@@ -129,15 +231,18 @@ impl Space for MacroSpace {
                 label = format!("max_pool /2, {label}");
             }
             nodes.push(label);
-            edges.push((l, l + 1, String::new()));
-            for j in 0..l.saturating_sub(1) {
-                if v[start + 2 + j] == 1 {
-                    edges.push((j + 1, l + 1, "skip".to_string()));
+            let node = nodes.len() - 1;
+            edges.push((last, node, String::new()));
+            for (j, from) in node_of.iter().enumerate().take(l.saturating_sub(1)) {
+                if let (true, Some(from)) = (self.skips_from(v, l, j), *from) {
+                    edges.push((from, node, "skip".to_string()));
                 }
             }
+            node_of.push(Some(node));
+            last = node;
         }
         nodes.push("global_avg_pool, linear".into());
-        edges.push((depth, depth + 1, String::new()));
+        edges.push((last, nodes.len() - 1, String::new()));
         vec![CellGraph {
             title: "network".into(),
             nodes,
@@ -154,33 +259,41 @@ impl Space for MacroSpace {
     }
 
     fn is_active(&self, values: &[u16], i: usize) -> bool {
-        if Some(i) == self.depth_choice {
+        if Some(i) == self.depth_choice || self.stages.iter().any(|s| s.choice == Some(i)) {
             return true;
         }
-        // The choices of a layer past the depth do not matter.
+        // The choices of a layer the arch drops do not matter.
         let layer = match self.layer_start.binary_search(&i) {
             Ok(l) => l,
             Err(l) => l.saturating_sub(1),
         };
-        if layer >= self.depth(values) {
+        if !self.kept(values, layer) {
             return false;
         }
-        // A width choice matters only for convolutions.
-        match self.layer_start.binary_search(&(i.wrapping_sub(1))) {
-            Ok(_) => values[i - 1] < CONV_OPS,
-            Err(_) => true,
+        match i - self.layer_start[layer] {
+            0 => true,
+            // A width choice matters only for convolutions.
+            1 => values[i - 1] < CONV_OPS,
+            // A skip input only from a kept layer that is not the main input.
+            k => self.kept(values, k - 2) && self.main_input(values, layer) != Some(k - 2),
         }
     }
 
     fn params_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "layers": self.layers,
             "min_layers": self.min_layers,
             "widths": self.widths,
             "stem": self.stem,
             "input": format!("{}x{}x{}", self.input[1], self.input[2], self.input[0]),
             "classes": self.classes,
-        })
+        });
+        // Only with stage depths: the spaces without them keep their old description.
+        if self.stages.iter().any(|s| s.choice.is_some()) {
+            let min = self.stages.iter().map(|s| s.min).max();
+            json["min_stage_layers"] = serde_json::json!(min);
+        }
+        json
     }
 
     fn supernet(&self) -> Result<SuperSpec> {
@@ -189,11 +302,12 @@ impl Space for MacroSpace {
 
     fn decode(&self, arch: &Arch) -> Result<NetSpec> {
         let v = arch.values();
+        let kept: Vec<bool> = (0..self.depth(v)).map(|l| self.kept(v, l)).collect();
         self.build(
             self.stem,
-            self.depth(v),
+            &kept,
             &mut |b, out, j, l, x| {
-                if v[self.layer_start[l] + 2 + j] == 0 {
+                if !self.skips_from(v, l, j) {
                     return Ok(None);
                 }
                 let mut s = self.skip_source(b, out, j, l)?;
@@ -209,7 +323,9 @@ impl Space for MacroSpace {
                 let width = self.widths[v[start + 1] as usize];
                 self.layer_op(b, input, l, v[start] as usize, width)
             },
-            &mut |b, outputs| pool(b, outputs[outputs.len() - 1]),
+            // A stage ends with its last kept layer.
+            &mut |_, _, _, x| Ok(x),
+            &mut |b, _, x| pool(b, x),
         )
     }
 }
@@ -222,20 +338,31 @@ type SkipTerm<'a> =
 /// Makes layer `l`'s op on its summed input (`b, input, l`).
 type LayerOp<'a> = dyn FnMut(&mut NetSpecBuilder, NodeId, usize) -> Result<NodeId> + 'a;
 
-/// Makes the classifier's input from the layers' outputs (`b, outputs`).
-type HeadInput<'a> = dyn FnMut(&mut NetSpecBuilder, &[NodeId]) -> Result<NodeId> + 'a;
+/// Makes what the next stage reads from the outputs of stage `s`'s layers (`b, outputs, s,
+/// x`, with `x` its last kept layer's output; `outputs` holds every layer's so far, none
+/// where dropped).
+type StageEnd<'a> =
+    dyn FnMut(&mut NetSpecBuilder, &[Option<NodeId>], usize, NodeId) -> Result<NodeId> + 'a;
+
+/// Makes the classifier's input from the layers' outputs and what the last stage ends with
+/// (`b, outputs, x`).
+type HeadInput<'a> =
+    dyn FnMut(&mut NetSpecBuilder, &[Option<NodeId>], NodeId) -> Result<NodeId> + 'a;
 
 impl MacroSpace {
     /// The network's skeleton, which `decode` and the supernet share: the stem `wide` channels
-    /// wide (masked to the stem's width when wider), then per layer up to `depth` the
-    /// reduction, a term per skip input `skip` makes, their sum and `op` on it; then the
-    /// classifier on what `head` makes of the layers' outputs.
+    /// wide (masked to the stem's width when wider), then per layer that `kept` keeps (the
+    /// first `kept.len()`, the rest dropped) the reduction, a term per skip input `skip`
+    /// makes from a kept earlier layer, their sum and `op` on it; after each stage what
+    /// `stage_end` makes of it; then the classifier on what `head` makes of the layers'
+    /// outputs.
     fn build(
         &self,
         wide: usize,
-        depth: usize,
+        kept: &[bool],
         skip: &mut SkipTerm,
         op: &mut LayerOp,
+        stage_end: &mut StageEnd,
         head: &mut HeadInput,
     ) -> Result<NetSpec> {
         let mut b = NetSpecBuilder::new(&self.input)?;
@@ -243,20 +370,33 @@ impl MacroSpace {
         if self.stem < wide {
             x = b.push(Op::ChannelMask(ops::ChannelMask { keep: self.stem }), &[x])?;
         }
-        // Output of every layer, as it was produced (before later reductions).
-        let mut outputs: Vec<NodeId> = Vec::with_capacity(depth);
-        for l in 0..depth {
+        // Output of every layer, as it was produced (before later reductions); none where
+        // dropped.
+        let mut outputs: Vec<Option<NodeId>> = Vec::with_capacity(kept.len());
+        for (l, &keep) in kept.iter().enumerate() {
+            if self.reduces_before(l) {
+                x = stage_end(&mut b, &outputs, self.stage_of(l - 1), x)?;
+            }
+            if !keep {
+                outputs.push(None);
+                continue;
+            }
             x = self.reduce(&mut b, x, l)?;
             let mut terms = vec![x];
-            for (j, &out) in outputs.iter().enumerate().take(l.saturating_sub(1)) {
-                terms.extend(skip(&mut b, out, j, l, x)?);
+            for (j, out) in outputs.iter().enumerate().take(l.saturating_sub(1)) {
+                if let Some(out) = *out {
+                    terms.extend(skip(&mut b, out, j, l, x)?);
+                }
             }
             b.set_scope(format!("layer{l}/sum"));
             let input = b.add(&terms)?;
             x = op(&mut b, input, l)?;
-            outputs.push(x);
+            outputs.push(Some(x));
         }
-        let g = head(&mut b, &outputs)?;
+        if let Some(last) = kept.len().checked_sub(1) {
+            x = stage_end(&mut b, &outputs, self.stage_of(last), x)?;
+        }
+        let g = head(&mut b, &outputs, x)?;
         b.set_scope("head");
         let out = b.push(
             Op::Linear(ops::Linear {
@@ -372,16 +512,35 @@ impl MacroSpace {
         let wide = *counts.last().expect("the stem's count at least");
         let real = self.choices.len();
         let mut derived: Vec<Derived> = Vec::new();
-        // The derived choice of layer l's channels: from its op, its width and the previous
-        // layer's channels.
+        // The derived choice of layer l's channels: from its op, its width and its main
+        // input's channels (the previous layer's, or the kept layer a stage with a depth
+        // choice ends with: derived from that choice and its candidates' channels).
         let mut channels_of: Vec<usize> = Vec::with_capacity(self.layers);
+        let mut main_channels: Vec<usize> = Vec::with_capacity(self.layers);
         for l in 0..self.layers {
             let start = self.layer_start[l];
             let mut sources = vec![start, start + 1];
             let before: Vec<u16> = match l {
-                0 => vec![index(self.stem)],
+                0 => {
+                    main_channels.push(usize::MAX);
+                    vec![index(self.stem)]
+                }
                 _ => {
-                    sources.push(channels_of[l - 1]);
+                    let stage = &self.stages[self.stage_of(l - 1)];
+                    let main = match stage.choice {
+                        Some(choice) if l == stage.end => {
+                            let ends = &channels_of[stage.start + stage.min - 1..stage.end];
+                            derived.push(Derived {
+                                sources: [choice].into_iter().chain(ends.iter().copied()).collect(),
+                                table: chosen_table(ends.len(), counts.len()),
+                                options: counts.len(),
+                            });
+                            real + derived.len() - 1
+                        }
+                        _ => channels_of[l - 1],
+                    };
+                    sources.push(main);
+                    main_channels.push(main);
                     (0..counts.len() as u16).collect()
                 }
             };
@@ -406,12 +565,12 @@ impl MacroSpace {
         let shared = std::cell::RefCell::new(Vec::new());
         let spec = self.build(
             wide,
-            self.layers,
+            &vec![true; self.layers],
             &mut |b, out, j, l, _| {
                 let s = self.skip_source(b, out, j, l)?;
                 // Projection: option 0 none, option 1 + k to counts[k] channels.
                 let project = real + derived.len();
-                let (cj, cx) = (channels_of[j], channels_of[l - 1]);
+                let (cj, cx) = (channels_of[j], main_channels[l]);
                 let mut table = Vec::new();
                 for a in 0..counts.len() as u16 {
                     for c in 0..counts.len() as u16 {
@@ -430,7 +589,30 @@ impl MacroSpace {
                     ends.push(b.push(Op::ChannelMask(ops::ChannelMask { keep: c }), &[y])?);
                 }
                 let projection = Mixed::pass_through(b, project, &ends)?;
-                let skip = Mixed::optional(b, self.layer_start[l] + 2 + j, s, projection.output)?;
+                // On as chosen; under a stage depth, only from a kept layer that is not the
+                // main input (the last kept one, when layer l starts the next stage).
+                let chosen = self.layer_start[l] + 2 + j;
+                let stage = &self.stages[self.stage_of(j)];
+                let on = match stage.choice {
+                    None => chosen,
+                    Some(choice) => {
+                        let at = j - stage.start;
+                        let mut table = Vec::new();
+                        for v in 0..2 {
+                            for keeps in stage.min..=stage.end - stage.start {
+                                let main = l == stage.end && at + 1 == keeps;
+                                table.push(u16::from(v == 1 && at < keeps && !main));
+                            }
+                        }
+                        derived.push(Derived {
+                            sources: vec![chosen, choice],
+                            table,
+                            options: 2,
+                        });
+                        real + derived.len() - 1
+                    }
+                };
+                let skip = Mixed::optional(b, on, s, projection.output)?;
                 let term = skip.output;
                 mixed.borrow_mut().extend([projection, skip]);
                 Ok(Some(term))
@@ -472,13 +654,31 @@ impl MacroSpace {
                 mixed.push(op);
                 Ok(out)
             },
+            // A stage's depth: a pass-through module over the outputs of the layers it may
+            // end with.
+            &mut |b, outputs, s, x| {
+                let stage = &self.stages[s];
+                let Some(choice) = stage.choice else {
+                    return Ok(x);
+                };
+                let ends: Vec<NodeId> = outputs[stage.start + stage.min - 1..stage.end]
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .collect();
+                let depth = Mixed::pass_through(b, choice, &ends)?;
+                let out = depth.output;
+                mixed.borrow_mut().push(depth);
+                Ok(out)
+            },
             // The depth: a pass-through module over the pooled outputs of the layers a
             // network may end with (their resolutions differ across reductions).
-            &mut |b, outputs| match self.depth_choice {
-                None => pool(b, outputs[outputs.len() - 1]),
+            &mut |b, outputs, x| match self.depth_choice {
+                None => pool(b, x),
                 Some(choice) => {
                     let pooled = outputs[self.min_layers - 1..]
                         .iter()
+                        .flatten()
                         .map(|&x| pool(b, x))
                         .collect::<Result<Vec<_>>>()?;
                     let depth = Mixed::pass_through(b, choice, &pooled)?;
@@ -492,6 +692,20 @@ impl MacroSpace {
         SuperSpec::with_derived(spec, mixed.into_inner(), options, derived)?
             .with_shared(&shared.into_inner())
     }
+}
+
+/// The table of a derived choice over a choice of `k` options followed by `k` choices of
+/// `n` options each: the value of the one the first picks.
+fn chosen_table(k: usize, n: usize) -> Vec<u16> {
+    let combos = n.pow(k as u32);
+    let mut table = Vec::with_capacity(k * combos);
+    for pick in 0..k {
+        for combo in 0..combos {
+            // The sources' values, the first the most significant digit.
+            table.push((combo / n.pow((k - 1 - pick) as u32) % n) as u16);
+        }
+    }
+    table
 }
 
 /// Global average pooling of `x`, in the head's scope.

@@ -465,6 +465,105 @@ fn the_macro_space_with_a_depth_choice_keeps_the_first_layers_and_its_supernet_f
 }
 
 #[test]
+fn the_macro_space_with_stage_depths_keeps_each_stages_first_layers_and_its_supernet_follows() {
+    use crate::netspec::supernet::Elastic;
+    use std::collections::BTreeSet;
+    // Three stages of three layers (reductions before layers 3 and 6), each keeping 1 to 3.
+    let params = Params::parse(&[
+        "layers=9",
+        "min_stage_layers=1",
+        "widths=8,16",
+        "stem=4",
+        "input=8x8x1",
+    ])
+    .unwrap();
+    let s = build("macro", &params).unwrap();
+    let n = s.choices().len();
+    let stage: Vec<usize> = (n - 3..n).collect();
+    let sup = s.supernet().unwrap();
+    for (k, &c) in stage.iter().enumerate() {
+        assert_eq!(s.choices()[c].name, format!("stage{k}_depth"));
+        assert_eq!(s.choices()[c].options, ["1", "2", "3"]);
+        assert_eq!(sup.elastic()[c], Some(Elastic::Depth { largest: 2 }));
+    }
+    let choice = |name: &str| s.choices().iter().position(|c| c.name == name).unwrap();
+    let mut rng = Rng::new(7);
+    let mut seen = BTreeSet::new();
+    for _ in 0..300 {
+        let a = s.sample(&mut rng);
+        let v = a.values();
+        let alone = sliced_sub_network(s.as_ref(), &sup, &a);
+        let keeps: Vec<usize> = stage.iter().map(|&c| 1 + v[c] as usize).collect();
+        // Its layers are the first of each stage, and only their choices matter.
+        let layers: BTreeSet<usize> = alone
+            .nodes()
+            .iter()
+            .filter_map(|n| n.scope.strip_prefix("layer"))
+            .filter_map(|n| n.split('/').next()?.parse().ok())
+            .collect();
+        let kept: BTreeSet<usize> = (0..3).flat_map(|t| 3 * t..3 * t + keeps[t]).collect();
+        assert_eq!(layers, kept, "{}", s.format(&a));
+        for l in 0..9 {
+            let op = choice(&format!("layer{l}_op"));
+            assert_eq!(
+                s.is_active(v, op),
+                kept.contains(&l),
+                "layer {l} of {keeps:?}"
+            );
+        }
+        // The cell diagram: the stem, a node per kept layer, the head.
+        assert_eq!(s.cells(&a)[0].nodes.len(), kept.len() + 2);
+        seen.insert(keeps);
+    }
+    assert_eq!(seen.len(), 27);
+    // A stage that keeps one layer ends with it: the next stage's first layer reads it, and
+    // its skip input from it would add it twice, so there is none.
+    let mut v = vec![0u16; n];
+    v[choice("layer3_skip0")] = 1;
+    v[choice("layer3_skip1")] = 1;
+    // (The supernet follows the same rule for values that are not canonical.)
+    let net = s.decode(&s.arch_from_values(&v).unwrap()).unwrap();
+    assert_eq!(sup.sub_network(&v).unwrap().0, net);
+    let skips: Vec<&str> = net
+        .nodes()
+        .iter()
+        .filter_map(|n| n.scope.strip_prefix("layer3/"))
+        .filter(|n| n.starts_with("skip"))
+        .collect();
+    assert!(skips.is_empty(), "{skips:?}");
+    assert!(!s.is_active(&v, choice("layer3_skip0")));
+    assert!(!s.is_active(&v, choice("layer3_skip1")));
+    // Kept two: the skip from layer 0 is a real input, the one from layer 1 is the main one.
+    v[stage[0]] = 1;
+    let net = s.decode(&s.arch_from_values(&v).unwrap()).unwrap();
+    assert_eq!(sup.sub_network(&v).unwrap().0, net);
+    assert!(net.nodes().iter().any(|n| n.scope == "layer3/skip0"));
+    assert!(!net
+        .nodes()
+        .iter()
+        .any(|n| n.scope.starts_with("layer3/skip1")));
+    assert!(s.is_active(&v, choice("layer3_skip0")));
+    assert!(!s.is_active(&v, choice("layer3_skip1")));
+    assert_eq!(s.params_json()["min_stage_layers"], 1);
+    // One depth rule at a time, and a table the supernet can hold.
+    let e = build(
+        "macro",
+        &Params::parse(&["layers=9", "min_layers=3", "min_stage_layers=2"]).unwrap(),
+    )
+    .err();
+    assert!(e.unwrap().to_string().contains("not both"));
+    let e = build(
+        "macro",
+        &Params::parse(&["layers=90", "min_stage_layers=1", "widths=8,16,32,64,128"]).unwrap(),
+    )
+    .err();
+    assert!(e.unwrap().to_string().contains("raise min_stage_layers"));
+    // Without it the space's description is as before.
+    let plain = build("macro", &Params::parse(&["layers=9"]).unwrap()).unwrap();
+    assert!(plain.params_json().get("min_stage_layers").is_none());
+}
+
+#[test]
 fn spaces_without_a_supernet_say_so() {
     for s in all_spaces()
         .iter()
