@@ -10,7 +10,7 @@
 //! [--channels 8] [--cells 1] [--supernet-epochs 30] [--supernet-lr 0.05] [--supernet-batch 64]
 //! [--alone-epochs 10] [--alone-seeds 1] [--archs 50] [--cache FILE.jsonl] [--seed 0]
 //! [--ceiling] [--finetune-epochs N] [--fair] [--supernet-seed S] [--split-choice C
-//! [--split-epochs E]] [--supernet-augment] [--supernet-wd W] [--shard K/N] [--threads 2]`; without `--data`, the embedded 8×8 digits. `--cache` keeps every stand-alone result, so that supernet settings are compared
+//! [--split-epochs E]] [--supernet-augment] [--supernet-wd W] [--shard K/N] [--threads 2]`; without `--data`, the embedded 8×8 digits. `--cache` keeps every stand-alone result (matched by the data's file name and the network's settings), so that supernet settings are compared
 //! on one ground truth. `--ceiling` trains each arch alone on one more seed and reports its
 //! τ against the ground truth (the mean of the `--alone-seeds`): what a fresh run of the
 //! ground truth's own recipe reaches, the noise ceiling of any estimator. `--finetune-epochs`
@@ -111,14 +111,14 @@ fn main() {
         *weight_decay = wd;
     }
     let dev = DeviceKind::Cpu.training_device();
-    let data_key = format!("{} {}", data.source, settings.join(" "));
+    let data_key = cache_key(&format!("{} {}", data.source, settings.join(" ")));
     let cache_path = arg("--cache");
     // (arch, seed, epochs, warm-up epochs) -> validation accuracy.
     let mut cache: BTreeMap<(String, u64, usize, usize), f64> = BTreeMap::new();
     if let Some(p) = &cache_path {
         for line in std::fs::read_to_string(p).unwrap_or_default().lines() {
             let v: serde_json::Value = serde_json::from_str(line).expect("a cache line");
-            if v["data"] == data_key.as_str() {
+            if v["data"].as_str().map(cache_key) == Some(data_key.clone()) {
                 let key = (
                     v["arch"].as_str().expect("arch").to_string(),
                     v["seed"].as_u64().expect("seed"),
@@ -317,6 +317,16 @@ fn main() {
         t.elapsed().as_secs_f64(),
         data.source
     );
+}
+
+/// A cache line's data and settings with the data's directory left out, so that a cache
+/// built on another machine (or with a relative path) is read here.
+fn cache_key(data: &str) -> String {
+    let (path, settings) = data.split_once(' ').unwrap_or((data, ""));
+    let name = std::path::Path::new(path)
+        .file_name()
+        .map_or(path.into(), |n| n.to_string_lossy());
+    format!("{name} {settings}")
 }
 
 /// `n` distinct archs of `space` drawn from `seed`, each with its formatted key.
