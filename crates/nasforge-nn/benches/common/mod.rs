@@ -1,11 +1,12 @@
 //! What the bench binaries share: command-line arguments (`--name value`), the thread pool,
 //! medians.
 
-/// The value after `name`, if given.
+/// The value after `name`, if given (after its last occurrence: a later flag overrides an
+/// earlier one, as in `$R --alone-epochs 12` with `R` holding `--alone-epochs 5`).
 pub fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
-        .position(|a| a == name)
+        .rposition(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .cloned()
 }
