@@ -130,7 +130,7 @@ impl MacroSpace {
             let ends = s.end - s.start - s.min + 1;
             let table = (counts as u64)
                 .checked_pow(ends as u32)
-                .map(|t| t * ends as u64);
+                .and_then(|t| t.checked_mul(ends as u64));
             if table.is_none_or(|t| t > 1 << 20) {
                 return Err(Error::invalid(format!(
                     "space `macro`: min_stage_layers={min_stage_layers} lets a stage of {} layers end at any of {ends}, too many for the supernet with {counts} channel counts; raise min_stage_layers or give fewer widths",
