@@ -118,7 +118,7 @@ fn main() {
     if let Some(p) = &cache_path {
         for line in std::fs::read_to_string(p).unwrap_or_default().lines() {
             let v: serde_json::Value = serde_json::from_str(line).expect("a cache line");
-            if v["data"].as_str().map(cache_key) == Some(data_key.clone()) {
+            if v["data"].as_str().map(cache_key).as_deref() == Some(data_key.as_str()) {
                 let key = (
                     v["arch"].as_str().expect("arch").to_string(),
                     v["seed"].as_u64().expect("seed"),

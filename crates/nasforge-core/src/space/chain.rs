@@ -121,11 +121,7 @@ impl MacroSpace {
         }
         // The supernet works out a stage's output channels from a table over the channel
         // counts of every layer it may end with.
-        let counts = widths
-            .iter()
-            .chain([&stem])
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
+        let counts = channel_counts(&widths, stem).len();
         for s in stages.iter().filter(|s| s.choice.is_some()) {
             let ends = s.end - s.start - s.min + 1;
             let table = (counts as u64)
@@ -189,11 +185,26 @@ impl MacroSpace {
         (0..l).rev().find(|&j| self.kept(v, j))
     }
 
-    /// Whether layer `l` of the arch `v` adds its skip input from layer `j`: chosen, kept, and
-    /// not its main input already.
+    /// Whether layer `l` of the arch `v` adds its skip input from layer `j`: chosen and
+    /// possible.
     fn skips_from(&self, v: &[u16], l: usize, j: usize) -> bool {
-        v[self.layer_start[l] + 2 + j] == 1 && self.kept(v, j) && self.main_input(v, l) != Some(j)
+        v[self.layer_start[l] + 2 + j] == 1 && self.may_skip_from(v, l, j)
     }
+
+    /// Whether layer `l` of the arch `v` may take a skip input from layer `j`: `j` is kept and
+    /// is not `l`'s main input already.
+    fn may_skip_from(&self, v: &[u16], l: usize, j: usize) -> bool {
+        self.kept(v, j) && self.main_input(v, l) != Some(j)
+    }
+}
+
+/// The channel counts a layer can have (the widths and the stem's), ascending, once each.
+fn channel_counts(widths: &[usize], stem: usize) -> Vec<usize> {
+    let mut counts = widths.to_vec();
+    counts.push(stem);
+    counts.sort_unstable();
+    counts.dedup();
+    counts
 }
 
 /// Whether a network of `layers` layers halves the resolution before layer `l`.
@@ -275,7 +286,7 @@ impl Space for MacroSpace {
             // A width choice matters only for convolutions.
             1 => values[i - 1] < CONV_OPS,
             // A skip input only from a kept layer that is not the main input.
-            k => self.kept(values, k - 2) && self.main_input(values, layer) != Some(k - 2),
+            k => self.may_skip_from(values, layer, k - 2),
         }
     }
 
@@ -504,10 +515,7 @@ impl MacroSpace {
     /// the depth picks (a pass-through module); a sub-network drops the layers after it.
     fn build_supernet(&self) -> Result<SuperSpec> {
         // The channel counts a layer can have, and the index of each.
-        let mut counts: Vec<usize> = self.widths.clone();
-        counts.push(self.stem);
-        counts.sort_unstable();
-        counts.dedup();
+        let counts = channel_counts(&self.widths, self.stem);
         let index = |c: usize| counts.binary_search(&c).expect("a listed count") as u16;
         let wide = *counts.last().expect("the stem's count at least");
         let real = self.choices.len();
